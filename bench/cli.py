@@ -1,0 +1,203 @@
+"""python -m bench {run,report,speed}: argument parsing and one-line errors.
+
+Exit codes: 0 success; 1 a run failed (its folder says why); 2 bad input (nothing written).
+Heavy imports (torch) happen inside the commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench.errors import RunFailed, UsageError
+from bench.results import DEFAULT_RESULTS
+
+DATA_DIR_ENV = "BENCH_DATA_DIR"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return values
+
+
+def choose(names: str, registry: dict, what: str) -> list[str]:
+    """``names`` (comma-separated, or "all") checked against ``registry``."""
+    chosen = list(registry) if names == "all" else [n.strip() for n in names.split(",")]
+    unknown = [n for n in chosen if n not in registry]
+    if unknown:
+        raise UsageError(f"unknown {what} {', '.join(map(repr, unknown))} "
+                         f"(valid: {', '.join(registry)}, or all)")
+    if len(set(chosen)) != len(chosen):
+        raise UsageError(f"{what} listed twice in {names!r}")
+    return chosen
+
+
+def latent_sizes(z_dims: list[int] | None, s_dims: list[int] | None) -> list[dict]:
+    """Pairs (z_dim, s_dim) from --z-dim/--s-dim: equal-length lists pair up, one value repeats."""
+    z_dims, s_dims = z_dims or [None], s_dims or [None]
+    if len(z_dims) != len(s_dims) and 1 not in (len(z_dims), len(s_dims)):
+        raise UsageError(f"--z-dim and --s-dim give {len(z_dims)} and {len(s_dims)} sizes: "
+                         "give the same number, or one")
+    count = max(len(z_dims), len(s_dims))
+    z_dims, s_dims = z_dims * (count // len(z_dims)), s_dims * (count // len(s_dims))
+    for value in [*z_dims, *s_dims]:
+        if value is not None and value < 1:
+            raise UsageError(f"latent sizes must be positive, got {value}")
+    return [{k: v for k, v in (("z_dim", z), ("s_dim", s)) if v is not None}
+            for z, s in zip(z_dims, s_dims)]
+
+
+def settings_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, got {pair!r}")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def resolve_device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return torch.device(name)
+
+
+def data_dir(arg: Path | None) -> Path | None:
+    if arg is not None:
+        return arg
+    return Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None
+
+
+def load_data(name: str, arg: Path | None, device):
+    from datasets import DATASETS, DataError
+    try:
+        return DATASETS[name](data_dir(arg), device)
+    except DataError as error:
+        raise UsageError(str(error)) from None
+
+
+def command_run(args) -> int:
+    from bench.config import resolve
+    from bench.runner import execute
+    from datasets import DATASETS
+    from methods import METHODS
+
+    methods = choose(args.methods, METHODS, "method")
+    choose(args.dataset, DATASETS, "dataset")
+    if not args.seeds or any(seed < 0 for seed in args.seeds):
+        raise UsageError(f"--seeds must be non-negative integers, got {args.seeds}")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds lists a seed twice: {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be positive, got {args.epochs}")
+    overrides = settings_overrides(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    configs = [resolve(method, args.dataset, args.preset, seed, overrides | sizes)
+               for method in methods for sizes in latent_sizes(args.z_dim, args.s_dim)
+               for seed in args.seeds]
+    device = resolve_device(args.device)
+    data = load_data(args.dataset, args.data_dir, device)  # bad data fails before any write
+
+    failures = []
+    for config in configs:
+        try:
+            execute(config, data, args.results, device)
+        except RunFailed as failure:
+            print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
+            failures.append(config.run_id)
+    if failures:
+        print(f"bench: {len(failures)} of {len(configs)} runs failed: {', '.join(failures)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def command_report(args) -> int:
+    from bench.report import write_report
+    path = write_report(args.results)
+    print(f"wrote {path}")
+    return 0
+
+
+def command_speed(args) -> int:
+    from bench.speed import measure_speed
+    from methods import METHODS
+
+    methods = choose(args.methods, METHODS, "method")
+    if args.iterations < 1 or args.warmup < 0:
+        raise UsageError("--iterations must be positive and --warmup non-negative")
+    device = resolve_device(args.device)
+    data = load_data("mnist", args.data_dir, device)
+    measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup)
+    return 0
+
+
+def parser() -> Parser:
+    from bench.presets import PRESETS
+
+    root = Parser(prog="bench", description="Weakly supervised disentanglement benchmark.")
+    commands = root.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = commands.add_parser("run", help="train methods and probe their latents")
+    run.add_argument("--methods", required=True, help="comma-separated method names, or all")
+    run.add_argument("--dataset", required=True, help="dataset name")
+    run.add_argument("--preset", default="paper", choices=list(PRESETS),
+                     help="training budget (default: paper, the paper's protocol)")
+    run.add_argument("--seeds", type=int_list, default=[0], help="comma-separated seeds (default 0)")
+    run.add_argument("--z-dim", type=int_list, help="unspecified latent size(s), e.g. 16 or 16,64")
+    run.add_argument("--s-dim", type=int_list, help="specified latent size(s), paired with --z-dim")
+    run.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a method or run setting, e.g. reverse_cycle_weight=0")
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                     help="results directory (default: results/ in the repository)")
+    add_common(run)
+    run.set_defaults(handler=command_run)
+
+    report = commands.add_parser("report", help="write results/report.md from the finished runs")
+    report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    report.set_defaults(handler=command_report)
+
+    speed = commands.add_parser("speed", help="time training iterations per method")
+    speed.add_argument("--methods", default="all", help="comma-separated method names, or all")
+    speed.add_argument("--iterations", type=int, default=50, help="timed iterations (default 50)")
+    speed.add_argument("--warmup", type=int, default=5, help="untimed iterations first (default 5)")
+    add_common(speed)
+    speed.set_defaults(handler=command_speed)
+    return root
+
+
+def add_common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    command.add_argument("--data-dir", type=Path,
+                         help=f"data root in torchvision's layout, downloaded if missing "
+                              f"(default: ${DATA_DIR_ENV}, else the bundled copy)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except UsageError as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 2
+    except RunFailed as error:
+        print(f"bench: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130

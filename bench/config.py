@@ -1,0 +1,109 @@
+"""Resolve (method defaults < preset < command-line flags) into one run config, and name it."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from typing import Any
+
+from bench.errors import UsageError
+from bench.presets import PRESETS
+from methods import METHODS, MethodConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """What a run does besides the method's own training: data budget and the latent probes."""
+    iterations_per_epoch: int | None = None  # None: train_size // batch_size (937 on MNIST)
+    train_size: int | None = None  # None: the whole training set
+    test_size: int | None = None
+    probe_epochs: int = 100  # unknown in the paper; a user's reproduction used 100
+    probe_batch_size: int = 64  # unknown in the paper; the training batch size
+    probe_lr: float = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    method: str
+    dataset: str
+    preset: str
+    seed: int
+    method_config: MethodConfig
+    settings: RunSettings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "dataset": self.dataset, "preset": self.preset,
+                "seed": self.seed, "method_config": dataclasses.asdict(self.method_config),
+                "settings": dataclasses.asdict(self.settings)}
+
+    @property
+    def run_id(self) -> str:
+        """A short hash of the resolved config, after a readable prefix."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+        return f"{self.method}-{self.dataset}-{digest}"
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """``value`` (a string from the command line, or a preset's value) as the type of ``default``."""
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(default, tuple) else value
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false"):
+                raise ValueError
+            return value.lower() == "true"
+        if isinstance(default, tuple):
+            return tuple(type(d)(v) for d, v in zip(default, value.split(","), strict=True))
+        if default is None or isinstance(default, int):
+            return None if value.lower() == "none" and default is None else int(value)
+        return type(default)(value)
+    except ValueError:
+        raise UsageError(f"--set {name}={value}: expected a value like {default!r}") from None
+
+
+def _check_values(values: dict[str, Any], where: str) -> None:
+    """Counts and sizes are positive integers; weights and rates finite and non-negative (a zero
+    weight switches a loss term off); Adam's betas lie in [0, 1)."""
+    for name, value in values.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            ok = value >= 1
+        elif isinstance(value, float):
+            ok = math.isfinite(value) and value >= 0
+        else:
+            ok = all(0 <= v < 1 for v in value)
+        if not ok:
+            raise UsageError(f"{where}: invalid {name} {value!r}")
+
+
+def resolve(method: str, dataset: str, preset: str, seed: int,
+            overrides: dict[str, Any] | None = None) -> RunConfig:
+    """The config of one run. ``overrides`` (from flags) win over the preset, which wins over the
+    method's paper defaults. Unknown keys are a UsageError."""
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r} (valid: {', '.join(PRESETS)})")
+    method_class = METHODS[method]
+    method_fields = {f.name: f.default for f in dataclasses.fields(method_class.config_class)}
+    settings_fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
+    chosen: dict[str, Any] = {}
+    for key, value in PRESETS[preset].items():
+        value = value.get(method, None) if isinstance(value, dict) else value
+        if value is not None:
+            chosen[key] = value
+    chosen.update(overrides or {})
+    method_values, settings_values = {}, {}
+    for key, value in chosen.items():
+        if key in method_fields:
+            method_values[key] = _coerce(key, value, method_fields[key])
+        elif key in settings_fields:
+            settings_values[key] = _coerce(key, value, settings_fields[key])
+        else:
+            valid = sorted(set(method_fields) | set(settings_fields))
+            raise UsageError(f"unknown setting {key!r} for {method} (valid: {', '.join(valid)})")
+    _check_values(method_values | settings_values, method)
+    return RunConfig(method=method, dataset=dataset, preset=preset, seed=seed,
+                     method_config=method_class.config_class(**method_values),
+                     settings=RunSettings(**settings_values))

@@ -1,0 +1,58 @@
+"""What a result was computed with: library versions, git revision, device."""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+import sys
+
+import torch
+
+from bench.results import REPO_ROOT
+
+LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas")
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_revision() -> dict:
+    revision = _git("rev-parse", "HEAD")
+    changes = _git("status", "--porcelain", "--untracked-files=no")
+    return {"revision": revision or "unknown", "dirty": bool(changes) if changes is not None else None}
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment(device: torch.device) -> dict:
+    return {"python": platform.python_version(),
+            "platform": platform.platform(),
+            "libraries": {name: _version(name) for name in LIBRARIES},
+            "git": git_revision(),
+            "device": str(device),
+            "device_name": device_name(device),
+            "torch_threads": torch.get_num_threads(),
+            "command": " ".join(sys.argv)}

@@ -1,0 +1,73 @@
+"""The layout of results/ and safe writes into it. No torch here: report and check use it too."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RESULTS = REPO_ROOT / "results"
+
+METRICS_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
+                   "probe", "split", "accuracy")
+PROBES = ("s", "z_mean", "z_sample")
+SPLITS = ("train", "test")
+
+CONFIG_FILE = "config.json"
+ENV_FILE = "env.json"
+LOSSES_FILE = "losses.csv"
+METRICS_FILE = "metrics.csv"
+CHECKPOINT_FILE = "checkpoint.pt"
+STATUS_FILE = "status.json"
+COMPLETE, FAILED = "complete", "failed"
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+def runs_dir(results: Path) -> Path:
+    return Path(results) / "runs"
+
+
+def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``:
+    a reader sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_status(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(run_dir: Path) -> bool:
+    status = read_status(run_dir)
+    return status is not None and status.get("state") == COMPLETE

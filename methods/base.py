@@ -1,0 +1,117 @@
+"""The interface every method implements, and the registry that lists them.
+
+A method owns its networks, optimisers, schedulers and random generator. The runner hands it a
+``TrainingData`` source; the method draws what its update needs (same-class pairs, i.i.d.
+batches) and returns its named loss terms, detached, on the training device.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import ClassVar, NamedTuple, Protocol
+
+import torch
+from torch import nn
+
+
+class Encoding(NamedTuple):
+    s: torch.Tensor
+    z_mean: torch.Tensor
+    z_logvar: torch.Tensor | None  # None for a deterministic z
+
+
+class TrainingData(Protocol):
+    def pair(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of same-class pairs (x1[i] and x2[i] share the specified factor)."""
+
+    def batch(self) -> torch.Tensor:
+        """A batch drawn i.i.d. from the training set."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """Fields every method has. Subclasses add their loss weights and schedule."""
+    z_dim: int = 16
+    s_dim: int = 16
+    batch_size: int = 64
+    epochs: int = 100
+
+
+class Method(abc.ABC):
+    name: ClassVar[str]
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    variational: ClassVar[bool] = True
+
+    def __init__(self, config: MethodConfig, image_shape: tuple[int, ...], device: torch.device,
+                 seed: int):
+        self.config = config
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        # Initialise the networks from the seed without touching the global RNG.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.networks = nn.ModuleDict(self.build_networks(image_shape)).to(self.device)
+        self.optimisers: dict[str, torch.optim.Optimizer] = self.build_optimisers()
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = self.build_schedulers()
+
+    # --- what a method defines -------------------------------------------------------------
+    @abc.abstractmethod
+    def build_networks(self, image_shape: tuple[int, ...]) -> dict[str, nn.Module]: ...
+
+    @abc.abstractmethod
+    def build_optimisers(self) -> dict[str, torch.optim.Optimizer]: ...
+
+    def build_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
+        return {}
+
+    @abc.abstractmethod
+    def encode(self, x: torch.Tensor) -> Encoding: ...
+
+    @abc.abstractmethod
+    def decode(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor: ...
+
+    @abc.abstractmethod
+    def train_step(self, data: TrainingData) -> dict[str, torch.Tensor]:
+        """One optimiser iteration (all phases); returns the named loss terms, detached."""
+
+    def end_epoch(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    # --- shared machinery --------------------------------------------------------------------
+    def normal(self, *shape: int) -> torch.Tensor:
+        """Standard normal noise from the method's own generator."""
+        return torch.randn(*shape, device=self.device, generator=self.generator)
+
+    def reparameterise(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mean + self.normal(*mean.shape) * torch.exp(0.5 * logvar)
+
+    def state_dict(self) -> dict:
+        return {"networks": self.networks.state_dict(),
+                "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.networks.load_state_dict(state["networks"])
+        for key, optimiser in self.optimisers.items():
+            optimiser.load_state_dict(state["optimisers"][key])
+        for key, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][key])
+        self.generator.set_state(state["generator"])
+
+
+def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)), summed over batch and latent dimensions."""
+    return -0.5 * torch.sum(1 + logvar - mean.pow(2) - logvar.exp())
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    if cls.name in METHODS:
+        raise ValueError(f"method {cls.name!r} registered twice")
+    METHODS[cls.name] = cls
+    return cls

@@ -1,0 +1,93 @@
+"""The report from fabricated result folders (known answers; no training)."""
+import json
+
+import pandas as pd
+import pytest
+
+from bench import results
+from bench.report import load_paper_table, render, write_report
+
+
+def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="paper", dims=(16, 16)):
+    run_dir = results.runs_dir(results_dir) / run_id
+    run_dir.mkdir(parents=True)
+    rows = [dict(run_id=run_id, method=method, dataset="mnist", preset=preset, seed=seed,
+                 z_dim=dims[0], s_dim=dims[1], probe=probe, split=split, accuracy=accuracy)
+            for (probe, split), accuracy in accuracies.items()]
+    pd.DataFrame(rows, columns=list(results.METRICS_COLUMNS)).to_csv(run_dir / "metrics.csv", index=False)
+    config = {"method": method, "preset": preset, "seed": seed,
+              "method_config": {"z_dim": dims[0], "s_dim": dims[1]}}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    (run_dir / "env.json").write_text(json.dumps({"device": "cpu", "git": {"revision": "abc"}}))
+    (run_dir / "status.json").write_text(json.dumps({"state": "complete", "train_seconds": 60}))
+    return run_dir
+
+
+def accuracies(z, s, z_mean=50.0):
+    return {("s", "train"): s + 1, ("s", "test"): s, ("z_mean", "train"): z_mean,
+            ("z_mean", "test"): z_mean, ("z_sample", "train"): z + 1, ("z_sample", "test"): z}
+
+
+def test_paper_table_is_the_papers():
+    paper = load_paper_table()
+    row = paper[(paper.dataset == "mnist") & (paper.method == "ccvae") & (paper.z_dim == 16)].iloc[0]
+    assert (row.z_train_acc, row.z_test_acc, row.s_train_acc, row.s_test_acc) == (17.72, 17.56, 99.72, 98.35)
+
+
+def test_mean_spread_and_difference_to_the_paper(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
+    fake_run(tmp_path, "ccvae-b", 1, accuracies(z=19.0, s=99.0))
+    text = render(tmp_path)
+    # z test: mean 18, sample std sqrt(2); paper 17.56
+    assert "| ccvae | 16 / 16 | 2 | 19.00 ± 1.41 (paper 17.72, +1.28) | 18.00 ± 1.41 (paper 17.56, +0.44) |" in text
+    assert "98.50 ± 0.71 (paper 98.35, +0.15)" in text
+
+
+def test_one_seed_has_no_spread_and_methods_follow_the_papers_order(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
+    fake_run(tmp_path, "szabo-a", 0, accuracies(z=96.0, s=98.0), method="szabo", dims=(64, 64))
+    text = render(tmp_path)
+    assert "| ccvae | 16 / 16 | 1 | 21.00 (paper 17.72, +3.28) |" in text
+    assert "| szabo | 64 / 64 | 1 | 97.00 (paper 99.69, -2.69) | 96.00 (paper 98.14, -2.14) |" in text
+    assert text.index("| szabo |") < text.index("| ccvae |")
+
+
+def test_presets_are_reported_apart_and_short_ones_flagged(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
+    fake_run(tmp_path, "ccvae-q", 0, accuracies(z=30.0, s=95.0), preset="quick")
+    text = render(tmp_path)
+    assert "## mnist, preset `paper`" in text and "## mnist, preset `quick`" in text
+    assert "The `quick` preset trains for less" in text
+    assert "The `paper` preset trains for less" not in text
+
+
+def test_incomplete_and_failed_runs(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
+    unfinished = fake_run(tmp_path, "ccvae-b", 1, accuracies(z=99.0, s=10.0))
+    (unfinished / "status.json").unlink()
+    failed = results.runs_dir(tmp_path) / "ccvae-c"
+    failed.mkdir()
+    (failed / "status.json").write_text(json.dumps({"state": "failed", "reason": "loss is nan"}))
+    text = render(tmp_path)
+    assert "| ccvae | 16 / 16 | 1 | 18.00 (paper 17.72" in text  # the unfinished run is left out
+    assert "| ccvae-c | loss is nan |" in text
+
+
+def test_write_report_writes_the_file(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
+    path = write_report(tmp_path)
+    assert path == tmp_path / "report.md" and "paper 98.35" in path.read_text()
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_empty_results_say_how_to_start(tmp_path):
+    assert "No complete runs yet" in render(tmp_path)
+
+
+@pytest.mark.parametrize("module", ["bench.report", "bench.results"])
+def test_report_does_not_import_torch(module):
+    import subprocess
+    import sys
+    from tests.conftest import REPO
+    code = f"import sys, {module}; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
