@@ -5,7 +5,6 @@ checkpoint.pt, metrics.csv, and status.json, which says "complete" only once all
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import shutil
 import time
@@ -97,7 +96,9 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     tqdm.write(f"run {label}")
-    results.write_json_atomic(run_dir / results.CONFIG_FILE, config.to_dict())
+    results.write_json_atomic(run_dir / results.CONFIG_FILE, {
+        **config.to_dict(), "run_id": config.run_id,
+        "variational_z": METHODS[config.method].variational})
     results.write_json_atomic(run_dir / results.ENV_FILE, environment(device))
     try:
         data = data.head(config.settings.train_size, config.settings.test_size)

@@ -75,6 +75,12 @@ class Method(abc.ABC):
     def train_step(self, data: TrainingData) -> dict[str, torch.Tensor]:
         """One optimiser iteration (all phases); returns the named loss terms, detached."""
 
+    def transfer(self, z_source: torch.Tensor, s_source: torch.Tensor) -> torch.Tensor:
+        """Dec(posterior mean of z of ``z_source``, s of ``s_source``): the swap of the paper's
+        figures. Both go through the encoder as one batch (its layers act per instance)."""
+        code = self.encode(torch.cat([z_source, s_source]))
+        return self.decode(code.z_mean[:len(z_source)], code.s[len(z_source):])
+
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():
             scheduler.step()

@@ -72,8 +72,8 @@ class CycleConsistentVAE(Method):
         x1_rec, x2_rec = self.decode(torch.cat([z1, z2]), torch.cat([s2, s1])).chunk(2)
         return {"reconstruction_x1": F.mse_loss(x1_rec, x1),
                 "reconstruction_x2": F.mse_loss(x2_rec, x2),
-                # (KL1 + KL2) / (B * pixels): the sum runs over both halves of the batch.
-                "kl": kl_to_standard_normal(z_mean, z_logvar) / (x1.shape[0] * x1[0].numel())}
+                # (KL1 + KL2) / (B * 784): the sum runs over both halves of the batch.
+                "kl": kl_to_standard_normal(z_mean, z_logvar) / x1.numel()}
 
     def reverse_cycle(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
         """One z from the prior, decoded with the s of two unrelated images, must encode back to

@@ -67,6 +67,21 @@ class Decoder(nn.Module):
         return self.deconv(h.view(-1, 128, 2, 2))
 
 
+class PairDiscriminator(nn.Module):
+    """Two 28x28 images stacked as channels -> logits (fake, real): label 1 = a real pair."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(*_conv_block(2, 32, nn.LeakyReLU(0.2)),
+                                 *_conv_block(32, 64, nn.LeakyReLU(0.2)),
+                                 *_conv_block(64, 128, nn.LeakyReLU(0.2)),
+                                 nn.Flatten(),
+                                 nn.Linear(128 * 2 * 2, 2))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([a, b], dim=1))
+
+
 def init_weights(module: nn.Module) -> None:
     """The original init: Conv2d and Linear weights ~ N(0, 0.05), biases 0.
 

@@ -9,6 +9,7 @@ import torch
 
 from bench import results
 from bench.cli import main
+from methods import METHODS
 from methods.ccvae import CycleConsistentVAE
 from tests.conftest import REPO
 
@@ -82,7 +83,7 @@ def test_the_module_entry_point_prints_no_traceback(tmp_path):
                           "--results", str(tmp_path / "r")], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 2
-    assert out.stderr.strip() == ("bench: error: unknown method 'bogus' (valid: ccvae, or all)")
+    assert out.stderr.strip() == f"bench: error: unknown method 'bogus' (valid: {', '.join(METHODS)}, or all)"
 
 
 def read_metrics(results_dir):

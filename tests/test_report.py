@@ -8,14 +8,15 @@ from bench import results
 from bench.report import load_paper_table, render, write_report
 
 
-def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="paper", dims=(16, 16)):
+def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="paper", dims=(16, 16),
+             variational=True):
     run_dir = results.runs_dir(results_dir) / run_id
     run_dir.mkdir(parents=True)
     rows = [dict(run_id=run_id, method=method, dataset="mnist", preset=preset, seed=seed,
                  z_dim=dims[0], s_dim=dims[1], probe=probe, split=split, accuracy=accuracy)
             for (probe, split), accuracy in accuracies.items()]
     pd.DataFrame(rows, columns=list(results.METRICS_COLUMNS)).to_csv(run_dir / "metrics.csv", index=False)
-    config = {"method": method, "preset": preset, "seed": seed,
+    config = {"method": method, "preset": preset, "seed": seed, "variational_z": variational,
               "method_config": {"z_dim": dims[0], "s_dim": dims[1]}}
     (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "env.json").write_text(json.dumps({"device": "cpu", "git": {"revision": "abc"}}))
@@ -45,11 +46,18 @@ def test_mean_spread_and_difference_to_the_paper(tmp_path):
 
 def test_one_seed_has_no_spread_and_methods_follow_the_papers_order(tmp_path):
     fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
-    fake_run(tmp_path, "szabo-a", 0, accuracies(z=96.0, s=98.0), method="szabo", dims=(64, 64))
+    fake_run(tmp_path, "szabo-a", 0, accuracies(z=96.0, s=98.0), method="szabo", dims=(64, 64),
+             variational=False)
     text = render(tmp_path)
     assert "| ccvae | 16 / 16 | 1 | 21.00 (paper 17.72, +3.28) |" in text
-    assert "| szabo | 64 / 64 | 1 | 97.00 (paper 99.69, -2.69) | 96.00 (paper 98.14, -2.14) |" in text
-    assert text.index("| szabo |") < text.index("| ccvae |")
+    assert "| szabo † | 64 / 64 | 1 | 97.00 (paper 99.69, -2.69) | 96.00 (paper 98.14, -2.14) |" in text
+    assert "† deterministic z" in text
+    assert text.index("| szabo") < text.index("| ccvae |")
+
+
+def test_no_deterministic_note_without_a_deterministic_method(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
+    assert "deterministic z" not in render(tmp_path)
 
 
 def test_presets_are_reported_apart_and_short_ones_flagged(tmp_path):
@@ -57,8 +65,8 @@ def test_presets_are_reported_apart_and_short_ones_flagged(tmp_path):
     fake_run(tmp_path, "ccvae-q", 0, accuracies(z=30.0, s=95.0), preset="quick")
     text = render(tmp_path)
     assert "## mnist, preset `paper`" in text and "## mnist, preset `quick`" in text
-    assert "The `quick` preset trains for less" in text
-    assert "The `paper` preset trains for less" not in text
+    assert "The `quick` preset trains for a fraction" in text
+    assert "The `paper` preset trains for a fraction" not in text
 
 
 def test_incomplete_and_failed_runs(tmp_path):

@@ -1,0 +1,95 @@
+"""What the two adversarial baselines share: config, optimisers, the pair discriminator's losses.
+
+Each baseline's own file holds its networks' configuration and its update order.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from methods.base import Encoding, Method, MethodConfig
+from methods.nets import Decoder, Encoder, PairDiscriminator, check_image_shape, init_weights
+
+REAL, FAKE = 1, 0
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialConfig(MethodConfig):
+    epochs: int = 50
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    generator_steps: int = 2
+    # The discriminator is stepped only while its accuracy on the batch is below this.
+    discriminator_gate: float = 0.8
+
+
+def verdict_loss(logits: torch.Tensor, label: int) -> torch.Tensor:
+    return F.cross_entropy(logits, torch.full((len(logits),), label, device=logits.device))
+
+
+def pair_loss(discriminator: torch.nn.Module, first: torch.Tensor, second: torch.Tensor,
+              label: int) -> torch.Tensor:
+    """Cross-entropy of the discriminator's verdict on the pairs (first[i], second[i])."""
+    return verdict_loss(discriminator(first, second), label)
+
+
+def discriminator_loss(discriminator: torch.nn.Module, real: tuple[torch.Tensor, torch.Tensor],
+                       fake: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """CE(D(real), real) + CE(D(fake), fake), and D's accuracy over both halves.
+
+    Real and fake pairs go through D as one batch: every layer acts per instance.
+    """
+    logits = discriminator(torch.cat([real[0], fake[0]]), torch.cat([real[1], fake[1]]))
+    real_logits, fake_logits = logits.split([len(real[0]), len(fake[0])])
+    loss = verdict_loss(real_logits, REAL) + verdict_loss(fake_logits, FAKE)
+    correct = torch.cat([real_logits.argmax(1) == REAL, fake_logits.argmax(1) == FAKE])
+    return loss, correct.float().mean()
+
+
+class AdversarialAutoencoder(Method):
+    """An encoder/decoder pair trained by two Adams (autoencoder, generator) against a pair
+    discriminator with a third Adam."""
+    config_class = AdversarialConfig
+    decoder_options: dict = {}
+
+    def build_networks(self, image_shape):
+        check_image_shape(image_shape)
+        c = self.config
+        networks = {"encoder": Encoder(c.z_dim, c.s_dim, variational=self.variational),
+                    "decoder": Decoder(c.z_dim, c.s_dim, **self.decoder_options),
+                    "discriminator": PairDiscriminator()}
+        for net in networks.values():
+            init_weights(net)
+        return networks
+
+    def autoencoder_parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.networks.encoder.parameters(), *self.networks.decoder.parameters()]
+
+    def build_optimisers(self):
+        c = self.config
+        return {"autoencoder": torch.optim.Adam(self.autoencoder_parameters(), lr=c.lr, betas=c.betas),
+                "generator": torch.optim.Adam(self.autoencoder_parameters(), lr=c.lr, betas=c.betas),
+                "discriminator": torch.optim.Adam(self.networks.discriminator.parameters(),
+                                                  lr=c.lr, betas=c.betas)}
+
+    def discriminator_step(self, real: tuple[torch.Tensor, torch.Tensor],
+                           fake: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One discriminator update on real against fake pairs, taken only while the
+        discriminator's accuracy on them is below the gate. Returns its logged terms."""
+        loss, accuracy = discriminator_loss(self.networks.discriminator, real, fake)
+        stepped = accuracy < self.config.discriminator_gate
+        if stepped:  # the gate reads the accuracy on the host: one synchronisation per iteration
+            self.optimisers["discriminator"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimisers["discriminator"].step()
+        return {"discriminator": loss.detach(), "discriminator_accuracy": accuracy.detach(),
+                "discriminator_stepped": stepped.float()}
+
+    def encode(self, x):
+        z_mean, z_logvar, s = self.networks.encoder(x)
+        return Encoding(s=s, z_mean=z_mean, z_logvar=z_logvar)
+
+    def decode(self, z, s):
+        return self.networks.decoder(z, s)

@@ -1,0 +1,140 @@
+"""The two adversarial baselines against their specification (reference methods.md)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.config import resolve
+from bench.runner import build
+from methods.adversarial import AdversarialConfig, discriminator_loss
+from methods.nets import PairDiscriminator
+
+ADVERSARIAL = ["mathieu", "szabo"]
+
+
+def make(name, data, seed=0):
+    return build(resolve(name, "mnist", "smoke", seed), data, torch.device("cpu"))
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def changed(before, module):
+    return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def force_accuracy(monkeypatch, value):
+    def fixed(*args, **kwargs):
+        loss, _ = discriminator_loss(*args, **kwargs)
+        return loss, torch.tensor(value)
+    monkeypatch.setattr("methods.adversarial.discriminator_loss", fixed)
+
+
+def freeze(monkeypatch, method, *optimisers):
+    for key in optimisers:
+        monkeypatch.setattr(method.optimisers[key], "step", lambda: None)
+
+
+def test_config_is_the_papers():
+    c = AdversarialConfig()
+    assert (c.lr, c.betas, c.epochs, c.generator_steps, c.discriminator_gate) == (1e-4, (0.5, 0.999), 50, 2, 0.8)
+
+
+def test_discriminator_shapes():
+    d = PairDiscriminator()
+    assert d(torch.rand(5, 1, 28, 28), torch.rand(5, 1, 28, 28)).shape == (5, 2)
+    assert d.net[-1].in_features == 512
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+@pytest.mark.parametrize("accuracy, steps", [(0.5, True), (0.79, True), (0.8, False), (0.95, False)])
+def test_discriminator_steps_only_below_the_gate(name, accuracy, steps, small_mnist, monkeypatch):
+    method, feed = make(name, small_mnist)
+    force_accuracy(monkeypatch, accuracy)
+    before = snapshot(method.networks.discriminator)
+    losses = method.train_step(feed)
+    assert bool(changed(before, method.networks.discriminator)) == steps
+    assert losses["discriminator_stepped"].item() == float(steps)
+    assert losses["discriminator_accuracy"].item() == pytest.approx(accuracy)
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_generator_steps_leave_the_discriminator_alone(name, small_mnist, monkeypatch):
+    method, feed = make(name, small_mnist)
+    force_accuracy(monkeypatch, 0.99)  # the discriminator step is skipped
+    freeze(monkeypatch, method, "autoencoder")
+    before = snapshot(method.networks.discriminator)
+    autoencoder = snapshot(method.networks.encoder) | {
+        f"decoder.{k}": v for k, v in snapshot(method.networks.decoder).items()}
+    method.train_step(feed)
+    assert not changed(before, method.networks.discriminator)
+    assert all(p.grad is None for p in method.networks.discriminator.parameters())
+    after = method.networks.encoder.state_dict() | {
+        f"decoder.{k}": v for k, v in method.networks.decoder.state_dict().items()}
+    assert any(not torch.equal(autoencoder[k], after[k]) for k in after)  # the generator stepped
+
+
+@pytest.mark.parametrize("name", ADVERSARIAL)
+def test_discriminator_step_leaves_encoder_and_decoder_alone(name, small_mnist, monkeypatch):
+    method, feed = make(name, small_mnist)
+    force_accuracy(monkeypatch, 0.1)
+    freeze(monkeypatch, method, "autoencoder", "generator")
+    encoder, decoder = snapshot(method.networks.encoder), snapshot(method.networks.decoder)
+    discriminator = snapshot(method.networks.discriminator)
+    method.train_step(feed)
+    assert not changed(encoder, method.networks.encoder)
+    assert not changed(decoder, method.networks.decoder)
+    assert changed(discriminator, method.networks.discriminator)
+
+
+def test_mathieu_reconstructs_x1_from_its_own_and_its_partners_s(small_mnist):
+    method, feed = make("mathieu", small_mnist)
+    x1, x2 = feed.pair()
+    method.generator.manual_seed(5)
+    terms = method.autoencoder_loss(x1, x2)
+    method.generator.manual_seed(5)
+    with torch.no_grad():
+        mean1, logvar1, s1 = method.networks.encoder(x1)
+        s2 = method.networks.encoder(x2)[2]
+        z1 = method.reparameterise(mean1, logvar1)
+        own = F.mse_loss(method.decode(z1, s1), x1)
+        partner = F.mse_loss(method.decode(z1, s2), x1)
+    assert torch.allclose(terms["reconstruction_own_s"], own, rtol=1e-5)
+    assert torch.allclose(terms["reconstruction_partner_s"], partner, rtol=1e-5)
+    assert not torch.allclose(own, partner)
+    expected_kl = -0.5 * torch.sum(1 + logvar1 - mean1 ** 2 - logvar1.exp()) / x1.numel()
+    assert torch.allclose(terms["kl"], expected_kl, rtol=1e-5)
+
+
+def test_szabo_swaps_the_common_codes_of_both(small_mnist):
+    method, feed = make("szabo", small_mnist)
+    x1, x2 = feed.pair()
+    terms = method.autoencoder_loss(x1, x2)
+    with torch.no_grad():
+        z1, logvar, s1 = method.networks.encoder(x1)
+        z2, _, s2 = method.networks.encoder(x2)
+        expected = (F.mse_loss(method.decode(z1, s2), x1), F.mse_loss(method.decode(z2, s1), x2))
+    assert logvar is None
+    assert torch.allclose(terms["reconstruction_x1"], expected[0], rtol=1e-5)
+    assert torch.allclose(terms["reconstruction_x2"], expected[1], rtol=1e-5)
+
+
+def test_szabo_decoder_is_its_variant():
+    from methods.szabo import Szabo
+    from methods.mathieu import Mathieu
+    assert Szabo.decoder_options == {"input_activation": False, "stack_activation": "relu"}
+    assert Mathieu.decoder_options == {}
+
+
+def test_discriminator_loss_known_answer():
+    class Fixed(torch.nn.Module):  # says "real" for pairs whose first image is all ones
+        def forward(self, a, b):
+            real = a.flatten(1).mean(1, keepdim=True)
+            return torch.cat([(1 - real) * 10, real * 10], dim=1)
+    ones, zeros = torch.ones(4, 1, 2, 2), torch.zeros(4, 1, 2, 2)
+    loss, accuracy = discriminator_loss(Fixed(), real=(ones, ones), fake=(zeros, zeros))
+    assert accuracy.item() == 1.0 and loss.item() < 1e-3
+    loss, accuracy = discriminator_loss(Fixed(), real=(zeros, ones), fake=(ones, zeros))
+    assert accuracy.item() == 0.0 and loss.item() > 10
+    _, accuracy = discriminator_loss(Fixed(), real=(ones, ones), fake=(ones, zeros))
+    assert accuracy.item() == 0.5
