@@ -133,6 +133,63 @@ def command_report(args) -> int:
     return 0
 
 
+def command_check(args) -> int:
+    from bench import check
+    from bench.report import load_paper_table
+
+    current = check.current_results(args.results)
+    if current.empty:
+        raise UsageError(f"no complete runs in {args.results}")
+    if args.tolerance < 0 or args.spread_factor < 0:
+        raise UsageError("--tolerance and --spread-factor must be non-negative")
+    groups = sorted(current.groupby(["dataset", "preset"]).groups)
+
+    if args.update_baseline:
+        if args.against == "paper":
+            raise UsageError("--update-baseline writes a baseline; it cannot update the paper")
+        if args.baseline and len(groups) > 1:
+            raise UsageError(f"--baseline names one file but {args.results} holds runs of "
+                             f"{len(groups)} dataset/preset pairs")
+        for dataset, preset in groups:
+            path = args.baseline or check.baseline_path(dataset, preset)
+            check.update_baseline(current[(current.dataset == dataset) & (current.preset == preset)],
+                                  path, args.force)
+            print(f"wrote {path}")
+        return 0
+
+    if args.against == "paper":
+        paper_runs = current[current.preset == "paper"]
+        if paper_runs.empty:
+            raise UsageError(f"no complete runs of the paper preset in {args.results}")
+        table, disorder = check.against_paper(paper_runs, load_paper_table())
+        tables = [("paper", table)]
+    else:
+        paths = ([args.baseline] if args.baseline else
+                 [p for p in (check.baseline_path(d, pr) for d, pr in groups) if p.exists()])
+        if not paths:
+            raise UsageError(f"no baseline for the runs in {args.results} "
+                             f"({', '.join(f'{d}-{p}' for d, p in groups)}): "
+                             "write one with --update-baseline")
+        tables, disorder = [], []
+        tolerance = check.Tolerance(args.tolerance, args.spread_factor)
+        for path in paths:
+            baseline = check.read_baseline(path)
+            tables.append((f"baseline {path.name}", check.against_baseline(current, baseline, tolerance)))
+
+    failing = 0
+    for name, table in tables:
+        print(f"against {name}:")
+        print(check.format_table(table, "reference"))
+        failing += int(table.verdict.isin(check.FAILING).sum())
+    for line in disorder:
+        print(f"WORSE: {line}")
+    numbers = sum(len(t) for _, t in tables)
+    verdict = "FAIL" if failing or disorder else "pass"
+    print(f"check: {verdict}: {numbers} numbers, {failing} worse or missing"
+          + (f", {len(disorder)} leakage orders differ" if disorder else ""))
+    return 1 if verdict == "FAIL" else 0
+
+
 def command_speed(args) -> int:
     from bench.speed import measure_speed
     from methods import METHODS
@@ -171,6 +228,23 @@ def parser() -> Parser:
     report = commands.add_parser("report", help="write results/report.md from the finished runs")
     report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     report.set_defaults(handler=command_report)
+
+    check = commands.add_parser("check", help="compare probe accuracies with a baseline or the paper")
+    check.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    check.add_argument("--baseline", type=Path, help="baseline file (default: "
+                       "results/baselines/<dataset>-<preset>.csv for the runs in --results)")
+    check.add_argument("--against", choices=["baseline", "paper"], default="baseline",
+                       help="paper: the paper preset's runs against the paper's table, within "
+                            "1.5 points (s) and 5 points (z), in the paper's order of leakage")
+    check.add_argument("--tolerance", type=float, default=2.0,
+                       help="absolute tolerance in points (default 2)")
+    check.add_argument("--spread-factor", type=float, default=3.0,
+                       help="tolerance is max(--tolerance, this x the baseline's seed spread); default 3")
+    check.add_argument("--update-baseline", action="store_true",
+                       help="write the baseline from the results instead of checking")
+    check.add_argument("--force", action="store_true",
+                       help="with --update-baseline: overwrite even where a number gets worse")
+    check.set_defaults(handler=command_check)
 
     speed = commands.add_parser("speed", help="time training iterations per method")
     speed.add_argument("--methods", default="all", help="comma-separated method names, or all")

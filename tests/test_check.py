@@ -1,0 +1,187 @@
+"""bench check: known answers for the verdicts, and the command's exit codes."""
+import pandas as pd
+import pytest
+
+from bench import check
+from bench.cli import main
+from bench.errors import UsageError
+from tests.test_report import accuracies, fake_run
+
+KEYS = dict(dataset="mnist", preset="ci", z_dim=16, s_dim=16)
+
+
+def table(rows):
+    """rows: (method, probe, split, mean[, std]) -> KEY + mean + std + seeds."""
+    return pd.DataFrame([dict(method=m, probe=p, split=sp, mean=v, std=(rest[0] if rest else 0.0),
+                              seeds=3, **KEYS) for m, p, sp, v, *rest in rows],
+                        columns=list(check.BASELINE_COLUMNS))
+
+
+def verdicts(baseline, current, tolerance=check.Tolerance(2.0, 3.0)):
+    judged = check.against_baseline(table(current), table(baseline), tolerance)
+    return dict(zip(zip(judged.method, judged.probe, judged.split), judged.verdict))
+
+
+def test_directions_s_higher_is_better_z_lower_is_better():
+    baseline = [("a", "s", "test", 90.0), ("a", "z_sample", "test", 20.0), ("a", "z_mean", "test", 50.0)]
+    assert verdicts(baseline, [("a", "s", "test", 87.0), ("a", "z_sample", "test", 23.0),
+                               ("a", "z_mean", "test", 47.0)]) == {
+        ("a", "s", "test"): "WORSE", ("a", "z_sample", "test"): "WORSE", ("a", "z_mean", "test"): "better"}
+    assert verdicts(baseline, [("a", "s", "test", 93.0), ("a", "z_sample", "test", 17.0),
+                               ("a", "z_mean", "test", 51.9)]) == {
+        ("a", "s", "test"): "better", ("a", "z_sample", "test"): "better", ("a", "z_mean", "test"): "ok"}
+
+
+def test_tolerance_is_the_larger_of_absolute_and_spread():
+    baseline = [("a", "s", "test", 90.0, 1.0)]  # 3 x spread = 3 points > 2 absolute
+    assert verdicts(baseline, [("a", "s", "test", 87.5)])[("a", "s", "test")] == "ok"
+    assert verdicts(baseline, [("a", "s", "test", 86.9)])[("a", "s", "test")] == "WORSE"
+    narrow = [("a", "s", "test", 90.0, 0.1)]  # absolute 2 points wins
+    assert verdicts(narrow, [("a", "s", "test", 88.1)])[("a", "s", "test")] == "ok"
+    assert verdicts(narrow, [("a", "s", "test", 87.9)])[("a", "s", "test")] == "WORSE"
+
+
+def test_a_missing_number_fails_and_an_extra_one_is_ignored():
+    result = verdicts([("a", "s", "test", 90.0), ("b", "s", "test", 90.0)],
+                      [("a", "s", "test", 90.0), ("c", "s", "test", 10.0)])
+    assert result == {("a", "s", "test"): "ok", ("b", "s", "test"): "MISSING"}
+
+
+def paper_rows(values):
+    """Our paper-preset numbers: {method: (z_train, z_test, s_train, s_test)}."""
+    rows = []
+    for method, (zt, zv, st, sv) in values.items():
+        rows += [(method, "z_sample", "train", zt), (method, "z_sample", "test", zv),
+                 (method, "s", "train", st), (method, "s", "test", sv)]
+    frame = table(rows)
+    frame["preset"] = "paper"
+    return frame
+
+
+PAPER_16 = {"szabo": (97.65, 96.08, 98.89, 98.46), "mathieu": (70.85, 66.83, 99.37, 98.52),
+            "ccvae": (17.72, 17.56, 99.72, 98.35)}
+
+
+def test_paper_check_tolerances_and_leakage_order():
+    paper = check.load_paper_table()
+    same = check.against_paper(paper_rows(PAPER_16), paper)
+    judged, disorder = same
+    judged = judged[judged.z_dim == 16]
+    assert set(judged.verdict) == {"ok"} and disorder == []
+    near = dict(PAPER_16, ccvae=(22.0, 22.5, 98.3, 96.9))  # z +4.3/+4.9 (< 5), s -1.42/-1.45 (< 1.5)
+    judged, _ = check.against_paper(paper_rows(near), paper)
+    assert set(judged[judged.z_dim == 16].verdict) == {"ok"}
+    far = dict(PAPER_16, ccvae=(17.0, 23.0, 99.7, 96.7))  # z test +5.44, s test -1.65
+    judged, _ = check.against_paper(paper_rows(far), paper)
+    bad = judged[judged.verdict == "WORSE"]
+    assert set(zip(bad.method, bad.probe, bad.split)) == {("ccvae", "z_sample", "test"), ("ccvae", "s", "test")}
+    swapped = dict(PAPER_16, mathieu=(70.0, 97.0, 99.4, 98.5))
+    _, disorder = check.against_paper(paper_rows(swapped), paper)
+    assert disorder == ["mnist 16/16: z leakage order mathieu > szabo > ccvae, paper szabo > mathieu > ccvae"]
+
+
+def test_paper_rows_without_runs_are_missing():
+    judged, _ = check.against_paper(paper_rows({"ccvae": PAPER_16["ccvae"]}), check.load_paper_table())
+    assert set(judged[judged.method != "ccvae"].verdict) == {"MISSING"}
+
+
+# --- the command ---------------------------------------------------------------------------
+
+def run(argv, capsys):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def results_with(tmp_path, values):
+    """A results folder with one ci run per method: values {method: (z_test, s_test)}."""
+    directory = tmp_path / "results"
+    for method, (z, s) in values.items():
+        fake_run(directory, f"{method}-x", 0, accuracies(z=z, s=s), method=method, preset="ci")
+    return directory
+
+
+@pytest.fixture
+def baseline(tmp_path, capsys):
+    directory = results_with(tmp_path / "base", {"ccvae": (15.0, 90.0), "szabo": (80.0, 88.0)})
+    path = tmp_path / "mnist-ci.csv"
+    assert run(["check", "--results", str(directory), "--update-baseline", "--baseline", str(path)],
+               capsys)[0] == 0
+    return path
+
+
+def test_unchanged_results_pass(tmp_path, baseline, capsys):
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0), "szabo": (80.0, 88.0)})
+    code, out, _ = run(["check", "--results", str(directory), "--baseline", str(baseline)], capsys)
+    assert code == 0 and "check: pass: 12 numbers, 0 worse or missing" in out
+
+
+def test_degraded_results_fail_and_name_the_rows(tmp_path, baseline, capsys):
+    directory = results_with(tmp_path, {"ccvae": (25.0, 90.0), "szabo": (80.0, 80.0)})
+    code, out, _ = run(["check", "--results", str(directory), "--baseline", str(baseline)], capsys)
+    assert code == 1
+    worse = [line.split() for line in out.splitlines() if line.endswith("WORSE")]
+    assert {(w[0], w[2], w[3]) for w in worse} == {
+        ("ccvae", "z_sample", "train"), ("ccvae", "z_sample", "test"),
+        ("szabo", "s", "train"), ("szabo", "s", "test")}
+    assert ["ccvae", "16/16", "z_sample", "test", "15.00", "25.00", "+10.00", "2.00", "WORSE"] in worse
+
+
+def test_improved_results_pass(tmp_path, baseline, capsys):
+    directory = results_with(tmp_path, {"ccvae": (11.0, 95.0), "szabo": (70.0, 93.0)})
+    code, out, _ = run(["check", "--results", str(directory), "--baseline", str(baseline)], capsys)
+    assert code == 0 and "better" in out
+
+
+def test_a_missing_run_fails_and_is_named(tmp_path, baseline, capsys):
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
+    code, out, _ = run(["check", "--results", str(directory), "--baseline", str(baseline)], capsys)
+    assert code == 1
+    assert sum(line.startswith("szabo") and line.endswith("MISSING") for line in out.splitlines()) == 6
+
+
+@pytest.mark.parametrize("content, message", [
+    ("method,dataset\nccvae,mnist\n", "missing columns"),
+    ("", "malformed baseline"),
+    (",".join(check.BASELINE_COLUMNS) + "\nccvae,mnist,ci,16,16,s,test,abc,0,1\n", "not one"),
+    (",".join(check.BASELINE_COLUMNS) + "\nccvae,mnist,ci,16,16,w,test,1,0,1\n", "unknown probe 'w'"),
+])
+def test_a_malformed_baseline_is_one_line_exit_2(content, message, tmp_path, capsys):
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    code, _, err = run(["check", "--results", str(directory), "--baseline", str(path)], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_update_refuses_to_make_a_number_worse_without_force(tmp_path, baseline, capsys):
+    before = baseline.read_text()
+    directory = results_with(tmp_path, {"ccvae": (15.5, 90.0), "szabo": (80.0, 88.0)})
+    argv = ["check", "--results", str(directory), "--update-baseline", "--baseline", str(baseline)]
+    code, _, err = run(argv, capsys)
+    assert code == 2 and "not overwriting" in err and "ccvae 16/16 z_sample test" in err
+    assert baseline.read_text() == before
+    assert run([*argv, "--force"], capsys)[0] == 0
+    assert check.read_baseline(baseline).query("method == 'ccvae' and probe == 'z_sample' and split == 'test'")["mean"].item() == 15.5
+
+
+def test_update_with_better_numbers_needs_no_force(tmp_path, baseline, capsys):
+    directory = results_with(tmp_path, {"ccvae": (14.0, 91.0), "szabo": (80.0, 88.0)})
+    assert run(["check", "--results", str(directory), "--update-baseline", "--baseline", str(baseline)],
+               capsys)[0] == 0
+
+
+def test_no_runs_or_no_baseline_are_usage_errors(tmp_path, capsys):
+    assert run(["check", "--results", str(tmp_path / "empty")], capsys)[0] == 2
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
+    code, _, err = run(["check", "--results", str(directory), "--baseline", str(tmp_path / "none.csv")], capsys)
+    assert code == 2 and "no baseline" in err
+
+
+def test_mixed_configs_are_refused(tmp_path):
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
+    other = fake_run(directory, "ccvae-y", 1, accuracies(z=15.0, s=90.0), preset="ci")
+    config = (other / "config.json").read_text().replace('"z_dim": 16', '"z_dim": 16, "kl_weight": 0')
+    (other / "config.json").write_text(config)
+    with pytest.raises(UsageError, match="runs of different configs for ccvae"):
+        check.current_results(directory)
