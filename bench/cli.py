@@ -89,6 +89,18 @@ def load_data(name: str, arg: Path | None, device):
         raise UsageError(str(error)) from None
 
 
+FIGURE_LIBRARIES = ("matplotlib", "seaborn", "openTSNE")
+
+
+def require_figure_libraries() -> None:
+    """Fail before training, not after it, when a library the figures need is missing."""
+    import importlib.util
+    missing = [name for name in FIGURE_LIBRARIES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}, needed for each run's figures: "
+                         "pip install -r requirements.txt")
+
+
 def command_run(args) -> int:
     from bench.config import resolve
     from bench.runner import execute
@@ -109,6 +121,7 @@ def command_run(args) -> int:
     configs = [resolve(method, args.dataset, args.preset, seed, overrides | sizes)
                for method in methods for sizes in latent_sizes(args.z_dim, args.s_dim)
                for seed in args.seeds]
+    require_figure_libraries()
     device = resolve_device(args.device)
     data = load_data(args.dataset, args.data_dir, device)  # bad data fails before any write
 
@@ -128,8 +141,8 @@ def command_run(args) -> int:
 
 def command_report(args) -> int:
     from bench.report import write_report
-    path = write_report(args.results)
-    print(f"wrote {path}")
+    for path in write_report(args.results):
+        print(f"wrote {path}")
     return 0
 
 
@@ -191,7 +204,7 @@ def command_check(args) -> int:
 
 
 def command_speed(args) -> int:
-    from bench.speed import measure_speed
+    from bench.speed import measure_speed, measure_tsne
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
@@ -199,6 +212,11 @@ def command_speed(args) -> int:
         raise UsageError("--iterations must be positive and --warmup non-negative")
     device = resolve_device(args.device)
     data = load_data("mnist", args.data_dir, device)
+    if args.tsne is not None:
+        if args.tsne < 100:
+            raise UsageError("--tsne needs at least 100 points")
+        measure_tsne(data, device, args.tsne)
+        return 0
     measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup)
     return 0
 
@@ -250,6 +268,8 @@ def parser() -> Parser:
     speed.add_argument("--methods", default="all", help="comma-separated method names, or all")
     speed.add_argument("--iterations", type=int, default=50, help="timed iterations (default 50)")
     speed.add_argument("--warmup", type=int, default=5, help="untimed iterations first (default 5)")
+    speed.add_argument("--tsne", type=int, metavar="POINTS",
+                       help="time the t-SNE of POINTS test images' z instead (e.g. 10000)")
     add_common(speed)
     speed.set_defaults(handler=command_speed)
     return root

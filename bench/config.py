@@ -21,6 +21,7 @@ class RunSettings:
     probe_epochs: int = 100  # unknown in the paper; a user's reproduction used 100
     probe_batch_size: int = 64  # unknown in the paper; the training batch size
     probe_lr: float = 1e-4
+    tsne_points: int | None = None  # None: the whole test set (10,000 MNIST images)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ PRESETS: dict[str, dict] = {
     "quick": {"epochs": 2, "probe_epochs": 5},
     # CI's regression check (bench check against results/baselines/mnist-ci.csv): all methods in
     # about two minutes on a 2-core CPU.
-    "ci": {"epochs": 1, "iterations_per_epoch": 300, "probe_epochs": 3},
+    "ci": {"epochs": 1, "iterations_per_epoch": 300, "probe_epochs": 3, "tsne_points": 1000},
     # Seconds, for tests: a few iterations on the first images of each split.
     "smoke": {"epochs": 1, "iterations_per_epoch": 3, "train_size": 640, "test_size": 320,
-              "probe_epochs": 1},
+              "probe_epochs": 1, "tsne_points": 200},
 }

@@ -1,4 +1,5 @@
-"""python -m bench report: results/report.md from the files in results/ alone (no models, no torch)."""
+"""python -m bench report: results/report.md and a self-contained results/report.html, from the
+files in results/ alone (no models, no torch)."""
 from __future__ import annotations
 
 import datetime
@@ -8,15 +9,26 @@ from pathlib import Path
 import pandas as pd
 
 from bench import results
+from bench.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table, to_html,
+                            to_markdown)
 
 PAPER_TABLE = Path(__file__).resolve().parent / "paper_table.csv"
-REPORT_FILE = "report.md"
+REPORT_FILE, REPORT_HTML = "report.md", "report.html"
+FIGURES_DIR = "figures"  # the report's own figures (side-by-side comparisons), in results/
+TITLE = "Weakly supervised disentanglement: benchmark report"
 # The paper's table columns, and the probe that gives each (z: the sampled code, as in the paper).
 TABLE_COLUMNS = {"z train": ("z_sample", "train"), "z test": ("z_sample", "test"),
                  "s train": ("s", "train"), "s test": ("s", "test")}
 PAPER_COLUMNS = {"z train": "z_train_acc", "z test": "z_test_acc",
                  "s train": "s_train_acc", "s test": "s_test_acc"}
 GROUP = ["method", "z_dim", "s_dim"]
+# What the paper's figures show, by method (methods.md, "Evaluation protocol").
+PAPER_TSNE = {"szabo": "ten clean clusters (z leaks the class)",
+              "mathieu": "a structureless disk", "ccvae": "a structureless disk"}
+PAPER_SWAP = "every cell (i, j) shows digit j written in the style of row i"
+DETERMINISTIC_MARK = "†"
+DETERMINISTIC_NOTE = (f"{DETERMINISTIC_MARK} deterministic z: there is no posterior to sample, "
+                      "so the z columns probe z itself (z_sample and z_mean are the same code).")
 
 
 def load_paper_table() -> pd.DataFrame:
@@ -31,21 +43,24 @@ def _read_json(path: Path) -> dict:
 
 
 def load_runs(results_dir: Path) -> tuple[pd.DataFrame, list[dict], list[dict]]:
-    """(metrics of complete runs, one record per complete run, one record per failed run)."""
-    frames, complete, failed = [], [], []
+    """(metrics of complete runs, a record per complete run, a record per other run folder).
+
+    A record holds the run's folder, status, config and environment; the state of a folder with
+    no readable status is "unfinished"."""
+    frames, complete, others = [], [], []
     for run_dir in sorted(results.runs_dir(results_dir).glob("*/")):
-        status = results.read_status(run_dir) or {}
-        record = {"run_id": run_dir.name, "status": status,
+        status = results.read_status(run_dir) or {"state": "unfinished"}
+        record = {"run_id": run_dir.name, "dir": run_dir, "status": status,
                   "config": _read_json(run_dir / results.CONFIG_FILE),
                   "env": _read_json(run_dir / results.ENV_FILE)}
         if status.get("state") == results.COMPLETE:
             frames.append(pd.read_csv(run_dir / results.METRICS_FILE))
             complete.append(record)
-        elif status.get("state") == results.FAILED:
-            failed.append(record)
+        else:
+            others.append(record)
     metrics = (pd.concat(frames, ignore_index=True) if frames
                else pd.DataFrame(columns=list(results.METRICS_COLUMNS)))
-    return metrics, complete, failed
+    return metrics, complete, others
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -58,99 +73,199 @@ def _format(mean: float, std: float, seeds: int) -> str:
     return f"{mean:.2f} ± {std:.2f}" if seeds > 1 else f"{mean:.2f}"
 
 
-DETERMINISTIC_MARK = "†"
-DETERMINISTIC_NOTE = (f"{DETERMINISTIC_MARK} deterministic z: there is no posterior to sample, "
-                      "so the z columns probe z itself (z_sample and z_mean are the same code).")
+def _method_order(methods, paper_order: list[str]) -> list[str]:
+    return sorted(set(methods), key=lambda m: (paper_order.index(m) if m in paper_order
+                                               else len(paper_order), m))
 
 
 def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str, tuple[str, str]],
-                   method_order: list[str], deterministic: set[str] = frozenset()) -> str:
-    """A markdown table: a row per method and latent size, ours beside the paper's number.
+                   method_order: list[str], deterministic: set[str] = frozenset()) -> Table:
+    """A row per method and latent size, ours beside the paper's number.
     Methods in ``deterministic`` are marked as having no z sample."""
-    header = ["method", "z / s", "seeds", *columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     keys = summary[GROUP].drop_duplicates()
-    keys = keys.assign(order=keys.method.map(lambda m: method_order.index(m)
-                                              if m in method_order else len(method_order)))
-    for _, key in keys.sort_values(["order", "method", "z_dim", "s_dim"]).iterrows():
-        rows = summary[(summary[GROUP] == key[GROUP]).all(axis=1)]
+    order = _method_order(keys.method, method_order)
+    for _, key in keys.assign(o=keys.method.map(order.index)).sort_values(["o", "z_dim", "s_dim"]).iterrows():
+        part = summary[(summary[GROUP] == key[GROUP]).all(axis=1)]
         paper_row = paper[(paper.method == key.method) & (paper.z_dim == key.z_dim)
                           & (paper.s_dim == key.s_dim)]
         label = key.method + (f" {DETERMINISTIC_MARK}" if key.method in deterministic else "")
-        cells = [label, f"{key.z_dim} / {key.s_dim}", str(int(rows.seeds.max()))]
+        cells = [label, f"{key.z_dim} / {key.s_dim}", str(int(part.seeds.max()))]
         for name, (probe, split) in columns.items():
-            row = rows[(rows.probe == probe) & (rows.split == split)].iloc[0]
+            row = part[(part.probe == probe) & (part.split == split)].iloc[0]
             cell = _format(row["mean"], row["std"], int(row.seeds))
             if name in PAPER_COLUMNS and not paper_row.empty:
                 reference = float(paper_row.iloc[0][PAPER_COLUMNS[name]])
                 cell += f" (paper {reference:.2f}, {row['mean'] - reference:+.2f})"
             cells.append(cell)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return Table(["method", "z / s", "seeds", *columns], rows)
 
 
-def runs_table(records: list[dict]) -> str:
-    lines = ["| run id | method | preset | seed | z / s | device | train time | git revision | torch |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        c, e, mc = r["config"], r["env"], r["config"].get("method_config", {})
+def _dims(record: dict) -> tuple[int, int]:
+    mc = record["config"].get("method_config", {})
+    return mc.get("z_dim"), mc.get("s_dim")
+
+
+def _label(record: dict) -> str:
+    c = record["config"]
+    z, s = _dims(record)
+    return f"{c.get('method')} (z/s {z}/{s}, seed {c.get('seed')})"
+
+
+def tsne_comparison(records: list[dict], path: Path, title: str) -> Figure:
+    """One t-SNE panel per method side by side (first seed of each), a row per code of z."""
+    from bench import figures  # matplotlib: only where a figure is drawn
+    columns = []
+    for record in records:
+        table = pd.read_csv(record["dir"] / results.TSNE_FILE)
+        columns.append({code: part for code, part in table.groupby("code", sort=False)})
+    codes = ["z_sample", "z_mean"]
+    rows = []
+    for code in codes:
+        row = []
+        for record, tables in zip(records, columns):
+            part = tables.get(code, tables.get("z"))  # a deterministic z stands in both rows
+            shown = code if code in tables else "z"
+            row.append(figures.Panel(f"{record['config']['method']}: {figures.CODE_TITLES[shown]}",
+                                     part[["x", "y"]].to_numpy(), part["label"].to_numpy()))
+        rows.append(row)
+    figures.plot_embeddings(rows, path, title)
+    expected = "; ".join(f"{r['config']['method']}: {PAPER_TSNE[r['config']['method']]}"
+                         for r in records if r["config"]["method"] in PAPER_TSNE)
+    return Figure(path, f"Points: test images, coloured by digit. What the paper shows: {expected}."
+                  if expected else "Points: test images, coloured by digit.", width=min(1150, 330 * len(records) + 80))
+
+
+def _figure(record: dict, name: str, caption: str, width: int) -> Figure:
+    path = record["dir"] / results.FIGURES[name]
+    if not path.is_file():
+        return Figure(None, f"{_label(record)}: no {name.replace('_', ' ')} figure in {record['dir']}")
+    return Figure(path, caption, width)
+
+
+def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list[dict],
+                    paper: pd.DataFrame, results_dir: Path) -> list[Block]:
+    paper_part = paper[paper.dataset == dataset]
+    paper_order = list(dict.fromkeys(paper_part.method))
+    deterministic = {r["config"]["method"] for r in records if r["config"].get("variational_z") is False}
+    summary = summarise(part)
+    blocks: list[Block] = [Heading(2, f"{dataset}, preset `{preset}`")]
+    if preset != "paper":
+        blocks.append(Paragraph(f"The `{preset}` preset trains for a fraction of the paper's protocol "
+                                "(the `paper` preset): its numbers show that the methods work, they "
+                                "are not comparable to the paper's.", quote=True))
+    blocks += [Heading(3, "Latent probes (the paper's table)"),
+               Paragraph("z is probed on a **sample** of the posterior, as the paper did (the "
+                         "paper-comparable figure)."),
+               accuracy_table(summary, paper_part, TABLE_COLUMNS, paper_order, deterministic)]
+    if deterministic & set(part.method):
+        blocks.append(Paragraph(DETERMINISTIC_NOTE))
+    blocks += [Paragraph("z probed on the posterior mean (not the paper's figure; the mean of "
+                         "q(z|x) carries more class information than a sample of it):"),
+               accuracy_table(summary, paper_part.iloc[0:0],
+                              {"z mean train": ("z_mean", "train"), "z mean test": ("z_mean", "test")},
+                              paper_order, deterministic)]
+
+    order = _method_order([r["config"]["method"] for r in records], paper_order)
+    by_dims: dict[tuple, list[dict]] = {}
+    for record in sorted(records, key=lambda r: (order.index(r["config"]["method"]), r["config"]["seed"])):
+        by_dims.setdefault(_dims(record), []).append(record)
+    blocks.append(Heading(3, "Leakage: t-SNE of the unspecified code z"))
+    for (z, s), group in sorted(by_dims.items()):
+        first_seeds: dict[str, dict] = {}
+        for record in group:
+            first_seeds.setdefault(record["config"]["method"], record)
+        with_tsne = [r for r in first_seeds.values() if (r["dir"] / results.TSNE_FILE).is_file()]
+        if with_tsne:
+            path = results_dir / FIGURES_DIR / f"tsne-{dataset}-{preset}-z{z}-s{s}.png"
+            blocks.append(tsne_comparison(with_tsne, path, f"t-SNE of z, {dataset}, z/s {z}/{s}, "
+                                          f"{preset} preset (first seed of each method)"))
+        blocks += [_figure(r, "tsne", f"t-SNE of z: {_label(r)}", width=760)
+                   for r in group if r not in with_tsne]  # other seeds, and any without a t-SNE
+
+    blocks.append(Heading(3, "Swap grids"))
+    blocks.append(Paragraph("Top row: the images that give s; left column: the images that give "
+                            "z; cell (i, j) decodes the posterior mean of z of row image i with "
+                            f"the s of column image j. What the paper shows: {PAPER_SWAP}."))
+    for group in by_dims.values():
+        blocks.append(Gallery([_figure(r, "swap_grid", f"Swap grid: {_label(r)}", width=360)
+                               for r in group]))
+    blocks.append(Heading(3, "Training curves"))
+    blocks.append(Paragraph("The paper shows no training curves; each run's `losses.csv` holds "
+                            "every term at every iteration."))
+    for group in by_dims.values():
+        for record in group:
+            blocks.append(_figure(record, "curves", f"Training curves: {_label(record)}", width=900))
+    return blocks
+
+
+def runs_section(complete: list[dict], others: list[dict]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Runs"), Paragraph(
+        "Each run's folder `runs/<run id>/` holds its full config (`config.json`), environment "
+        "(`env.json`), per-iteration losses (`losses.csv`), final checkpoint, `metrics.csv`, its "
+        "figures and their parameters (`figures.json`).")]
+    rows = []
+    for r in complete:
+        c, e = r["config"], r["env"]
         git = e.get("git", {})
-        revision = str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else "")
         seconds = r["status"].get("train_seconds")
-        lines.append(f"| {r['run_id']} | {c.get('method')} | {c.get('preset')} | {c.get('seed')} "
-                     f"| {mc.get('z_dim')} / {mc.get('s_dim')} "
-                     f"| {e.get('device')} ({e.get('device_name')}) "
-                     f"| {'?' if seconds is None else f'{seconds / 60:.1f} min'} | {revision} "
-                     f"| {e.get('libraries', {}).get('torch')} |")
-    return "\n".join(lines)
+        z, s = _dims(r)
+        rows.append([r["run_id"], str(c.get("method")), str(c.get("preset")), str(c.get("seed")),
+                     f"{z} / {s}", f"{e.get('device')} ({e.get('device_name')})",
+                     "?" if seconds is None else f"{seconds / 60:.1f} min",
+                     str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else ""),
+                     str(e.get("libraries", {}).get("torch"))])
+    blocks.append(Table(["run id", "method", "preset", "seed", "z / s", "device", "training",
+                         "git revision", "torch"], rows))
+    for r in complete:
+        blocks.append(Details(f"{r['run_id']}: config and environment",
+                              json.dumps({"config": r["config"], "environment": r["env"],
+                                          "figures": _read_json(r["dir"] / results.FIGURES_FILE)},
+                                         indent=2)))
+    if others:
+        blocks += [Heading(2, "Failed or unfinished runs"),
+                   Paragraph("These runs have no metrics and no figures in this report."),
+                   Table(["run id", "state", "reason"],
+                         [[r["run_id"], str(r["status"].get("state")),
+                           str(r["status"].get("reason", "no status: interrupted, or still running"))]
+                          for r in others])]
+    return blocks
 
 
-def render(results_dir: Path) -> str:
-    metrics, complete, failed = load_runs(results_dir)
+def build(results_dir: Path) -> list[Block]:
+    results_dir = Path(results_dir)
+    metrics, complete, others = load_runs(results_dir)
     paper = load_paper_table()
-    deterministic = {r["config"]["method"] for r in complete if r["config"].get("variational_z") is False}
-    out = ["# Weakly supervised disentanglement: benchmark report", "",
-           f"Generated {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} from "
-           f"{len(complete)} complete run(s) in `{results_dir}`"
-           + (f"; {len(failed)} failed run(s) are listed at the end." if failed else "."), "",
-           "Each number is the accuracy (%) of a classifier that predicts the specified label "
-           "(the digit) from one frozen latent code. **s: higher is better** (the specified code "
-           "carries the class). **z: lower is better** (the unspecified code should not leak the "
-           "class; chance is 10 % on MNIST). Cells read `ours (paper, ours - paper)`; with several "
-           "seeds, ours is the mean ± standard deviation over seeds.", ""]
+    blocks: list[Block] = [
+        Heading(1, TITLE),
+        Paragraph(f"Generated {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} from "
+                  f"{len(complete)} complete run(s) in `{results_dir}`"
+                  + (f"; {len(others)} failed or unfinished run(s) are listed at the end."
+                     if others else ".")),
+        Paragraph("Each number is the accuracy (%) of a classifier that predicts the specified "
+                  "label (the digit) from one frozen latent code. **s: higher is better** (the "
+                  "specified code carries the class). **z: lower is better** (the unspecified code "
+                  "should not leak the class; chance is 10 % on MNIST). Cells read "
+                  "`ours (paper, ours - paper)`; with several seeds, ours is the mean ± standard "
+                  "deviation over seeds.")]
     if metrics.empty:
-        out.append("No complete runs yet: `python -m bench run --methods all --dataset mnist`.")
+        blocks.append(Paragraph("No complete runs yet: "
+                                "`python -m bench run --methods all --dataset mnist`."))
     for (dataset, preset), part in metrics.groupby(["dataset", "preset"], sort=True):
-        summary = summarise(part)
-        paper_part = paper[paper.dataset == dataset]
-        order = list(dict.fromkeys(paper_part.method))
-        out += [f"## {dataset}, preset `{preset}`", ""]
-        if preset != "paper":
-            out += [f"> The `{preset}` preset trains for a fraction of the paper's protocol (the "
-                    "`paper` preset): its numbers show that the methods work, they are not "
-                    "comparable to the paper's.", ""]
-        out += ["z is probed on a **sample** of the posterior, as the paper did "
-                "(the paper-comparable figure).", "",
-                accuracy_table(summary, paper_part, TABLE_COLUMNS, order, deterministic), ""]
-        if deterministic & set(part.method):
-            out += [DETERMINISTIC_NOTE, ""]
-        out += ["### z probed on the posterior mean (not the paper's figure)", "",
-                "The mean of q(z|x) carries more class information than a sample of it.", "",
-                accuracy_table(summary, paper_part.iloc[0:0],
-                               {"z mean train": ("z_mean", "train"), "z mean test": ("z_mean", "test")},
-                               order, deterministic), ""]
-    if complete:
-        out += ["## Runs", "", "Each run's folder `runs/<run id>/` holds its full config "
-                "(`config.json`), environment (`env.json`), per-iteration losses (`losses.csv`), "
-                "final checkpoint and `metrics.csv`.", "", runs_table(complete), ""]
-    if failed:
-        out += ["## Failed runs", "", "| run id | reason |", "|---|---|"]
-        out += [f"| {r['run_id']} | {r['status'].get('reason', '?')} |" for r in failed]
-        out.append("")
-    return "\n".join(out)
+        records = [r for r in complete if r["config"].get("dataset") == dataset
+                   and r["config"].get("preset") == preset]
+        blocks += dataset_section(dataset, preset, part, records, paper, results_dir)
+    if complete or others:
+        blocks += runs_section(complete, others)
+    return blocks
 
 
-def write_report(results_dir: Path) -> Path:
-    path = Path(results_dir) / REPORT_FILE
-    results.write_text_atomic(path, render(Path(results_dir)))
-    return path
+def write_report(results_dir: Path) -> tuple[Path, Path]:
+    """Write report.md and report.html into ``results_dir``; returns their paths."""
+    results_dir = Path(results_dir)
+    blocks = build(results_dir)
+    markdown, page = results_dir / REPORT_FILE, results_dir / REPORT_HTML
+    results.write_text_atomic(markdown, to_markdown(blocks, results_dir))
+    results.write_text_atomic(page, to_html(blocks, TITLE))
+    return markdown, page

@@ -10,14 +10,16 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
+from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
 from bench import results
 from bench.config import RunConfig
 from bench.environment import environment
 from bench.errors import RunFailed
-from bench.evaluate import probe_accuracies
+from bench import evaluate, figures
 from bench.train import train
 from datasets import ImageSet
 from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
@@ -84,6 +86,43 @@ class LossLog:
                    f"({time.perf_counter() - self.started:.0f} s)")
 
 
+def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes, run_dir: Path) -> None:
+    """The run's t-SNE of z (tsne.csv and tsne.png), swap grid and training curves, and the
+    parameters that made them (figures.json)."""
+    label = f"{config.method}, z/s {config.method_config.z_dim}/{config.method_config.s_dim}, " \
+            f"seed {config.seed}, {config.preset} preset"
+    points = min(config.settings.tsne_points or len(data.test_labels), len(data.test_labels))
+    tsne_seed = derive_seed(config.seed, "tsne") % 2**31
+    generator = torch.Generator(device=method.device).manual_seed(derive_seed(config.seed, "z sample"))
+    labels = data.test_labels[:points].cpu().numpy()
+    tables, panels = [], []
+    for code, values in evaluate.z_codes_to_embed(test_codes, generator).items():
+        xy = evaluate.tsne_embedding(values[:points].cpu().numpy(), tsne_seed)
+        tables.append(pd.DataFrame({"code": code, "index": range(points), "label": labels,
+                                    "x": xy[:, 0], "y": xy[:, 1]}))
+        panels.append(figures.Panel(figures.CODE_TITLES[code], xy, labels))
+    results.write_atomic(run_dir / results.TSNE_FILE,
+                         lambda tmp: pd.concat(tables).to_csv(tmp, index=False, float_format="%.4f"))
+    figures.plot_embeddings([panels], run_dir / results.FIGURES["tsne"],
+                            f"t-SNE of z on {points} test images: {label}", data.num_classes)
+
+    s_index, z_index = evaluate.swap_header_indices(data.test_labels, data.num_classes)
+    s_images, z_images = data.test_images[s_index], data.test_images[z_index]
+    grid = evaluate.swap_grid_image(evaluate.swap_cells(method, z_images, s_images), z_images, s_images)
+    results.write_atomic(run_dir / results.FIGURES["swap_grid"],
+                         lambda tmp: save_image(grid, tmp, format="png"))
+
+    losses = pd.read_csv(run_dir / results.LOSSES_FILE)
+    figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {label}")
+    results.write_json_atomic(run_dir / results.FIGURES_FILE, {
+        "tsne": {"points": points, "which": "the first test images", "seed": tsne_seed,
+                 "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",
+                 "parameters": evaluate.TSNE_PARAMETERS},
+        "swap_grid": {"rule": "columns (s): the first test image of each class; rows (z): the second",
+                      "s_images": s_index, "z_images": z_index,
+                      "cell": "Dec(z_mean of row image, s of column image)"}})
+
+
 def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device) -> str:
     """Train, probe and record one run; returns "skipped" or "complete", raises RunFailed."""
     run_dir = results.runs_dir(results_dir) / config.run_id
@@ -112,10 +151,13 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
             {"config": config.to_dict(), "method": method.state_dict(), "data": feed.state_dict()},
             tmp))
         s = config.settings
-        accuracies = probe_accuracies(method, data, epochs=s.probe_epochs,
-                                      batch_size=s.probe_batch_size, lr=s.probe_lr,
-                                      seed=derive_seed(config.seed, "probe"))
+        train_codes = evaluate.encode_all(method, data.train_images)
+        test_codes = evaluate.encode_all(method, data.test_images)
+        accuracies = evaluate.probe_accuracies(train_codes, test_codes, data, epochs=s.probe_epochs,
+                                               batch_size=s.probe_batch_size, lr=s.probe_lr,
+                                               seed=derive_seed(config.seed, "probe"))
         write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
+        write_figures(config, method, data, test_codes, run_dir)
     except RunFailed as failure:
         results.write_json_atomic(run_dir / results.STATUS_FILE,
                                   {"state": results.FAILED, "reason": str(failure)})

@@ -45,3 +45,17 @@ def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, i
               f"{paper_minutes:>11.0f} min")
         rows.append(row)
     return rows
+
+
+def measure_tsne(data: ImageSet, device: torch.device, points: int) -> float:
+    """Seconds for the t-SNE of the 16-d posterior means of ``points`` test images (an untrained
+    cycle-consistent VAE's encoder: the same size and kind of input as a trained one's)."""
+    from bench.evaluate import encode_all, tsne_embedding
+    method, _ = build(resolve("ccvae", data.name, "paper", seed=0), data, device)
+    codes = encode_all(method, data.test_images[:points]).z_mean.cpu().numpy()
+    started = time.perf_counter()
+    tsne_embedding(codes, seed=0)
+    seconds = time.perf_counter() - started
+    print(f"t-SNE of {len(codes)} points of dimension {codes.shape[1]} (openTSNE, FFT gradients, "
+          f"{torch.get_num_threads()} threads): {seconds:.1f} s")
+    return seconds

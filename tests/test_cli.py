@@ -153,3 +153,12 @@ def test_a_non_finite_loss_stops_the_run_and_names_it(tmp_path, capsys, monkeypa
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed" and "iteration 2" in status["reason"]
     assert not (run_dir / "metrics.csv").exists()
+
+
+def test_a_missing_figure_library_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openTSNE" else real(name, *a))
+    code, err = run_cli([*SMOKE, "--results", str(tmp_path / "results")], capsys)
+    assert code == 2 and "missing openTSNE" in err
+    assert not (tmp_path / "results").exists()

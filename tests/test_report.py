@@ -5,7 +5,12 @@ import pandas as pd
 import pytest
 
 from bench import results
-from bench.report import load_paper_table, render, write_report
+from bench.document import to_markdown
+from bench.report import build, load_paper_table, write_report
+
+
+def render(directory):
+    return to_markdown(build(directory), directory)
 
 
 def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="paper", dims=(16, 16),
@@ -16,7 +21,8 @@ def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="pape
                  z_dim=dims[0], s_dim=dims[1], probe=probe, split=split, accuracy=accuracy)
             for (probe, split), accuracy in accuracies.items()]
     pd.DataFrame(rows, columns=list(results.METRICS_COLUMNS)).to_csv(run_dir / "metrics.csv", index=False)
-    config = {"method": method, "preset": preset, "seed": seed, "variational_z": variational,
+    config = {"method": method, "dataset": "mnist", "preset": preset, "seed": seed,
+              "variational_z": variational,
               "method_config": {"z_dim": dims[0], "s_dim": dims[1]}}
     (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "env.json").write_text(json.dumps({"device": "cpu", "git": {"revision": "abc"}}))
@@ -78,13 +84,15 @@ def test_incomplete_and_failed_runs(tmp_path):
     (failed / "status.json").write_text(json.dumps({"state": "failed", "reason": "loss is nan"}))
     text = render(tmp_path)
     assert "| ccvae | 16 / 16 | 1 | 18.00 (paper 17.72" in text  # the unfinished run is left out
-    assert "| ccvae-c | loss is nan |" in text
+    assert "| ccvae-c | failed | loss is nan |" in text
+    assert "| ccvae-b | unfinished | no status: interrupted, or still running |" in text
 
 
 def test_write_report_writes_the_file(tmp_path):
     fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
-    path = write_report(tmp_path)
-    assert path == tmp_path / "report.md" and "paper 98.35" in path.read_text()
+    markdown, page = write_report(tmp_path)
+    assert markdown == tmp_path / "report.md" and "paper 98.35" in markdown.read_text()
+    assert page == tmp_path / "report.html" and "paper 98.35" in page.read_text()
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -1,0 +1,145 @@
+"""A small document model rendered to Markdown (figures linked) and to one self-contained HTML
+page (figures embedded), so the report says everything once."""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import os
+import re
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Paragraph:
+    text: str  # may hold **bold** and `code`
+    quote: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+    path: Path | None  # None: the figure does not exist, and the caption says why
+    caption: str
+    width: int = 900  # display width in the HTML page, pixels
+
+
+@dataclasses.dataclass(frozen=True)
+class Gallery:
+    """Figures side by side (one after another in Markdown)."""
+    figures: list[Figure]
+
+
+@dataclasses.dataclass(frozen=True)
+class Details:
+    summary: str
+    text: str  # shown verbatim
+
+
+Block = Heading | Paragraph | Table | Figure | Gallery | Details
+
+
+def _cell_md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(blocks: list[Block], base: Path) -> str:
+    """Markdown with figures linked relative to ``base`` (the folder the file is written to)."""
+    out = []
+    for block in _flatten(blocks):
+        if isinstance(block, Heading):
+            out.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Paragraph):
+            out.append(("> " if block.quote else "") + block.text)
+        elif isinstance(block, Table):
+            out.append("| " + " | ".join(map(_cell_md, block.header)) + " |")
+            out.append("|" + "---|" * len(block.header))
+            out += ["| " + " | ".join(map(_cell_md, row)) + " |" for row in block.rows]
+        elif isinstance(block, Figure):
+            if block.path is not None:
+                out.append(f"![{block.caption}]({Path(os.path.relpath(block.path, base)).as_posix()})")
+                out.append("")
+            out.append(f"*{block.caption}*")
+        elif isinstance(block, Details):
+            out.append(f"<details><summary>{html.escape(block.summary)}</summary>\n\n```\n"
+                       f"{block.text}\n```\n</details>")
+        out.append("")
+    return "\n".join(out)
+
+
+def _flatten(blocks: list[Block]) -> list[Block]:
+    return [f for b in blocks for f in (b.figures if isinstance(b, Gallery) else [b])]
+
+
+def _inline_html(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def _image_data(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+figure { margin: 1.2em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+img.pixels { image-rendering: pixelated; }
+figcaption { font-size: 0.9em; color: #444; margin-top: 0.3em; }
+blockquote { border-left: 4px solid #e0a000; margin: 1em 0; padding: 0.2em 1em; background: #fff8e5; }
+.missing { color: #a00; }
+.gallery { display: flex; flex-wrap: wrap; gap: 1.2em; } .gallery figure { margin: 0.4em 0; }
+details { margin: 0.4em 0; } pre { background: #f7f7f7; padding: 0.6em; overflow-x: auto; }
+"""
+
+
+def _figure_html(figure: Figure) -> str:
+    if figure.path is None:
+        return f'<p class="missing">{_inline_html(figure.caption)}</p>'
+    pixels = ' class="pixels"' if figure.width < 600 else ""
+    return (f'<figure><img{pixels} src="{_image_data(figure.path)}" style="width:{figure.width}px" '
+            f'alt="{html.escape(figure.caption)}"><figcaption>{_inline_html(figure.caption)}'
+            "</figcaption></figure>")
+
+
+def to_html(blocks: list[Block], title: str) -> str:
+    """One HTML page with every figure embedded as a data URI: it opens offline, alone."""
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"]
+    for block in blocks:
+        if isinstance(block, Heading):
+            out.append(f"<h{block.level}>{_inline_html(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            text = f"<p>{_inline_html(block.text)}</p>"
+            out.append(f"<blockquote>{text}</blockquote>" if block.quote else text)
+        elif isinstance(block, Table):
+            out.append("<table><tr>" + "".join(f"<th>{_inline_html(h)}</th>" for h in block.header)
+                       + "</tr>")
+            out += ["<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in row) + "</tr>"
+                    for row in block.rows]
+            out.append("</table>")
+        elif isinstance(block, Figure):
+            out.append(_figure_html(block))
+        elif isinstance(block, Gallery):
+            out.append('<div class="gallery">' + "".join(map(_figure_html, block.figures)) + "</div>")
+        elif isinstance(block, Details):
+            out.append(f"<details><summary>{html.escape(block.summary)}</summary>"
+                       f"<pre>{html.escape(block.text)}</pre></details>")
+    out.append("</body></html>")
+    return "\n".join(out)
