@@ -104,6 +104,7 @@ def require_figure_libraries() -> None:
 def command_run(args) -> int:
     from bench.config import resolve
     from bench.runner import execute
+    from bench.train import Interrupted, StopOnSignal
     from datasets import DATASETS
     from methods import METHODS
 
@@ -125,13 +126,24 @@ def command_run(args) -> int:
     device = resolve_device(args.device)
     data = load_data(args.dataset, args.data_dir, device)  # bad data fails before any write
 
-    failures = []
-    for config in configs:
-        try:
-            execute(config, data, args.results, device)
-        except RunFailed as failure:
-            print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
-            failures.append(config.run_id)
+    failures, busy = [], []
+    with StopOnSignal() as stop:
+        for config in configs:
+            try:
+                outcome = execute(config, data, args.results, device, stop, restart=args.restart)
+            except RunFailed as failure:
+                print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
+                failures.append(config.run_id)
+                continue
+            except Interrupted as interruption:
+                print(f"bench: interrupted ({interruption}): run {config.run_id} checkpointed; "
+                      "rerun the same command to resume", file=sys.stderr)
+                return 128 + interruption.signal_number
+            if outcome == "busy":
+                busy.append(config.run_id)
+    if busy:
+        print(f"bench: {len(busy)} run(s) left to the other process(es) working on them: "
+              f"{', '.join(busy)}", file=sys.stderr)
     if failures:
         print(f"bench: {len(failures)} of {len(configs)} runs failed: {', '.join(failures)}",
               file=sys.stderr)
@@ -240,6 +252,9 @@ def parser() -> Parser:
                      help="override a method or run setting, e.g. reverse_cycle_weight=0")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                      help="results directory (default: results/ in the repository)")
+    run.add_argument("--restart", action="store_true",
+                     help="discard unfinished or failed runs' folders (checkpoints included) and "
+                          "train them from the start; complete runs are still skipped")
     add_common(run)
     run.set_defaults(handler=command_run)
 

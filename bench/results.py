@@ -21,6 +21,7 @@ LOSSES_FILE = "losses.csv"
 METRICS_FILE = "metrics.csv"
 CHECKPOINT_FILE = "checkpoint.pt"
 STATUS_FILE = "status.json"
+ERROR_FILE = "error.log"
 TSNE_FILE = "tsne.csv"
 FIGURES_FILE = "figures.json"
 FIGURES = {"tsne": "tsne.png", "swap_grid": "swap_grid.png", "curves": "curves.png"}

@@ -5,9 +5,12 @@ checkpoint.pt, metrics.csv, and status.json, which says "complete" only once all
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
 import shutil
 import time
+import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -15,12 +18,11 @@ import torch
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from bench import results
+from bench import evaluate, figures, results
 from bench.config import RunConfig
 from bench.environment import environment
 from bench.errors import RunFailed
-from bench import evaluate, figures
-from bench.train import train
+from bench.train import Interrupted, Progress, StopOnSignal, train
 from datasets import ImageSet
 from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
 from methods import METHODS, Method
@@ -68,11 +70,22 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 
 
 class LossLog:
-    """losses.csv: one row per iteration (epoch, iteration, every loss term), appended per epoch."""
+    """losses.csv: one row per iteration (epoch, iteration, every loss term), appended per epoch.
 
-    def __init__(self, path: Path, label: str):
+    Opened at a checkpoint's ``logged_rows``: rows past it (an epoch appended before a kill that
+    came ahead of its checkpoint) are dropped, so the log always matches the checkpoint."""
+
+    def __init__(self, path: Path, label: str, logged_rows: int):
         self.path, self.label, self.started = path, label, time.perf_counter()
-        path.unlink(missing_ok=True)
+        if logged_rows == 0:
+            path.unlink(missing_ok=True)
+            return
+        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+        if len(lines) < logged_rows + 1:
+            raise CorruptRun(f"{path} holds {max(len(lines) - 1, 0)} rows, its checkpoint "
+                             f"{logged_rows}")
+        if len(lines) > logged_rows + 1:
+            results.write_text_atomic(path, "".join(lines[:logged_rows + 1]))
 
     def __call__(self, epoch: int, names: list[str], losses: torch.Tensor) -> None:
         first = (epoch - 1) * len(losses) + 1
@@ -84,6 +97,62 @@ class LossLog:
         means = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, losses.mean(0).tolist()))
         tqdm.write(f"{self.label} epoch {epoch}: {means} "
                    f"({time.perf_counter() - self.started:.0f} s)")
+
+
+class CorruptRun(Exception):
+    """A run folder or checkpoint that cannot be resumed."""
+
+
+class RunLock:
+    """An exclusive lock on one run id (``locks/<run-id>.lock`` beside ``runs/``), held while a
+    process works on the run.
+
+    flock locks die with their process, SIGKILL included: a lock left by a dead process is free
+    for the next one. (flock may not be honoured across machines on some network filesystems.)"""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir.parent.parent / "locks" / f"{run_dir.name}.lock"
+        self.handle = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            self.handle = None
+            return False
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"{os.getpid()}\n")
+        self.handle.flush()
+        return True
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+def load_checkpoint(path: Path, config: RunConfig) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        progress = state["progress"]
+        method_state, data_state = state["method"], state["data"]
+    except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise CorruptRun(f"corrupt checkpoint {path} ({first_line})") from None
+    if state.get("config") != config.to_dict():
+        raise CorruptRun(f"checkpoint {path} was written for another config")
+    return {"progress": Progress(**progress), "method": method_state, "data": data_state}
 
 
 def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes, run_dir: Path) -> None:
@@ -123,48 +192,109 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
                       "cell": "Dec(z_mean of row image, s of column image)"}})
 
 
-def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device) -> str:
-    """Train, probe and record one run; returns "skipped" or "complete", raises RunFailed."""
+def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
+            stop: StopOnSignal, restart: bool = False) -> str:
+    """Train, probe and record one run, resuming from its checkpoint when it has one.
+
+    Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
+    raises RunFailed (recorded in the run's folder) or Interrupted (after a checkpoint)."""
     run_dir = results.runs_dir(results_dir) / config.run_id
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
-    if results.is_complete(run_dir):
-        tqdm.write(f"skip {label}: already complete in {run_dir}")
-        return "skipped"
-    if run_dir.exists():  # an earlier attempt that did not complete: start it over
+    lock = RunLock(run_dir)
+    if not lock.acquire():
+        tqdm.write(f"busy {label}: another process (pid {lock.holder()}) is working on it")
+        return "busy"
+    try:
+        if results.is_complete(run_dir):  # --restart never discards a complete run
+            tqdm.write(f"skip {label}: already complete in {run_dir}")
+            return "skipped"
+        return _execute_locked(config, data, run_dir, device, stop, restart, label)
+    finally:
+        lock.release()
+
+
+def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
+                    stop: StopOnSignal, restart: bool, label: str) -> str:
+    checkpoint_path = run_dir / results.CHECKPOINT_FILE
+    if restart and run_dir.exists():
         shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    tqdm.write(f"run {label}")
-    results.write_json_atomic(run_dir / results.CONFIG_FILE, {
-        **config.to_dict(), "run_id": config.run_id,
-        "variational_z": METHODS[config.method].variational})
+    restart_hint = f"rerun with --restart to discard this run's folder {run_dir} and train it again"
+    try:
+        resumed = load_checkpoint(checkpoint_path, config) if checkpoint_path.is_file() else None
+    except CorruptRun as error:
+        raise RunFailed(f"{error}: {restart_hint}") from None
+    if resumed is None:
+        if run_dir.exists():  # an attempt that stopped before its first checkpoint
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        results.write_json_atomic(run_dir / results.CONFIG_FILE, {
+            **config.to_dict(), "run_id": config.run_id,
+            "variational_z": METHODS[config.method].variational})
+        tqdm.write(f"run {label}")
+    else:
+        for leftover in (results.STATUS_FILE, results.ERROR_FILE):  # of a failure being retried
+            (run_dir / leftover).unlink(missing_ok=True)
+        p = resumed["progress"]
+        tqdm.write(f"resume {label} from its checkpoint (epoch {p.epoch}, iteration {p.iteration})")
     results.write_json_atomic(run_dir / results.ENV_FILE, environment(device))
     try:
-        data = data.head(config.settings.train_size, config.settings.test_size)
-        method, feed = build(config, data, device)
-        started = time.perf_counter()
-        train(method, feed, epochs=config.method_config.epochs,
-              iterations_per_epoch=iterations_per_epoch(config, data),
-              on_epoch_end=LossLog(run_dir / results.LOSSES_FILE, config.run_id), label=config.run_id)
-        train_seconds = time.perf_counter() - started
-        results.write_atomic(run_dir / results.CHECKPOINT_FILE, lambda tmp: torch.save(
-            {"config": config.to_dict(), "method": method.state_dict(), "data": feed.state_dict()},
-            tmp))
-        s = config.settings
-        train_codes = evaluate.encode_all(method, data.train_images)
-        test_codes = evaluate.encode_all(method, data.test_images)
-        accuracies = evaluate.probe_accuracies(train_codes, test_codes, data, epochs=s.probe_epochs,
-                                               batch_size=s.probe_batch_size, lr=s.probe_lr,
-                                               seed=derive_seed(config.seed, "probe"))
-        write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
-        write_figures(config, method, data, test_codes, run_dir)
+        accuracies, seconds = _train_and_evaluate(config, data, run_dir, device, stop, resumed)
     except RunFailed as failure:
-        results.write_json_atomic(run_dir / results.STATUS_FILE,
-                                  {"state": results.FAILED, "reason": str(failure)})
+        _record_failure(run_dir, str(failure))
         raise
+    except CorruptRun as error:
+        _record_failure(run_dir, f"{error}: {restart_hint}")
+        raise RunFailed(f"{error}: {restart_hint}") from None
+    except Interrupted:
+        raise
+    except Exception as error:  # noqa: BLE001 - contained: this run fails, the others go on
+        (run_dir / results.ERROR_FILE).write_text(traceback.format_exc())
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        reason = f"{config.method}: {type(error).__name__}: {first_line} (traceback in error.log)"
+        _record_failure(run_dir, reason)
+        raise RunFailed(reason) from error
     results.write_json_atomic(run_dir / results.STATUS_FILE, {
-        "state": results.COMPLETE, "train_seconds": round(train_seconds, 2),
-        "total_seconds": round(time.perf_counter() - started, 2)})
+        "state": results.COMPLETE, **seconds})
     summary = ", ".join(f"{p} {sp} {a:.2f}" for (p, sp), a in accuracies.items() if sp == "test")
     tqdm.write(f"done {config.run_id}: test accuracy {summary}")
     return "complete"
+
+
+def _record_failure(run_dir: Path, reason: str) -> None:
+    results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": results.FAILED, "reason": reason})
+
+
+def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
+                        stop: StopOnSignal, resumed: dict | None):
+    data = data.head(config.settings.train_size, config.settings.test_size)
+    method, feed = build(config, data, device)
+    progress = Progress()
+    if resumed is not None:
+        method.load_state_dict(resumed["method"])
+        feed.load_state_dict(resumed["data"])
+        progress = resumed["progress"]
+
+    def save(p: Progress) -> None:
+        state = {"config": config.to_dict(), "method": method.state_dict(),
+                 "data": feed.state_dict(), "progress": p.state_dict()}
+        results.write_atomic(run_dir / results.CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
+
+    started = time.perf_counter()
+    train(method, feed, epochs=config.method_config.epochs,
+          iterations_per_epoch=iterations_per_epoch(config, data),
+          on_epoch_end=LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows),
+          checkpoint=save, stop=stop, start=progress, label=config.run_id)
+    train_seconds = time.perf_counter() - started
+    stop.check()
+    s = config.settings
+    train_codes = evaluate.encode_all(method, data.train_images)
+    test_codes = evaluate.encode_all(method, data.test_images)
+    accuracies = evaluate.probe_accuracies(train_codes, test_codes, data, epochs=s.probe_epochs,
+                                           batch_size=s.probe_batch_size, lr=s.probe_lr,
+                                           seed=derive_seed(config.seed, "probe"))
+    stop.check()
+    write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
+    write_figures(config, method, data, test_codes, run_dir)
+    return accuracies, {"train_seconds": round(train_seconds, 2),
+                        "total_seconds": round(time.perf_counter() - started, 2)}

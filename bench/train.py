@@ -1,10 +1,13 @@
 """The training loop: no per-sample Python and no host synchronisation per iteration.
 
 Loss terms stay on the training device in one (iterations x terms) tensor per epoch; the host
-reads it once at the end of the epoch, checks it is finite and hands it on for logging.
+reads it once at the end of the epoch, checks it is finite and hands it on for logging. The loop
+can start from any iteration boundary (a resumed checkpoint) and stop at one (a signal).
 """
 from __future__ import annotations
 
+import dataclasses
+import signal
 from typing import Callable
 
 import torch
@@ -13,7 +16,57 @@ from tqdm.auto import tqdm
 from bench.errors import RunFailed
 from methods import Method, TrainingData
 
+
+@dataclasses.dataclass
+class Progress:
+    """Where training stands: in ``epoch`` (1-based), ``iteration`` iterations are done, whose
+    losses are ``partial``; ``logged_rows`` iterations of earlier epochs are in the loss log."""
+    epoch: int = 1
+    iteration: int = 0
+    partial: torch.Tensor | None = None
+    names: list[str] = dataclasses.field(default_factory=list)
+    logged_rows: int = 0
+
+    def state_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after its progress was checkpointed."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+
+class StopOnSignal:
+    """While active, SIGINT and SIGTERM only set ``requested``: the loop stops at the next
+    iteration boundary, checkpoints, and raises Interrupted."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested: int | None = None
+        self._previous = {}
+
+    def _handle(self, number, frame):
+        self.requested = number
+
+    def __enter__(self):
+        self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def check(self) -> None:
+        if self.requested is not None:
+            raise Interrupted(self.requested)
+
+
 EpochLog = Callable[[int, list[str], torch.Tensor], None]  # (epoch, term names, CPU losses)
+Checkpoint = Callable[[Progress], None]
 
 
 def check_finite(method: str, epoch: int, first_iteration: int, names: list[str],
@@ -27,13 +80,26 @@ def check_finite(method: str, epoch: int, first_iteration: int, names: list[str]
 
 
 def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epoch: int,
-          on_epoch_end: EpochLog, label: str = "") -> None:
-    names: list[str] = []
-    for epoch in range(1, epochs + 1):
+          on_epoch_end: EpochLog, checkpoint: Checkpoint, stop: StopOnSignal,
+          start: Progress | None = None, label: str = "") -> None:
+    """Train from ``start`` to the end of ``epochs``, checkpointing after every epoch and, on a
+    signal, at the iteration boundary where it stops."""
+    progress = start or Progress()
+    names = list(progress.names)
+    for epoch in range(progress.epoch, epochs + 1):
+        first = progress.iteration if epoch == progress.epoch else 0
         log = None
-        bar = tqdm(range(iterations_per_epoch), desc=f"{label} epoch {epoch}/{epochs}",
+        if first:
+            log = torch.empty(iterations_per_epoch, len(names), device=method.device)
+            log[:first] = progress.partial.to(method.device)
+        bar = tqdm(range(first, iterations_per_epoch), desc=f"{label} epoch {epoch}/{epochs}",
                    leave=False, disable=None)
         for iteration in bar:
+            if stop.requested is not None:
+                partial = None if log is None else log[:iteration].cpu()
+                checkpoint(Progress(epoch, iteration, partial, names,
+                                    (epoch - 1) * iterations_per_epoch))
+                stop.check()
             losses = method.train_step(data)
             if log is None:
                 names = list(losses)
@@ -43,3 +109,4 @@ def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epo
         check_finite(method.name, epoch, (epoch - 1) * iterations_per_epoch + 1, names, log)
         method.end_epoch()
         on_epoch_end(epoch, names, log)
+        checkpoint(Progress(epoch + 1, 0, None, names, epoch * iterations_per_epoch))
