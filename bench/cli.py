@@ -1,6 +1,7 @@
-"""python -m bench {run,report,speed}: argument parsing and one-line errors.
+"""python -m bench {run,report,check,speed}: argument parsing and one-line errors.
 
-Exit codes: 0 success; 1 a run failed (its folder says why); 2 bad input (nothing written).
+Exit codes: 0 success; 1 a run failed (its folder says why) or a check failed; 2 bad input
+(nothing written); 128 + the signal number when SIGINT/SIGTERM stopped a run after a checkpoint.
 Heavy imports (torch) happen inside the commands that need them.
 """
 from __future__ import annotations
@@ -109,7 +110,8 @@ def command_run(args) -> int:
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
-    choose(args.dataset, DATASETS, "dataset")
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r} (valid: {', '.join(DATASETS)})")
     if not args.seeds or any(seed < 0 for seed in args.seeds):
         raise UsageError(f"--seeds must be non-negative integers, got {args.seeds}")
     if len(set(args.seeds)) != len(args.seeds):

@@ -70,30 +70,29 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 
 
 class LossLog:
-    """losses.csv: one row per iteration (epoch, iteration, every loss term), appended per epoch.
+    """losses.csv: one row per iteration (epoch, iteration, every loss term), rewritten atomically
+    once per epoch (the text of earlier epochs is kept, only the new rows are formatted).
 
-    Opened at a checkpoint's ``logged_rows``: rows past it (an epoch appended before a kill that
-    came ahead of its checkpoint) are dropped, so the log always matches the checkpoint."""
+    Opened at a checkpoint's ``logged_rows``: rows past it (an epoch logged before a kill that came
+    ahead of its checkpoint) are dropped, so the log always matches the checkpoint."""
 
     def __init__(self, path: Path, label: str, logged_rows: int):
         self.path, self.label, self.started = path, label, time.perf_counter()
-        if logged_rows == 0:
-            path.unlink(missing_ok=True)
-            return
-        lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
-        if len(lines) < logged_rows + 1:
-            raise CorruptRun(f"{path} holds {max(len(lines) - 1, 0)} rows, its checkpoint "
-                             f"{logged_rows}")
-        if len(lines) > logged_rows + 1:
-            results.write_text_atomic(path, "".join(lines[:logged_rows + 1]))
+        self.lines: list[str] = []
+        if logged_rows:
+            lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+            if len(lines) < logged_rows + 1:
+                raise CorruptRun(f"{path} holds {max(len(lines) - 1, 0)} rows, its checkpoint "
+                                 f"{logged_rows}")
+            self.lines = lines[:logged_rows + 1]
 
     def __call__(self, epoch: int, names: list[str], losses: torch.Tensor) -> None:
         first = (epoch - 1) * len(losses) + 1
-        with self.path.open("a") as out:
-            if epoch == 1:
-                out.write(",".join(["epoch", "iteration", *names]) + "\n")
-            for i, row in enumerate(losses.tolist()):
-                out.write(",".join([str(epoch), str(first + i), *(f"{v:.6g}" for v in row)]) + "\n")
+        if not self.lines:
+            self.lines.append(",".join(["epoch", "iteration", *names]) + "\n")
+        self.lines += [",".join([str(epoch), str(first + i), *(f"{v:.6g}" for v in row)]) + "\n"
+                       for i, row in enumerate(losses.tolist())]
+        results.write_text_atomic(self.path, "".join(self.lines))
         means = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, losses.mean(0).tolist()))
         tqdm.write(f"{self.label} epoch {epoch}: {means} "
                    f"({time.perf_counter() - self.started:.0f} s)")
@@ -249,7 +248,7 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
     except Interrupted:
         raise
     except Exception as error:  # noqa: BLE001 - contained: this run fails, the others go on
-        (run_dir / results.ERROR_FILE).write_text(traceback.format_exc())
+        results.write_text_atomic(run_dir / results.ERROR_FILE, traceback.format_exc())
         first_line = (str(error).strip().splitlines() or [""])[0]
         reason = f"{config.method}: {type(error).__name__}: {first_line} (traceback in error.log)"
         _record_failure(run_dir, reason)

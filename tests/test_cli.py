@@ -28,6 +28,7 @@ def run_cli(argv, capsys):
 BAD_INPUT = {
     "unknown method": (["--methods", "nope"], "unknown method 'nope' (valid: ccvae"),
     "unknown dataset": (["--dataset", "imagenet"], "unknown dataset 'imagenet' (valid: mnist"),
+    "all datasets": (["--dataset", "all"], "unknown dataset 'all' (valid: mnist"),
     "negative seed": (["--seeds", "-1"], "--seeds must be non-negative"),
     "seed not a number": (["--seeds", "a,b"], "expected comma-separated integers"),
     "zero epochs": (["--epochs", "0"], "--epochs must be positive"),
