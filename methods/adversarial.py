@@ -9,7 +9,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from methods.base import Encoding, Method, MethodConfig
+from methods.base import Method, MethodConfig
 from methods.nets import Decoder, Encoder, PairDiscriminator, check_image_shape, init_weights
 
 REAL, FAKE = 1, 0
@@ -86,10 +86,3 @@ class AdversarialAutoencoder(Method):
             self.optimisers["discriminator"].step()
         return {"discriminator": loss.detach(), "discriminator_accuracy": accuracy.detach(),
                 "discriminator_stepped": stepped.float()}
-
-    def encode(self, x):
-        z_mean, z_logvar, s = self.networks.encoder(x)
-        return Encoding(s=s, z_mean=z_mean, z_logvar=z_logvar)
-
-    def decode(self, z, s):
-        return self.networks.decoder(z, s)

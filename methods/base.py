@@ -65,11 +65,14 @@ class Method(abc.ABC):
     def build_schedulers(self) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
         return {}
 
-    @abc.abstractmethod
-    def encode(self, x: torch.Tensor) -> Encoding: ...
+    def encode(self, x: torch.Tensor) -> Encoding:
+        """The shared networks' convention: ``networks.encoder(x)`` gives (z_mean, z_logvar, s).
+        A method with other networks overrides this and ``decode``."""
+        z_mean, z_logvar, s = self.networks.encoder(x)
+        return Encoding(s=s, z_mean=z_mean, z_logvar=z_logvar)
 
-    @abc.abstractmethod
-    def decode(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor: ...
+    def decode(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return self.networks.decoder(z, s)
 
     @abc.abstractmethod
     def train_step(self, data: TrainingData) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from methods.base import Encoding, Method, MethodConfig, TrainingData, kl_to_standard_normal, register
+from methods.base import Method, MethodConfig, TrainingData, kl_to_standard_normal, register
 from methods.nets import Decoder, Encoder, check_image_shape, init_weights
 
 
@@ -54,13 +54,6 @@ class CycleConsistentVAE(Method):
         factor = lambda epochs_done: c.lr_gamma ** ((epochs_done + 1) // c.lr_step_epochs)  # noqa: E731
         return {name: torch.optim.lr_scheduler.LambdaLR(opt, factor)
                 for name, opt in self.optimisers.items()}
-
-    def encode(self, x):
-        z_mean, z_logvar, s = self.networks.encoder(x)
-        return Encoding(s=s, z_mean=z_mean, z_logvar=z_logvar)
-
-    def decode(self, z, s):
-        return self.networks.decoder(z, s)
 
     def forward_cycle(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
         """Swap the specified codes of a same-class pair: x1 from (z1, s2), x2 from (z2, s1)."""

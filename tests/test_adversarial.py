@@ -7,20 +7,13 @@ from bench.config import resolve
 from bench.runner import build
 from methods.adversarial import AdversarialConfig, discriminator_loss
 from methods.nets import PairDiscriminator
+from tests.helpers import changed, snapshot
 
 ADVERSARIAL = ["mathieu", "szabo"]
 
 
 def make(name, data, seed=0):
     return build(resolve(name, "mnist", "smoke", seed), data, torch.device("cpu"))
-
-
-def snapshot(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def changed(before, module):
-    return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
 
 
 def force_accuracy(monkeypatch, value):

@@ -9,6 +9,7 @@ from bench.runner import build
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig
 from methods.nets import Decoder, Encoder
+from tests.helpers import changed, snapshot
 
 
 def make(data, seed=0, **overrides):
@@ -73,14 +74,6 @@ def test_forward_cycle_reconstructs_each_image_from_its_partners_s(small_mnist):
     plain, perturbed = terms(False), terms(True)
     assert torch.equal(plain["reconstruction_x1"], perturbed["reconstruction_x1"])
     assert not torch.equal(plain["reconstruction_x2"], perturbed["reconstruction_x2"])
-
-
-def snapshot(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def changed(before, module):
-    return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
 
 
 def test_reverse_cycle_steps_only_the_encoder(small_mnist, monkeypatch):
