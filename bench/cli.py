@@ -231,7 +231,8 @@ def command_speed(args) -> int:
             raise UsageError("--tsne needs at least 100 points")
         measure_tsne(data, device, args.tsne)
         return 0
-    measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup)
+    measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup,
+                  compare=args.compare)
     return 0
 
 
@@ -285,6 +286,8 @@ def parser() -> Parser:
     speed.add_argument("--methods", default="all", help="comma-separated method names, or all")
     speed.add_argument("--iterations", type=int, default=50, help="timed iterations (default 50)")
     speed.add_argument("--warmup", type=int, default=5, help="untimed iterations first (default 5)")
+    speed.add_argument("--compare", action="store_true",
+                       help="also time a straightforward implementation of each method, side by side")
     speed.add_argument("--tsne", type=int, metavar="POINTS",
                        help="time the t-SNE of POINTS test images' z instead (e.g. 10000)")
     add_common(speed)

@@ -40,6 +40,14 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak device memory since the last reset (CUDA), or the process's peak resident memory."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)

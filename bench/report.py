@@ -214,10 +214,11 @@ def runs_section(complete: list[dict], others: list[dict]) -> list[Block]:
         rows.append([r["run_id"], str(c.get("method")), str(c.get("preset")), str(c.get("seed")),
                      f"{z} / {s}", f"{e.get('device')} ({e.get('device_name')})",
                      "?" if seconds is None else f"{seconds / 60:.1f} min",
+                     str(r["status"].get("peak_memory_mb", "?")),
                      str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else ""),
                      str(e.get("libraries", {}).get("torch"))])
     blocks.append(Table(["run id", "method", "preset", "seed", "z / s", "device", "training",
-                         "git revision", "torch"], rows))
+                         "peak memory (MB)", "git revision", "torch"], rows))
     for r in complete:
         blocks.append(Details(f"{r['run_id']}: config and environment",
                               json.dumps({"config": r["config"], "environment": r["env"],

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from bench import evaluate, figures, results
 from bench.config import RunConfig
-from bench.environment import environment
+from bench.environment import environment, peak_memory_mb
 from bench.errors import RunFailed
 from bench.train import Interrupted, Progress, StopOnSignal, train
 from datasets import ImageSet
@@ -279,6 +279,8 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
                  "data": feed.state_dict(), "progress": p.state_dict()}
         results.write_atomic(run_dir / results.CHECKPOINT_FILE, lambda tmp: torch.save(state, tmp))
 
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     started = time.perf_counter()
     train(method, feed, epochs=config.method_config.epochs,
           iterations_per_epoch=iterations_per_epoch(config, data),
@@ -296,4 +298,6 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
     write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
     write_figures(config, method, data, test_codes, run_dir)
     return accuracies, {"train_seconds": round(train_seconds, 2),
-                        "total_seconds": round(time.perf_counter() - started, 2)}
+                        "total_seconds": round(time.perf_counter() - started, 2),
+                        # CUDA: this run's peak; CPU: the process's (all its runs so far)
+                        "peak_memory_mb": round(peak_memory_mb(device), 1)}

@@ -6,6 +6,7 @@ import time
 import torch
 
 from bench.config import resolve
+from bench.environment import device_name, peak_memory_mb
 from bench.runner import build, iterations_per_epoch
 from datasets import ImageSet
 
@@ -15,34 +16,48 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_iterations(method, feed, iterations: int, warmup: int) -> float:
-    """Seconds per ``method.train_step`` after ``warmup`` untimed steps."""
+def time_iterations(step, method, feed, iterations: int, warmup: int) -> float:
+    """Seconds per ``step(method, feed)`` after ``warmup`` untimed steps."""
     for _ in range(warmup):
-        method.train_step(feed)
+        step(method, feed)
     synchronise(method.device)
     started = time.perf_counter()
     for _ in range(iterations):
-        method.train_step(feed)
+        step(method, feed)
     synchronise(method.device)
     return (time.perf_counter() - started) / iterations
 
 
 def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, iterations: int,
-                  warmup: int) -> list[dict]:
+                  warmup: int, compare: bool = False) -> list[dict]:
+    """Time each method's training step; with ``compare``, also its straightforward twin
+    (methods/straightforward.py) in the same process, from the same initial state."""
+    from methods.straightforward import STRAIGHTFORWARD
+    memory = "peak MB" if device.type == "cuda" else "process peak RSS MB"
+    print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, batch 64, {iterations} timed iterations after "
+          f"{warmup} warm-up")
+    header = f"{'method':<10} {'ms/iter':>8} {'images/s':>9} {'paper training':>15} {memory:>20}"
+    print(header + (f" {'straightforward ms/iter':>24} {'speed-up':>9}" if compare else ""))
     rows = []
-    print(f"device: {device}, torch threads: {torch.get_num_threads()}, "
-          f"{iterations} timed iterations after {warmup} warm-up")
-    print(f"{'method':<10} {'ms/iter':>8} {'images/s':>9} {'paper training':>15}")
     for name in methods:
         config = resolve(name, data.name, "paper", seed=0)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         method, feed = build(config, data, device)
-        seconds = time_iterations(method, feed, iterations, warmup)
+        seconds = time_iterations(type(method).train_step, method, feed, iterations, warmup)
         paper_minutes = seconds * iterations_per_epoch(config, data) * config.method_config.epochs / 60
         row = {"method": name, "ms_per_iteration": 1000 * seconds,
                "images_per_second": config.method_config.batch_size / seconds,
-               "paper_training_minutes": paper_minutes}
-        print(f"{name:<10} {row['ms_per_iteration']:>8.1f} {row['images_per_second']:>9.0f} "
-              f"{paper_minutes:>11.0f} min")
+               "paper_training_minutes": paper_minutes, "peak_memory_mb": peak_memory_mb(device)}
+        line = (f"{name:<10} {row['ms_per_iteration']:>8.1f} {row['images_per_second']:>9.0f} "
+                f"{paper_minutes:>11.0f} min {row['peak_memory_mb']:>20.0f}")
+        if compare:
+            twin, twin_feed = build(config, data, device)
+            plain = time_iterations(STRAIGHTFORWARD[name], twin, twin_feed, iterations, warmup)
+            row |= {"straightforward_ms_per_iteration": 1000 * plain, "speed_up": plain / seconds}
+            line += f" {1000 * plain:>24.1f} {plain / seconds:>8.2f}x"
+        print(line)
         rows.append(row)
     return rows
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The paper's MNIST protocol: the three methods at both latent sizes (z/s 16/16 and 64/64),
+# training, probes and figures, then the report and the check against the paper's table.
+# Resumable: rerun the same command after an interruption; finished runs are skipped and
+# unfinished ones resume from their last checkpoint.
+#   scripts/reproduce_mnist.sh [RESULTS_DIR] [DEVICE]      (defaults: results, auto)
+# PRESET=quick scripts/reproduce_mnist.sh /tmp/try cpu   runs the same grid with a shorter preset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+results=${1:-results}
+device=${2:-auto}
+preset=${PRESET:-paper}
+python=${PYTHON:-python}
+"$python" -m bench speed --methods all --device "$device" --iterations 50
+"$python" -m bench run --methods all --dataset mnist --preset "$preset" --z-dim 16,64 --s-dim 16,64 \
+  --device "$device" --results "$results"
+"$python" -m bench report --results "$results"
+if [ "$preset" = paper ]; then
+  "$python" -m bench check --against paper --results "$results"
+fi
