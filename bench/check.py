@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench import results
-from bench.errors import UsageError
+from bench.errors import UsageError, first_line
 from bench.report import load_paper_table, load_runs
 
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
@@ -108,7 +108,7 @@ def read_baseline(path: Path) -> pd.DataFrame:
     except FileNotFoundError:
         raise UsageError(f"no baseline {path} (write one with --update-baseline)") from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise UsageError(f"malformed baseline {path}: {str(error).splitlines()[0]}") from None
+        raise UsageError(f"malformed baseline {path}: {first_line(error)}") from None
     missing = [c for c in BASELINE_COLUMNS if c not in table.columns]
     if missing:
         raise UsageError(f"malformed baseline {path}: missing columns {', '.join(missing)}")

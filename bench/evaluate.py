@@ -7,6 +7,7 @@ import torch
 from torchvision.utils import make_grid
 
 from bench.probes import LatentCode, fit_probe
+from bench.results import SPLITS
 from datasets import ImageSet
 from methods import Encoding, Method
 
@@ -36,7 +37,7 @@ def probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs:
     accuracies: dict[tuple[str, str], float] = {}
     for probe, train_code in train_codes.items():
         if probe == "z_sample" and train_code.std is None:  # deterministic z: the same code
-            for split in ("train", "test"):
+            for split in SPLITS:
                 accuracies[probe, split] = accuracies["z_mean", split]
             continue
         train_accuracy, test_accuracy = fit_probe(

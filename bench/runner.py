@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from bench import evaluate, figures, results
 from bench.config import RunConfig
 from bench.environment import environment, peak_memory_mb
-from bench.errors import RunFailed
+from bench.errors import RunFailed, first_line
 from bench.train import Interrupted, Progress, StopOnSignal, train
 from datasets import ImageSet
 from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
@@ -147,8 +147,7 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
         progress = state["progress"]
         method_state, data_state = state["method"], state["data"]
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise CorruptRun(f"corrupt checkpoint {path} ({first_line})") from None
+        raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
     if state.get("config") != config.to_dict():
         raise CorruptRun(f"checkpoint {path} was written for another config")
     return {"progress": Progress(**progress), "method": method_state, "data": data_state}
@@ -249,8 +248,8 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
         raise
     except Exception as error:  # noqa: BLE001 - contained: this run fails, the others go on
         results.write_text_atomic(run_dir / results.ERROR_FILE, traceback.format_exc())
-        first_line = (str(error).strip().splitlines() or [""])[0]
-        reason = f"{config.method}: {type(error).__name__}: {first_line} (traceback in error.log)"
+        reason = (f"{config.method}: {type(error).__name__}: {first_line(error, default='')} "
+                  "(traceback in error.log)")
         _record_failure(run_dir, reason)
         raise RunFailed(reason) from error
     results.write_json_atomic(run_dir / results.STATUS_FILE, {
