@@ -104,6 +104,7 @@ def require_figure_libraries() -> None:
 
 def command_run(args) -> int:
     from bench.config import resolve
+    from bench.presets import LATENT_SIZES
     from bench.runner import execute
     from bench.train import Interrupted, StopOnSignal
     from datasets import DATASETS
@@ -121,9 +122,17 @@ def command_run(args) -> int:
     overrides = settings_overrides(args.set)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    if args.paper_sizes:
+        if args.z_dim or args.s_dim:
+            raise UsageError("--paper-sizes chooses the latent sizes: give it or --z-dim/--s-dim, not both")
+        if args.dataset not in LATENT_SIZES:
+            raise UsageError(f"--paper-sizes: no latent sizes are listed for {args.dataset!r} "
+                             "(bench/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
+        sizes_list = [{"z_dim": z, "s_dim": s} for z, s in LATENT_SIZES[args.dataset]]
+    else:
+        sizes_list = latent_sizes(args.z_dim, args.s_dim)
     configs = [resolve(method, args.dataset, args.preset, seed, overrides | sizes)
-               for method in methods for sizes in latent_sizes(args.z_dim, args.s_dim)
-               for seed in args.seeds]
+               for method in methods for sizes in sizes_list for seed in args.seeds]
     require_figure_libraries()
     device = resolve_device(args.device)
     data = load_data(args.dataset, args.data_dir, device)  # bad data fails before any write
@@ -225,7 +234,10 @@ def command_speed(args) -> int:
     if args.iterations < 1 or args.warmup < 0:
         raise UsageError("--iterations must be positive and --warmup non-negative")
     device = resolve_device(args.device)
-    data = load_data("mnist", args.data_dir, device)
+    from datasets import DATASETS
+    if args.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r} (valid: {', '.join(DATASETS)})")
+    data = load_data(args.dataset, args.data_dir, device)
     if args.tsne is not None:
         if args.tsne < 100:
             raise UsageError("--tsne needs at least 100 points")
@@ -233,6 +245,19 @@ def command_speed(args) -> int:
         return 0
     measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup,
                   compare=args.compare)
+    return 0
+
+
+def command_datasets(args) -> int:
+    """One block per dataset: what it is, whether its data is present and where, how to get it."""
+    from datasets import DATASETS
+    root = data_dir(args.data_dir)
+    for name, source in DATASETS.items():
+        found = source.locate(root)
+        print(f"{name}: {source.summary}")
+        print(f"  data: {'present, ' + str(found) if found is not None else 'absent'}")
+        if found is None:
+            print(f"  get it: {source.how_to_get}")
     return 0
 
 
@@ -250,6 +275,9 @@ def parser() -> Parser:
     run.add_argument("--seeds", type=int_list, default=[0], help="comma-separated seeds (default 0)")
     run.add_argument("--z-dim", type=int_list, help="unspecified latent size(s), e.g. 16 or 16,64")
     run.add_argument("--s-dim", type=int_list, help="specified latent size(s), paired with --z-dim")
+    run.add_argument("--paper-sizes", action="store_true",
+                     help="run every latent size the paper gives for the dataset (MNIST: 16/16 "
+                          "and 64/64; Sprites: 512/64 and 1024/512; see README)")
     run.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a method or run setting, e.g. reverse_cycle_weight=0")
@@ -260,6 +288,13 @@ def parser() -> Parser:
                           "train them from the start; complete runs are still skipped")
     add_common(run)
     run.set_defaults(handler=command_run)
+
+    listing = commands.add_parser("datasets", help="list the datasets, where their data is, "
+                                                   "and how to get what is missing")
+    listing.add_argument("--data-dir", type=Path,
+                         help=f"data root to look in (default: ${DATA_DIR_ENV}, else each "
+                              "dataset's default place)")
+    listing.set_defaults(handler=command_datasets)
 
     report = commands.add_parser("report", help="write results/report.md from the finished runs")
     report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
@@ -284,6 +319,7 @@ def parser() -> Parser:
 
     speed = commands.add_parser("speed", help="time training iterations per method")
     speed.add_argument("--methods", default="all", help="comma-separated method names, or all")
+    speed.add_argument("--dataset", default="mnist", help="dataset whose images are used (default mnist)")
     speed.add_argument("--iterations", type=int, default=50, help="timed iterations (default 50)")
     speed.add_argument("--warmup", type=int, default=5, help="untimed iterations first (default 5)")
     speed.add_argument("--compare", action="store_true",
@@ -298,8 +334,10 @@ def parser() -> Parser:
 def add_common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     command.add_argument("--data-dir", type=Path,
-                         help=f"data root in torchvision's layout, downloaded if missing "
-                              f"(default: ${DATA_DIR_ENV}, else the bundled copy)")
+                         help=f"data root: ROOT/MNIST/raw etc. in torchvision's layout "
+                              f"(downloaded if missing), ROOT/sprites, ROOT/smallnorb "
+                              f"(default: ${DATA_DIR_ENV}, else each dataset's default place; "
+                              f"python -m bench datasets lists them)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from bench.errors import UsageError
-from bench.presets import PRESETS
+from bench.presets import LATENT_SIZES, PRESETS
 from methods import METHODS, MethodConfig
 
 
@@ -83,13 +83,16 @@ def _check_values(values: dict[str, Any], where: str) -> None:
 def resolve(method: str, dataset: str, preset: str, seed: int,
             overrides: dict[str, Any] | None = None) -> RunConfig:
     """The config of one run. ``overrides`` (from flags) win over the preset, which wins over the
-    method's paper defaults. Unknown keys are a UsageError."""
+    dataset's default latent sizes, which win over the method's paper defaults. Unknown keys are a
+    UsageError."""
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r} (valid: {', '.join(PRESETS)})")
     method_class = METHODS[method]
     method_fields = {f.name: f.default for f in dataclasses.fields(method_class.config_class)}
     settings_fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
     chosen: dict[str, Any] = {}
+    if dataset in LATENT_SIZES:
+        chosen["z_dim"], chosen["s_dim"] = LATENT_SIZES[dataset][0]
     for key, value in PRESETS[preset].items():
         value = value.get(method, None) if isinstance(value, dict) else value
         if value is not None:

@@ -30,21 +30,92 @@ def latent_codes(encoding: Encoding) -> dict[str, LatentCode]:
             "z_sample": LatentCode(encoding.z_mean, std)}
 
 
-def probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
-                     batch_size: int, lr: float, seed: int) -> dict[tuple[str, str], float]:
-    """{(probe, split): accuracy in percent} for every probe and split, from the encoded sets."""
-    train_codes, test_codes = latent_codes(train), latent_codes(test)
+SHARED_SPLITS = "fitted on the train split, scored on the test split"
+HELD_OUT_HALVES = ("fitted on one half of the test images, scored on the other half "
+                   "(train and test hold different identities)")
+
+
+def shares_values(train_labels: torch.Tensor, test_labels: torch.Tensor) -> bool:
+    """Whether every value in the test labels also occurs in the train labels."""
+    return bool(torch.isin(test_labels.unique(), train_labels.unique()).all())
+
+
+def halves(n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded split of range(n) into two halves (the first gets the extra one when n is odd)."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+    order = torch.randperm(n, generator=generator, device=device)
+    return order[:(n + 1) // 2], order[(n + 1) // 2:]
+
+
+def _subset(code: LatentCode, rows: torch.Tensor) -> LatentCode:
+    return LatentCode(code.mean[rows], None if code.std is None else code.std[rows])
+
+
+def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
+                 train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
+                 epochs: int, batch_size: int, lr: float, seed: int
+                 ) -> tuple[dict[tuple[str, str], float], str]:
+    """({(code, split): accuracy in percent}, protocol) for one probe target over ``train_codes``.
+
+    When the test split holds values the train split never shows (disjoint identities, as in
+    Sprites and smallNORB), a probe fitted on train could not score them: the probe is then fitted
+    on one half of the test images and scored on the other, and "train"/"test" name those halves.
+    """
+    protocol = SHARED_SPLITS
+    if not shares_values(train_labels, test_labels):
+        protocol = HELD_OUT_HALVES
+        fit, score = halves(len(test_labels), seed, test_labels.device)
+        train_codes = {name: _subset(code, fit) for name, code in test_codes.items()}
+        test_codes = {name: _subset(code, score) for name, code in test_codes.items()}
+        train_labels, test_labels = test_labels[fit], test_labels[score]
     accuracies: dict[tuple[str, str], float] = {}
-    for probe, train_code in train_codes.items():
-        if probe == "z_sample" and train_code.std is None:  # deterministic z: the same code
+    for name, train_code in train_codes.items():
+        if name == "z_sample" and train_code.std is None:  # deterministic z: the same code
             for split in SPLITS:
-                accuracies[probe, split] = accuracies["z_mean", split]
+                accuracies[name, split] = accuracies["z_mean", split]
             continue
-        train_accuracy, test_accuracy = fit_probe(
-            train_code, data.train_labels, test_codes[probe], data.test_labels, data.num_classes,
+        accuracies[name, "train"], accuracies[name, "test"] = fit_probe(
+            train_code, train_labels, test_codes[name], test_labels, num_classes,
             epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-        accuracies[probe, "train"], accuracies[probe, "test"] = train_accuracy, test_accuracy
-    return accuracies
+    return accuracies, protocol
+
+
+def probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
+                     batch_size: int, lr: float, seed: int) -> tuple[dict[tuple[str, str], float], str]:
+    """({(probe, split): accuracy in percent}, protocol): the specified label from every code."""
+    return probe_target(latent_codes(train), latent_codes(test), data.train_labels, data.test_labels,
+                        data.num_classes, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+
+
+FACTOR_PROBE_CODES = ("s", "z_mean")  # the posterior mean: all that z holds of a factor
+
+
+def factor_probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
+                            batch_size: int, lr: float, seed: int
+                            ) -> tuple[dict[tuple[str, str, str], float], dict[str, str]]:
+    """({(factor, code, split): accuracy}, {factor: protocol}): every known factor from s and z."""
+    train_codes = {k: v for k, v in latent_codes(train).items() if k in FACTOR_PROBE_CODES}
+    test_codes = {k: v for k, v in latent_codes(test).items() if k in FACTOR_PROBE_CODES}
+    accuracies, protocols = {}, {}
+    for factor in data.train_factors:
+        found, protocols[factor] = probe_target(
+            train_codes, test_codes, data.train_factors[factor], data.test_factors[factor],
+            data.factor_sizes[factor], epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        accuracies.update({(factor, code, split): value for (code, split), value in found.items()})
+    return accuracies, protocols
+
+
+def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed: int):
+    """MIG and SAP of the mean of z with respect to the unspecified factors (None without any)."""
+    from bench.disentanglement import score_representation
+    if not data.unspecified_factors:
+        return None
+
+    def factors(which: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return {name: which[name].cpu().numpy() for name in data.unspecified_factors}
+
+    return score_representation(train.z_mean.cpu().numpy(), factors(data.train_factors),
+                                test.z_mean.cpu().numpy(), factors(data.test_factors), seed=seed)
 
 
 # openTSNE's defaults with its FFT-accelerated gradients; recorded beside every embedding.
@@ -69,14 +140,22 @@ def z_codes_to_embed(encoding: Encoding, generator: torch.Generator) -> dict[str
     return {"z_sample": codes["z_sample"].draw(generator), "z_mean": codes["z_mean"].mean}
 
 
-def swap_header_indices(labels: torch.Tensor, num_classes: int) -> tuple[list[int], list[int]]:
-    """The swap grid's header images, by a fixed rule shared by every method: the first image of
-    each class gives s (the columns), the second gives z (the rows)."""
+SWAP_CLASSES = 10  # columns and rows of the swap grid at most
+
+
+def swap_header_indices(labels: torch.Tensor, columns: int = SWAP_CLASSES) -> tuple[list[int], list[int]]:
+    """The swap grid's header images, by a fixed rule shared by every method: ``columns`` classes
+    spread evenly over the sorted classes that have two test images (all of them when there are
+    at most ``columns``); the first image of each gives s (the columns), the second gives z (rows)."""
+    values, counts = labels.unique(return_counts=True)
+    eligible = values[counts >= 2].tolist()
+    if len(eligible) < 2:
+        raise ValueError("the swap grid needs two test images of at least two classes")
+    if len(eligible) > columns:
+        eligible = [eligible[i] for i in np.linspace(0, len(eligible) - 1, columns).round().astype(int)]
     s_images, z_images = [], []
-    for c in range(num_classes):
+    for c in eligible:
         members = torch.nonzero(labels == c).flatten()
-        if len(members) < 2:
-            raise ValueError(f"the swap grid needs two test images of class {c}")
         s_images.append(int(members[0]))
         z_images.append(int(members[1]))
     return s_images, z_images

@@ -34,16 +34,31 @@ def save_figure(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
 
 
-def plot_embeddings(rows: list[list[Panel]], path: Path, title: str, num_classes: int = 10) -> None:
-    save_figure(embedding_figure(rows, title, num_classes), path)
+LEGEND_MAX_CLASSES = 20
 
 
-def embedding_figure(rows: list[list[Panel]], title: str, num_classes: int = 10) -> plt.Figure:
-    """A grid of t-SNE panels, points coloured by class with one discrete legend."""
+def class_palette(num_classes: int) -> list:
+    """tab10/tab20 for up to 10/20 classes, evenly spaced hues beyond."""
+    if num_classes <= 10:
+        return sns.color_palette("tab10", num_classes)
+    if num_classes <= 20:
+        return sns.color_palette("tab20", num_classes)
+    return sns.color_palette("husl", num_classes)
+
+
+def plot_embeddings(rows: list[list[Panel]], path: Path, title: str, num_classes: int = 10,
+                    legend_title: str = "digit") -> None:
+    save_figure(embedding_figure(rows, title, num_classes, legend_title), path)
+
+
+def embedding_figure(rows: list[list[Panel]], title: str, num_classes: int = 10,
+                     legend_title: str = "digit") -> plt.Figure:
+    """A grid of t-SNE panels, points coloured by class with one discrete legend (none beyond
+    LEGEND_MAX_CLASSES classes, where colours can no longer be told apart anyway)."""
     n_rows, n_columns = len(rows), max(len(r) for r in rows)
     figure, axes = plt.subplots(n_rows, n_columns, figsize=(3.6 * n_columns, 3.4 * n_rows),
                                 squeeze=False)
-    palette = sns.color_palette("tab10", num_classes)
+    palette = class_palette(num_classes)
     for r, row in enumerate(rows):
         for c in range(n_columns):
             ax = axes[r][c]
@@ -57,9 +72,10 @@ def embedding_figure(rows: list[list[Panel]], title: str, num_classes: int = 10)
                             hue_order=range(num_classes), palette=palette, s=4, linewidth=0,
                             alpha=0.8, legend=False, ax=ax, rasterized=True)
             ax.set_title(panel.title, fontsize=9)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=palette[k], label=str(k))
-               for k in range(num_classes)]
-    figure.legend(handles=handles, title="digit", loc="center right", frameon=False)
+    if num_classes <= LEGEND_MAX_CLASSES:
+        handles = [plt.Line2D([], [], marker="o", linestyle="", color=palette[k], label=str(k))
+                   for k in range(num_classes)]
+        figure.legend(handles=handles, title=legend_title, loc="center right", frameon=False)
     figure.suptitle(title, fontsize=11)
     figure.tight_layout(rect=(0, 0, 0.93, 0.95))
     return figure

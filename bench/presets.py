@@ -15,3 +15,14 @@ PRESETS: dict[str, dict] = {
     "smoke": {"epochs": 1, "iterations_per_epoch": 3, "train_size": 640, "test_size": 320,
               "probe_epochs": 1, "tsne_points": 200},
 }
+
+# Latent sizes (z_dim, s_dim) per dataset: the first pair is the dataset's default, all pairs are
+# what --paper-sizes runs. MNIST, Sprites: the paper's; smallNORB: the paper's LineMod sizes (its
+# stand-in); Fashion-MNIST and Shapes: MNIST's (the paper has neither).
+LATENT_SIZES: dict[str, list[tuple[int, int]]] = {
+    "mnist": [(16, 16), (64, 64)],
+    "fashion-mnist": [(16, 16), (64, 64)],
+    "shapes": [(16, 16), (64, 64)],
+    "sprites": [(512, 64), (1024, 512)],
+    "smallnorb": [(64, 256), (256, 512)],
+}

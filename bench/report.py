@@ -113,13 +113,17 @@ def _label(record: dict) -> str:
     return f"{c.get('method')} (z/s {z}/{s}, seed {c.get('seed')})"
 
 
-def tsne_comparison(records: list[dict], path: Path, title: str) -> Figure:
+def tsne_comparison(records: list[dict], path: Path, title: str, dataset: str) -> Figure:
     """One t-SNE panel per method side by side (first seed of each), a row per code of z."""
     from bench import figures  # matplotlib: only where a figure is drawn
-    columns = []
+    columns, classes = [], 0
+    parameters = _read_json(records[0]["dir"] / results.FIGURES_FILE).get("tsne", {})
+    label_name = parameters.get("label_name", "digit")
     for record in records:
         table = pd.read_csv(record["dir"] / results.TSNE_FILE)
+        classes = max(classes, int(table["label"].max()) + 1)
         columns.append({code: part for code, part in table.groupby("code", sort=False)})
+    classes = max(classes, int(parameters.get("classes", 0)))
     codes = ["z_sample", "z_mean"]
     rows = []
     for code in codes:
@@ -130,11 +134,12 @@ def tsne_comparison(records: list[dict], path: Path, title: str) -> Figure:
             row.append(figures.Panel(f"{record['config']['method']}: {figures.CODE_TITLES[shown]}",
                                      part[["x", "y"]].to_numpy(), part["label"].to_numpy()))
         rows.append(row)
-    figures.plot_embeddings(rows, path, title)
+    figures.plot_embeddings(rows, path, title, classes, label_name)
     expected = "; ".join(f"{r['config']['method']}: {PAPER_TSNE[r['config']['method']]}"
-                         for r in records if r["config"]["method"] in PAPER_TSNE)
-    return Figure(path, f"Points: test images, coloured by digit. What the paper shows: {expected}."
-                  if expected else "Points: test images, coloured by digit.", width=min(1150, 330 * len(records) + 80))
+                         for r in records if r["config"]["method"] in PAPER_TSNE and dataset == "mnist")
+    caption = f"Points: test images, coloured by {label_name}."
+    return Figure(path, f"{caption} What the paper shows: {expected}." if expected else caption,
+                  width=min(1150, 330 * len(records) + 80))
 
 
 def _figure(record: dict, name: str, caption: str, width: int) -> Figure:
@@ -166,6 +171,11 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
                accuracy_table(summary, paper_part.iloc[0:0],
                               {"z mean train": ("z_mean", "train"), "z mean test": ("z_mean", "test")},
                               paper_order, deterministic)]
+    protocols = {_read_json(r["dir"] / results.EVALUATION_FILE).get("probes", {}).get("specified")
+                 for r in records} - {None}
+    if protocols:
+        blocks.append(Paragraph("Probe protocol: " + "; ".join(sorted(protocols)) + "."))
+    blocks += factor_blocks(records, paper_order)
 
     order = _method_order([r["config"]["method"] for r in records], paper_order)
     by_dims: dict[tuple, list[dict]] = {}
@@ -180,14 +190,15 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
         if with_tsne:
             path = results_dir / FIGURES_DIR / f"tsne-{dataset}-{preset}-z{z}-s{s}.png"
             blocks.append(tsne_comparison(with_tsne, path, f"t-SNE of z, {dataset}, z/s {z}/{s}, "
-                                          f"{preset} preset (first seed of each method)"))
+                                          f"{preset} preset (first seed of each method)", dataset))
         blocks += [_figure(r, "tsne", f"t-SNE of z: {_label(r)}", width=760)
                    for r in group if r not in with_tsne]  # other seeds, and any without a t-SNE
 
     blocks.append(Heading(3, "Swap grids"))
     blocks.append(Paragraph("Top row: the images that give s; left column: the images that give "
                             "z; cell (i, j) decodes the posterior mean of z of row image i with "
-                            f"the s of column image j. What the paper shows: {PAPER_SWAP}."))
+                            "the s of column image j."
+                            + (f" What the paper shows: {PAPER_SWAP}." if dataset == "mnist" else "")))
     for group in by_dims.values():
         blocks.append(Gallery([_figure(r, "swap_grid", f"Swap grid: {_label(r)}", width=360)
                                for r in group]))
@@ -197,6 +208,74 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
     for group in by_dims.values():
         for record in group:
             blocks.append(_figure(record, "curves", f"Training curves: {_label(record)}", width=900))
+    return blocks
+
+
+def _read_tables(records: list[dict], name: str) -> pd.DataFrame:
+    frames = [pd.read_csv(r["dir"] / name) for r in records if (r["dir"] / name).is_file()]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _keyed_rows(table: pd.DataFrame, paper_order: list[str]):
+    """(method, z_dim, s_dim, part) in the report's method order."""
+    keys = table[GROUP].drop_duplicates()
+    order = _method_order(keys.method, paper_order)
+    for _, key in keys.assign(o=keys.method.map(order.index)).sort_values(["o", "z_dim", "s_dim"]).iterrows():
+        yield key, table[(table[GROUP] == key[GROUP]).all(axis=1)]
+
+
+def factor_table(factors: pd.DataFrame, paper_order: list[str]) -> Table:
+    """Test accuracy of a probe for each known factor from s and from z (mean over seeds)."""
+    names = list(dict.fromkeys(factors.factor))
+    unspecified = set(factors[factors.unspecified.astype(str) == "True"].factor)
+    chance = factors.groupby("factor")["chance"].first()
+    test = factors[factors.split == "test"]
+    rows = []
+    for key, part in _keyed_rows(test, paper_order):
+        means = part.groupby(["factor", "code"])["accuracy"].mean()
+        rows.append([key.method, f"{key.z_dim} / {key.s_dim}", str(part.seed.nunique())]
+                    + [f"s {means.get((f, 's'), float('nan')):.1f} · z {means.get((f, 'z_mean'), float('nan')):.1f}"
+                       for f in names])
+    header = [f"{f} ({'unspecified' if f in unspecified else 'specified side'}; chance "
+              f"{chance[f]:.1f})" for f in names]
+    return Table(["method", "z / s", "seeds", *header], rows)
+
+
+def disentanglement_table(scores: pd.DataFrame, paper_order: list[str]) -> Table:
+    factor_names = [f for f in dict.fromkeys(scores.factor) if f != "all"]
+    rows = []
+    for key, part in _keyed_rows(scores, paper_order):
+        means = part.groupby(["metric", "factor"])["value"].mean()
+        rows.append([key.method, f"{key.z_dim} / {key.s_dim}", str(part.seed.nunique()),
+                     f"{means[('MIG', 'all')]:.3f}", f"{means[('SAP', 'all')]:.3f}"]
+                    + [f"{means[('MIG', f)]:.2f} / {means[('SAP', f)]:.2f}" for f in factor_names])
+    return Table(["method", "z / s", "seeds", "MIG", "SAP", *[f"{f}: MIG / SAP" for f in factor_names]],
+                 rows)
+
+
+def factor_blocks(records: list[dict], paper_order: list[str]) -> list[Block]:
+    """The known-factor probes and MIG / SAP, for datasets whose factors are all known."""
+    factors = _read_tables(records, results.FACTORS_FILE)
+    scores = _read_tables(records, results.DISENTANGLEMENT_FILE)
+    blocks: list[Block] = []
+    if not factors.empty:
+        blocks += [Heading(3, "Known factors: what each code holds"),
+                   Paragraph("Test accuracy (%) of a probe (the same classifier) predicting each "
+                             "known factor from s and from the posterior mean of z. Factors on the "
+                             "specified side (they make up the pairing label) should be read from s "
+                             "and not from z; unspecified factors from z and not from s."),
+                   factor_table(factors, paper_order)]
+    if not scores.empty:
+        blocks += [Heading(3, "Disentanglement of z: MIG and SAP"),
+                   Paragraph("Scores of the posterior mean of z with respect to the unspecified "
+                             "factors, as defined in disentanglement_lib (MIG: mutual information "
+                             "gap over 20-bin histograms, normalised by each factor's entropy; SAP: "
+                             "gap between the two dimensions whose single-dimension linear SVM "
+                             "predicts the factor best). Both lie in [0, 1]; higher is better. A single linear "
+                             "threshold cannot isolate the middle values of a factor, so even a "
+                             "perfect code scores SAP well below 1 on factors with more than four "
+                             "values."),
+                   disentanglement_table(scores, paper_order)]
     return blocks
 
 
@@ -245,9 +324,9 @@ def build(results_dir: Path) -> list[Block]:
                   + (f"; {len(others)} failed or unfinished run(s) are listed at the end."
                      if others else ".")),
         Paragraph("Each number is the accuracy (%) of a classifier that predicts the specified "
-                  "label (the digit) from one frozen latent code. **s: higher is better** (the "
-                  "specified code carries the class). **z: lower is better** (the unspecified code "
-                  "should not leak the class; chance is 10 % on MNIST). Cells read "
+                  "label (the digit on MNIST) from one frozen latent code. **s: higher is better** "
+                  "(the specified code carries the class). **z: lower is better** (the unspecified "
+                  "code should not leak the class; chance is 10 % on MNIST). Cells read "
                   "`ours (paper, ours - paper)`; with several seeds, ours is the mean ± standard "
                   "deviation over seeds.")]
     if metrics.empty:

@@ -12,6 +12,10 @@ DEFAULT_RESULTS = REPO_ROOT / "results"
 
 METRICS_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
                    "probe", "split", "accuracy")
+FACTOR_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
+                  "factor", "unspecified", "code", "split", "accuracy", "chance")
+DISENTANGLEMENT_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
+                           "code", "metric", "factor", "value")
 PROBES = ("s", "z_mean", "z_sample")
 SPLITS = ("train", "test")
 
@@ -19,6 +23,9 @@ CONFIG_FILE = "config.json"
 ENV_FILE = "env.json"
 LOSSES_FILE = "losses.csv"
 METRICS_FILE = "metrics.csv"
+FACTORS_FILE = "factors.csv"  # datasets with known factors: factor probes
+DISENTANGLEMENT_FILE = "disentanglement.csv"  # ... and MIG / SAP of z
+EVALUATION_FILE = "evaluation.json"  # how each probe was fitted
 CHECKPOINT_FILE = "checkpoint.pt"
 STATUS_FILE = "status.json"
 ERROR_FILE = "error.log"

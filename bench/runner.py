@@ -55,18 +55,44 @@ def iterations_per_epoch(config: RunConfig, data: ImageSet) -> int:
             or len(data.train_images) // config.method_config.batch_size)
 
 
-def metric_rows(config: RunConfig, accuracies: dict[tuple[str, str], float]) -> list[dict]:
+def _run_columns(config: RunConfig) -> dict:
     c = config.method_config
-    return [dict(run_id=config.run_id, method=config.method, dataset=config.dataset,
-                 preset=config.preset, seed=config.seed, z_dim=c.z_dim, s_dim=c.s_dim,
-                 probe=probe, split=split, accuracy=round(accuracies[probe, split], 4))
+    return dict(run_id=config.run_id, method=config.method, dataset=config.dataset,
+                preset=config.preset, seed=config.seed, z_dim=c.z_dim, s_dim=c.s_dim)
+
+
+def metric_rows(config: RunConfig, accuracies: dict[tuple[str, str], float]) -> list[dict]:
+    return [dict(_run_columns(config), probe=probe, split=split,
+                 accuracy=round(accuracies[probe, split], 4))
             for probe in results.PROBES for split in results.SPLITS]
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    lines = [",".join(results.METRICS_COLUMNS)]
-    lines += [",".join(str(row[column]) for column in results.METRICS_COLUMNS) for row in rows]
+def factor_rows(config: RunConfig, data: ImageSet,
+                accuracies: dict[tuple[str, str, str], float]) -> list[dict]:
+    return [dict(_run_columns(config), factor=factor, unspecified=factor in data.unspecified_factors,
+                 code=code, split=split, accuracy=round(value, 4),
+                 chance=round(100.0 / data.factor_sizes[factor], 4))
+            for (factor, code, split), value in accuracies.items()]
+
+
+def disentanglement_rows(config: RunConfig, scores) -> list[dict]:
+    rows = []
+    for metric, overall, per_factor in (("MIG", scores.mig, scores.per_factor_mig),
+                                        ("SAP", scores.sap, scores.per_factor_sap)):
+        for factor, value in [("all", overall), *per_factor.items()]:
+            rows.append(dict(_run_columns(config), code="z_mean", metric=metric, factor=factor,
+                             value=round(float(value), 4)))
+    return rows
+
+
+def write_table(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    lines = [",".join(columns)]
+    lines += [",".join(str(row[column]) for column in columns) for row in rows]
     results.write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    write_table(path, results.METRICS_COLUMNS, rows)
 
 
 class LossLog:
@@ -171,9 +197,10 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
     results.write_atomic(run_dir / results.TSNE_FILE,
                          lambda tmp: pd.concat(tables).to_csv(tmp, index=False, float_format="%.4f"))
     figures.plot_embeddings([panels], run_dir / results.FIGURES["tsne"],
-                            f"t-SNE of z on {points} test images: {label}", data.num_classes)
+                            f"t-SNE of z on {points} test images: {label}", data.num_classes,
+                            data.label_name)
 
-    s_index, z_index = evaluate.swap_header_indices(data.test_labels, data.num_classes)
+    s_index, z_index = evaluate.swap_header_indices(data.test_labels)
     s_images, z_images = data.test_images[s_index], data.test_images[z_index]
     grid = evaluate.swap_grid_image(evaluate.swap_cells(method, z_images, s_images), z_images, s_images)
     results.write_atomic(run_dir / results.FIGURES["swap_grid"],
@@ -184,8 +211,11 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
     results.write_json_atomic(run_dir / results.FIGURES_FILE, {
         "tsne": {"points": points, "which": "the first test images", "seed": tsne_seed,
                  "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",
+                 "classes": data.num_classes, "label_name": data.label_name,
                  "parameters": evaluate.TSNE_PARAMETERS},
-        "swap_grid": {"rule": "columns (s): the first test image of each class; rows (z): the second",
+        "swap_grid": {"rule": f"columns (s): the first test image of each of up to "
+                              f"{evaluate.SWAP_CLASSES} classes spread over the sorted classes; "
+                              "rows (z): the second",
                       "s_images": s_index, "z_images": z_index,
                       "cell": "Dec(z_mean of row image, s of column image)"}})
 
@@ -290,10 +320,28 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
     s = config.settings
     train_codes = evaluate.encode_all(method, data.train_images)
     test_codes = evaluate.encode_all(method, data.test_images)
-    accuracies = evaluate.probe_accuracies(train_codes, test_codes, data, epochs=s.probe_epochs,
-                                           batch_size=s.probe_batch_size, lr=s.probe_lr,
-                                           seed=derive_seed(config.seed, "probe"))
+    probe_options = dict(epochs=s.probe_epochs, batch_size=s.probe_batch_size, lr=s.probe_lr,
+                         seed=derive_seed(config.seed, "probe"))
+    accuracies, protocol = evaluate.probe_accuracies(train_codes, test_codes, data, **probe_options)
     stop.check()
+    evaluation = {"probes": {"specified": protocol}}
+    if data.train_factors:
+        found, protocols = evaluate.factor_probe_accuracies(train_codes, test_codes, data,
+                                                            **probe_options)
+        write_table(run_dir / results.FACTORS_FILE, results.FACTOR_COLUMNS,
+                    factor_rows(config, data, found))
+        evaluation["probes"].update(protocols)
+        evaluation["factor_probe_codes"] = list(evaluate.FACTOR_PROBE_CODES)
+        stop.check()
+    scores = evaluate.disentanglement_scores(train_codes, test_codes, data,
+                                             seed=derive_seed(config.seed, "disentanglement") % 2**31)
+    if scores is not None:
+        write_table(run_dir / results.DISENTANGLEMENT_FILE, results.DISENTANGLEMENT_COLUMNS,
+                    disentanglement_rows(config, scores))
+        evaluation["disentanglement"] = {"code": "z_mean", "factors": list(data.unspecified_factors),
+                                         "definitions": "disentanglement_lib: MIG with 20-bin "
+                                                        "histograms, SAP with a LinearSVC per dimension"}
+    results.write_json_atomic(run_dir / results.EVALUATION_FILE, evaluation)
     write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
     write_figures(config, method, data, test_codes, run_dir)
     return accuracies, {"train_seconds": round(train_seconds, 2),

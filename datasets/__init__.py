@@ -4,8 +4,9 @@ import pkgutil
 
 from datasets.base import DATASETS, DataError, ImageSet, register
 
-_INFRASTRUCTURE = {"base", "samplers"}
-for _module in pkgutil.iter_modules(__path__):
+_INFRASTRUCTURE = {"base", "samplers", "idx"}
+# MNIST first (the paper's dataset, listed first by `bench datasets`), then by name.
+for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "mnist", m.name)):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 

@@ -57,9 +57,10 @@ class AdversarialAutoencoder(Method):
     def build_networks(self, image_shape):
         check_image_shape(image_shape)
         c = self.config
-        networks = {"encoder": Encoder(c.z_dim, c.s_dim, variational=self.variational),
-                    "decoder": Decoder(c.z_dim, c.s_dim, **self.decoder_options),
-                    "discriminator": PairDiscriminator()}
+        networks = {"encoder": Encoder(c.z_dim, c.s_dim, variational=self.variational,
+                                       image_shape=image_shape),
+                    "decoder": Decoder(c.z_dim, c.s_dim, **self.decoder_options, image_shape=image_shape),
+                    "discriminator": PairDiscriminator(image_shape)}
         for net in networks.values():
             init_weights(net)
         return networks

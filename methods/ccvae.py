@@ -33,7 +33,8 @@ class CycleConsistentVAE(Method):
     def build_networks(self, image_shape):
         check_image_shape(image_shape)
         c = self.config
-        networks = {"encoder": Encoder(c.z_dim, c.s_dim), "decoder": Decoder(c.z_dim, c.s_dim)}
+        networks = {"encoder": Encoder(c.z_dim, c.s_dim, image_shape=image_shape),
+                    "decoder": Decoder(c.z_dim, c.s_dim, image_shape=image_shape)}
         for net in networks.values():
             init_weights(net)
         return networks

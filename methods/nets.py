@@ -10,6 +10,13 @@ from torch import nn
 
 MNIST_SHAPE = (1, 28, 28)
 TRUNK_FEATURES = 256  # 64 channels x 2 x 2 after the third convolution
+# The generic family (no published network exists for other shapes; README, "Networks"): the
+# convolutional encoder/decoder widths of disentanglement_lib's standard architecture (Locatello et
+# al. 2019, after Burgess et al. 2018), with this suite's InstanceNorm and split z/s heads.
+GENERIC_CHANNELS = (32, 32, 64, 64)
+GENERIC_LAYERS = len(GENERIC_CHANNELS)
+GENERIC_HIDDEN = 256
+GENERIC_MIN_SIDE = 32  # four halvings leave at least 2 x 2
 
 
 def _conv_block(c_in: int, c_out: int, activation: nn.Module) -> list[nn.Module]:
@@ -20,18 +27,51 @@ def _conv_block(c_in: int, c_out: int, activation: nn.Module) -> list[nn.Module]
             activation]
 
 
-class Encoder(nn.Module):
-    """28x28 image -> (z_mean, z_logvar or None, s)."""
+def conv_sizes(side: int, layers: int = GENERIC_LAYERS) -> list[int]:
+    """Spatial side after each 4x4 stride-2 padding-1 convolution: floor(n / 2) every layer."""
+    sides = [side]
+    for _ in range(layers):
+        sides.append(sides[-1] // 2)
+    return sides
 
-    def __init__(self, z_dim: int, s_dim: int, variational: bool = True):
+
+def _generic_trunk(c_in: int, activation) -> nn.Sequential:
+    """The conv family for images other than 1x28x28: four 4x4 stride-2 convolutions
+    (c_in -> 32 -> 32 -> 64 -> 64), each followed by InstanceNorm and ``activation()``."""
+    layers, channels = [], (c_in, *GENERIC_CHANNELS)
+    for a, b in zip(channels, channels[1:]):
+        layers += [nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1),
+                   nn.InstanceNorm2d(b, affine=False, track_running_stats=False), activation()]
+    return nn.Sequential(*layers, nn.Flatten())
+
+
+def _generic_features(image_shape: tuple[int, ...]) -> int:
+    _, height, width = image_shape
+    return GENERIC_CHANNELS[-1] * conv_sizes(height)[-1] * conv_sizes(width)[-1]
+
+
+class Encoder(nn.Module):
+    """image -> (z_mean, z_logvar or None, s). 1x28x28: the paper's network; other shapes: the
+    generic conv family, then Linear(features -> 256) and ReLU before the heads."""
+
+    def __init__(self, z_dim: int, s_dim: int, variational: bool = True,
+                 image_shape: tuple[int, ...] = MNIST_SHAPE):
         super().__init__()
-        self.trunk = nn.Sequential(*_conv_block(1, 16, nn.ReLU()),
-                                   *_conv_block(16, 32, nn.ReLU()),
-                                   *_conv_block(32, 64, nn.ReLU()),
-                                   nn.Flatten())
-        self.z_mean = nn.Linear(TRUNK_FEATURES, z_dim)
-        self.z_logvar = nn.Linear(TRUNK_FEATURES, z_dim) if variational else None
-        self.s = nn.Linear(TRUNK_FEATURES, s_dim)
+        check_image_shape(image_shape)
+        if tuple(image_shape) == MNIST_SHAPE:
+            self.trunk = nn.Sequential(*_conv_block(1, 16, nn.ReLU()),
+                                       *_conv_block(16, 32, nn.ReLU()),
+                                       *_conv_block(32, 64, nn.ReLU()),
+                                       nn.Flatten())
+            features = TRUNK_FEATURES
+        else:
+            self.trunk = nn.Sequential(_generic_trunk(image_shape[0], nn.ReLU),
+                                       nn.Linear(_generic_features(image_shape), GENERIC_HIDDEN),
+                                       nn.ReLU())
+            features = GENERIC_HIDDEN
+        self.z_mean = nn.Linear(features, z_dim)
+        self.z_logvar = nn.Linear(features, z_dim) if variational else None
+        self.s = nn.Linear(features, s_dim)
 
     def forward(self, x: torch.Tensor):
         h = self.trunk(x)
@@ -40,43 +80,69 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(z, s) -> 28x28 image in [0, 1].
+    """(z, s) -> image in [0, 1].
 
     The cycle-consistent VAE and Mathieu et al. use LeakyReLU(0.2) after the two input layers and
     in the deconvolution stack; Szabo et al.'s variant has no input activation and ReLU in the
-    stack (``input_activation=False, stack_activation="relu"``).
+    stack (``input_activation=False, stack_activation="relu"``). Other shapes than 1x28x28 mirror
+    the generic encoder: Linear(512 -> 64 x h x w), then four 4x4 stride-2 transposed
+    convolutions (64 -> 64 -> 32 -> 32 -> C) whose output padding restores each odd side.
     """
 
     def __init__(self, z_dim: int, s_dim: int, input_activation: bool = True,
-                 stack_activation: str = "leaky_relu"):
+                 stack_activation: str = "leaky_relu", image_shape: tuple[int, ...] = MNIST_SHAPE):
         super().__init__()
+        check_image_shape(image_shape)
         act_in = (lambda: nn.LeakyReLU(0.2)) if input_activation else nn.Identity
         act = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}[stack_activation]
         self.from_z = nn.Sequential(nn.Linear(z_dim, 256), act_in())
         self.from_s = nn.Sequential(nn.Linear(s_dim, 256), act_in())
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(128, 32, kernel_size=4, stride=2, padding=0),
-            nn.InstanceNorm2d(32, affine=False, track_running_stats=False), act(),
-            nn.ConvTranspose2d(32, 16, kernel_size=4, stride=2, padding=0),
-            nn.InstanceNorm2d(16, affine=False, track_running_stats=False), act(),
-            nn.ConvTranspose2d(16, 1, kernel_size=4, stride=2, padding=1),
-            nn.Sigmoid())
+        if tuple(image_shape) == MNIST_SHAPE:
+            self.seed_shape = (128, 2, 2)
+            self.expand = nn.Identity()
+            self.deconv = nn.Sequential(
+                nn.ConvTranspose2d(128, 32, kernel_size=4, stride=2, padding=0),
+                nn.InstanceNorm2d(32, affine=False, track_running_stats=False), act(),
+                nn.ConvTranspose2d(32, 16, kernel_size=4, stride=2, padding=0),
+                nn.InstanceNorm2d(16, affine=False, track_running_stats=False), act(),
+                nn.ConvTranspose2d(16, 1, kernel_size=4, stride=2, padding=1),
+                nn.Sigmoid())
+            return
+        channels, height, width = image_shape
+        heights, widths = conv_sizes(height)[::-1], conv_sizes(width)[::-1]
+        self.seed_shape = (GENERIC_CHANNELS[-1], heights[0], widths[0])
+        self.expand = nn.Sequential(nn.Linear(512, _generic_features(image_shape)), act())
+        stack_channels = (*GENERIC_CHANNELS[::-1], channels)
+        layers = []
+        for i, (a, b) in enumerate(zip(stack_channels, stack_channels[1:])):
+            padding = (heights[i + 1] - 2 * heights[i], widths[i + 1] - 2 * widths[i])
+            layers.append(nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1,
+                                             output_padding=padding))
+            last = i == len(stack_channels) - 2
+            layers += [nn.Sigmoid()] if last else [
+                nn.InstanceNorm2d(b, affine=False, track_running_stats=False), act()]
+        self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         h = torch.cat([self.from_z(z), self.from_s(s)], dim=1)  # z part first
-        return self.deconv(h.view(-1, 128, 2, 2))
+        return self.deconv(self.expand(h).view(-1, *self.seed_shape))
 
 
 class PairDiscriminator(nn.Module):
-    """Two 28x28 images stacked as channels -> logits (fake, real): label 1 = a real pair."""
+    """Two images stacked as channels -> logits (fake, real): label 1 = a real pair."""
 
-    def __init__(self):
+    def __init__(self, image_shape: tuple[int, ...] = MNIST_SHAPE):
         super().__init__()
-        self.net = nn.Sequential(*_conv_block(2, 32, nn.LeakyReLU(0.2)),
-                                 *_conv_block(32, 64, nn.LeakyReLU(0.2)),
-                                 *_conv_block(64, 128, nn.LeakyReLU(0.2)),
-                                 nn.Flatten(),
-                                 nn.Linear(128 * 2 * 2, 2))
+        check_image_shape(image_shape)
+        if tuple(image_shape) == MNIST_SHAPE:
+            self.net = nn.Sequential(*_conv_block(2, 32, nn.LeakyReLU(0.2)),
+                                     *_conv_block(32, 64, nn.LeakyReLU(0.2)),
+                                     *_conv_block(64, 128, nn.LeakyReLU(0.2)),
+                                     nn.Flatten(),
+                                     nn.Linear(128 * 2 * 2, 2))
+        else:
+            self.net = nn.Sequential(_generic_trunk(2 * image_shape[0], lambda: nn.LeakyReLU(0.2)),
+                                     nn.Linear(_generic_features(image_shape), 2))
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([a, b], dim=1))
@@ -95,6 +161,10 @@ def init_weights(module: nn.Module) -> None:
 
 
 def check_image_shape(shape: tuple[int, ...]) -> None:
-    if tuple(shape) != MNIST_SHAPE:
-        raise ValueError(f"the shared networks are defined for images of shape {MNIST_SHAPE}, "
-                         f"got {tuple(shape)}")
+    """The networks exist for 1x28x28 (the paper's) and for C x H x W with H, W >= 32 (the family)."""
+    shape = tuple(shape)
+    if shape == MNIST_SHAPE:
+        return
+    if len(shape) != 3 or min(shape[1:]) < GENERIC_MIN_SIDE or shape[0] < 1:
+        raise ValueError(f"no network for images of shape {shape}: the networks take 1x28x28 or "
+                         f"C x H x W with H and W at least {GENERIC_MIN_SIDE}")

@@ -1,9 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from datasets import DATASETS
+from datasets.base import CACHE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,3 +19,27 @@ def mnist():
 @pytest.fixture(scope="session")
 def small_mnist(mnist):
     return mnist.head(640, 320)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Generated and converted datasets go to a session folder, never the user's cache (commands
+    run in subprocesses inherit it)."""
+    previous = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("cache"))
+    yield Path(os.environ[CACHE_ENV])
+    if previous is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = previous
+
+
+@pytest.fixture(scope="session")
+def shapes():
+    """The procedural Shapes dataset on the CPU (generated once per test session)."""
+    return DATASETS["shapes"](None, torch.device("cpu"))
+
+
+@pytest.fixture(scope="session")
+def small_shapes(shapes):
+    return shapes.head(640, 320)

@@ -39,6 +39,11 @@ BAD_INPUT = {
     "negative weight": (["--set", "kl_weight=-1"], "invalid kl_weight -1.0"),
     "unknown preset": (["--preset", "huge"], "invalid choice: 'huge'"),
     "method twice": (["--methods", "ccvae,ccvae"], "method listed twice"),
+    "paper sizes and z-dim": (["--paper-sizes", "", "--z-dim", "8"], "give it or --z-dim/--s-dim, not both"),
+    "sprites absent": (["--dataset", "sprites", "--data-dir", "/nonexistent-root"],
+                       "Sprites data not found: looked in /nonexistent-root/sprites; download nips2015"),
+    "smallnorb absent": (["--dataset", "smallnorb", "--data-dir", "/nonexistent-root"],
+                         "smallNORB data not found: looked in /nonexistent-root/smallnorb"),
 }
 
 
@@ -49,7 +54,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(extra, message, tmp_pat
         if flag in argv:
             argv[argv.index(flag) + 1] = value
         else:
-            argv += [flag, value]
+            argv += [flag, value] if value else [flag]  # "": a switch
     code, err = run_cli(argv, capsys)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1, err

@@ -12,7 +12,7 @@ ALL_METHODS = sorted(METHODS)
 
 
 def make(name, data, seed=0, **overrides):
-    config = resolve(name, "mnist", "smoke", seed, {"z_dim": 6, "s_dim": 5, **overrides})
+    config = resolve(name, data.name, "smoke", seed, {"z_dim": 6, "s_dim": 5, **overrides})
     return build(config, data, torch.device("cpu"))
 
 
@@ -40,10 +40,12 @@ def test_training_changes_the_networks(name, small_mnist):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.parametrize("dataset", ["small_mnist", "small_shapes"])
 @pytest.mark.parametrize("name", ALL_METHODS)
-def test_encode_and_decode_shapes(name, small_mnist):
-    method, _ = make(name, small_mnist)
-    x = small_mnist.test_images[:7]
+def test_encode_and_decode_shapes(name, dataset, request):
+    data = request.getfixturevalue(dataset)  # 1x28x28 (the paper's nets) and 3x64x64 (the family)
+    method, feed = make(name, data)
+    x = data.test_images[:7]
     code = method.encode(x)
     assert code.s.shape == (7, 5) and code.z_mean.shape == (7, 6)
     if METHODS[name].variational:
@@ -52,6 +54,8 @@ def test_encode_and_decode_shapes(name, small_mnist):
         assert code.z_logvar is None
     image = method.decode(code.z_mean, code.s)
     assert image.shape == x.shape and image.min() >= 0 and image.max() <= 1
+    losses = method.train_step(feed)
+    assert all(torch.isfinite(value) for value in losses.values())
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)

@@ -1,4 +1,5 @@
 """The bundled MNIST, its checksums, and torchvision's layout for other roots."""
+import dataclasses
 import gzip
 import shutil
 import socket
@@ -7,7 +8,8 @@ import pytest
 import torch
 
 from datasets import DataError
-from datasets.mnist import BUNDLED_DIR, FILES, load_mnist
+from datasets.idx import FILES
+from datasets.mnist import BUNDLED_DIR, MNIST, load_mnist
 
 CPU = torch.device("cpu")
 
@@ -32,7 +34,7 @@ def bundled_copy(tmp_path, monkeypatch):
     """A writable copy of the bundled files that load_mnist(None) reads instead."""
     copy = tmp_path / "mnist"
     shutil.copytree(BUNDLED_DIR, copy)
-    monkeypatch.setattr("datasets.mnist.BUNDLED_DIR", copy)
+    monkeypatch.setattr("datasets.mnist.MNIST", dataclasses.replace(MNIST, default_dir=copy))
     return copy
 
 
