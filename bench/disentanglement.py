@@ -32,14 +32,19 @@ __all__ = ["DisentanglementScores", "discretize", "mutual_information_matrix",
 
 # --------------------------------------------------------------------------- input validation
 
-def _codes(codes, name: str = "codes") -> np.ndarray:
-    """``codes`` as a finite 2-D float array with at least one row and one column."""
-    array = np.asarray(codes)
+def _two_dimensional(values, name: str, shape: str) -> np.ndarray:
+    array = np.asarray(values)
     if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, d) array, got shape {array.shape}")
+        raise ValueError(f"{name} must be a 2-D {shape} array, got shape {array.shape}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"{name} must have at least one row and one column, got shape "
                          f"{array.shape}")
+    return array
+
+
+def _codes(codes, name: str = "codes") -> np.ndarray:
+    """``codes`` as a finite 2-D float array with at least one row and one column."""
+    array = _two_dimensional(codes, name, "(N, d)")
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
     array = array.astype(np.float64, copy=False)
@@ -51,12 +56,7 @@ def _codes(codes, name: str = "codes") -> np.ndarray:
 
 def _factors(factors, name: str = "factors") -> np.ndarray:
     """``factors`` as a 2-D int64 array; float arrays are accepted when every value is integral."""
-    array = np.asarray(factors)
-    if array.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (N, k) array, got shape {array.shape}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one row and one column, got shape "
-                         f"{array.shape}")
+    array = _two_dimensional(factors, name, "(N, k)")
     if array.dtype == bool or np.issubdtype(array.dtype, np.integer):
         return array.astype(np.int64, copy=False)
     if np.issubdtype(array.dtype, np.floating):

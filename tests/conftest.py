@@ -1,4 +1,5 @@
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,12 @@ def shapes():
 @pytest.fixture(scope="session")
 def small_shapes(shapes):
     return shapes.head(640, 320)
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to connect fails: downloads are tested offline."""
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled in tests")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

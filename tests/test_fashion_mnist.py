@@ -1,7 +1,6 @@
 """Fashion-MNIST: Debian's files when installed, torchvision's layout under a root, checksums."""
 import dataclasses
 import hashlib
-import socket
 import struct
 
 import numpy as np
@@ -35,14 +34,6 @@ def write_fixture(root, train=12, test=8):
         (raw / name).write_bytes(data)
         digests[name] = hashlib.sha256(data).hexdigest()
     return digests
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled in tests")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def test_idx_round_trip():

@@ -2,7 +2,6 @@
 import dataclasses
 import gzip
 import shutil
-import socket
 
 import pytest
 import torch
@@ -58,14 +57,6 @@ def test_a_missing_file_is_named(bundled_copy):
     (bundled_copy / "train-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match=r"missing: .*train-labels-idx1-ubyte"):
         load_mnist(None, CPU)
-
-
-@pytest.fixture
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("network disabled in tests")
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def torchvision_root(tmp_path, files=FILES):
