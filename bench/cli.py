@@ -105,8 +105,6 @@ def require_figure_libraries() -> None:
 def command_run(args) -> int:
     from bench.config import resolve
     from bench.presets import LATENT_SIZES
-    from bench.runner import execute
-    from bench.train import Interrupted, StopOnSignal
     from datasets import DATASETS
     from methods import METHODS
 
@@ -133,9 +131,46 @@ def command_run(args) -> int:
         sizes_list = latent_sizes(args.z_dim, args.s_dim)
     configs = [resolve(method, args.dataset, args.preset, seed, overrides | sizes)
                for method in methods for sizes in sizes_list for seed in args.seeds]
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be positive, got {args.jobs}")
+    slurm_flags = {"partition": args.partition, "time_minutes": args.time_minutes,
+                   "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
+                   "mem_gb": args.mem_gb, "sbatch": settings_overrides(args.sbatch)}
+    if args.executor == "local" and (args.no_wait or args.slurm_config
+                                     or any(v not in (None, {}) for v in slurm_flags.values())):
+        raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
     require_figure_libraries()
-    device = resolve_device(args.device)
-    data = load_data(args.dataset, args.data_dir, device)  # bad data fails before any write
+    if args.executor == "slurm":
+        from bench.slurm import SlurmOptions
+        options = SlurmOptions.from_sources(args.slurm_config, {
+            **slurm_flags, "array_parallelism": args.jobs if args.jobs > 1 else None})
+        if args.device == "cuda" and not options.gpus_per_job:
+            raise UsageError("--device cuda with --executor slurm needs --gpus-per-job 1")
+    device = resolve_device(args.device) if args.executor == "local" else None
+    # Bad data fails before anything is written or submitted (and caches are built once, here).
+    data = load_data(args.dataset, args.data_dir, device or "cpu")
+    if args.executor == "slurm" or args.jobs > 1:
+        from bench.executors import RunRequest, single_run_argv
+        del data
+        requests = [RunRequest(c, single_run_argv(c, overrides, args.results, args.device,
+                                                   data_dir(args.data_dir), args.restart))
+                    for c in configs]
+        if args.executor == "local":
+            from bench.executors import run_concurrently
+            return run_concurrently(requests, args.jobs, args.results)
+        from bench import slurm
+        slurm.submit(requests, options, args.results)
+        if args.no_wait:
+            print("bench: submitted; python -m bench status --results "
+                  f"{args.results} shows each run's state")
+            return 0
+        return slurm.wait(requests, args.results)
+    return run_in_process(configs, data, args, device)
+
+
+def run_in_process(configs, data, args, device) -> int:
+    from bench.runner import execute
+    from bench.train import Interrupted, StopOnSignal
 
     failures, busy = [], []
     with StopOnSignal() as stop:
@@ -159,6 +194,24 @@ def command_run(args) -> int:
         print(f"bench: {len(failures)} of {len(configs)} runs failed: {', '.join(failures)}",
               file=sys.stderr)
         return 1
+    return 0
+
+
+def command_status(args) -> int:
+    """Each run's state: complete, failed (reason), or, for SLURM jobs, pending/running/lost."""
+    from bench.slurm import status_table
+    states = status_table(args.results)
+    if not states:
+        print(f"no runs in {args.results}")
+        return 0
+    width = max(len(s.run_id) for s in states)
+    for s in states:
+        detail = "; ".join(part for part in (s.reason, f"log: {s.log}" if s.log else "") if part)
+        print(f"{s.run_id:<{width}}  {s.state:<10}  {detail}".rstrip())
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.state] = counts.get(s.state, 0) + 1
+    print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     return 0
 
 
@@ -286,6 +339,24 @@ def parser() -> Parser:
     run.add_argument("--restart", action="store_true",
                      help="discard unfinished or failed runs' folders (checkpoints included) and "
                           "train them from the start; complete runs are still skipped")
+    run.add_argument("--jobs", type=int, default=1,
+                     help="runs at once: local, N child processes sharing the machine (each with "
+                          "cores/N threads); slurm, at most N jobs of the array at once")
+    run.add_argument("--executor", choices=["local", "slurm"], default="local",
+                     help="local (default): on this machine; slurm: one SLURM job per run")
+    slurm = run.add_argument_group("SLURM (--executor slurm)")
+    slurm.add_argument("--no-wait", action="store_true",
+                       help="return once submitted (python -m bench status shows progress)")
+    slurm.add_argument("--slurm-config", type=Path, metavar="FILE",
+                       help="JSON object of SLURM options (partition, time_minutes, cpus_per_job, "
+                            "gpus_per_job, mem_gb, sbatch); flags win over it")
+    slurm.add_argument("--partition", help="partition (default: the cluster's default)")
+    slurm.add_argument("--time-minutes", type=int, help="time limit per job (default 1440)")
+    slurm.add_argument("--cpus-per-job", type=int, help="CPUs per job (default 1)")
+    slurm.add_argument("--gpus-per-job", type=int, help="GPUs per job (default 0)")
+    slurm.add_argument("--mem-gb", type=float, help="memory per job in GB (default: the partition's)")
+    slurm.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                       help="any other sbatch option, e.g. --sbatch account=proj --sbatch qos=high")
     add_common(run)
     run.set_defaults(handler=command_run)
 
@@ -295,6 +366,11 @@ def parser() -> Parser:
                          help=f"data root to look in (default: ${DATA_DIR_ENV}, else each "
                               "dataset's default place)")
     listing.set_defaults(handler=command_datasets)
+
+    status = commands.add_parser("status", help="each run's state: complete, failed (why), or its "
+                                                "SLURM job's (pending, running, ...), with its log")
+    status.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    status.set_defaults(handler=command_status)
 
     report = commands.add_parser("report", help="write results/report.md from the finished runs")
     report.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")

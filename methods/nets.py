@@ -11,8 +11,8 @@ from torch import nn
 MNIST_SHAPE = (1, 28, 28)
 TRUNK_FEATURES = 256  # 64 channels x 2 x 2 after the third convolution
 # The generic family (no published network exists for other shapes; README, "Networks"): the
-# convolutional encoder/decoder widths of disentanglement_lib's standard architecture (Locatello et
-# al. 2019, after Burgess et al. 2018), with this suite's InstanceNorm and split z/s heads.
+# convolutional encoder/decoder of disentanglement_lib's standard architecture (Locatello et
+# al. 2019, after Burgess et al. 2018), with split z/s heads.
 GENERIC_CHANNELS = (32, 32, 64, 64)
 GENERIC_LAYERS = len(GENERIC_CHANNELS)
 GENERIC_HIDDEN = 256
@@ -37,11 +37,11 @@ def conv_sizes(side: int, layers: int = GENERIC_LAYERS) -> list[int]:
 
 def _generic_trunk(c_in: int, activation) -> nn.Sequential:
     """The conv family for images other than 1x28x28: four 4x4 stride-2 convolutions
-    (c_in -> 32 -> 32 -> 64 -> 64), each followed by InstanceNorm and ``activation()``."""
+    (c_in -> 32 -> 32 -> 64 -> 64), each followed by ``activation()``. No InstanceNorm: it would
+    rescale each channel per image, which erases how strongly a colour drives it (README)."""
     layers, channels = [], (c_in, *GENERIC_CHANNELS)
     for a, b in zip(channels, channels[1:]):
-        layers += [nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1),
-                   nn.InstanceNorm2d(b, affine=False, track_running_stats=False), activation()]
+        layers += [nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1), activation()]
     return nn.Sequential(*layers, nn.Flatten())
 
 
@@ -119,8 +119,7 @@ class Decoder(nn.Module):
             layers.append(nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1,
                                              output_padding=padding))
             last = i == len(stack_channels) - 2
-            layers += [nn.Sigmoid()] if last else [
-                nn.InstanceNorm2d(b, affine=False, track_running_stats=False), act()]
+            layers.append(nn.Sigmoid() if last else act())
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@
 # Needs Debian's packages slurm-wlm and munge; `start --install` runs
 # `apt-get update && apt-get install -y slurm-wlm munge` first (otherwise nothing is installed).
 # Checked with SLURM 22.05.8 (Debian 12, slurm-wlm 22.05.8-4+deb12u3) and munge 0.5.15.
-# `start` takes about 3 to 5 s on a 2-core machine (most of it waiting for the node to turn idle);
-# `--install` adds about 10-20 s for apt.
+# Timing on a busy 2-core machine: `start` 1-3 s (5 s when it first has to clean up a half-dead
+# cluster), `stop` about 5-7 s; `--install` adds about 11 s for apt when the packages are missing.
 #
 # What `start` does:
 #   1. munge key /etc/munge/munge.key (1024 random bytes, owner munge, mode 400) if absent;

@@ -1,0 +1,198 @@
+"""Executors: --jobs N child processes, and --executor slurm against a real SLURM.
+
+The SLURM tests need a controller that answers (scripts/slurm_single_node.sh start); they are
+skipped without one, except where BENCH_TEST_SLURM=1 (CI) makes a missing cluster a failure.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench import results
+from bench.slurm import queued_jobs, read_record
+from tests.conftest import REPO
+
+SMOKE = ["run", "--dataset", "mnist", "--preset", "smoke"]
+SLURM_REQUIRED = os.environ.get("BENCH_TEST_SLURM") == "1"
+
+
+def bench(*argv, env=None, timeout=600):
+    environment = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bench", *argv], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=environment)
+
+
+def run_files(results_dir, name):
+    return {p.parent.name: p.read_bytes() for p in results.runs_dir(results_dir).glob(f"*/{name}")}
+
+
+def local_reference(tmp_path, *argv):
+    """The same runs trained in one process with one thread (as each job has one CPU)."""
+    reference = tmp_path / "local"
+    out = bench(*SMOKE, *argv, "--results", str(reference), env={"OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr
+    return reference
+
+
+def test_jobs_run_concurrently_with_the_results_of_one_by_one(tmp_path):
+    grid = ["--methods", "ccvae,szabo", "--seeds", "0,1"]
+    out = bench(*SMOKE, *grid, "--jobs", "2", "--results", str(tmp_path / "jobs"))
+    assert out.returncode == 0, out.stderr
+    assert os.cpu_count() // 2 <= 1, "the reference below assumes one thread per child"
+    reference = local_reference(tmp_path, *grid)
+    concurrent = run_files(tmp_path / "jobs", results.METRICS_FILE)
+    assert len(concurrent) == 4 and concurrent == run_files(reference, results.METRICS_FILE)
+    assert run_files(tmp_path / "jobs", results.LOSSES_FILE) == run_files(reference, results.LOSSES_FILE)
+    for run_id in concurrent:  # each run links the log of the process that trained it
+        job = json.loads((results.runs_dir(tmp_path / "jobs") / run_id / "job.json").read_text())
+        assert job["executor"] == "local" and job["exit_code"] == 0
+        assert f"run {run_id}" in open(job["log"]).read()
+
+
+def test_local_executor_refuses_slurm_flags(tmp_path):
+    out = bench(*SMOKE, "--methods", "ccvae", "--no-wait", "--results", str(tmp_path))
+    assert out.returncode == 2 and "need --executor slurm" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not tmp_path.joinpath("runs").exists()
+
+
+def test_missing_sbatch_is_one_line_and_submits_nothing(tmp_path):
+    bare_path = os.path.dirname(sys.executable)  # python, and no SLURM client
+    out = bench(*SMOKE, "--methods", "ccvae", "--executor", "slurm", "--results", str(tmp_path),
+                env={"PATH": bare_path})
+    assert out.returncode == 2, out.stderr
+    assert "sbatch, squeue, scontrol, scancel not found on PATH" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def cluster_answers() -> bool:
+    if shutil.which("scontrol") is None:
+        return False
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    return ping.returncode == 0 and "UP" in ping.stdout
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not cluster_answers():
+        if SLURM_REQUIRED:
+            pytest.fail("BENCH_TEST_SLURM=1 but no SLURM controller answers (scontrol ping)")
+        pytest.skip("no SLURM controller answers: scripts/slurm_single_node.sh start")
+
+
+def slurm_run(*argv, timeout=600):
+    return bench(*SMOKE, "--executor", "slurm", "--cpus-per-job", "1", *argv, timeout=timeout)
+
+
+def test_a_grid_runs_as_slurm_jobs_like_local_runs_and_is_not_resubmitted(cluster, tmp_path):
+    grid = ["--methods", "ccvae,szabo", "--seeds", "0,1"]
+    out = slurm_run(*grid, "--results", str(tmp_path / "slurm"))
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert out.stdout.count("submitted ") == 4
+    metrics = run_files(tmp_path / "slurm", results.METRICS_FILE)
+    reference = local_reference(tmp_path, *grid)
+    assert len(metrics) == 4 and metrics == run_files(reference, results.METRICS_FILE)
+    for run_id in metrics:  # the job's logs, linked from the run's folder
+        job = json.loads((results.runs_dir(tmp_path / "slurm") / run_id / "job.json").read_text())
+        assert job["executor"] == "slurm" and job["exit_code"] == 0
+        assert f"run {run_id}" in open(job["stdout"]).read() + open(job["stderr"]).read()
+
+    again = slurm_run(*grid, "--results", str(tmp_path / "slurm"))
+    assert again.returncode == 0, again.stderr
+    assert "submitted " not in again.stdout and again.stdout.count("already complete") == 4
+
+    status = bench("status", "--results", str(tmp_path / "slurm"))
+    assert status.returncode == 0 and status.stdout.strip().splitlines()[-1] == "4 complete"
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {seconds} s waiting for {what}")
+
+
+def test_a_cancelled_job_resumes_from_its_checkpoint_when_resubmitted(cluster, tmp_path):
+    run = ["--methods", "szabo", "--epochs", "60", "--results", str(tmp_path / "slurm")]
+    out = slurm_run(*run, "--no-wait")
+    assert out.returncode == 0, out.stderr
+    record_files = list((tmp_path / "slurm" / "jobs" / "slurm").glob("*.json"))
+    assert len(record_files) == 1
+    run_id = record_files[0].stem
+    job_id = read_record(tmp_path / "slurm", run_id)["job_id"]
+    losses = results.runs_dir(tmp_path / "slurm") / run_id / results.LOSSES_FILE
+
+    def epochs_logged():
+        try:
+            return len({line.split(",")[0] for line in losses.read_text().splitlines()[1:]})
+        except OSError:
+            return 0
+    wait_for(lambda: epochs_logged() >= 3, 180, "three epochs")
+    subprocess.run(["scancel", job_id], check=True)
+    wait_for(lambda: job_id not in queued_jobs(), 60, f"job {job_id} to end")
+    cancelled_at = epochs_logged()
+    assert 3 <= cancelled_at < 60
+    assert not results.is_complete(results.runs_dir(tmp_path / "slurm") / run_id)
+    status = bench("status", "--results", str(tmp_path / "slurm"))
+    assert f"{run_id}" in status.stdout and "lost" in status.stdout
+
+    again = slurm_run(*run)
+    assert again.returncode == 0, again.stderr
+    new_job = read_record(tmp_path / "slurm", run_id)["job_id"]
+    assert new_job != job_id
+    log = open(read_record(tmp_path / "slurm", run_id)["stdout"]).read() + \
+        open(read_record(tmp_path / "slurm", run_id)["stderr"]).read()
+    assert f"resume {run_id}" in log and "from its checkpoint (epoch " in log
+    resumed_epoch = int(log.split("from its checkpoint (epoch ")[1].split(",")[0])
+    assert resumed_epoch >= 3 - 1  # at least the epochs checkpointed before the cancel
+    reference = local_reference(tmp_path, "--methods", "szabo", "--epochs", "60")
+    assert run_files(tmp_path / "slurm", results.METRICS_FILE) == run_files(reference, results.METRICS_FILE)
+
+
+def test_slurms_refusal_is_one_line_and_nothing_is_submitted(cluster, tmp_path):
+    out = slurm_run("--methods", "ccvae", "--partition", "no-such-partition",
+                    "--results", str(tmp_path))
+    assert out.returncode == 2
+    assert "SLURM refused the submission" in out.stderr and "partition" in out.stderr.lower()
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not list((tmp_path / "jobs" / "slurm").glob("*.json"))
+
+
+def test_a_single_run_argv_resolves_to_the_same_run(tmp_path):
+    from bench.cli import parser, settings_overrides
+    from bench.config import resolve
+    from bench.executors import single_run_argv
+    overrides = {"lr": "0.0003", "epochs": 3, "probe_epochs": "2"}
+    config = resolve("mathieu", "shapes", "quick", 4, {**overrides, "z_dim": 8, "s_dim": 5})
+    argv = single_run_argv(config, overrides, tmp_path, "cpu", None, restart=False)
+    args = parser().parse_args(list(argv))
+    again = resolve(args.methods, args.dataset, args.preset, args.seeds[0],
+                    {**settings_overrides(args.set), "z_dim": args.z_dim[0], "s_dim": args.s_dim[0]})
+    assert again.run_id == config.run_id and args.results == tmp_path.resolve()
+
+
+def test_slurm_options_file_then_flags(tmp_path):
+    from bench.errors import UsageError
+    from bench.slurm import SlurmOptions
+    path = tmp_path / "slurm.json"
+    path.write_text(json.dumps({"partition": "gpu", "gpus_per_job": 1, "time_minutes": 30,
+                                "sbatch": {"account": "proj"}}))
+    options = SlurmOptions.from_sources(path, {"time_minutes": 90, "partition": None, "sbatch": {}})
+    assert (options.partition, options.gpus_per_job, options.time_minutes) == ("gpu", 1, 90)
+    parameters = options.submitit_parameters()
+    assert parameters["additional_parameters"] == {"account": "proj"} and parameters["gpus_per_node"] == 1
+    assert "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1" in parameters["setup"]
+    path.write_text(json.dumps({"partitoin": "gpu"}))
+    with pytest.raises(UsageError, match="unknown SLURM option.*partitoin"):
+        SlurmOptions.from_sources(path, {})
+    path.write_text("{not json")
+    with pytest.raises(UsageError, match="--slurm-config .*slurm.json"):
+        SlurmOptions.from_sources(path, {})
+    with pytest.raises(UsageError, match="cpus_per_job must be a positive integer"):
+        SlurmOptions.from_sources(None, {"cpus_per_job": 0})
