@@ -5,15 +5,17 @@
 # unfinished ones resume from their last checkpoint.
 #   scripts/reproduce_mnist.sh [RESULTS_DIR] [DEVICE]      (defaults: results, auto)
 # PRESET=quick scripts/reproduce_mnist.sh /tmp/try cpu   runs the same grid with a shorter preset.
+# JOBS=6 trains the six runs at once in separate processes (on one GPU: keeps it busy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 results=${1:-results}
 device=${2:-auto}
 preset=${PRESET:-paper}
+jobs=${JOBS:-1}
 python=${PYTHON:-python}
 "$python" -m bench speed --methods all --device "$device" --iterations 50
 "$python" -m bench run --methods all --dataset mnist --preset "$preset" --z-dim 16,64 --s-dim 16,64 \
-  --device "$device" --results "$results"
+  --device "$device" --results "$results" --jobs "$jobs"
 "$python" -m bench report --results "$results"
 if [ "$preset" = paper ]; then
   "$python" -m bench check --against paper --results "$results"

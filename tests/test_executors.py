@@ -196,3 +196,21 @@ def test_slurm_options_file_then_flags(tmp_path):
         SlurmOptions.from_sources(path, {})
     with pytest.raises(UsageError, match="cpus_per_job must be a positive integer"):
         SlurmOptions.from_sources(None, {"cpus_per_job": 0})
+
+
+def test_a_job_at_its_time_limit_is_requeued_and_resumes(cluster, tmp_path):
+    # A one-minute limit with SIGUSR2 35 s before it: each attempt trains for about 25 s (SLURM
+    # checks limits every 30 s), then submitit requeues the job and the next attempt resumes.
+    options = tmp_path / "slurm.json"
+    options.write_text(json.dumps({"time_minutes": 1, "signal_delay_s": 35}))
+    run = ["--methods", "szabo", "--epochs", "150"]  # more than one attempt trains, even at 55 s
+    out = slurm_run(*run, "--slurm-config", str(options), "--results", str(tmp_path / "slurm"))
+    assert out.returncode == 0, out.stderr
+    (job_file,) = results.runs_dir(tmp_path / "slurm").glob(f"*/{'job.json'}")
+    job = json.loads(job_file.read_text())
+    assert job["restarts"] >= 1
+    log = open(job["stdout"]).read()
+    assert "this job is timed-out" in log and "from its checkpoint (epoch " in log
+    reference = local_reference(tmp_path, *run)
+    assert run_files(tmp_path / "slurm", results.METRICS_FILE) == run_files(reference, results.METRICS_FILE)
+    assert run_files(tmp_path / "slurm", results.LOSSES_FILE) == run_files(reference, results.LOSSES_FILE)
