@@ -293,6 +293,37 @@ def _record_failure(run_dir: Path, reason: str) -> None:
     results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": results.FAILED, "reason": reason})
 
 
+def _evaluate(config: RunConfig, data: ImageSet, train_codes, test_codes, run_dir: Path,
+              stop: StopOnSignal) -> dict[tuple[str, str], float]:
+    """Probe the codes and write metrics.csv, evaluation.json and, for datasets with known factors,
+    factors.csv and disentanglement.csv; returns the class probes' accuracies."""
+    s = config.settings
+    probe_options = dict(epochs=s.probe_epochs, batch_size=s.probe_batch_size, lr=s.probe_lr,
+                         seed=derive_seed(config.seed, "probe"))
+    accuracies, protocol = evaluate.probe_accuracies(train_codes, test_codes, data, **probe_options)
+    stop.check()
+    evaluation = {"probes": {"specified": protocol}}
+    if data.train_factors:
+        found, protocols = evaluate.factor_probe_accuracies(train_codes, test_codes, data,
+                                                            **probe_options)
+        write_table(run_dir / results.FACTORS_FILE, results.FACTOR_COLUMNS,
+                    factor_rows(config, data, found))
+        evaluation["probes"].update(protocols)
+        evaluation["factor_probe_codes"] = list(evaluate.FACTOR_PROBE_CODES)
+        stop.check()
+    scores = evaluate.disentanglement_scores(train_codes, test_codes, data,
+                                             seed=derive_seed(config.seed, "disentanglement") % 2**31)
+    if scores is not None:
+        write_table(run_dir / results.DISENTANGLEMENT_FILE, results.DISENTANGLEMENT_COLUMNS,
+                    disentanglement_rows(config, scores))
+        evaluation["disentanglement"] = {"code": "z_mean", "factors": list(data.unspecified_factors),
+                                         "definitions": "disentanglement_lib: MIG with 20-bin "
+                                                        "histograms, SAP with a LinearSVC per dimension"}
+    results.write_json_atomic(run_dir / results.EVALUATION_FILE, evaluation)
+    write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
+    return accuracies
+
+
 def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                         stop: StopOnSignal, resumed: dict | None):
     data = data.head(config.settings.train_size, config.settings.test_size)
@@ -317,32 +348,9 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
           checkpoint=save, stop=stop, start=progress, label=config.run_id)
     train_seconds = time.perf_counter() - started
     stop.check()
-    s = config.settings
     train_codes = evaluate.encode_all(method, data.train_images)
     test_codes = evaluate.encode_all(method, data.test_images)
-    probe_options = dict(epochs=s.probe_epochs, batch_size=s.probe_batch_size, lr=s.probe_lr,
-                         seed=derive_seed(config.seed, "probe"))
-    accuracies, protocol = evaluate.probe_accuracies(train_codes, test_codes, data, **probe_options)
-    stop.check()
-    evaluation = {"probes": {"specified": protocol}}
-    if data.train_factors:
-        found, protocols = evaluate.factor_probe_accuracies(train_codes, test_codes, data,
-                                                            **probe_options)
-        write_table(run_dir / results.FACTORS_FILE, results.FACTOR_COLUMNS,
-                    factor_rows(config, data, found))
-        evaluation["probes"].update(protocols)
-        evaluation["factor_probe_codes"] = list(evaluate.FACTOR_PROBE_CODES)
-        stop.check()
-    scores = evaluate.disentanglement_scores(train_codes, test_codes, data,
-                                             seed=derive_seed(config.seed, "disentanglement") % 2**31)
-    if scores is not None:
-        write_table(run_dir / results.DISENTANGLEMENT_FILE, results.DISENTANGLEMENT_COLUMNS,
-                    disentanglement_rows(config, scores))
-        evaluation["disentanglement"] = {"code": "z_mean", "factors": list(data.unspecified_factors),
-                                         "definitions": "disentanglement_lib: MIG with 20-bin "
-                                                        "histograms, SAP with a LinearSVC per dimension"}
-    results.write_json_atomic(run_dir / results.EVALUATION_FILE, evaluation)
-    write_metrics(run_dir / results.METRICS_FILE, metric_rows(config, accuracies))
+    accuracies = _evaluate(config, data, train_codes, test_codes, run_dir, stop)
     write_figures(config, method, data, test_codes, run_dir)
     return accuracies, {"train_seconds": round(train_seconds, 2),
                         "total_seconds": round(time.perf_counter() - started, 2),
