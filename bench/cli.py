@@ -82,6 +82,12 @@ def data_dir(arg: Path | None) -> Path | None:
     return Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None
 
 
+def known_dataset(name: str) -> None:
+    from datasets import DATASETS
+    if name not in DATASETS:
+        raise UsageError(f"unknown dataset {name!r} (valid: {', '.join(DATASETS)})")
+
+
 def load_data(name: str, arg: Path | None, device):
     from datasets import DATASETS, DataError
     try:
@@ -105,12 +111,10 @@ def require_figure_libraries() -> None:
 def command_run(args) -> int:
     from bench.config import resolve
     from bench.presets import LATENT_SIZES
-    from datasets import DATASETS
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r} (valid: {', '.join(DATASETS)})")
+    known_dataset(args.dataset)
     if not args.seeds or any(seed < 0 for seed in args.seeds):
         raise UsageError(f"--seeds must be non-negative integers, got {args.seeds}")
     if len(set(args.seeds)) != len(args.seeds):
@@ -287,9 +291,7 @@ def command_speed(args) -> int:
     if args.iterations < 1 or args.warmup < 0:
         raise UsageError("--iterations must be positive and --warmup non-negative")
     device = resolve_device(args.device)
-    from datasets import DATASETS
-    if args.dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r} (valid: {', '.join(DATASETS)})")
+    known_dataset(args.dataset)
     data = load_data(args.dataset, args.data_dir, device)
     if args.tsne is not None:
         if args.tsne < 100:

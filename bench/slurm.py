@@ -105,6 +105,9 @@ def check_cluster() -> None:
         raise UsageError(f"--executor slurm: {', '.join(missing)} not found on PATH (SLURM's client "
                          "commands are needed; scripts/slurm_single_node.sh starts a one-machine "
                          "SLURM for trying it)")
+    import importlib.util
+    if importlib.util.find_spec("submitit") is None:
+        raise UsageError("--executor slurm needs submitit: pip install -r requirements.txt")
     ping = _command("scontrol", "ping")
     if ping.returncode != 0 or "DOWN" in ping.stdout or "UP" not in ping.stdout:
         answer = first_line(RuntimeError((ping.stdout + ping.stderr).strip() or "no answer"))

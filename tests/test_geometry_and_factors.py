@@ -93,7 +93,7 @@ def test_datasets_lists_presence_and_how_to_get(tmp_path, capsys):
     out = capsys.readouterr().out
     blocks = {line.split(":")[0]: line for line in out.splitlines() if not line.startswith(" ")}
     assert list(blocks)[0] == "mnist" and {"sprites", "smallnorb", "shapes", "fashion-mnist"} <= set(blocks)
-    assert f"data: absent\n  get it: download nips2015-analogy-data.tar.gz" in out
+    assert "data: absent\n  get it: download nips2015-analogy-data.tar.gz" in out
     assert "  get it: download the six smallnorb" in out
 
 
