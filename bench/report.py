@@ -83,10 +83,7 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
     """A row per method and latent size, ours beside the paper's number.
     Methods in ``deterministic`` are marked as having no z sample."""
     rows = []
-    keys = summary[GROUP].drop_duplicates()
-    order = _method_order(keys.method, method_order)
-    for _, key in keys.assign(o=keys.method.map(order.index)).sort_values(["o", "z_dim", "s_dim"]).iterrows():
-        part = summary[(summary[GROUP] == key[GROUP]).all(axis=1)]
+    for key, part in _keyed_rows(summary, method_order):
         paper_row = paper[(paper.method == key.method) & (paper.z_dim == key.z_dim)
                           & (paper.s_dim == key.s_dim)]
         label = key.method + (f" {DETERMINISTIC_MARK}" if key.method in deterministic else "")

@@ -18,6 +18,23 @@ class DataError(Exception):
     """Missing, corrupt or unobtainable data; the message names the file."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty), for DataError's one
+    line. bench.errors has the same helper; datasets does not import bench (layering)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def files_digest(tag: str, paths, length: int) -> str:
+    """A hex digest of ``tag`` and the names, sizes and modification times of ``paths``: a cache
+    key that changes when a source file is replaced or touched."""
+    import hashlib
+    digest = hashlib.sha256(f"{tag}\n".encode())
+    for path in sorted(paths, key=lambda p: Path(p).name):
+        stat = Path(path).stat()
+        digest.update(f"{Path(path).name}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:length]
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageSet:
     """Train and test images as float tensors in [0, 1], shape (N, C, H, W), on one device.

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.base import DataError, ImageSet
+from datasets.base import DataError, ImageSet, first_line
 
 TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte", "train-labels-idx1-ubyte"
 TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"
@@ -82,8 +82,8 @@ class IdxSource:
             for name in FILES:  # a corrupt file is the likelier cause
                 if (raw_dir / name).is_file() or (raw_dir / f"{name}.gz").is_file():
                     self.read_verified(raw_dir, name)
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise DataError(f"{self.title} could not be downloaded into {raw_dir}: {first_line}") from None
+            raise DataError(f"{self.title} could not be downloaded into {raw_dir}: "
+                            f"{first_line(error)}") from None
         return raw_dir
 
     def load(self, data_dir: Path | None, device: torch.device, name: str, label_name: str) -> ImageSet:

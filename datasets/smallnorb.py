@@ -45,7 +45,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import json
 import math
 import warnings
 import zlib
@@ -54,7 +53,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.base import DataError, ImageSet, cache_dir, data_root, load_arrays, register, save_arrays
+from datasets.base import (DataError, ImageSet, cache_dir, data_root, files_digest, first_line, load_arrays,
+                           register, save_arrays)
 
 TITLE = "smallNORB"
 PAGE = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
@@ -184,10 +184,6 @@ def parse_norb_matrix(data: bytes) -> np.ndarray:
 
 def shape_text(shape) -> str:
     return " x ".join(str(d) for d in shape) if len(shape) else "a scalar"
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def folder(data_dir: Path | None) -> Path:
@@ -328,8 +324,7 @@ def convert_split(paths: dict[str, Path], split: str, progress) -> tuple[dict[st
 def cache_paths(directory: Path, paths: dict[str, Path]) -> tuple[Path, str]:
     """The cache file for these sources, and the glob matching every cache built from ``directory``."""
     where = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:12]
-    stats = [(path.name, (s := path.stat()).st_size, s.st_mtime_ns) for path in paths.values()]
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, stats]).encode()).hexdigest()[:16]
+    key = files_digest(f"smallnorb cache format {CACHE_VERSION}", paths.values(), 16)
     return cache_dir() / f"smallnorb-{where}-{key}.npz", f"smallnorb-{where}-*.npz"
 
 

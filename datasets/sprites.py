@@ -68,7 +68,6 @@ Cache
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from pathlib import Path
@@ -76,7 +75,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datasets.base import DataError, ImageSet, cache_dir, data_root, load_arrays, register, save_arrays
+from datasets.base import (DataError, ImageSet, cache_dir, data_root, files_digest, first_line, load_arrays,
+                           register, save_arrays)
 
 FOLDER = "sprites"
 SUBFOLDERS = (".", "sprites", "data/sprites")  # under ROOT/sprites, tried in this order
@@ -100,10 +100,6 @@ TARBALL_MD5 = "4e866a7919c1beedf53964e6f7a23686"
 HOW_TO_GET = (f"download {TARBALL} (Reed et al., Deep Visual Analogy-Making, NIPS 2015: {TARBALL_URL}; "
               f"MD5 {TARBALL_MD5} as listed by the disent library), extract it and put its data/sprites "
               f"folder at {FOLDER}/ under the data root (--data-dir, $BENCH_DATA_DIR, or datasets/data/)")
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def _candidates(data_dir: Path | None) -> list[Path]:
@@ -130,25 +126,15 @@ def _find_folder(data_dir: Path | None) -> Path:
                     f"(nor in {' or '.join(sub + '/' for sub in SUBFOLDERS[1:])} below it)")
 
 
-def _character_files(folder: Path) -> dict[int, tuple[Path, os.stat_result]]:
-    """{n: (path, stat)} for every ``sprites_<n>.mat`` in the folder."""
+def _character_files(folder: Path) -> dict[int, Path]:
+    """{n: path} for every ``sprites_<n>.mat`` in the folder."""
     files = {}
     with os.scandir(folder) as entries:
         for entry in entries:
             match = CHARACTER_FILE.fullmatch(entry.name)
             if match and entry.is_file():
-                files[int(match.group(1))] = (Path(entry.path), entry.stat())
+                files[int(match.group(1))] = Path(entry.path)
     return files
-
-
-def _source_digest(folder: Path, files: dict[int, tuple[Path, os.stat_result]]) -> str:
-    """A digest of the source files' names, sizes and modification times (and the cache format)."""
-    stats = [(SPLITS_FILE, (folder / SPLITS_FILE).stat())]
-    stats += [(path.name, st) for path, st in files.values()]
-    digest = hashlib.sha256(f"sprites cache format {CACHE_FORMAT}\n".encode())
-    for name, st in sorted(stats, key=lambda item: item[0]):
-        digest.update(f"{name}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:24]
 
 
 def read_splits(path: Path) -> dict[str, np.ndarray]:
@@ -164,7 +150,7 @@ def read_splits(path: Path) -> dict[str, np.ndarray]:
             contents = scipy.io.loadmat(path, variable_names=list(SPLIT_NAMES))
             raw = {name: np.asarray(contents[name]) for name in SPLIT_NAMES if name in contents}
     except Exception as error:  # noqa: BLE001 - h5py and scipy raise many kinds; we report one line
-        raise DataError(f"Sprites file corrupt: {path} ({_first_line(error)})") from None
+        raise DataError(f"Sprites file corrupt: {path} ({first_line(error)})") from None
     lacking = [name for name in REQUIRED_SPLITS if name not in raw]
     if lacking:
         raise DataError(f"Sprites file {path} lacks {' and '.join(lacking)} "
@@ -235,7 +221,7 @@ def _read_character(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     except (DataError, MemoryError):
         raise
     except Exception as error:  # noqa: BLE001 - h5py raises OSError, KeyError, ValueError, ...
-        raise DataError(f"Sprites file corrupt: {path} ({_first_line(error)})") from None
+        raise DataError(f"Sprites file corrupt: {path} ({first_line(error)})") from None
     if labels.size < len(ATTRIBUTES):
         raise DataError(f"Sprites file {path}: 'labels' holds {labels.size} value(s); expected at least "
                         f"{len(ATTRIBUTES)} ({', '.join(ATTRIBUTES)})")
@@ -365,7 +351,8 @@ def load_sprites(data_dir: Path | None, device: torch.device) -> ImageSet:
     """The Sprites frames under ``data_root(data_dir)/sprites``, converted once into a cached array."""
     folder = _find_folder(data_dir)
     files = _character_files(folder)
-    cache_path = cache_dir() / f"sprites-{_source_digest(folder, files)}.npz"
+    sources = [folder / SPLITS_FILE, *files.values()]
+    cache_path = cache_dir() / f"sprites-{files_digest(f'sprites cache format {CACHE_FORMAT}', sources, 24)}.npz"
     arrays = load_arrays(cache_path)
     if not _cache_is_sound(arrays):
         arrays = _convert(folder, files, cache_path)
