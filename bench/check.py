@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench import results
 from bench.errors import UsageError, first_line
-from bench.report import load_paper_table, load_runs
+from bench.report import load_runs
 
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
 KEY = ["method", "dataset", "preset", "z_dim", "s_dim", "probe", "split"]

@@ -76,6 +76,23 @@ def resolve_device(name: str):
     return torch.device(name)
 
 
+def gpu_flags(args) -> tuple[str, ...]:
+    return tuple(flag for flag, given in (("--cuda-graphs", args.cuda_graphs), ("--tf32", args.tf32))
+                 if given)
+
+
+def apply_gpu_options(args, device) -> None:
+    """--cuda-graphs and --tf32 act on CUDA devices only; set this process's TF32 rounding.
+    ``device`` is None where runs go elsewhere (SLURM jobs check on their node)."""
+    runs_on = device.type if device is not None else args.device
+    if gpu_flags(args) and runs_on == "cpu":
+        raise UsageError(f"{' and '.join(gpu_flags(args))}: only for a CUDA device, and this "
+                         "command runs on the CPU")
+    if device is not None and device.type == "cuda":
+        from bench.environment import set_tf32
+        set_tf32(args.tf32)
+
+
 def data_dir(arg: Path | None) -> Path | None:
     if arg is not None:
         return arg
@@ -151,13 +168,15 @@ def command_run(args) -> int:
         if args.device == "cuda" and not options.gpus_per_job:
             raise UsageError("--device cuda with --executor slurm needs --gpus-per-job 1")
     device = resolve_device(args.device) if args.executor == "local" else None
+    apply_gpu_options(args, device)
     # Bad data fails before anything is written or submitted (and caches are built once, here).
     data = load_data(args.dataset, args.data_dir, device or "cpu")
     if args.executor == "slurm" or args.jobs > 1:
         from bench.executors import RunRequest, single_run_argv
         del data
         requests = [RunRequest(c, single_run_argv(c, overrides, args.results, args.device,
-                                                   data_dir(args.data_dir), args.restart))
+                                                   data_dir(args.data_dir), args.restart,
+                                                   gpu_flags(args)))
                     for c in configs]
         if args.executor == "local":
             from bench.executors import run_concurrently
@@ -180,7 +199,8 @@ def run_in_process(configs, data, args, device) -> int:
     with StopOnSignal() as stop:
         for config in configs:
             try:
-                outcome = execute(config, data, args.results, device, stop, restart=args.restart)
+                outcome = execute(config, data, args.results, device, stop, restart=args.restart,
+                                  cuda_graphs=args.cuda_graphs)
             except RunFailed as failure:
                 print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
                 failures.append(config.run_id)
@@ -291,6 +311,7 @@ def command_speed(args) -> int:
     if args.iterations < 1 or args.warmup < 0:
         raise UsageError("--iterations must be positive and --warmup non-negative")
     device = resolve_device(args.device)
+    apply_gpu_options(args, device)
     known_dataset(args.dataset)
     data = load_data(args.dataset, args.data_dir, device)
     if args.tsne is not None:
@@ -299,7 +320,7 @@ def command_speed(args) -> int:
         measure_tsne(data, device, args.tsne)
         return 0
     measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup,
-                  compare=args.compare)
+                  compare=args.compare, cuda_graphs=args.cuda_graphs)
     return 0
 
 
@@ -411,6 +432,12 @@ def parser() -> Parser:
 
 def add_common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    command.add_argument("--cuda-graphs", action="store_true",
+                         help="CUDA: replay each training iteration as one CUDA graph "
+                              "(README, \"On a GPU\")")
+    command.add_argument("--tf32", action="store_true",
+                         help="CUDA: allow TF32 rounding in convolutions and matrix products "
+                              "(default: float32 throughout)")
     command.add_argument("--data-dir", type=Path,
                          help=f"data root: ROOT/MNIST/raw etc. in torchvision's layout "
                               f"(downloaded if missing), ROOT/sprites, ROOT/smallnorb "

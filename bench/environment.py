@@ -55,7 +55,19 @@ def _version(name: str) -> str | None:
         return None
 
 
-def environment(device: torch.device) -> dict:
+def set_tf32(allowed: bool) -> None:
+    """Whether CUDA convolutions (cuDNN) and matrix products may round float32 inputs to TF32.
+    torch's defaults differ (cuDNN yes, matmul no); the benchmark sets both, and without
+    ``--tf32`` both are off: the float32 arithmetic the methods were written for."""
+    torch.backends.cudnn.allow_tf32 = allowed
+    torch.backends.cuda.matmul.allow_tf32 = allowed
+
+
+def tf32_allowed() -> bool:
+    return torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
+
+
+def environment(device: torch.device, cuda_graphs: bool = False) -> dict:
     return {"python": platform.python_version(),
             "platform": platform.platform(),
             "libraries": {name: _version(name) for name in LIBRARIES},
@@ -63,4 +75,7 @@ def environment(device: torch.device) -> dict:
             "device": str(device),
             "device_name": device_name(device),
             "torch_threads": torch.get_num_threads(),
+            # CUDA only: whether TF32 rounding was allowed, and iterations replayed as CUDA graphs
+            "tf32": tf32_allowed() if device.type == "cuda" else None,
+            "cuda_graphs": cuda_graphs,
             "command": " ".join(sys.argv)}

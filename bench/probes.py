@@ -47,29 +47,107 @@ def predict(model: nn.Module, features: torch.Tensor, batch_size: int = 4096) ->
 def fit_probe(train: LatentCode, train_labels: torch.Tensor, test: LatentCode,
               test_labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int,
               lr: float, seed: int) -> tuple[float, float]:
-    """Train a probe on ``train`` and return its (train, test) accuracy in percent.
+    """Train a probe on ``train`` and return its (train, test) accuracy in percent."""
+    return fit_probes([train], train_labels, [test], test_labels, num_classes, epochs=epochs,
+                      batch_size=batch_size, lr=lr, seed=seed)[0]
 
-    A sampled code is drawn afresh every epoch during training (as encoding with the
-    reparameterisation on the fly would), and once for each evaluation.
+
+def fit_probes(trains: list[LatentCode], train_labels: torch.Tensor, tests: list[LatentCode],
+               test_labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int,
+               lr: float, seed: int) -> list[tuple[float, float]]:
+    """Train one probe per code of ``trains`` (all for the same labels) and return each probe's
+    (train, test) accuracy in percent.
+
+    Each probe is what it would be alone: initialised from ``seed``, with its own generator seeded
+    ``seed`` for its batch order and, for a sampled code, a fresh draw every epoch (as encoding
+    with the reparameterisation on the fly would) and one for each evaluation. They train side by
+    side as one stacked model (``StackedProbes``): one pass and one backward per iteration for all
+    of them instead of one each (tests/test_probes.py compares it with probes trained one by one).
     """
-    device = train.mean.device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = probe_classifier(train.mean.shape[1], num_classes).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    device = trains[0].mean.device
+    generators = [torch.Generator(device=device).manual_seed(seed) for _ in trains]
+    models = []
+    for code in trains:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            models.append(probe_classifier(code.mean.shape[1], num_classes).to(device))
+    stack = StackedProbes(models)
+    optimiser = torch.optim.Adam(stack.parameters(), lr=lr)
     n = train_labels.numel()
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
+    which = torch.arange(len(trains), device=device)[:, None]
     for _ in range(epochs):
-        model.train()
-        features = train.draw(generator)
-        order = torch.randperm(n, generator=generator, device=device)[:batches * batch_size]
-        for index in order.view(batches, -1):
-            loss = F.cross_entropy(model(features[index]), train_labels[index])
+        features = stack.pad([code.draw(g) for code, g in zip(trains, generators)])
+        orders = torch.stack([torch.randperm(n, generator=g, device=device)[:batches * batch_size]
+                              for g in generators]).view(len(trains), batches, -1)
+        for index in orders.unbind(1):  # index[k]: probe k's batch
+            logits = stack(features[which, index])
+            loss = sum(F.cross_entropy(out, train_labels[rows]) for out, rows in zip(logits, index))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-    train_accuracy = accuracy(predict(model, train.draw(generator)), train_labels)
-    test_accuracy = accuracy(predict(model, test.draw(generator)), test_labels)
-    return train_accuracy, test_accuracy
+    stack.unstack_into(models)
+    return [(accuracy(predict(model, train.draw(g)), train_labels),
+             accuracy(predict(model, test.draw(g)), test_labels))
+            for model, train, test, g in zip(models, trains, tests, generators)]
+
+
+class StackedProbes(nn.Module):
+    """K probe classifiers as one model: each Linear a batched matrix product over (K, batch,
+    features), each BatchNorm1d one batch norm over the K x 256 features side by side (it
+    normalises each feature on its own, so this is each probe's own batch norm). Inputs narrower
+    than the widest are padded with zero features, whose weights get zero gradients and stay zero:
+    each probe computes exactly its own function."""
+
+    def __init__(self, models: list[nn.Sequential]):
+        super().__init__()
+        self.width = max(m[0].in_features for m in models)
+        linears = [[m[i] for m in models] for i in (0, 3, 6)]
+        norms = [[m[i] for m in models] for i in (1, 4)]
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.stack([F.pad(l.weight.detach().t(), (0, 0, 0, self.width - l.in_features))
+                                       if depth == 0 else l.weight.detach().t() for l in layer]))
+             for depth, layer in enumerate(linears)])
+        self.biases = nn.ParameterList([nn.Parameter(torch.stack([l.bias.detach() for l in layer]))
+                                        for layer in linears])
+        self.scales = nn.ParameterList([nn.Parameter(torch.cat([b.weight.detach() for b in layer]))
+                                        for layer in norms])
+        self.shifts = nn.ParameterList([nn.Parameter(torch.cat([b.bias.detach() for b in layer]))
+                                        for layer in norms])
+        for i, layer in enumerate(norms):
+            self.register_buffer(f"running_mean{i}", torch.cat([b.running_mean for b in layer]))
+            self.register_buffer(f"running_var{i}", torch.cat([b.running_var for b in layer]))
+        self.momentum, self.eps = norms[0][0].momentum, norms[0][0].eps
+        self.slope = models[0][2].negative_slope
+
+    def pad(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """(K, n, width): each probe's features, zero-padded to the widest."""
+        return torch.stack([F.pad(f, (0, self.width - f.shape[1])) for f in features])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(K, batch, width) -> (K, batch, classes), in training mode."""
+        for depth, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias[:, None], x, weight)
+            if depth < 2:
+                k, batch, features = x.shape
+                flat = x.transpose(0, 1).reshape(batch, k * features)
+                flat = F.batch_norm(flat, getattr(self, f"running_mean{depth}"),
+                                    getattr(self, f"running_var{depth}"), self.scales[depth],
+                                    self.shifts[depth], training=True, momentum=self.momentum,
+                                    eps=self.eps)
+                x = F.leaky_relu(flat.view(batch, k, features).transpose(0, 1), self.slope)
+        return x
+
+    @torch.no_grad()
+    def unstack_into(self, models: list[nn.Sequential]) -> None:
+        """Copy each probe's trained parameters and batch-norm statistics back into ``models``."""
+        for k, model in enumerate(models):
+            for linear, weight, bias in zip((model[0], model[3], model[6]), self.weights, self.biases):
+                linear.weight.copy_(weight[k, :linear.in_features].t())
+                linear.bias.copy_(bias[k])
+            for i, norm in enumerate((model[1], model[4])):
+                part = slice(k * norm.num_features, (k + 1) * norm.num_features)
+                norm.weight.copy_(self.scales[i][part])
+                norm.bias.copy_(self.shifts[i][part])
+                norm.running_mean.copy_(getattr(self, f"running_mean{i}")[part])
+                norm.running_var.copy_(getattr(self, f"running_var{i}")[part])

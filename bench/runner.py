@@ -221,8 +221,9 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
 
 
 def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
-            stop: StopOnSignal, restart: bool = False) -> str:
-    """Train, probe and record one run, resuming from its checkpoint when it has one.
+            stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False) -> str:
+    """Train, probe and record one run, resuming from its checkpoint when it has one
+    (``cuda_graphs``: training iterations as CUDA graph replays, bench/graphs.py).
 
     Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
     raises RunFailed (recorded in the run's folder) or Interrupted (after a checkpoint)."""
@@ -237,13 +238,13 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
         if results.is_complete(run_dir):  # --restart never discards a complete run
             tqdm.write(f"skip {label}: already complete in {run_dir}")
             return "skipped"
-        return _execute_locked(config, data, run_dir, device, stop, restart, label)
+        return _execute_locked(config, data, run_dir, device, stop, restart, label, cuda_graphs)
     finally:
         lock.release()
 
 
 def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                    stop: StopOnSignal, restart: bool, label: str) -> str:
+                    stop: StopOnSignal, restart: bool, label: str, cuda_graphs: bool) -> str:
     checkpoint_path = run_dir / results.CHECKPOINT_FILE
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -265,9 +266,10 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
             (run_dir / leftover).unlink(missing_ok=True)
         p = resumed["progress"]
         tqdm.write(f"resume {label} from its checkpoint (epoch {p.epoch}, iteration {p.iteration})")
-    results.write_json_atomic(run_dir / results.ENV_FILE, environment(device))
+    results.write_json_atomic(run_dir / results.ENV_FILE, environment(device, cuda_graphs))
     try:
-        accuracies, seconds = _train_and_evaluate(config, data, run_dir, device, stop, resumed)
+        accuracies, seconds = _train_and_evaluate(config, data, run_dir, device, stop, resumed,
+                                                  cuda_graphs)
     except RunFailed as failure:
         _record_failure(run_dir, str(failure))
         raise
@@ -325,7 +327,7 @@ def _evaluate(config: RunConfig, data: ImageSet, train_codes, test_codes, run_di
 
 
 def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                        stop: StopOnSignal, resumed: dict | None):
+                        stop: StopOnSignal, resumed: dict | None, cuda_graphs: bool):
     data = data.head(config.settings.train_size, config.settings.test_size)
     method, feed = build(config, data, device)
     progress = Progress()
@@ -345,7 +347,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
     train(method, feed, epochs=config.method_config.epochs,
           iterations_per_epoch=iterations_per_epoch(config, data),
           on_epoch_end=LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows),
-          checkpoint=save, stop=stop, start=progress, label=config.run_id)
+          checkpoint=save, stop=stop, start=progress, label=config.run_id, cuda_graphs=cuda_graphs)
     train_seconds = time.perf_counter() - started
     stop.check()
     train_codes = evaluate.encode_all(method, data.train_images)

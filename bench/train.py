@@ -7,6 +7,7 @@ can start from any iteration boundary (a resumed checkpoint) and stop at one (a 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import signal
 from typing import Callable
 
@@ -14,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.errors import RunFailed
+from bench.graphs import GraphedStep
 from methods import Method, TrainingData
 
 
@@ -81,9 +83,11 @@ def check_finite(method: str, epoch: int, first_iteration: int, names: list[str]
 
 def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epoch: int,
           on_epoch_end: EpochLog, checkpoint: Checkpoint, stop: StopOnSignal,
-          start: Progress | None = None, label: str = "") -> None:
+          start: Progress | None = None, label: str = "", cuda_graphs: bool = False) -> None:
     """Train from ``start`` to the end of ``epochs``, checkpointing after every epoch and, on a
-    signal, at the iteration boundary where it stops."""
+    signal, at the iteration boundary where it stops. With ``cuda_graphs``, iterations after the
+    first few are replays of one CUDA graph (bench/graphs.py)."""
+    step = GraphedStep(method, data) if cuda_graphs else functools.partial(method.train_step, data)
     progress = start or Progress()
     names = list(progress.names)
     for epoch in range(progress.epoch, epochs + 1):
@@ -100,7 +104,7 @@ def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epo
                 checkpoint(Progress(epoch, iteration, partial, names,
                                     (epoch - 1) * iterations_per_epoch))
                 stop.check()
-            losses = method.train_step(data)
+            losses = step()
             if log is None:
                 names = list(losses)
                 log = torch.empty(iterations_per_epoch, len(names), device=method.device)

@@ -48,6 +48,26 @@ def discriminator_loss(discriminator: torch.nn.Module, real: tuple[torch.Tensor,
     return loss, correct.float().mean()
 
 
+@torch.no_grad()
+def gated_step(optimiser: torch.optim.Optimizer, gate: torch.Tensor) -> None:
+    """``optimiser.step()`` where the 0-dim bool tensor ``gate`` is true; where it is false,
+    parameters and optimiser state stay exactly as they were (an empty state as zeros, which is
+    how Adam starts one). The gate is never read on the host: the step is taken, then the old
+    values are selected back, so no synchronisation and no data-dependent branch (a CUDA graph
+    can hold it). The result is bit for bit that of ``if gate: optimiser.step()``."""
+    parameters = [p for group in optimiser.param_groups for p in group["params"] if p.grad is not None]
+    before = [(p.clone(), {key: value.clone() for key, value in optimiser.state[p].items()
+                           if torch.is_tensor(value)}) for p in parameters]
+    optimiser.step()
+    for parameter, (old, old_state) in zip(parameters, before):
+        parameter.copy_(torch.where(gate, parameter, old))
+        for key, value in optimiser.state[parameter].items():
+            if torch.is_tensor(value):
+                previous = old_state.get(key)
+                value.copy_(torch.where(gate, value, torch.zeros_like(value) if previous is None
+                                        else previous))
+
+
 class AdversarialAutoencoder(Method):
     """An encoder/decoder pair trained by two Adams (autoencoder, generator) against a pair
     discriminator with a third Adam."""
@@ -81,9 +101,9 @@ class AdversarialAutoencoder(Method):
         discriminator's accuracy on them is below the gate. Returns its logged terms."""
         loss, accuracy = discriminator_loss(self.networks.discriminator, real, fake)
         stepped = accuracy < self.config.discriminator_gate
-        if stepped:  # the gate reads the accuracy on the host: one synchronisation per iteration
-            self.optimisers["discriminator"].zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimisers["discriminator"].step()
+        optimiser = self.optimisers["discriminator"]
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        gated_step(optimiser, stepped)
         return {"discriminator": loss.detach(), "discriminator_accuracy": accuracy.detach(),
                 "discriminator_stepped": stepped.float()}

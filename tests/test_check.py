@@ -5,6 +5,7 @@ import pytest
 from bench import check
 from bench.cli import main
 from bench.errors import UsageError
+from bench.report import load_paper_table
 from tests.test_report import accuracies, fake_run
 
 KEYS = dict(dataset="mnist", preset="ci", z_dim=16, s_dim=16)
@@ -63,7 +64,7 @@ PAPER_16 = {"szabo": (97.65, 96.08, 98.89, 98.46), "mathieu": (70.85, 66.83, 99.
 
 
 def test_paper_check_tolerances_and_leakage_order():
-    paper = check.load_paper_table()
+    paper = load_paper_table()
     same = check.against_paper(paper_rows(PAPER_16), paper)
     judged, disorder = same
     judged = judged[judged.z_dim == 16]
@@ -81,7 +82,7 @@ def test_paper_check_tolerances_and_leakage_order():
 
 
 def test_paper_rows_without_runs_are_missing():
-    judged, _ = check.against_paper(paper_rows({"ccvae": PAPER_16["ccvae"]}), check.load_paper_table())
+    judged, _ = check.against_paper(paper_rows({"ccvae": PAPER_16["ccvae"]}), load_paper_table())
     assert set(judged[judged.method != "ccvae"].verdict) == {"MISSING"}
 
 

@@ -40,6 +40,9 @@ BAD_INPUT = {
     "unknown preset": (["--preset", "huge"], "invalid choice: 'huge'"),
     "method twice": (["--methods", "ccvae,ccvae"], "method listed twice"),
     "paper sizes and z-dim": (["--paper-sizes", "", "--z-dim", "8"], "give it or --z-dim/--s-dim, not both"),
+    "CUDA graphs on the CPU": (["--device", "cpu", "--cuda-graphs", ""],
+                               "--cuda-graphs: only for a CUDA device"),
+    "TF32 on the CPU": (["--device", "cpu", "--tf32", ""], "--tf32: only for a CUDA device"),
     "sprites absent": (["--dataset", "sprites", "--data-dir", "/nonexistent-root"],
                        "Sprites data not found: looked in /nonexistent-root/sprites; download nips2015"),
     "smallnorb absent": (["--dataset", "smallnorb", "--data-dir", "/nonexistent-root"],
@@ -168,3 +171,18 @@ def test_a_missing_figure_library_is_refused_before_training(tmp_path, capsys, m
     code, err = run_cli([*SMOKE, "--results", str(tmp_path / "results")], capsys)
     assert code == 2 and "missing openTSNE" in err
     assert not (tmp_path / "results").exists()
+
+
+def test_speed_reports_every_method_side_by_side(capsys):
+    code = main(["speed", "--methods", "all", "--device", "cpu", "--iterations", "2", "--warmup", "1",
+                 "--compare"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1]
+            and line.split()[0] in METHODS}
+    assert set(rows) == set(METHODS)
+    for name, row in rows.items():
+        ms, straightforward_ms, speed_up = float(row[1]), float(row[-2]), float(row[-1].rstrip("x"))
+        assert ms > 0 and straightforward_ms > 0
+        assert speed_up == pytest.approx(straightforward_ms / ms, rel=0.06)
+    assert "latent probes (3 side by side" in out and "min per run" in out and "one by one" in out

@@ -23,15 +23,8 @@ def test_every_method_has_a_straightforward_twin():
     assert set(STRAIGHTFORWARD) == set(METHODS)
 
 
-@pytest.fixture(autouse=True)
-def double_precision():
-    """Both implementations in double precision: the networks' InstanceNorms divide by the spread
-    of nearly constant early feature maps, which magnifies float32 rounding (different for one
-    batched pass and two separate ones) to 1 % of some gradients; in float64 it stays invisible."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+# Both implementations in double precision (conftest.py, float64, says why).
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def twins(name, data):

@@ -59,3 +59,73 @@ def test_probe_is_deterministic_for_a_seed():
     run = lambda seed: fit_probe(LatentCode(x), labels, LatentCode(x), labels, 10, epochs=2,  # noqa
                                  batch_size=32, lr=1e-3, seed=seed)
     assert run(1) == run(1)
+
+
+def one_probe_alone(train, train_labels, test, test_labels, num_classes, *, epochs, batch_size, lr,
+                    seed):
+    """The straightforward probe: one classifier, its own loop (what fit_probes stacks)."""
+    import torch.nn.functional as F
+    from bench.probes import predict
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = probe_classifier(train.mean.shape[1], num_classes)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    n = train_labels.numel()
+    batches = max(n // batch_size, 1)
+    for _ in range(epochs):
+        model.train()
+        features = train.draw(generator)
+        order = torch.randperm(n, generator=generator)[:batches * batch_size]
+        for index in order.view(batches, -1):
+            loss = F.cross_entropy(model(features[index]), train_labels[index])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+    return (accuracy(predict(model, train.draw(generator)), train_labels),
+            accuracy(predict(model, test.draw(generator)), test_labels)), model
+
+
+def informative_codes(n, seed, widths=(6, 6, 11)):
+    """Codes of different widths that hold the label to different degrees (the last sampled)."""
+    labels, g = labelled(n, seed)
+    codes = []
+    for k, width in enumerate(widths):
+        mean = torch.randn(n, width, generator=g)
+        mean[:, 0] += labels.float() * (k + 1) / 3
+        std = torch.full((n, width), 0.5) if k == len(widths) - 1 else None
+        codes.append(LatentCode(mean, std))
+    return codes, labels
+
+
+@pytest.mark.parametrize("widths", [(6, 6, 6), (6, 9, 11)])
+def test_stacked_probes_are_the_probes_trained_one_by_one(widths, float64):
+    from bench.probes import fit_probes
+    trains, train_labels = informative_codes(700, 5, widths)
+    tests, test_labels = informative_codes(300, 6, widths)
+    options = dict(epochs=3, batch_size=64, lr=1e-3, seed=2)
+    stacked = fit_probes(trains, train_labels, tests, test_labels, 10, **options)
+    alone = [one_probe_alone(a, train_labels, b, test_labels, 10, **options)[0]
+             for a, b in zip(trains, tests)]
+    assert stacked == alone
+    assert len(set(stacked)) > 1  # the codes differ, and so do their probes
+
+
+def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch):
+    from bench import probes
+    trains, labels = informative_codes(500, 7, (5, 8))
+    options = dict(epochs=2, batch_size=50, lr=1e-3, seed=1)
+    kept = []
+    original = probes.StackedProbes.unstack_into
+    monkeypatch.setattr(probes.StackedProbes, "unstack_into",
+                        lambda self, models: (original(self, models), kept.extend(models)))
+    probes.fit_probes(trains, labels, trains, labels, 10, **options)
+    for code, stacked_model in zip(trains, kept):
+        _, model = one_probe_alone(code, labels, code, labels, 10, **options)
+        for (name, a), (_, b) in zip(model.state_dict().items(), stacked_model.state_dict().items()):
+            # The biases before each BatchNorm (0.bias, 3.bias) do not act: the batch norm subtracts
+            # them again, so their gradient is rounding noise, which Adam scales up to lr per step;
+            # the batch norms' running means follow them.
+            if name not in ("0.bias", "3.bias", "1.running_mean", "4.running_mean",
+                            "1.num_batches_tracked", "4.num_batches_tracked"):
+                assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), name
