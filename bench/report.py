@@ -276,6 +276,12 @@ def factor_blocks(records: list[dict], paper_order: list[str]) -> list[Block]:
     return blocks
 
 
+def _device_cell(env: dict) -> str:
+    """The device and how it computed: "cuda (NVIDIA H100, CUDA graphs, TF32)"."""
+    how = [label for key, label in (("cuda_graphs", "CUDA graphs"), ("tf32", "TF32")) if env.get(key)]
+    return f"{env.get('device')} ({', '.join([str(env.get('device_name')), *how])})"
+
+
 def runs_section(complete: list[dict], others: list[dict]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Runs"), Paragraph(
         "Each run's folder `runs/<run id>/` holds its full config (`config.json`), environment "
@@ -288,7 +294,7 @@ def runs_section(complete: list[dict], others: list[dict]) -> list[Block]:
         seconds = r["status"].get("train_seconds")
         z, s = _dims(r)
         rows.append([r["run_id"], str(c.get("method")), str(c.get("preset")), str(c.get("seed")),
-                     f"{z} / {s}", f"{e.get('device')} ({e.get('device_name')})",
+                     f"{z} / {s}", _device_cell(e),
                      "?" if seconds is None else f"{seconds / 60:.1f} min",
                      str(r["status"].get("peak_memory_mb", "?")),
                      str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else ""),

@@ -107,3 +107,15 @@ def test_report_does_not_import_torch(module):
     from tests.conftest import REPO
     code = f"import sys, {module}; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_runs_table_says_how_a_gpu_computed(tmp_path):
+    plain = fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
+    graphed = fake_run(tmp_path, "ccvae-b", 1, accuracies(z=17.0, s=98.0))
+    (plain / "env.json").write_text(json.dumps({"device": "cpu", "device_name": "AMD EPYC",
+                                                "tf32": None, "cuda_graphs": False}))
+    (graphed / "env.json").write_text(json.dumps({"device": "cuda", "device_name": "NVIDIA H200",
+                                                  "tf32": True, "cuda_graphs": True}))
+    text = render(tmp_path)
+    assert "| cpu (AMD EPYC) |" in text
+    assert "| cuda (NVIDIA H200, CUDA graphs, TF32) |" in text
