@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import torch
 
+from bench.errors import RunFailed, first_line
 from methods import Method, TrainingData
 
 EAGER_STEPS = 3  # before the capture, on a side stream: allocators, cuDNN and optimiser state settle
@@ -143,9 +144,8 @@ class GraphedStep:
             self.source = FixedSource(self.draws, self.data, self.method.normal, like)
             self.source.fill()
             if self.capture:
-                self.graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(self.graph):
-                    self.outputs = self._with_source(self.source)
+                self.graph, self.outputs = capture(self.method.name,
+                                                   lambda: self._with_source(self.source))
                 self.graph.replay()  # capturing ran nothing: this is the iteration itself
                 return self.outputs
         else:
@@ -154,3 +154,17 @@ class GraphedStep:
             self.graph.replay()
             return self.outputs
         return self._with_source(self.source)
+
+
+def capture(name: str, step) -> tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor]]:
+    """A CUDA graph of ``step()`` and the outputs it will write. A step that cannot be captured
+    (an operation that waits for the host, say) fails the run in one line. Its checkpoints are
+    those of eager training: the same command without --cuda-graphs resumes it from the last."""
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            outputs = step()
+    except RuntimeError as error:
+        raise RunFailed(f"{name}: its training step cannot be captured as a CUDA graph "
+                        f"({first_line(error)}); rerun without --cuda-graphs") from error
+    return graph, outputs

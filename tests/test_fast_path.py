@@ -183,3 +183,23 @@ def test_cuda_graph_replays_follow_eager_training(name):
             assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), key
     finally:
         torch.backends.cudnn.deterministic = deterministic
+
+
+def test_a_step_that_cannot_be_captured_fails_in_one_line(monkeypatch):
+    import contextlib
+
+    from bench import graphs
+    from bench.errors import RunFailed
+
+    @contextlib.contextmanager
+    def refusing_capture(graph):
+        yield
+        raise RuntimeError("operation not permitted when stream is capturing\nCUDA kernel errors...")
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
+    monkeypatch.setattr(torch.cuda, "graph", refusing_capture)
+    with pytest.raises(RunFailed) as failure:
+        graphs.capture("szabo", lambda: {"loss": torch.zeros(())})
+    message = str(failure.value)
+    assert message.startswith("szabo: its training step cannot be captured as a CUDA graph "
+                              "(operation not permitted when stream is capturing)")
+    assert "rerun without --cuda-graphs" in message and "\n" not in message
