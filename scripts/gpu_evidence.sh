@@ -8,7 +8,7 @@
 #      command with the same OUT/results finishes the rest.
 #   OUT=/some/dir scripts/gpu_evidence.sh [BUDGET_SECONDS]     (default 480)
 # Carried wheels (the lent machines have no openTSNE): put them in .whl/ (see the README).
-# RUN_FLAGS (default --cuda-graphs) are the protocol's GPU options.
+# RUN_FLAGS are the protocol's GPU options (default --cuda-graphs, if the CUDA graph tests passed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:?set OUT to the folder that receives the results}
@@ -29,6 +29,11 @@ log "machine"
 log "CUDA-only tests"
 "$python" -m pytest -q -p no:cacheprovider tests/test_fast_path.py -k cuda > "$out/cuda_tests.txt" 2>&1
 log "tests: $(tail -1 "$out/cuda_tests.txt")"
+# The protocol uses CUDA graphs only when the graph tests passed on this machine.
+default_flags=--cuda-graphs
+if ! tail -1 "$out/cuda_tests.txt" | grep -q passed || tail -1 "$out/cuda_tests.txt" | grep -qE "failed|skipped|error"; then
+  default_flags=""
+fi
 for flags in "" "--cuda-graphs" "--cuda-graphs --tf32"; do
   name=speed${flags// /}
   log "bench speed --compare $flags"
@@ -38,8 +43,8 @@ for flags in "" "--cuda-graphs" "--cuda-graphs --tf32"; do
 done
 remaining=$(( budget - ($(date +%s) - started) ))
 if [ "$remaining" -gt 60 ]; then
-  log "paper protocol for up to $remaining s"
-  SPEED=0 JOBS=${JOBS:-6} GPU_FLAGS=${RUN_FLAGS:---cuda-graphs} PYTHON=$python \
+  log "paper protocol for up to $remaining s (flags: ${RUN_FLAGS-$default_flags})"
+  SPEED=0 JOBS=${JOBS:-6} GPU_FLAGS=${RUN_FLAGS-$default_flags} PYTHON=$python \
     timeout --signal=INT --kill-after=60 "$remaining" scripts/reproduce_mnist.sh "$out/results" \
     "$device" > "$out/protocol.txt" 2>&1
   log "protocol exit $? (124 or 130: stopped at the budget, each run checkpointed)"
