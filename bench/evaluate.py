@@ -47,10 +47,6 @@ def halves(n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, torch
     return order[:(n + 1) // 2], order[(n + 1) // 2:]
 
 
-def _subset(code: LatentCode, rows: torch.Tensor) -> LatentCode:
-    return LatentCode(code.mean[rows], None if code.std is None else code.std[rows])
-
-
 def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
                  train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
                  epochs: int, batch_size: int, lr: float, seed: int
@@ -65,8 +61,8 @@ def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, Laten
     if not shares_values(train_labels, test_labels):
         protocol = HELD_OUT_HALVES
         fit, score = halves(len(test_labels), seed, test_labels.device)
-        train_codes = {name: _subset(code, fit) for name, code in test_codes.items()}
-        test_codes = {name: _subset(code, score) for name, code in test_codes.items()}
+        train_codes = {name: code.subset(fit) for name, code in test_codes.items()}
+        test_codes = {name: code.subset(score) for name, code in test_codes.items()}
         train_labels, test_labels = test_labels[fit], test_labels[score]
     # A deterministic z has no sample: its z_sample probe is its z_mean probe.
     fitted = [name for name, code in train_codes.items() if name != "z_sample" or code.std is not None]

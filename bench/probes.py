@@ -31,6 +31,10 @@ class LatentCode:
     def __init__(self, mean: torch.Tensor, std: torch.Tensor | None = None):
         self.mean, self.std = mean, std
 
+    def subset(self, rows) -> "LatentCode":
+        """The code of the images ``rows`` (an index tensor or a slice) only."""
+        return LatentCode(self.mean[rows], None if self.std is None else self.std[rows])
+
     def draw(self, generator: torch.Generator) -> torch.Tensor:
         if self.std is None:
             return self.mean

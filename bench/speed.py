@@ -91,7 +91,7 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
         return time.perf_counter() - started
 
     iterations = len(labels) // settings.probe_batch_size
-    warm = [LatentCode(code.mean[:640], None if code.std is None else code.std[:640]) for code in codes]
+    warm = [code.subset(slice(640)) for code in codes]
     fit_probes(warm, labels[:640], warm, labels[:640], data.num_classes, **options)  # one-time setup
     together = seconds(lambda: fit_probes(codes, labels, codes, labels, data.num_classes, **options))
     line = (f"latent probes ({len(codes)} side by side, as in a run): "

@@ -128,6 +128,16 @@ def test_identity_representation_mig_near_one():
     assert mutual_information_gap(codes, factors) > 0.98
 
 
+def noisy_identity_sap(rng, sizes):
+    """Factors of ``sizes`` values (5000 train and test points), their identity codes with a
+    little noise, and the SAP score matrix of those codes."""
+    train, test = uniform_factors(rng, sizes, 5000), uniform_factors(rng, sizes, 5000)
+    train_codes = train + 1e-3 * rng.standard_normal(train.shape)
+    test_codes = test + 1e-3 * rng.standard_normal(test.shape)
+    return train, train_codes, test, test_codes, _sap_score_matrix(train_codes, train, test_codes,
+                                                                   test, C=0.01)
+
+
 def test_identity_representation_sap_small_factors_known_value():
     """Identity codes of independent uniform factors with 2, 3 and 4 values. On its own dimension a
     one-feature linear SVM recovers every class (accuracy 1); on another factor's dimension its
@@ -136,10 +146,7 @@ def test_identity_representation_sap_small_factors_known_value():
     chance-level dims over 1/K, a few thousandths at 5000 test points): mean(1/2, 2/3, 3/4)."""
     rng = np.random.default_rng(1)
     sizes = (2, 3, 4)
-    train, test = uniform_factors(rng, sizes, 5000), uniform_factors(rng, sizes, 5000)
-    train_codes = train + 1e-3 * rng.standard_normal(train.shape)
-    test_codes = test + 1e-3 * rng.standard_normal(test.shape)
-    matrix = _sap_score_matrix(train_codes, train, test_codes, test, C=0.01)
+    train, train_codes, test, test_codes, matrix = noisy_identity_sap(rng, sizes)
     np.testing.assert_allclose(np.diag(matrix), 1.0)
     expected = np.mean([1 - 1 / k for k in sizes])
     assert sap_score(train_codes, train, test_codes, test) == pytest.approx(expected, abs=0.03)
@@ -153,10 +160,7 @@ def test_identity_representation_sap_many_values():
     for every factor, with the other dimensions at chance (1/K)."""
     rng = np.random.default_rng(2)
     sizes = (5, 7, 10)
-    train, test = uniform_factors(rng, sizes, 5000), uniform_factors(rng, sizes, 5000)
-    train_codes = train + 1e-3 * rng.standard_normal(train.shape)
-    test_codes = test + 1e-3 * rng.standard_normal(test.shape)
-    matrix = _sap_score_matrix(train_codes, train, test_codes, test, C=0.01)
+    train, train_codes, test, test_codes, matrix = noisy_identity_sap(rng, sizes)
     np.testing.assert_array_equal(matrix.argmax(axis=0), [0, 1, 2])
     for j, k in enumerate(sizes):
         others = np.delete(matrix[:, j], j)

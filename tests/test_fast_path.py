@@ -14,6 +14,7 @@ from bench.runner import build
 from methods import METHODS
 from methods.adversarial import gated_step
 from methods.straightforward import STRAIGHTFORWARD
+from tests.helpers import snapshot
 from tests.test_equivalence import same_parameters, twins, use_sgd
 
 
@@ -71,9 +72,8 @@ def test_gate_closed_or_open_matches_the_straightforward_branch(name, gate, smal
 
 
 def snapshot_everything(method, feed):
-    return ({k: v.clone() for k, v in method.networks.state_dict().items()},
-            method.generator.get_state(), feed.pairs.generator.get_state(),
-            feed.batches.generator.get_state())
+    return (snapshot(method.networks), method.generator.get_state(),
+            feed.pairs.generator.get_state(), feed.batches.generator.get_state())
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
