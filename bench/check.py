@@ -1,13 +1,19 @@
-"""python -m bench check: compare probe accuracies with a committed baseline or the paper.
+"""python -m bench check: compare a run's numbers with a committed baseline or the paper.
 
-Pure functions on tables (pandas, no torch). Each probe has a direction: s accuracy higher is
-better, z accuracy (leakage) lower is better. A number fails when it is worse than the reference by
-more than its tolerance; better, or worse within tolerance, passes.
+Pure functions on tables (pandas, no torch). The numbers checked are those of every evaluation
+that declares them (``Evaluation.checked``): the probe accuracies (s higher is better, z accuracy,
+the leakage, lower is better) and how much z is used (style retention and active units, higher is
+better). A number fails when it is worse than the reference by more than its tolerance; better, or
+worse within tolerance, passes.
+
+Against a baseline, every run is judged on its own. A seed the baseline holds is held to that
+seed's own numbers within a small tolerance (the CPU is deterministic: the same seed gives the
+same table, up to the rounding differences measured across installs and thread counts); a seed it
+does not hold is held to the baseline's mean within its spread over seeds.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +21,39 @@ import pandas as pd
 
 from bench import results
 from bench.errors import UsageError, first_line
-from bench.report import load_runs
+from bench.evaluations import in_order
+from bench.records import RunRecord, load_runs
 
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
 KEY = ["method", "dataset", "preset", "z_dim", "s_dim", "probe", "split"]
 BASELINE_COLUMNS = (*KEY, "mean", "std", "seeds")
-HIGHER_IS_BETTER = {"s": True, "z_mean": False, "z_sample": False}
+# Then, optionally: seed_<n>, that seed's number, and COMPUTED_ON, what they were computed on.
+SEED_PREFIX = "seed_"
+COMPUTED_ON = "seeds_computed_on"
+# The direction of every checked number, by its name (the "probe" column of a baseline).
+HIGHER_IS_BETTER = {name: higher for evaluation in in_order() if evaluation.checked
+                    for name, higher in evaluation.checked.higher_is_better.items()}
+# One point of absolute tolerance in each number's unit (percentages: 1).
+POINT = {name: evaluation.checked.point.get(name, 1.0) for evaluation in in_order()
+         if evaluation.checked for name in evaluation.checked.higher_is_better}
 PASS, BETTER, WORSE, MISSING = "ok", "better", "WORSE", "MISSING"
 FAILING = (WORSE, MISSING)
 
 
+# How far a seed's number may fall from the same seed's baseline number, in points: just above the
+# largest difference measured between installs and thread counts (results/baselines/README.md).
+SEED_TOLERANCE = 0.5
+SEED_RULE, SPREAD_RULE = "seed", "spread"
+
+
 @dataclasses.dataclass(frozen=True)
 class Tolerance:
-    """A number may be worse than its reference by max(absolute, spread_factor x reference spread)."""
+    """A number may be worse than its reference by ``seed`` points when the baseline holds its
+    seed, else by max(absolute points, spread_factor x the baseline's spread over seeds); a point
+    is one unit of a percentage or a count, 0.01 of a number in [0, 1]."""
     absolute: float = 2.0
     spread_factor: float = 3.0
+    seed: float = SEED_TOLERANCE
 
 
 # The paper check's documented tolerances (absolute points), by probe.
@@ -42,10 +66,25 @@ def baseline_path(dataset: str, preset: str, directory: Path = BASELINE_DIR) -> 
     return Path(directory) / f"{dataset}-{preset}.csv"
 
 
-def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Mean, spread (sample std; 0 for one seed) and seed count of each number over seeds."""
-    table = metrics.groupby(KEY)["accuracy"].agg(mean="mean", std="std", seeds="count").reset_index()
+def summarise(numbers: pd.DataFrame) -> pd.DataFrame:
+    """Mean, spread (sample std; 0 for one seed) and seed count of each number over seeds
+    (``numbers``: KEY columns and ``value``)."""
+    table = numbers.groupby(KEY)["value"].agg(mean="mean", std="std", seeds="count").reset_index()
     table["std"] = table["std"].fillna(0.0)
+    return table
+
+
+def verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (KEY, reference, now, tolerance) with delta and verdict: MISSING without a
+    number, WORSE when worse than the reference by more than the tolerance, "better" when better
+    by more, else ok. Directions come from HIGHER_IS_BETTER."""
+    table = table.copy()
+    table["delta"] = table["now"] - table["reference"]
+    sign = table["probe"].map(lambda p: 1.0 if HIGHER_IS_BETTER[p] else -1.0)
+    worse_by = -sign * table["delta"]  # positive: worse than the reference
+    table["verdict"] = np.select(
+        [table["now"].isna(), worse_by > table["tolerance"], worse_by < -table["tolerance"]],
+        [MISSING, WORSE, BETTER], default=PASS)
     return table
 
 
@@ -59,18 +98,50 @@ def judge(reference: pd.DataFrame, current: pd.DataFrame, tolerance: pd.Series) 
     table["reference"] = reference["mean"].to_numpy()
     table["tolerance"] = np.asarray(tolerance, dtype=float)
     table = table.merge(current[KEY + ["mean"]].rename(columns={"mean": "now"}), on=KEY, how="left")
-    table["delta"] = table["now"] - table["reference"]
-    sign = table["probe"].map(lambda p: 1.0 if HIGHER_IS_BETTER[p] else -1.0)
-    worse_by = -sign * table["delta"]  # positive: worse than the reference
-    table["verdict"] = np.select(
-        [table["now"].isna(), worse_by > table["tolerance"], worse_by < -table["tolerance"]],
-        [MISSING, WORSE, BETTER], default=PASS)
-    return table
+    return verdicts(table)
 
 
-def against_baseline(current: pd.DataFrame, baseline: pd.DataFrame, tolerance: Tolerance) -> pd.DataFrame:
-    limits = np.maximum(tolerance.absolute, tolerance.spread_factor * baseline["std"].to_numpy())
-    return judge(baseline, current, pd.Series(limits))
+def seeds_computed_on(baseline: pd.DataFrame) -> set[str]:
+    """What the baseline's per-seed numbers were computed on (empty: it has none)."""
+    if COMPUTED_ON not in baseline.columns:
+        return set()
+    return set(baseline[COMPUTED_ON].dropna().astype(str))
+
+
+def seed_numbers(baseline: pd.DataFrame) -> pd.DataFrame:
+    """The baseline's per-seed numbers: KEY, seed, reference (none in a baseline written before
+    baselines kept them)."""
+    columns = [c for c in baseline.columns if c.startswith(SEED_PREFIX) and c != COMPUTED_ON]
+    if not columns:
+        return pd.DataFrame(columns=[*KEY, "seed", "reference"])
+    table = baseline[[*KEY, *columns]].melt(id_vars=KEY, var_name="seed", value_name="reference")
+    table = table.dropna(subset=["reference"])
+    return table.assign(seed=table["seed"].str[len(SEED_PREFIX):].astype(int))
+
+
+def against_baseline(numbers: pd.DataFrame, baseline: pd.DataFrame, tolerance: Tolerance) -> pd.DataFrame:
+    """Judge every run's number (``numbers``: KEY, seed, computed_on, value) against the
+    baseline: by its own seed's number within ``tolerance.seed`` points where the baseline holds
+    that seed computed on the same device, thread count and torch (rule "seed"), else by the
+    baseline's mean within max(absolute points, spread_factor x spread) (rule "spread"). A
+    baseline number no run gives is MISSING; numbers the baseline lacks are not judged."""
+    points = baseline["probe"].map(POINT).fillna(1.0)
+    spread = baseline.assign(spread_reference=baseline["mean"],
+                             spread_tolerance=np.maximum(tolerance.absolute * points,
+                                                         tolerance.spread_factor * baseline["std"]))
+    table = spread[[*KEY, "spread_reference", "spread_tolerance"]].merge(
+        numbers[[*KEY, "seed", "computed_on", "value"]], on=KEY, how="left")
+    same_machine = numbers[numbers.computed_on.isin(seeds_computed_on(baseline))]
+    table = table.merge(seed_numbers(baseline).merge(same_machine[[*KEY, "seed"]], on=[*KEY, "seed"]),
+                        on=[*KEY, "seed"], how="left")
+    by_seed = table["reference"].notna()
+    table["rule"] = np.where(by_seed, SEED_RULE, SPREAD_RULE)
+    table["reference"] = table["reference"].where(by_seed, table["spread_reference"])
+    table["tolerance"] = np.where(by_seed, tolerance.seed * table["probe"].map(POINT).fillna(1.0),
+                                  table["spread_tolerance"])
+    table = table.rename(columns={"value": "now"}).drop(columns=["spread_reference",
+                                                                 "spread_tolerance"])
+    return verdicts(table).sort_values([*KEY, "seed"], na_position="first").reset_index(drop=True)
 
 
 def paper_reference(paper: pd.DataFrame, datasets: set[str]) -> pd.DataFrame:
@@ -122,48 +193,103 @@ def read_baseline(path: Path) -> pd.DataFrame:
         raise UsageError(f"malformed baseline {path}: a row is listed twice")
     table[["z_dim", "s_dim", "seeds"]] = numbers[["z_dim", "s_dim", "seeds"]].astype(int)
     table[["mean", "std"]] = numbers[["mean", "std"]]
+    for column in [c for c in table.columns if c.startswith(SEED_PREFIX) and c != COMPUTED_ON]:
+        values = pd.to_numeric(table[column], errors="coerce")
+        if not column[len(SEED_PREFIX):].isdigit() or (values.isna() & table[column].notna()).any():
+            raise UsageError(f"malformed baseline {path}: column {column!r} is not seed_<n> with "
+                             "numbers")
+        table[column] = values
     return table
 
 
-def current_results(results_dir: Path) -> pd.DataFrame:
-    """Summary over seeds of the complete runs in results_dir; refuses to mix configs."""
-    metrics, complete, _ = load_runs(results_dir)
-    configs: dict[tuple, dict[str, str]] = {}
+def has_seed_numbers(baseline: pd.DataFrame) -> bool:
+    return bool(seeds_computed_on(baseline))
+
+
+def checked_numbers(record: RunRecord) -> pd.DataFrame:
+    """The numbers of one run that the check holds to a reference, as KEY columns and ``value``
+    (an evaluation's name column becomes "probe")."""
+    frames = []
+    for evaluation in in_order():
+        table = record.table(evaluation.file) if evaluation.checked else None
+        if table is None or table.empty:
+            continue
+        checked = evaluation.checked
+        table = table[table[checked.key].isin(list(checked.higher_is_better))]
+        frames.append(table.assign(probe=table[checked.key],
+                                   value=pd.to_numeric(table[checked.value], errors="coerce"))
+                      [[*KEY, "value"]])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, "value"])
+
+
+def current_numbers(results_dir: Path) -> pd.DataFrame:
+    """Every checked number of every complete run in results_dir (KEY, seed, value); refuses
+    runs of one method and size that differ in more than their seed (the report's rule:
+    RunRecord.variant)."""
+    complete = [r for r in load_runs(results_dir) if r.complete]
+    variants: dict[tuple, dict[str, str]] = {}
     for record in complete:
-        c = record["config"]
-        mc = c.get("method_config", {})
-        key = (c.get("method"), c.get("dataset"), c.get("preset"), mc.get("z_dim"), mc.get("s_dim"))
-        variant = json.dumps({"method_config": mc, "settings": c.get("settings")}, sort_keys=True)
-        configs.setdefault(key, {}).setdefault(variant, record["run_id"])
-    for key, variants in configs.items():
-        if len(variants) > 1:
+        key = (record.method, record.dataset, record.preset, record.z_dim, record.s_dim)
+        variants.setdefault(key, {}).setdefault(record.variant, record.run_id)
+    for key, found in variants.items():
+        if len(found) > 1:
             raise UsageError(f"runs of different configs for {key[0]} {key[1]} {key[2]} "
-                             f"{key[3]}/{key[4]} ({', '.join(variants.values())}): keep one "
+                             f"{key[3]}/{key[4]} ({', '.join(found.values())}): keep one "
                              "config per method and size in the results checked")
-    return summarise(metrics) if not metrics.empty else pd.DataFrame(columns=BASELINE_COLUMNS)
+    frames = [checked_numbers(r).assign(seed=r.seed, computed_on=r.computed_on) for r in complete]
+    return (pd.concat(frames, ignore_index=True) if frames
+            else pd.DataFrame(columns=[*KEY, "seed", "computed_on", "value"]))
+
+
+def current_results(numbers: pd.DataFrame) -> pd.DataFrame:
+    """Mean, spread and seed count over the seeds of ``numbers`` (current_numbers)."""
+    return summarise(numbers) if not numbers.empty else pd.DataFrame(columns=BASELINE_COLUMNS)
+
+
+def _number(value: float, probe: str, signed: bool = False) -> str:
+    if pd.isna(value):
+        return "-"
+    decimals = 4 if POINT.get(probe, 1.0) < 1 else 2
+    return f"{value:+.{decimals}f}" if signed else f"{value:.{decimals}f}"
 
 
 def format_table(table: pd.DataFrame, reference_name: str) -> str:
-    header = ["method", "z/s", "probe", "split", reference_name, "now", "delta", "tolerance", "verdict"]
-    rows = [[r.method, f"{r.z_dim}/{r.s_dim}", r.probe, r.split, f"{r.reference:.2f}",
-             "-" if pd.isna(r.now) else f"{r.now:.2f}",
-             "-" if pd.isna(r.delta) else f"{r.delta:+.2f}", f"{r.tolerance:.2f}", r.verdict]
+    """One line per judged number; with per-run verdicts (against a baseline), the run's seed and
+    the rule that judged it."""
+    per_run = "rule" in table.columns
+    header = ["method", "z/s", "probe", "split", *(["seed", "rule"] if per_run else []),
+              reference_name, "now", "delta", "tolerance", "verdict"]
+    rows = [[r.method, f"{r.z_dim}/{r.s_dim}", r.probe, r.split,
+             *([("-" if pd.isna(r.seed) else str(int(r.seed))), r.rule] if per_run else []),
+             _number(r.reference, r.probe), _number(r.now, r.probe),
+             _number(r.delta, r.probe, signed=True), _number(r.tolerance, r.probe), r.verdict]
             for r in table.itertuples()]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
                      for line in [header, *rows])
 
 
-def update_baseline(current: pd.DataFrame, path: Path, force: bool) -> None:
-    """Write ``current`` (one dataset and preset) as the baseline at ``path``. Without ``force``,
-    refuse (UsageError naming the numbers) where it would be worse than the baseline it replaces."""
+def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
+    """Write ``numbers`` (current_numbers of one dataset and preset) as the baseline at ``path``:
+    each number's mean, spread and seed count, and each seed's own number. Without ``force``,
+    refuse (UsageError naming the numbers) where a mean would be worse than in the baseline it
+    replaces, or a number would be dropped."""
+    current = current_results(numbers)
     if path.exists() and not force:
-        verdicts = against_baseline(current, read_baseline(path), Tolerance(0.0, 0.0))
-        worse = verdicts[verdicts.verdict.isin(FAILING)]
+        old = read_baseline(path)
+        judged = judge(old, current, pd.Series(np.zeros(len(old))))
+        worse = judged[judged.verdict.isin(FAILING)]
         if not worse.empty:
             names = ", ".join(f"{r.method} {r.z_dim}/{r.s_dim} {r.probe} {r.split}"
                               for r in worse.itertuples())
             raise UsageError(f"not overwriting {path}: it would make these worse or drop them: "
                              f"{names} (use --force)")
+    machines = sorted(set(numbers.computed_on))
+    if len(machines) > 1:
+        raise UsageError(f"not writing {path}: its runs were computed on {' and on '.join(machines)}; "
+                         "a baseline's per-seed numbers come from one device, thread count and torch")
+    seeds = numbers.pivot_table(index=KEY, columns="seed", values="value", aggfunc="first")
+    seeds.columns = [f"{SEED_PREFIX}{int(seed)}" for seed in seeds.columns]
     table = current[list(BASELINE_COLUMNS)].round({"mean": 4, "std": 4})
+    table = table.merge(seeds.reset_index(), on=KEY, how="left").assign(**{COMPUTED_ON: machines[0]})
     results.write_text_atomic(path, table.to_csv(index=False))

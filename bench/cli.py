@@ -1,4 +1,5 @@
-"""python -m bench {run,report,check,speed}: argument parsing and one-line errors.
+"""python -m bench {run,status,report,check,evaluate,speed,datasets}: argument parsing and
+one-line errors.
 
 Exit codes: 0 success; 1 a run failed (its folder says why) or a check failed; 2 bad input
 (nothing written); 128 + the signal number when SIGINT/SIGTERM stopped a run after a checkpoint.
@@ -250,11 +251,13 @@ def command_check(args) -> int:
     from bench import check
     from bench.report import load_paper_table
 
-    current = check.current_results(args.results)
+    numbers = check.current_numbers(args.results)
+    current = check.current_results(numbers)
     if current.empty:
         raise UsageError(f"no complete runs in {args.results}")
-    if args.tolerance < 0 or args.spread_factor < 0:
-        raise UsageError("--tolerance and --spread-factor must be non-negative")
+    seed_tolerance = check.SEED_TOLERANCE if args.seed_tolerance is None else args.seed_tolerance
+    if args.tolerance < 0 or args.spread_factor < 0 or seed_tolerance < 0:
+        raise UsageError("--tolerance, --spread-factor and --seed-tolerance must be non-negative")
     groups = sorted(current.groupby(["dataset", "preset"]).groups)
 
     if args.update_baseline:
@@ -265,7 +268,7 @@ def command_check(args) -> int:
                              f"{len(groups)} dataset/preset pairs")
         for dataset, preset in groups:
             path = args.baseline or check.baseline_path(dataset, preset)
-            check.update_baseline(current[(current.dataset == dataset) & (current.preset == preset)],
+            check.update_baseline(numbers[(numbers.dataset == dataset) & (numbers.preset == preset)],
                                   path, args.force)
             print(f"wrote {path}")
         return 0
@@ -284,10 +287,19 @@ def command_check(args) -> int:
                              f"({', '.join(f'{d}-{p}' for d, p in groups)}): "
                              "write one with --update-baseline")
         tables, disorder = [], []
-        tolerance = check.Tolerance(args.tolerance, args.spread_factor)
+        tolerance = check.Tolerance(args.tolerance, args.spread_factor, seed_tolerance)
         for path in paths:
             baseline = check.read_baseline(path)
-            tables.append((f"baseline {path.name}", check.against_baseline(current, baseline, tolerance)))
+            if not check.has_seed_numbers(baseline):
+                print(f"note: {path} has no per-seed numbers (an older baseline): every number is "
+                      "judged by the spread rule")
+            else:
+                elsewhere = sorted(set(numbers.computed_on) - check.seeds_computed_on(baseline))
+                if elsewhere:
+                    print(f"note: runs computed on {'; '.join(elsewhere)}, the baseline's seed "
+                          f"numbers on {'; '.join(sorted(check.seeds_computed_on(baseline)))}: "
+                          "they are judged by the spread rule")
+            tables.append((f"baseline {path.name}", check.against_baseline(numbers, baseline, tolerance)))
 
     failing = 0
     for name, table in tables:
@@ -301,6 +313,37 @@ def command_check(args) -> int:
     print(f"check: {verdict}: {numbers} numbers, {failing} worse or missing"
           + (f", {len(disorder)} leakage orders differ" if disorder else ""))
     return 1 if verdict == "FAIL" else 0
+
+
+def command_evaluate(args) -> int:
+    """Recompute evaluations of complete runs from their checkpoints (bench/reevaluate.py)."""
+    from bench.evaluations import EVALUATIONS, in_order
+    from bench.reevaluate import choose_runs, reevaluate
+    from bench.train import Interrupted, StopOnSignal
+
+    names = None if args.evaluations is None else choose(args.evaluations, EVALUATIONS, "evaluation")
+    run_ids = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
+    if not args.results.is_dir():
+        raise UsageError(f"no results folder {args.results}")
+    records = choose_runs(args.results, run_ids)
+    if not records:
+        print(f"no complete runs in {args.results}")
+        return 0
+    device = resolve_device(args.device)
+    for dataset in sorted({r.dataset for r in records}):
+        known_dataset(dataset)
+    with StopOnSignal() as stop:
+        try:
+            counts = reevaluate(records, in_order(names), device,
+                                lambda name: load_data(name, args.data_dir, device), args.force,
+                                between=stop.check)
+        except Interrupted as interruption:
+            print(f"bench: interrupted ({interruption}): the evaluations finished so far are "
+                  "written; rerun the same command for the rest", file=sys.stderr)
+            return 128 + interruption.signal_number
+    print(f"evaluate: {', '.join(f'{n} {what}' for what, n in counts.items() if n)} "
+          f"of {len(records)} complete run(s)")
+    return 0
 
 
 def command_speed(args) -> int:
@@ -407,14 +450,29 @@ def parser() -> Parser:
                        help="paper: the paper preset's runs against the paper's table, within "
                             "1.5 points (s) and 5 points (z), in the paper's order of leakage")
     check.add_argument("--tolerance", type=float, default=2.0,
-                       help="absolute tolerance in points (default 2)")
+                       help="seeds the baseline lacks: absolute tolerance in points (default 2)")
     check.add_argument("--spread-factor", type=float, default=3.0,
                        help="tolerance is max(--tolerance, this x the baseline's seed spread); default 3")
+    check.add_argument("--seed-tolerance", type=float, default=None,
+                       help="a seed the baseline holds may be worse than its own baseline number by "
+                            "this many points (default: the measured bench.check.SEED_TOLERANCE)")
     check.add_argument("--update-baseline", action="store_true",
                        help="write the baseline from the results instead of checking")
     check.add_argument("--force", action="store_true",
                        help="with --update-baseline: overwrite even where a number gets worse")
     check.set_defaults(handler=command_check)
+
+    evaluate = commands.add_parser("evaluate", help="recompute evaluations of complete runs from "
+                                                    "their checkpoints (no training)")
+    evaluate.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    evaluate.add_argument("--evaluations", help="comma-separated evaluation names, or all (default: "
+                                                "all)")
+    evaluate.add_argument("--runs", help="comma-separated run ids (default: every complete run)")
+    evaluate.add_argument("--force", action="store_true",
+                          help="recompute even the evaluations already computed at their version")
+    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--data-dir", type=Path, help="data root, as for run")
+    evaluate.set_defaults(handler=command_evaluate)
 
     speed = commands.add_parser("speed", help="time training iterations per method")
     speed.add_argument("--methods", default="all", help="comma-separated method names, or all")

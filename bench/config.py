@@ -38,6 +38,25 @@ class RunConfig:
                 "seed": self.seed, "method_config": dataclasses.asdict(self.method_config),
                 "settings": dataclasses.asdict(self.settings)}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """The config written by ``to_dict`` (a run's config.json: JSON lists become tuples).
+        Raises UsageError for a method this installation does not have or a field it does not
+        know."""
+        method = data.get("method")
+        if method not in METHODS:
+            raise UsageError(f"unknown method {method!r} (valid: {', '.join(METHODS)})")
+        config_class = METHODS[method].config_class
+        try:
+            fields = {f.name: f.default for f in dataclasses.fields(config_class)}
+            method_config = config_class(**{k: _coerce(k, v, fields[k])
+                                            for k, v in data["method_config"].items()})
+            settings = RunSettings(**data["settings"])
+            return cls(method=method, dataset=data["dataset"], preset=data["preset"],
+                       seed=int(data["seed"]), method_config=method_config, settings=settings)
+        except (KeyError, TypeError) as error:
+            raise UsageError(f"a {method} config this version cannot read ({error})") from None
+
     @property
     def run_id(self) -> str:
         """A short hash of the resolved config, after a readable prefix."""

@@ -21,10 +21,14 @@ Pure numpy + scikit-learn; no torch.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
+
+if TYPE_CHECKING:
+    from bench.dci import DCIScores
 
 __all__ = ["DisentanglementScores", "discretize", "mutual_information_matrix",
            "mutual_information_gap", "sap_score", "score_representation"]
@@ -218,6 +222,7 @@ class DisentanglementScores:
     sap: float
     per_factor_mig: dict[str, float]
     per_factor_sap: dict[str, float]
+    dci: "DCIScores | None" = None  # with dci=True: DCI on the same points (bench/dci.py)
 
 
 def _stack_factors(factors: dict[str, np.ndarray], what: str) -> tuple[list[str], np.ndarray]:
@@ -246,13 +251,15 @@ def _subsample(rng: np.random.Generator, n: int, limit: int) -> np.ndarray:
 
 def score_representation(train_codes, train_factors: dict[str, np.ndarray], test_codes,
                          test_factors: dict[str, np.ndarray], *, max_train: int = 10000,
-                         max_test: int = 5000, seed: int = 0) -> DisentanglementScores:
+                         max_test: int = 5000, seed: int = 0,
+                         dci: bool = False) -> DisentanglementScores:
     """MIG (on the train points) and SAP (fitted on train, scored on test) of a representation.
 
     Factors are given by name (dict name -> (N,) integer array; train and test with the same
     names). At most ``max_train`` train and ``max_test`` test points are used, drawn without
     replacement by ``numpy.random.default_rng(seed)`` (train first, then test), so the result is
-    deterministic for a given seed; with fewer points than the limit all are used.
+    deterministic for a given seed; with fewer points than the limit all are used. With ``dci``,
+    also DCI (fitted on the train points, informativeness scored on the test points).
     """
     for label, value in (("max_train", max_train), ("max_test", max_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -276,6 +283,11 @@ def score_representation(train_codes, train_factors: dict[str, np.ndarray], test
     sap = _sap_per_factor(train_codes, train_y, test_codes, test_y, names=names)
     per_factor_mig = {name: float(value) for name, value in zip(names, mig)}
     per_factor_sap = {name: float(value) for name, value in zip(names, sap)}
+    dci_scores = None
+    if dci:
+        from bench.dci import dci as dci_of
+        dci_scores = dci_of(train_codes, train_y, test_codes, test_y, seed=seed)
     return DisentanglementScores(mig=float(np.mean(list(per_factor_mig.values()))),
                                  sap=float(np.mean(list(per_factor_sap.values()))),
-                                 per_factor_mig=per_factor_mig, per_factor_sap=per_factor_sap)
+                                 per_factor_mig=per_factor_mig, per_factor_sap=per_factor_sap,
+                                 dci=dci_scores)

@@ -103,7 +103,8 @@ def factor_probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, 
 
 
 def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed: int):
-    """MIG and SAP of the mean of z with respect to the unspecified factors (None without any)."""
+    """MIG, SAP and DCI of the mean of z with respect to the unspecified factors (None without
+    any)."""
     from bench.disentanglement import score_representation
     if not data.unspecified_factors:
         return None
@@ -112,7 +113,8 @@ def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed
         return {name: which[name].cpu().numpy() for name in data.unspecified_factors}
 
     return score_representation(train.z_mean.cpu().numpy(), factors(data.train_factors),
-                                test.z_mean.cpu().numpy(), factors(data.test_factors), seed=seed)
+                                test.z_mean.cpu().numpy(), factors(data.test_factors), seed=seed,
+                                dci=True)
 
 
 # openTSNE's defaults with its FFT-accelerated gradients; recorded beside every embedding.

@@ -10,22 +10,17 @@ from typing import Any, Callable
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = REPO_ROOT / "results"
 
-METRICS_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
-                   "probe", "split", "accuracy")
-FACTOR_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
-                  "factor", "unspecified", "code", "split", "accuracy", "chance")
-DISENTANGLEMENT_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim",
-                           "code", "metric", "factor", "value")
+# The columns that open every table a run writes (metrics.csv and each evaluation's file).
+RUN_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim")
+METRICS_COLUMNS = (*RUN_COLUMNS, "probe", "split", "accuracy")
 PROBES = ("s", "z_mean", "z_sample")
 SPLITS = ("train", "test")
 
 CONFIG_FILE = "config.json"
 ENV_FILE = "env.json"
 LOSSES_FILE = "losses.csv"
-METRICS_FILE = "metrics.csv"
-FACTORS_FILE = "factors.csv"  # datasets with known factors: factor probes
-DISENTANGLEMENT_FILE = "disentanglement.csv"  # ... and MIG / SAP of z
-EVALUATION_FILE = "evaluation.json"  # how each probe was fitted
+METRICS_FILE = "metrics.csv"  # the latent probes (the paper's table); each evaluation names its own
+EVALUATION_FILE = "evaluation.json"  # each evaluation's version and how it was computed
 CHECKPOINT_FILE = "checkpoint.pt"
 STATUS_FILE = "status.json"
 ERROR_FILE = "error.log"
@@ -70,6 +65,22 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_table(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
+    """A CSV of ``rows`` (dicts holding at least ``columns``), written atomically."""
+    lines = [",".join(columns)]
+    lines += [",".join(str(row[column]) for column in columns) for row in rows]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; {} when it is absent or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def read_status(run_dir: Path) -> dict | None:

@@ -1,10 +1,11 @@
 """`--executor slurm`: one SLURM job per run, submitted as one job array through submitit.
 
-A job runs `python -m bench run` for its single run (the same code as a local run), so it resumes
-from the run's checkpoint. A job that hits its time limit or is pre-empted is requeued by
-submitit's checkpoint/requeue mechanism (SIGUSR2 before the limit, then `scontrol requeue`) and
-resumes from the run's last checkpoint; a job cancelled with `scancel` gets SIGTERM, checkpoints at
-the next iteration and ends; submitting the grid again resumes it. The record of each submission
+A job runs `python -m bench run` for its single run as a child process (the same command as a local
+run, bench/executors.py), so it resumes from the run's checkpoint; this module never imports
+bench.cli. A job that hits its time limit or is pre-empted is requeued by submitit's
+checkpoint/requeue mechanism (SIGUSR2 before the limit, then `scontrol requeue`) and resumes from
+the run's last checkpoint; a job cancelled with `scancel` gets SIGTERM, checkpoints at the next
+iteration and ends; submitting the grid again resumes it. The record of each submission
 is results/jobs/slurm/<run id>.json (job id, log paths); the job links its logs from the run's
 folder (job.json).
 """
@@ -17,6 +18,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -137,35 +139,107 @@ def read_record(results_dir: Path, run_id: str) -> dict | None:
         return None
 
 
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the run checkpoints and stops on these
+
+
 class RunJob:
-    """What a SLURM job executes: `bench run` for one run. Checkpointable: on SIGUSR2 (the time
-    limit is near) or pre-emption submitit calls ``checkpoint`` and requeues the same call."""
+    """What a SLURM job executes: `python -m bench <argv>` for one run, in a child process.
+    Checkpointable: on SIGUSR2 (the time limit is near) or pre-emption submitit calls
+    ``checkpoint`` and requeues the same call.
+
+    Signals: SIGTERM/SIGINT that reach the job process are forwarded to the run, which checkpoints
+    at the next iteration and exits 128 + the signal. The run ignores submitit's requeue signal
+    (SIGUSR2, which SLURM sends to every process of the job step); only the job process handles
+    it. When submitit's handler then requeues the job and exits (SystemExit raised inside the
+    wait), the job first sends the run SIGTERM and waits for it to checkpoint and end, so that the
+    requeued job resumes from that checkpoint and never finds the run still held by this one."""
 
     def __init__(self, results_dir: Path):
         self.results_dir = str(Path(results_dir).resolve())
 
     def __call__(self, run_id: str, argv: tuple[str, ...]) -> str:
         import submitit
-        os.chdir(results.REPO_ROOT)
-        if str(results.REPO_ROOT) not in sys.path:
-            sys.path.insert(0, str(results.REPO_ROOT))
-        from bench.cli import main
         environment = submitit.JobEnvironment()
         record = {"executor": "slurm", "job_id": environment.job_id,
                   "stdout": str(environment.paths.stdout).replace("%t", "0"),
                   "stderr": str(environment.paths.stderr).replace("%t", "0"),
                   "started": datetime.datetime.now().astimezone().isoformat(),
                   "restarts": int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)}
-        code = main(list(argv))
+        code = run_child([sys.executable, "-m", "bench", *argv], ignore=_requeue_signal(submitit))
         link_job(Path(self.results_dir), run_id, {**record, "exit_code": code})
         if code != 0:
-            raise RuntimeError(f"bench run {run_id} exited with code {code}")
+            how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+            raise RuntimeError(f"bench run {run_id} {how}")
         return run_id
 
     def checkpoint(self, *args, **kwargs):
         import submitit
-        # The run checkpoints itself after every epoch; the requeued job resumes from there.
+        # The run checkpoints itself after every epoch and when it is stopped by SIGTERM (which
+        # __call__ sends it when submitit requeues); the requeued job resumes from there.
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
+
+
+def _requeue_signal(submitit) -> signal.Signals | None:
+    """The signal submitit's job process handles by checkpointing and requeuing (SIGUSR2 unless
+    $SUBMITIT_PREEMPT_SIGNAL says otherwise)."""
+    return getattr(signal, "SIG" + str(getattr(submitit.JobEnvironment, "USR_SIG", "USR2")), None)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _spawn(command: list[str], ignore: signal.Signals | None) -> subprocess.Popen:
+    """Start ``command`` from the repository root, with this process's stdout/stderr, its
+    environment and the signal ``ignore`` ignored (an ignored disposition survives exec). The
+    signal stays blocked here while its handler is swapped, so that one arriving meanwhile is
+    delivered to this process's handler afterwards, not lost; the child inherits the mask too
+    (blocked and ignored: it never acts on that signal)."""
+    for stream in (sys.stdout, sys.stderr):  # our lines before the run's, in the job's logs
+        stream.flush()
+    if ignore is None:
+        return subprocess.Popen(command, cwd=results.REPO_ROOT)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {ignore})
+    try:
+        handler = signal.signal(ignore, signal.SIG_IGN)
+        try:
+            return subprocess.Popen(command, cwd=results.REPO_ROOT)
+        finally:
+            signal.signal(ignore, signal.SIG_DFL if handler is None else handler)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {ignore})
+
+
+def run_child(command: list[str], ignore: signal.Signals | None = None) -> int:
+    """Run ``command`` (see _spawn) to its end and return its exit status (negative: killed by
+    that signal), forwarding SIGINT and SIGTERM to it meanwhile. If the wait is broken by an
+    exception (submitit's requeue handler exits with SystemExit), the child gets SIGTERM and is
+    waited for before the exception goes on: this process never ends before its child."""
+    child = _spawn(command, ignore)
+
+    def forward(number, frame):
+        child.send_signal(number)  # a no-op once the child has been reaped
+
+    previous = {number: signal.signal(number, forward) for number in FORWARDED_SIGNALS}
+    try:
+        try:
+            return child.wait()
+        except BaseException as error:
+            print(f"bench: job stopping ({type(error).__name__}): sending SIGTERM to the run "
+                  f"(pid {child.pid}) so that it checkpoints", file=sys.stderr, flush=True)
+            child.send_signal(signal.SIGTERM)
+            while child.poll() is None:
+                try:
+                    child.wait()
+                except BaseException:  # e.g. a second requeue signal: still wait for the run
+                    pass
+            raise
+    finally:
+        for number, handler in previous.items():  # None: a handler not set from Python
+            signal.signal(number, signal.SIG_DFL if handler is None else handler)
 
 
 def submit(requests: list[RunRequest], options: SlurmOptions, results_dir: Path) -> list[RunRequest]:

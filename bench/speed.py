@@ -8,7 +8,7 @@ import torch
 from bench.config import resolve
 from bench.environment import device_name, peak_memory_mb, tf32_allowed
 from bench.graphs import EAGER_STEPS, GraphedStep
-from bench.runner import build, iterations_per_epoch
+from bench.build import build, iterations_per_epoch
 from datasets import ImageSet
 
 

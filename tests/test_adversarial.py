@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.config import resolve
-from bench.runner import build
+from bench.build import build
 from methods.adversarial import AdversarialConfig, discriminator_loss
 from methods.nets import PairDiscriminator
 from tests.helpers import changed, snapshot

@@ -5,7 +5,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from bench.config import resolve
-from bench.runner import build
+from bench.build import build
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig
 from methods.nets import Decoder, Encoder

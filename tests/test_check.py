@@ -1,8 +1,10 @@
 """bench check: known answers for the verdicts, and the command's exit codes."""
+import json
+
 import pandas as pd
 import pytest
 
-from bench import check
+from bench import check, results
 from bench.cli import main
 from bench.errors import UsageError
 from bench.report import load_paper_table
@@ -18,8 +20,16 @@ def table(rows):
                         columns=list(check.BASELINE_COLUMNS))
 
 
+def numbers(rows, seed=7):
+    """rows: (method, probe, split, value) of one run -> KEY + seed + value."""
+    return pd.DataFrame([dict(method=m, probe=p, split=sp, value=v, seed=seed, computed_on="cpu", **KEYS)
+                         for m, p, sp, v, *_ in rows])
+
+
 def verdicts(baseline, current, tolerance=check.Tolerance(2.0, 3.0)):
-    judged = check.against_baseline(table(current), table(baseline), tolerance)
+    """Verdicts of a run whose seed the baseline does not hold: the spread rule."""
+    judged = check.against_baseline(numbers(current), table(baseline), tolerance)
+    assert set(judged.rule[judged.verdict != "MISSING"]) <= {"spread"}
     return dict(zip(zip(judged.method, judged.probe, judged.split), judged.verdict))
 
 
@@ -125,7 +135,8 @@ def test_degraded_results_fail_and_name_the_rows(tmp_path, baseline, capsys):
     assert {(w[0], w[2], w[3]) for w in worse} == {
         ("ccvae", "z_sample", "train"), ("ccvae", "z_sample", "test"),
         ("szabo", "s", "train"), ("szabo", "s", "test")}
-    assert ["ccvae", "16/16", "z_sample", "test", "15.00", "25.00", "+10.00", "2.00", "WORSE"] in worse
+    assert ["ccvae", "16/16", "z_sample", "test", "0", "seed", "15.00", "25.00", "+10.00", "0.50",
+            "WORSE"] in worse
 
 
 def test_improved_results_pass(tmp_path, baseline, capsys):
@@ -185,4 +196,87 @@ def test_mixed_configs_are_refused(tmp_path):
     config = (other / "config.json").read_text().replace('"z_dim": 16', '"z_dim": 16, "kl_weight": 0')
     (other / "config.json").write_text(config)
     with pytest.raises(UsageError, match="runs of different configs for ccvae"):
-        check.current_results(directory)
+        check.current_numbers(directory)
+
+
+def with_z_usage(run_dir, retention, units):
+    pd.DataFrame([dict(run_id=run_dir.name, method="ccvae", dataset="mnist", preset="ci", seed=0,
+                       z_dim=16, s_dim=16, metric=m, split="test", value=v)
+                  for m, v in (("style_retention", retention), ("active_units", units))]
+                 ).to_csv(run_dir / "z_usage.csv", index=False)
+
+
+def test_how_much_z_is_used_is_checked_higher_is_better(tmp_path, capsys):
+    base = results_with(tmp_path / "base", {"ccvae": (15.0, 90.0)})
+    with_z_usage(results.runs_dir(base) / "ccvae-x", 0.40, 12)
+    path = tmp_path / "mnist-ci.csv"
+    assert run(["check", "--results", str(base), "--update-baseline", "--baseline", str(path)],
+               capsys)[0] == 0
+    assert {"style_retention", "active_units"} <= set(pd.read_csv(path).probe)
+    collapsed = results_with(tmp_path / "now", {"ccvae": (15.0, 90.0)})
+    with_z_usage(results.runs_dir(collapsed) / "ccvae-x", 0.01, 2)
+    code, out, _ = run(["check", "--results", str(collapsed), "--baseline", str(path)], capsys)
+    worse = {tuple(line.split()[:4]) for line in out.splitlines() if line.endswith("WORSE")}
+    assert code == 1 and worse == {("ccvae", "16/16", "style_retention", "test"),
+                                   ("ccvae", "16/16", "active_units", "test")}
+    assert "0.0050" in next(line for line in out.splitlines() if "style_retention" in line)
+    with_z_usage(results.runs_dir(collapsed) / "ccvae-x", 0.396, 12)  # within 0.5 points of seed 0
+    assert run(["check", "--results", str(collapsed), "--baseline", str(path)], capsys)[0] == 0
+
+
+def test_a_baseline_seed_is_held_to_its_own_numbers_and_other_seeds_to_the_spread(tmp_path, capsys):
+    base = tmp_path / "base"
+    for seed, s in ((0, 90.0), (1, 80.0), (2, 85.0)):  # a wide spread: 5 points
+        fake_run(base, f"ccvae-{seed}", seed, accuracies(z=15.0, s=s), preset="ci")
+    path = tmp_path / "mnist-ci.csv"
+    assert run(["check", "--results", str(base), "--update-baseline", "--baseline", str(path)],
+               capsys)[0] == 0
+    written = pd.read_csv(path)
+    assert {"seed_0", "seed_1", "seed_2"} <= set(written.columns)
+    assert written[(written.probe == "s") & (written.split == "test")].seed_1.item() == 80.0
+
+    now = tmp_path / "now"
+    fake_run(now, "ccvae-0", 0, accuracies(z=15.0, s=89.0), preset="ci")  # seed 0: -1 point
+    code, out, _ = run(["check", "--results", str(now), "--baseline", str(path)], capsys)
+    line = next(l for l in out.splitlines() if l.startswith("ccvae") and " s " in l and "test" in l)
+    assert code == 1 and line.split()[4:6] == ["0", "seed"] and line.endswith("WORSE")
+
+    other = tmp_path / "other"
+    fake_run(other, "ccvae-9", 9, accuracies(z=15.0, s=80.0), preset="ci")  # seed 9: -5 from the mean
+    code, out, _ = run(["check", "--results", str(other), "--baseline", str(path)], capsys)
+    line = next(l for l in out.splitlines() if l.startswith("ccvae") and " s " in l and "test" in l)
+    assert code == 0 and line.split()[4:6] == ["9", "spread"]  # within 3 x 5 points of 85
+    assert "seed  rule" in out
+
+
+def test_a_baseline_without_seed_numbers_still_works_and_says_so(tmp_path, capsys):
+    path = tmp_path / "mnist-ci.csv"
+    table([("ccvae", "s", "test", 90.0, 0.5), ("ccvae", "z_sample", "test", 15.0, 0.5)]).to_csv(
+        path, index=False)
+    directory = results_with(tmp_path, {"ccvae": (15.5, 89.0)})
+    code, out, _ = run(["check", "--results", str(directory), "--baseline", str(path)], capsys)
+    assert code == 0 and "has no per-seed numbers (an older baseline)" in out
+    assert sum("has no per-seed numbers" in line for line in out.splitlines()) == 1
+    assert {line.split()[5] for line in out.splitlines() if line.startswith("ccvae")} == {"spread"}
+
+
+def test_a_malformed_seed_column_is_refused(tmp_path, capsys):
+    path = tmp_path / "mnist-ci.csv"
+    table([("ccvae", "s", "test", 90.0)]).assign(seed_x=1.0).to_csv(path, index=False)
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
+    code, _, err = run(["check", "--results", str(directory), "--baseline", str(path)], capsys)
+    assert code == 2 and "column 'seed_x' is not seed_<n>" in err
+
+
+def test_seed_numbers_from_another_machine_or_thread_count_fall_back_to_the_spread(tmp_path, capsys):
+    base = tmp_path / "base"
+    fake_run(base, "ccvae-0", 0, accuracies(z=15.0, s=90.0), preset="ci")
+    path = tmp_path / "mnist-ci.csv"
+    assert run(["check", "--results", str(base), "--update-baseline", "--baseline", str(path)],
+               capsys)[0] == 0
+    now = tmp_path / "now"
+    run_dir = fake_run(now, "ccvae-0", 0, accuracies(z=15.0, s=89.0), preset="ci")
+    (run_dir / "env.json").write_text(json.dumps({"device": "cpu", "torch_threads": 1}))
+    code, out, _ = run(["check", "--results", str(now), "--baseline", str(path)], capsys)
+    assert code == 0 and "1 threads" in out and "judged by the spread rule" in out
+    assert {line.split()[5] for line in out.splitlines() if line.startswith("ccvae")} == {"spread"}

@@ -3,9 +3,11 @@
 The SLURM tests need a controller that answers (scripts/slurm_single_node.sh start); they are
 skipped without one, except where BENCH_TEST_SLURM=1 (CI) makes a missing cluster a failure.
 """
+import ast
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -67,6 +69,102 @@ def test_missing_sbatch_is_one_line_and_submits_nothing(tmp_path):
     assert "sbatch, squeue, scontrol, scancel not found on PATH" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+# A submitit SLURM job without SLURM: the job process's environment as submitit's _submit sets it
+# up, its signal handlers included (SIGUSR2: checkpoint and requeue, here only logged), then RunJob.
+FAKE_JOB = """
+import sys
+import submitit
+from submitit.core.utils import DelayedSubmission
+from bench.slurm import RunJob
+
+results_dir, run_id, *argv = sys.argv[1:]
+job = RunJob(results_dir)
+environment = submitit.JobEnvironment()
+environment._requeue = lambda countdown: print("requeued", flush=True)
+delayed = DelayedSubmission(job, run_id, tuple(argv))
+delayed.set_timeout(1, 3)
+environment._handle_signals(environment.paths, delayed)
+try:
+    job(run_id, tuple(argv))
+finally:
+    print("bench.cli loaded:", "bench.cli" in sys.modules, flush=True)
+"""
+
+
+def fake_job(tmp_path, method, overrides=None):
+    """Start FAKE_JOB for one smoke MNIST run with the argv a submission gives it, in a session of
+    its own (SLURM signals every process of a job step); returns (process, run id, stdout path,
+    stderr path)."""
+    from bench.config import resolve
+    from bench.executors import single_run_argv
+    config = resolve(method, "mnist", "smoke", 0, overrides)
+    argv = single_run_argv(config, overrides or {}, tmp_path / "results", "cpu", None, restart=False)
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    environment = {**os.environ, "SUBMITIT_EXECUTOR": "slurm", "SUBMITIT_FOLDER": str(folder),
+                   "SLURM_JOB_ID": "4242", "SLURM_PROCID": "0", "OMP_NUM_THREADS": "1",
+                   "PYTHONPATH": str(REPO)}  # as the job's setup lines (SlurmOptions) export it
+    environment.pop("SLURM_ARRAY_JOB_ID", None)
+    out, err = tmp_path / "job.out", tmp_path / "job.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-c", FAKE_JOB, str(tmp_path / "results"),
+                                    config.run_id, *argv],
+                                   cwd=tmp_path, env=environment, stdout=stdout, stderr=stderr,
+                                   start_new_session=True)
+    return process, config.run_id, out, err
+
+
+def test_a_slurm_job_runs_bench_in_a_child_process_without_importing_the_cli(tmp_path):
+    source = (REPO / "bench" / "slurm.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):  # anywhere, functions included
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported |= {f"{node.module}.{alias.name}" for alias in node.names} | {node.module}
+    assert not {name for name in imported if name == "bench.cli" or name.startswith("bench.cli.")}
+
+    process, run_id, out, err = fake_job(tmp_path, "szabo")
+    assert process.wait(timeout=300) == 0, err.read_text()
+    assert "bench.cli loaded: False" in out.read_text()
+    run_dir = results.runs_dir(tmp_path / "results") / run_id
+    assert results.is_complete(run_dir)
+    assert f"done {run_id}" in out.read_text() + err.read_text()  # the run's output: the job's
+    job = json.loads((run_dir / "job.json").read_text())
+    assert job["executor"] == "slurm" and job["job_id"] == "4242" and job["exit_code"] == 0
+
+
+@pytest.mark.parametrize("to_the_step", [False, True], ids=["sigterm-to-the-job", "sigusr2-to-the-step"])
+def test_a_slurm_jobs_run_checkpoints_on_sigterm_and_on_requeue(tmp_path, to_the_step):
+    """SIGTERM to the job process (scancel, pre-emption) is forwarded to the run; SIGUSR2 to every
+    process (the time limit is near) requeues the job, whose run checkpoints before the job ends."""
+    process, run_id, out, err = fake_job(tmp_path, "szabo", {"epochs": 400})
+    losses = results.runs_dir(tmp_path / "results") / run_id / results.LOSSES_FILE
+    try:
+        wait_for(lambda: process.poll() is not None or (
+            losses.is_file() and len(losses.read_text().splitlines()) > 1), 120, "a first epoch")
+        assert process.poll() is None, out.read_text() + err.read_text()
+        if to_the_step:
+            os.killpg(process.pid, signal.SIGUSR2)
+        else:
+            process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    log = out.read_text() + err.read_text()
+    assert f"interrupted (SIGTERM): run {run_id} checkpointed" in log, log
+    assert "bench.cli loaded: False" in log
+    run_dir = results.runs_dir(tmp_path / "results") / run_id
+    assert not results.is_complete(run_dir)
+    if to_the_step:  # submitit's handler: checkpoint() pickled, job requeued, SystemExit(-1)
+        assert code == 255 and "requeued" in log and "this job is timed-out" in log, log
+        assert (tmp_path / "logs" / "4242_submitted.pkl").is_file()
+    else:
+        assert code == 1 and "bench run " + run_id + " exited with code 143" in log, log
+        assert json.loads((run_dir / "job.json").read_text())["exit_code"] == 143
 
 
 def cluster_answers() -> bool:
@@ -199,10 +297,13 @@ def test_slurm_options_file_then_flags(tmp_path):
 
 
 def test_a_job_at_its_time_limit_is_requeued_and_resumes(cluster, tmp_path):
-    # A one-minute limit with SIGUSR2 35 s before it: each attempt trains for about 25 s (SLURM
-    # checks limits every 30 s), then submitit requeues the job and the next attempt resumes.
+    # A one-minute limit with SIGUSR2 25 s before it. slurmctld checks limits every 30 s and sends
+    # the warning at the first check that finds the end within signal_delay_s + 30 s: here 5 to
+    # 35 s into each attempt (at 35 s, the first check could come while the job's Python starts,
+    # before submitit handles SIGUSR2, and kill it). Then submitit requeues the job and the next
+    # attempt resumes.
     options = tmp_path / "slurm.json"
-    options.write_text(json.dumps({"time_minutes": 1, "signal_delay_s": 35}))
+    options.write_text(json.dumps({"time_minutes": 1, "signal_delay_s": 25}))
     run = ["--methods", "szabo", "--epochs", "150"]  # more than one attempt trains, even at 55 s
     out = slurm_run(*run, "--slurm-config", str(options), "--results", str(tmp_path / "slurm"))
     assert out.returncode == 0, out.stderr

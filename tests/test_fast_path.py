@@ -10,7 +10,7 @@ import torch
 
 from bench.config import resolve
 from bench.graphs import EAGER_STEPS, GraphedStep
-from bench.runner import build
+from bench.build import build
 from methods import METHODS
 from methods.adversarial import gated_step
 from methods.straightforward import STRAIGHTFORWARD

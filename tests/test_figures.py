@@ -12,7 +12,7 @@ from bench import evaluate, figures, results
 from bench.cli import main
 from bench.config import resolve
 from bench.report import write_report
-from bench.runner import build
+from bench.build import build
 
 TILE = 28 + evaluate.SWAP_PADDING
 

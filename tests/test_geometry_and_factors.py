@@ -11,6 +11,7 @@ import torch
 from bench import evaluate, results
 from bench.cli import main
 from bench.config import resolve
+from bench.evaluations import EVALUATIONS
 from bench.presets import LATENT_SIZES
 from bench.probes import LatentCode
 from methods.nets import MNIST_SHAPE, Decoder, Encoder, PairDiscriminator
@@ -103,19 +104,26 @@ def test_shapes_smoke_run_writes_factor_probes_and_scores(tmp_path):
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     (run_dir,) = results.runs_dir(tmp_path).iterdir()
-    factors = pd.read_csv(run_dir / results.FACTORS_FILE)
+    factors = pd.read_csv(run_dir / EVALUATIONS["factors"].file)
     assert set(factors.factor) == {"shape", "colour", "scale", "rotation", "x", "y"}
     assert set(factors.code) == {"s", "z_mean"} and set(factors.split) == {"train", "test"}
     assert factors.accuracy.between(0, 100).all()
     assert set(factors[factors.unspecified].factor) == {"scale", "rotation", "x", "y"}
-    scores = pd.read_csv(run_dir / results.DISENTANGLEMENT_FILE)
-    assert set(scores.metric) == {"MIG", "SAP"} and scores.value.between(-1e-9, 1).all()
+    scores = pd.read_csv(run_dir / EVALUATIONS["disentanglement"].file)
+    assert set(scores.metric) == {"MIG", "SAP", "DCI disentanglement", "DCI completeness",
+                                  "DCI informativeness"}
+    assert scores.value.between(-1e-9, 1).all()
     assert set(scores.factor) == {"all", "scale", "rotation", "x", "y"}
+    swap = pd.read_csv(run_dir / EVALUATIONS["swap"].file)
+    assert set(swap.target) == {"label", "shape", "colour", "scale", "rotation", "x", "y"}
+    assert set(swap[swap.side == "unspecified"].target) == {"scale", "rotation", "x", "y"}
+    assert set(swap.follows) == {"s", "z"} and swap.value.between(0, 100).all()
     evaluation = json.loads((run_dir / results.EVALUATION_FILE).read_text())
     assert evaluation["probes"]["specified"] == evaluate.SHARED_SPLITS
     report = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report.md").read_text()
-    assert "### Known factors: what each code holds" in text and "rotation (unspecified; chance 16.7)" in text
-    assert "### Disentanglement of z: MIG and SAP" in text
+    assert "### Known factors: what each code holds" in text and "rotation · z_mean (chance 16.7)" in text
+    assert "### Disentanglement of z: MIG, SAP and DCI" in text and "DCI completeness" in text
+    assert "### Swap accuracy: what the swap grid shows, measured" in text

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bench.config import resolve
-from bench.runner import build
+from bench.build import build
 from methods import METHODS
 
 ALL_METHODS = sorted(METHODS)

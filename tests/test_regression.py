@@ -4,9 +4,12 @@ import shutil
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from bench import check, results
+from bench.cli import main
+from bench.evaluations import in_order
 from methods import METHODS
 from tests.conftest import REPO
 
@@ -25,10 +28,46 @@ def ci_results(tmp_path_factory):
     return directory
 
 
-def test_the_baseline_covers_every_method():
+def test_the_baseline_covers_every_method_and_checked_number_with_its_seeds():
     baseline = check.read_baseline(check.baseline_path("mnist", "ci"))
     assert set(baseline.method) == set(METHODS)
     assert (baseline.seeds >= 3).all()
+    assert set(baseline.probe) == set(check.HIGHER_IS_BETTER)
+    assert {"seed_0", "seed_1", "seed_2"} <= set(baseline.columns)
+    assert baseline[["seed_0", "seed_1", "seed_2"]].notna().all().all()
+
+
+def test_a_two_point_drop_in_any_number_of_the_table_fails_and_is_named(ci_results, tmp_path, capsys):
+    """The detection table: every checked number of a genuine ci table (every method, number and
+    split), made worse by 2 points one at a time, fails `bench check` with that row alone named."""
+    copy = tmp_path / "results"
+    shutil.copytree(ci_results, copy, ignore=shutil.ignore_patterns("*.pt", "*.png"))
+    assert main(["check", "--results", str(copy)]) == 0
+    capsys.readouterr()
+    checked = [e for e in in_order() if e.checked]
+    caught = []
+    for run_dir in sorted(results.runs_dir(copy).iterdir()):
+        for evaluation in checked:
+            path, spec = run_dir / evaluation.file, evaluation.checked
+            original = path.read_bytes()
+            table = pd.read_csv(path)
+            for index, row in table.iterrows():
+                name = row[spec.key]
+                if name not in spec.higher_is_better:
+                    continue
+                step = 2 * spec.point.get(name, 1.0) * (-1 if spec.higher_is_better[name] else 1)
+                worse = table.copy()
+                worse.loc[index, spec.value] = float(row[spec.value]) + step
+                worse.to_csv(path, index=False)
+                code = main(["check", "--results", str(copy)])
+                out = capsys.readouterr().out
+                named = {tuple(line.split()[:4]) for line in out.splitlines()
+                         if line.endswith("WORSE")}
+                row_name = (row["method"], f"{row['z_dim']}/{row['s_dim']}", name, row["split"])
+                assert code == 1 and named == {row_name}, (row_name, out)
+                caught.append(row_name)
+            path.write_bytes(original)
+    assert len(caught) == len(check.read_baseline(check.baseline_path("mnist", "ci")))
 
 
 def test_main_passes_the_committed_baseline(ci_results):

@@ -14,7 +14,7 @@ def render(directory):
 
 
 def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="paper", dims=(16, 16),
-             variational=True):
+             variational=True, settings=None):
     run_dir = results.runs_dir(results_dir) / run_id
     run_dir.mkdir(parents=True)
     rows = [dict(run_id=run_id, method=method, dataset="mnist", preset=preset, seed=seed,
@@ -23,7 +23,7 @@ def fake_run(results_dir, run_id, seed, accuracies, method="ccvae", preset="pape
     pd.DataFrame(rows, columns=list(results.METRICS_COLUMNS)).to_csv(run_dir / "metrics.csv", index=False)
     config = {"method": method, "dataset": "mnist", "preset": preset, "seed": seed,
               "variational_z": variational,
-              "method_config": {"z_dim": dims[0], "s_dim": dims[1]}}
+              "method_config": {"z_dim": dims[0], "s_dim": dims[1], **(settings or {})}}
     (run_dir / "config.json").write_text(json.dumps(config))
     (run_dir / "env.json").write_text(json.dumps({"device": "cpu", "git": {"revision": "abc"}}))
     (run_dir / "status.json").write_text(json.dumps({"state": "complete", "train_seconds": 60}))
@@ -119,3 +119,26 @@ def test_runs_table_says_how_a_gpu_computed(tmp_path):
     text = render(tmp_path)
     assert "| cpu (AMD EPYC) |" in text
     assert "| cuda (NVIDIA H200, CUDA graphs, TF32) |" in text
+
+
+def test_runs_that_differ_in_a_setting_are_separate_rows_not_seeds(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=12.0, s=60.0), settings={"kl_weight": 3.0})
+    fake_run(tmp_path, "ccvae-b", 0, accuracies(z=60.0, s=12.0), settings={"kl_weight": 0.0})
+    fake_run(tmp_path, "ccvae-c", 1, accuracies(z=14.0, s=62.0), settings={"kl_weight": 3.0})
+    text = render(tmp_path)
+    assert "| method | z / s | settings | seeds | z train |" in text
+    assert "| ccvae | 16 / 16 | kl_weight 0.0 | 1 | 61.00 (paper" in text
+    assert "| ccvae | 16 / 16 | kl_weight 3.0 | 2 | 14.00 ± 1.41 (paper" in text
+    assert "36.00" not in text  # never the mean of the two configs
+
+
+def test_z_usage_is_shown_beside_the_leakage(tmp_path):
+    run_dir = fake_run(tmp_path, "ccvae-a", 0, accuracies(z=12.0, s=98.0))
+    pd.DataFrame([dict(run_id="ccvae-a", method="ccvae", dataset="mnist", preset="paper", seed=0,
+                       z_dim=16, s_dim=16, metric=m, split="test", value=v)
+                  for m, v in (("style_retention", 0.4567), ("active_units", 11))]
+                 ).to_csv(run_dir / "z_usage.csv", index=False)
+    text = render(tmp_path)
+    assert "| z train | z test | z style retention | z active units | s train | s test |" in text
+    assert "| 0.46 | 11 / 16 | 99.00" in text
+    assert "Read the z columns together" in text

@@ -1,0 +1,43 @@
+"""A run's method and training data, built from its resolved config and seeded from its seed."""
+from __future__ import annotations
+
+import hashlib
+
+import torch
+
+from bench.config import RunConfig
+from datasets import ImageSet
+from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
+from methods import METHODS, Method
+
+
+def derive_seed(seed: int, stream: str) -> int:
+    """Independent seeds for the run's random streams (network init, pairs, batches, probes)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
+
+
+def build(config: RunConfig, data: ImageSet, device: torch.device) -> tuple[Method, PairedTrainingData]:
+    """The method and its training data source, seeded from ``config.seed``."""
+    def generator(stream: str) -> torch.Generator:
+        g = torch.Generator(device=device)
+        g.manual_seed(derive_seed(config.seed, stream))
+        return g
+
+    batch_size = config.method_config.batch_size
+    method = METHODS[config.method](config.method_config, data.image_shape, device,
+                                    derive_seed(config.seed, "method"))
+    feed = PairedTrainingData(data.train_images,
+                              PairSampler(data.train_labels, batch_size, generator("pairs")),
+                              BatchSampler(len(data.train_images), batch_size, generator("batches"),
+                                           device))
+    return method, feed
+
+
+def iterations_per_epoch(config: RunConfig, data: ImageSet) -> int:
+    return (config.settings.iterations_per_epoch
+            or len(data.train_images) // config.method_config.batch_size)
+
+
+def run_data(config: RunConfig, data: ImageSet) -> ImageSet:
+    """The images a run trains and is evaluated on (its settings may keep the first few only)."""
+    return data.head(config.settings.train_size, config.settings.test_size)

@@ -1,0 +1,14 @@
+"""Evaluations of a trained run, behind one registry. Every module in this package is imported so
+that its registered evaluations appear in ``EVALUATIONS``: adding a metric is adding one file."""
+import importlib
+import pkgutil
+
+from bench.evaluations.base import (EVALUATIONS, Checked, Context, Evaluation, Outcome, ReportTable,
+                                    in_order, is_current, register, run_evaluations)
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base" and not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["EVALUATIONS", "Checked", "Context", "Evaluation", "Outcome", "ReportTable", "in_order",
+           "is_current", "register", "run_evaluations"]

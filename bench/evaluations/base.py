@@ -1,0 +1,148 @@
+"""What an evaluation is, the registry, and running evaluations on a trained run.
+
+An evaluation is one object: a name and a version, the datasets it applies to, a function from a
+trained run (its method, data and codes: ``Context``) to long-format rows, the file it writes in
+the run's folder, and how the report shows it and the check judges it. The runner computes every
+registered evaluation that applies; ``python -m bench evaluate`` recomputes them from a run's
+checkpoint. The report and the check import the registry without torch, so an evaluation's module
+imports torch (and anything heavy) inside its function only.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from bench import results
+from bench.records import run_columns
+
+if TYPE_CHECKING:
+    from bench.config import RunConfig
+    from datasets import ImageSet
+    from methods import Encoding, Method
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """A trained run as its evaluations see it: the method in its final state, the run's data
+    (its settings may keep the first images only) and both splits encoded once."""
+    config: RunConfig
+    method: Method
+    data: ImageSet
+    train: Encoding
+    test: Encoding
+
+    def seed(self, stream: str) -> int:
+        """A seed of its own for each evaluation's random draws, from the run's seed."""
+        from bench.build import derive_seed
+        return derive_seed(self.config.seed, stream)
+
+    @property
+    def probe_options(self) -> dict[str, Any]:
+        """The latent probes' training settings (RunSettings), seeded as the class probes are."""
+        s = self.config.settings
+        return dict(epochs=s.probe_epochs, batch_size=s.probe_batch_size, lr=s.probe_lr,
+                    seed=self.seed("probe"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    rows: list[dict[str, Any]]  # the evaluation's own columns; the run columns are added
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)  # -> evaluation.json
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportTable:
+    """A table of the report: one row per experiment (method, latent sizes, settings), a column
+    per value of the ``pivot`` columns, each cell the mean (± sd) over seeds of ``value``."""
+    pivot: tuple[str, ...]
+    value: str
+    # keep the rows whose column has this value (or one of these values), drop those of ``exclude``
+    where: dict[str, Any] = dataclasses.field(default_factory=dict)
+    exclude: dict[str, Any] = dataclasses.field(default_factory=dict)
+    decimals: int = 2
+    caption: str = ""
+    header_notes: tuple[str, ...] = ()  # columns shown in each column's header, e.g. its chance
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    """The numbers ``bench check`` holds to a baseline: one per value of the ``key`` column and
+    split, read from ``value``; ``higher_is_better`` gives each one's direction and ``point`` what
+    one point of the check's absolute tolerance is in its unit (1 for percentages and counts;
+    0.01 for a number in [0, 1])."""
+    key: str
+    value: str
+    higher_is_better: dict[str, bool]
+    point: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def every_dataset(data: ImageSet) -> bool:
+    return True
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    name: str
+    version: int  # raise it when the numbers change: `bench evaluate` recomputes older versions
+    file: str  # in the run's folder
+    columns: tuple[str, ...]  # after results.RUN_COLUMNS
+    compute: Callable[[Context], Outcome]
+    title: str
+    description: str  # what the numbers are and how to read them (the report shows it)
+    applies: Callable[[ImageSet], bool] = every_dataset
+    tables: tuple[ReportTable, ...] = ()
+    checked: Checked | None = None
+    order: int = 100  # where it comes in the run and the report
+
+    @property
+    def all_columns(self) -> tuple[str, ...]:
+        return (*results.RUN_COLUMNS, *self.columns)
+
+
+EVALUATIONS: dict[str, Evaluation] = {}
+
+
+def register(evaluation: Evaluation) -> Evaluation:
+    if evaluation.name in EVALUATIONS:
+        raise ValueError(f"evaluation {evaluation.name!r} registered twice")
+    EVALUATIONS[evaluation.name] = evaluation
+    return evaluation
+
+
+def in_order(names=None) -> list[Evaluation]:
+    """The registered evaluations (those named), in their run and report order."""
+    chosen = EVALUATIONS.values() if names is None else [EVALUATIONS[n] for n in names]
+    return sorted(chosen, key=lambda e: (e.order, e.name))
+
+
+def is_current(evaluation: Evaluation, run_dir: Path) -> bool:
+    """Whether the run's folder holds this version of the evaluation's results."""
+    recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE).get(evaluation.name, {})
+    return (Path(run_dir) / evaluation.file).is_file() and recorded.get("version") == evaluation.version
+
+
+def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluation],
+                    between: Callable[[], None] = lambda: None,
+                    say: Callable[[str], None] = print) -> list[str]:
+    """Compute ``evaluations`` (those that apply to the run's dataset), writing each one's file
+    and then its entry in evaluation.json, each atomically: an interruption leaves every file
+    whole, old or new (an evaluation whose file is new and entry old is recomputed next time).
+    ``between`` runs after each (a stop check). Returns the names computed."""
+    columns = run_columns(context.config.to_dict(), context.config.run_id)
+    done = []
+    for evaluation in evaluations:
+        if not evaluation.applies(context.data):
+            continue
+        started = time.perf_counter()
+        outcome = evaluation.compute(context)
+        results.write_table(Path(run_dir) / evaluation.file, evaluation.all_columns,
+                            [{**columns, **row} for row in outcome.rows])
+        recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE)
+        recorded[evaluation.name] = {**outcome.details, "version": evaluation.version}
+        results.write_json_atomic(Path(run_dir) / results.EVALUATION_FILE, recorded)
+        say(f"{context.config.run_id} {evaluation.name}: {time.perf_counter() - started:.1f} s")
+        done.append(evaluation.name)
+        between()
+    return done

@@ -1,0 +1,102 @@
+"""How much of the image's style z carries, beside the leakage columns: a z that carries nothing
+has no leakage either, and must not pass for a disentangled one.
+
+- Style retention: for seeded triples (i, k, m) of test images sharing i's specified label,
+  E_own = MSE(Dec(z_i, s_k), x_i) and E_other = MSE(Dec(z_m, s_k), x_i), z the posterior mean;
+  1 - mean(E_own) / mean(E_other). 0 when the decoder ignores z (the two decodings are the same
+  image), 1 when Dec(z_i, s_k) gives back x_i; negative only when i's own z fits x_i worse than a
+  classmate's does.
+- Active units (Burda et al. 2016): the dimensions of z whose posterior mean varies across test
+  images with variance above 0.01.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register
+
+TRIPLES = 10_000
+ACTIVE_VARIANCE = 0.01
+
+
+def style_retention(own_errors, other_errors) -> float:
+    """1 - mean(E_own) / mean(E_other) over the triples' squared errors; NaN when E_other is 0
+    (every classmate's z gives the image back: nothing to tell apart)."""
+    own, other = float(np.mean(own_errors)), float(np.mean(other_errors))
+    return float("nan") if other == 0 else 1.0 - own / other
+
+
+def active_units(z_means, threshold: float = ACTIVE_VARIANCE) -> int:
+    """The number of columns of ``z_means`` (images x dimensions) whose variance across images
+    exceeds ``threshold``."""
+    z_means = np.asarray(z_means, dtype=np.float64)
+    return int(np.count_nonzero(z_means.var(axis=0) > threshold))
+
+
+def same_label_triples(labels, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``count`` seeded triples (i, k, m) of distinct indices with equal labels, i drawn uniformly
+    among the images whose label has at least three images, k and m uniformly among i's
+    classmates other than i (k != m)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    values, counts = np.unique(labels, return_counts=True)
+    eligible = np.flatnonzero(np.isin(labels, values[counts >= 3]))
+    if eligible.size == 0:
+        raise ValueError("style retention needs a label with at least three test images")
+    i = rng.choice(eligible, size=count)
+    members = {v: np.flatnonzero(labels == v) for v in values[counts >= 3]}
+    k, m = np.empty(count, dtype=np.int64), np.empty(count, dtype=np.int64)
+    for t, index in enumerate(i):
+        others = members[labels[index]]
+        others = others[others != index]
+        k[t], m[t] = rng.choice(others, size=2, replace=False)
+    return i, k, m
+
+
+def triple_errors(decode: Callable, z, s, images, triples, batch_size: int = 1000):
+    """(E_own, E_other) per triple: the mean squared error to x_i of Dec(z_i, s_k) and of
+    Dec(z_m, s_k), over ``images`` (N, C, H, W), codes ``z`` and ``s`` (N, .) on one device."""
+    import torch
+    i, k, m = (torch.as_tensor(t, device=images.device) for t in triples)
+    own, other = [], []
+    with torch.no_grad():
+        for start in range(0, len(i), batch_size):
+            part = slice(start, start + batch_size)
+            target = images[i[part]]
+            for index, into in ((i, own), (m, other)):
+                decoded = decode(z[index[part]], s[k[part]])
+                into.append((decoded - target).pow(2).flatten(1).mean(1).cpu())
+    return torch.cat(own).double().numpy(), torch.cat(other).double().numpy()
+
+
+def z_usage_rows(context: Context) -> Outcome:
+    test, data = context.test, context.data
+    triples = same_label_triples(data.test_labels.cpu().numpy(), TRIPLES,
+                                 context.seed("style retention") % 2**32)
+    own, other = triple_errors(context.method.decode, test.z_mean, test.s, data.test_images, triples)
+    retention = style_retention(own, other)
+    units = active_units(test.z_mean.cpu().numpy())
+    rows = [dict(metric="style_retention", split="test",
+                 value=round(retention, 4) if np.isfinite(retention) else "nan"),
+            dict(metric="active_units", split="test", value=units)]
+    return Outcome(rows, {"triples": TRIPLES, "code": "z_mean", "active_variance": ACTIVE_VARIANCE,
+                          "mean_own_error": round(float(own.mean()), 6),
+                          "mean_other_error": round(float(other.mean()), 6)})
+
+
+Z_USAGE = register(Evaluation(
+    name="z_usage", version=1, file="z_usage.csv", columns=("metric", "split", "value"),
+    compute=z_usage_rows, order=5,
+    title="How much style z carries",  # shown beside the leakage columns of the paper's table
+    description=f"Style retention: 1 - E_own / E_other over {TRIPLES:,} seeded triples (i, k, m) "
+                "of test images with the same label, E_own the squared error of Dec(z_i, s_k) to "
+                "image i and E_other that of Dec(z_m, s_k) (z the posterior mean); 0 when the "
+                "decoder ignores z, near 1 when z holds what distinguishes image i from its "
+                f"classmates. Active units: dimensions of z whose posterior mean varies across "
+                f"test images with variance above {ACTIVE_VARIANCE} (Burda et al. 2016). Higher "
+                "is better for both.",
+    checked=Checked(key="metric", value="value",
+                    higher_is_better={"style_retention": True, "active_units": True},
+                    point={"style_retention": 0.01})))

@@ -1,0 +1,179 @@
+"""A run folder as a typed record: what the report, the check and `bench evaluate` read.
+
+No torch here (the report and the check are rebuilt anywhere, fast); ``bench.checkpoints``
+loads a run's trained method.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench import results
+
+UNFINISHED = "unfinished"  # the state of a folder with no readable status.json
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run folder: its resolved config, environment and status as written, and its tables."""
+    run_id: str
+    dir: Path
+    config: dict[str, Any]  # config.json: RunConfig.to_dict(), run_id, variational_z
+    env: dict[str, Any]  # env.json
+    status: dict[str, Any]  # status.json ({"state": "unfinished"} when absent)
+
+    @property
+    def state(self) -> str:
+        return str(self.status.get("state", UNFINISHED))
+
+    @property
+    def complete(self) -> bool:
+        return self.state == results.COMPLETE
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("method"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("dataset"))
+
+    @property
+    def preset(self) -> str:
+        return str(self.config.get("preset"))
+
+    @property
+    def seed(self) -> int | None:
+        return self.config.get("seed")
+
+    @property
+    def z_dim(self) -> int | None:
+        return self.config.get("method_config", {}).get("z_dim")
+
+    @property
+    def s_dim(self) -> int | None:
+        return self.config.get("method_config", {}).get("s_dim")
+
+    @property
+    def variational_z(self) -> bool:
+        return self.config.get("variational_z") is not False
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Every setting of the run but its seed, flat: the method's config and the run settings
+        (a run setting that shares a name with a method field is prefixed ``settings.``)."""
+        flat = dict(self.config.get("method_config", {}))
+        for key, value in self.config.get("settings", {}).items():
+            flat["settings." + key if key in flat else key] = value
+        return flat
+
+    @property
+    def variant(self) -> str:
+        """A short hash of the whole resolved config except the seed: runs with the same variant
+        are seeds of one experiment, and only those are averaged."""
+        same = {k: v for k, v in self.config.items() if k not in ("seed", "run_id")}
+        canonical = json.dumps(same, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+    @property
+    def computed_on(self) -> str:
+        """What a run's numbers depend on beyond its config: device, thread count and torch
+        version (on the CPU a seed gives the same numbers bit for bit only when these agree)."""
+        env = self.env
+        return (f"{env.get('device')} ({env.get('device_name')}), {env.get('torch_threads')} "
+                f"threads, torch {env.get('libraries', {}).get('torch')}")
+
+    def label(self) -> str:
+        return f"{self.method} (z/s {self.z_dim}/{self.s_dim}, seed {self.seed})"
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """The run's CSV ``name`` (metrics.csv, an evaluation's file), or None when absent."""
+        path = self.path(name)
+        return pd.read_csv(path) if path.is_file() else None
+
+    @functools.cached_property
+    def metrics(self) -> pd.DataFrame:
+        """metrics.csv: the latent probes (empty when the run has none yet)."""
+        table = self.table(results.METRICS_FILE)
+        return table if table is not None else pd.DataFrame(columns=list(results.METRICS_COLUMNS))
+
+    @property
+    def evaluations(self) -> dict[str, Any]:
+        """evaluation.json: per evaluation, its version and how it was computed."""
+        return results.read_json(self.path(results.EVALUATION_FILE))
+
+
+def run_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """The values of ``results.RUN_COLUMNS`` for a resolved config (RunConfig.to_dict())."""
+    method_config = config["method_config"]
+    return dict(run_id=run_id, method=config["method"], dataset=config["dataset"],
+                preset=config["preset"], seed=config["seed"], z_dim=method_config["z_dim"],
+                s_dim=method_config["s_dim"])
+
+
+class NotARun(Exception):
+    """A folder that is not a run folder (no readable config.json)."""
+
+
+def load_run(path: Path | str) -> RunRecord:
+    """The record of the run folder ``path`` (``results/runs/<run id>``)."""
+    run_dir = Path(path)
+    config = results.read_json(run_dir / results.CONFIG_FILE)
+    if not config:
+        raise NotARun(f"{run_dir} is not a run folder (no readable {results.CONFIG_FILE})")
+    return RunRecord(run_id=run_dir.name, dir=run_dir, config=config,
+                     env=results.read_json(run_dir / results.ENV_FILE),
+                     status=results.read_status(run_dir) or {"state": UNFINISHED})
+
+
+def load_runs(results_dir: Path | str) -> list[RunRecord]:
+    """Every run folder under ``results_dir/runs``, sorted by run id (a folder without a config,
+    from an attempt killed before it wrote one, is an unfinished run with an empty config)."""
+    records = []
+    for run_dir in sorted(results.runs_dir(results_dir).glob("*/")):
+        try:
+            records.append(load_run(run_dir))
+        except NotARun:
+            records.append(RunRecord(run_dir.name, run_dir, {}, {}, results.read_status(run_dir)
+                                     or {"state": UNFINISHED}))
+    return records
+
+
+def metrics_of(records: list[RunRecord]) -> pd.DataFrame:
+    """The metrics.csv rows of ``records``, with each run's ``variant``."""
+    frames = [r.metrics.assign(variant=r.variant) for r in records if not r.metrics.empty]
+    if not frames:
+        return pd.DataFrame(columns=[*results.METRICS_COLUMNS, "variant"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def differing_settings(records: list[RunRecord]) -> dict[str, str]:
+    """{variant: "key value, ..."}: for each variant, the settings in which it differs from other
+    variants of the same method and latent sizes among ``records`` (empty text when none do)."""
+    by_experiment: dict[tuple, dict[str, dict]] = {}
+    for record in records:
+        by_experiment.setdefault((record.method, record.z_dim, record.s_dim), {})[record.variant] = \
+            record.settings
+    described: dict[str, str] = {}
+    for variants in by_experiment.values():
+        keys = sorted({k for settings in variants.values() for k in settings})
+        differing = [k for k in keys
+                     if len({json.dumps(s.get(k), sort_keys=True) for s in variants.values()}) > 1]
+        for variant, settings in variants.items():
+            described[variant] = ", ".join(f"{k} {_text(settings.get(k))}" for k in differing)
+    return described
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "/".join(map(str, value))
+    return str(value)

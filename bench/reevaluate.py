@@ -1,0 +1,72 @@
+"""python -m bench evaluate: recompute evaluations of complete runs from their checkpoints.
+
+A new metric, or a fixed one (its version raised), reaches finished runs without retraining. Each
+run is locked while it is evaluated, and each evaluation's file and its entry in evaluation.json
+are replaced atomically: an interrupted evaluate leaves every run with whole files, old or new.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from bench.build import run_data
+from bench.checkpoints import RunLock, load_method
+from bench.config import RunConfig
+from bench.errors import UsageError
+from bench.evaluate import encode_all
+from bench.evaluations import Context, Evaluation, is_current, run_evaluations
+from bench.records import RunRecord, load_runs
+from datasets import ImageSet
+
+
+def choose_runs(results_dir: Path, run_ids: list[str] | None) -> list[RunRecord]:
+    """The complete runs of ``results_dir`` (those of ``run_ids`` when given; an id that is not
+    there, or a run that is not complete, is a UsageError)."""
+    records = {r.run_id: r for r in load_runs(results_dir)}
+    if run_ids is None:
+        return [r for r in records.values() if r.complete]
+    unknown = [i for i in run_ids if i not in records]
+    if unknown:
+        raise UsageError(f"no run {', '.join(unknown)} in {results_dir}")
+    incomplete = [i for i in run_ids if not records[i].complete]
+    if incomplete:
+        raise UsageError(f"run {', '.join(incomplete)} is not complete: only complete runs are "
+                         "evaluated (python -m bench run resumes it)")
+    return [records[i] for i in run_ids]
+
+
+def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: torch.device,
+               load_data: Callable[[str], ImageSet], force: bool, between: Callable[[], None],
+               say: Callable[[str], None] = print) -> dict[str, int]:
+    """Compute, for each run, the chosen evaluations that apply to its dataset and are not yet in
+    its folder at their current version (all of them with ``force``). Returns how many runs were
+    evaluated, up to date and busy (another process holds their lock)."""
+    counts = {"evaluated": 0, "up to date": 0, "busy": 0}
+    datasets: dict[str, ImageSet] = {}
+    for record in records:
+        lock = RunLock(record.dir)
+        if not lock.acquire():
+            say(f"busy {record.run_id}: another process (pid {lock.holder()}) is working on it")
+            counts["busy"] += 1
+            continue
+        try:
+            config = RunConfig.from_dict(record.config)
+            if config.dataset not in datasets:
+                datasets[config.dataset] = load_data(config.dataset)
+            data = run_data(config, datasets[config.dataset])
+            todo = [e for e in evaluations
+                    if e.applies(data) and (force or not is_current(e, record.dir))]
+            if not todo:
+                say(f"up to date {record.run_id}")
+                counts["up to date"] += 1
+                continue
+            method = load_method(record, device, datasets[config.dataset])
+            context = Context(config, method, data, encode_all(method, data.train_images),
+                              encode_all(method, data.test_images))
+            run_evaluations(context, record.dir, todo, between=between, say=say)
+            counts["evaluated"] += 1
+        finally:
+            lock.release()
+    return counts

@@ -1,0 +1,144 @@
+"""The evaluation layer: the registry reaches the run folder and the report, `bench evaluate`
+recomputes a run's evaluations from its checkpoint bit for bit, and `load_method` gives the trained
+method back."""
+import dataclasses
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from bench import results
+from bench.checkpoints import load_method
+from bench.cli import main
+from bench.document import to_markdown
+from bench.evaluations import EVALUATIONS, Evaluation, Outcome, ReportTable
+from bench.evaluations.base import is_current
+from bench.records import NotARun, load_run
+from bench.report import build
+
+SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu"]
+SEEN: dict[str, torch.Tensor] = {}
+
+
+def code_means(context) -> Outcome:
+    """A test evaluation: the mean of each code over the test images (and it keeps the codes)."""
+    SEEN["s"], SEEN["z_mean"] = context.test.s.clone(), context.test.z_mean.clone()
+    return Outcome([dict(code=name, value=round(float(getattr(context.test, name).mean()), 6))
+                    for name in ("s", "z_mean")], {"note": "test double"})
+
+
+EXTRA = Evaluation(name="code_means", version=1, file="code_means.csv", columns=("code", "value"),
+                   compute=code_means, title="Code means (a test evaluation)",
+                   description="The mean of each code over the test images.",
+                   tables=(ReportTable(pivot=("code",), value="value", decimals=4),))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One smoke run of ccvae trained with an extra evaluation registered (for this module only)."""
+    directory = tmp_path_factory.mktemp("evaluations")
+    EVALUATIONS[EXTRA.name] = EXTRA
+    try:
+        assert main([*SMOKE, "--results", str(directory)]) == 0
+    finally:
+        del EVALUATIONS[EXTRA.name]
+    (run_dir,) = results.runs_dir(directory).iterdir()
+    return run_dir
+
+
+def copy_results(run_dir, destination):
+    shutil.copytree(run_dir.parent.parent, destination)
+    return results.runs_dir(destination) / run_dir.name
+
+
+def test_an_evaluation_added_in_a_test_file_reaches_the_run_folder_and_the_report(trained):
+    table = pd.read_csv(trained / "code_means.csv")
+    assert list(table.columns) == [*results.RUN_COLUMNS, "code", "value"]
+    assert list(table.code) == ["s", "z_mean"] and table.run_id.iloc[0] == trained.name
+    assert json.loads((trained / results.EVALUATION_FILE).read_text())["code_means"] == {
+        "note": "test double", "version": 1}
+    EVALUATIONS[EXTRA.name] = EXTRA
+    try:
+        text = to_markdown(build(trained.parent.parent), trained.parent.parent)
+    finally:
+        del EVALUATIONS[EXTRA.name]
+    assert "### Code means (a test evaluation)" in text
+    s_mean = f"{table.value.iloc[0]:.4f}"
+    assert f"| ccvae | 16 / 16 | 1 | {s_mean} |" in text
+
+
+def test_load_method_gives_the_encodings_the_run_evaluated(trained, small_mnist):
+    method = load_method(trained, "cpu", small_mnist)
+    with torch.no_grad():
+        encoding = method.encode(small_mnist.test_images)
+    assert torch.equal(encoding.s, SEEN["s"]) and torch.equal(encoding.z_mean, SEEN["z_mean"])
+    record = load_run(trained)
+    assert record.complete and record.method == "ccvae" and record.seed == 0
+    assert record.z_dim == 16 and record.metrics.probe.tolist()[:2] == ["s", "s"]
+
+
+def test_load_run_refuses_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(NotARun, match="is not a run folder"):
+        load_run(tmp_path)
+
+
+def test_bench_evaluate_reproduces_the_run_files_bit_for_bit(trained, tmp_path, capsys):
+    run_dir = copy_results(trained, tmp_path / "copy")
+    written = {name: (run_dir / name).read_bytes()
+               for name in (results.METRICS_FILE, "z_usage.csv", "swap.csv")}
+    for name in written:
+        (run_dir / name).unlink()
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    for name, content in written.items():
+        assert (run_dir / name).read_bytes() == content, name
+    out = capsys.readouterr().out
+    assert "evaluate: 1 evaluated of 1 complete run(s)" in out
+
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    assert "up to date" in capsys.readouterr().out  # nothing to recompute at the same version
+
+
+def test_a_new_version_is_recomputed_and_the_others_are_skipped(trained, tmp_path, capsys,
+                                                                   monkeypatch):
+    run_dir = copy_results(trained, tmp_path / "copy")
+    calls = []
+    probes = EVALUATIONS["probes"]
+
+    def counted(context):
+        calls.append("probes")
+        return probes.compute(context)
+
+    monkeypatch.setitem(EVALUATIONS, "probes", dataclasses.replace(probes, version=2, compute=counted))
+    assert not is_current(EVALUATIONS["probes"], run_dir) and is_current(EVALUATIONS["swap"], run_dir)
+    before = (run_dir / "swap.csv").stat().st_mtime_ns
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    assert calls == ["probes"] and (run_dir / "swap.csv").stat().st_mtime_ns == before
+    assert json.loads((run_dir / results.EVALUATION_FILE).read_text())["probes"]["version"] == 2
+
+
+def test_an_interrupted_evaluate_leaves_the_old_files(trained, tmp_path, monkeypatch):
+    run_dir = copy_results(trained, tmp_path / "copy")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+    def broken(context):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(EVALUATIONS, "swap", dataclasses.replace(EVALUATIONS["swap"], compute=broken))
+    code = main(["evaluate", "--results", str(tmp_path / "copy"), "--evaluations", "probes,swap",
+                 "--force", "--device", "cpu"])
+    assert code == 130
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert after.keys() == before.keys()  # no temporary file left behind
+    assert after["swap.csv"] == before["swap.csv"] and after["metrics.csv"] == before["metrics.csv"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--evaluations", "nope"], "unknown evaluation 'nope'"),
+    (["--runs", "ccvae-mnist-0000000000"], "no run ccvae-mnist-0000000000"),
+])
+def test_bad_evaluate_input_is_one_line_exit_2(argv, message, trained, capsys):
+    code = main(["evaluate", "--results", str(trained.parent.parent), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
