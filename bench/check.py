@@ -101,6 +101,11 @@ def judge(reference: pd.DataFrame, current: pd.DataFrame, tolerance: pd.Series) 
     return verdicts(table)
 
 
+def seed_columns(baseline: pd.DataFrame) -> list[str]:
+    """The baseline's seed_<n> columns (COMPUTED_ON does not start with SEED_PREFIX)."""
+    return [c for c in baseline.columns if c.startswith(SEED_PREFIX)]
+
+
 def seeds_computed_on(baseline: pd.DataFrame) -> set[str]:
     """What the baseline's per-seed numbers were computed on (empty: it has none)."""
     if COMPUTED_ON not in baseline.columns:
@@ -111,7 +116,7 @@ def seeds_computed_on(baseline: pd.DataFrame) -> set[str]:
 def seed_numbers(baseline: pd.DataFrame) -> pd.DataFrame:
     """The baseline's per-seed numbers: KEY, seed, reference (none in a baseline written before
     baselines kept them)."""
-    columns = [c for c in baseline.columns if c.startswith(SEED_PREFIX) and c != COMPUTED_ON]
+    columns = seed_columns(baseline)
     if not columns:
         return pd.DataFrame(columns=[*KEY, "seed", "reference"])
     table = baseline[[*KEY, *columns]].melt(id_vars=KEY, var_name="seed", value_name="reference")
@@ -193,7 +198,7 @@ def read_baseline(path: Path) -> pd.DataFrame:
         raise UsageError(f"malformed baseline {path}: a row is listed twice")
     table[["z_dim", "s_dim", "seeds"]] = numbers[["z_dim", "s_dim", "seeds"]].astype(int)
     table[["mean", "std"]] = numbers[["mean", "std"]]
-    for column in [c for c in table.columns if c.startswith(SEED_PREFIX) and c != COMPUTED_ON]:
+    for column in seed_columns(table):
         values = pd.to_numeric(table[column], errors="coerce")
         if not column[len(SEED_PREFIX):].isdigit() or (values.isna() & table[column].notna()).any():
             raise UsageError(f"malformed baseline {path}: column {column!r} is not seed_<n> with "
