@@ -14,6 +14,7 @@ does not hold is held to the baseline's mean within its spread over seeds.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,12 @@ from bench.records import RunRecord, load_runs
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
 KEY = ["method", "dataset", "preset", "z_dim", "s_dim", "probe", "split"]
 BASELINE_COLUMNS = (*KEY, "mean", "std", "seeds")
-# Then, optionally: seed_<n>, that seed's number, and COMPUTED_ON, what they were computed on.
+# Then, optionally: seed_<n>, that seed's number, COMPUTED_ON, what they were computed on, and
+# LIBRARIES, the versions of the VERSIONED libraries they were made with (libraries_text).
 SEED_PREFIX = "seed_"
 COMPUTED_ON = "seeds_computed_on"
+LIBRARIES = "libraries"
+VERSIONED = ("torch", "numpy")
 # The direction of every checked number, by its name (the "probe" column of a baseline).
 HIGHER_IS_BETTER = {name: higher for evaluation in in_order() if evaluation.checked
                     for name, higher in evaluation.checked.higher_is_better.items()}
@@ -227,10 +231,50 @@ def checked_numbers(record: RunRecord) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEY, "value"])
 
 
+def libraries_text(versions: dict[str, str | None]) -> str:
+    """The VERSIONED libraries' versions as a baseline records them: "torch 2.14.1, numpy 2.4.6"
+    (a library without a version is left out)."""
+    return ", ".join(f"{name} {versions[name]}" for name in VERSIONED if versions.get(name))
+
+
+def parse_libraries(text: str) -> dict[str, str]:
+    """The inverse of libraries_text."""
+    parts = (part.strip().partition(" ") for part in text.split(","))
+    return {name: version.strip() for name, _, version in parts if name}
+
+
+def installed_versions() -> dict[str, str | None]:
+    """The installed versions of the VERSIONED libraries (None: not installed)."""
+    def version(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    return {name: version(name) for name in VERSIONED}
+
+
+def version_notes(baseline: pd.DataFrame, installed: dict[str, str | None]) -> list[str]:
+    """One line when an installed VERSIONED library differs from the version the baseline was
+    made with (its LIBRARIES column), else none; none for a baseline without the column. A
+    warning only: another version may move the numbers, the check still judges them."""
+    if LIBRARIES not in baseline.columns:
+        return []
+    made_with = sorted(set(baseline[LIBRARIES].dropna().astype(str)) - {""})
+    recorded = [parse_libraries(text) for text in made_with]
+    differing = [name for name in VERSIONED
+                 if any(name in versions and versions[name] != installed.get(name)
+                        for versions in recorded)]
+    if not differing:
+        return []
+    now = ", ".join(f"{name} {installed.get(name) or 'not installed'}" for name in differing)
+    return [f"note: the baseline was made with {'; '.join(made_with)}; installed: {now} "
+            "(numbers may move; a warning, not a failure)"]
+
+
 def current_numbers(results_dir: Path) -> pd.DataFrame:
-    """Every checked number of every complete run in results_dir (KEY, seed, value); refuses
-    runs of one method and size that differ in more than their seed (the report's rule:
-    RunRecord.variant)."""
+    """Every checked number of every complete run in results_dir (KEY, seed, computed_on,
+    LIBRARIES, value); refuses runs of one method and size that differ in more than their seed
+    (the report's rule: RunRecord.variant)."""
     complete = [r for r in load_runs(results_dir) if r.complete]
     variants: dict[tuple, dict[str, str]] = {}
     for record in complete:
@@ -241,9 +285,11 @@ def current_numbers(results_dir: Path) -> pd.DataFrame:
             raise UsageError(f"runs of different configs for {key[0]} {key[1]} {key[2]} "
                              f"{key[3]}/{key[4]} ({', '.join(found.values())}): keep one "
                              "config per method and size in the results checked")
-    frames = [checked_numbers(r).assign(seed=r.seed, computed_on=r.computed_on) for r in complete]
+    frames = [checked_numbers(r).assign(seed=r.seed, computed_on=r.computed_on,
+                                        **{LIBRARIES: libraries_text(r.env.get("libraries", {}))})
+              for r in complete]
     return (pd.concat(frames, ignore_index=True) if frames
-            else pd.DataFrame(columns=[*KEY, "seed", "computed_on", "value"]))
+            else pd.DataFrame(columns=[*KEY, "seed", "computed_on", LIBRARIES, "value"]))
 
 
 def current_results(numbers: pd.DataFrame) -> pd.DataFrame:
@@ -293,8 +339,13 @@ def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
     if len(machines) > 1:
         raise UsageError(f"not writing {path}: its runs were computed on {' and on '.join(machines)}; "
                          "a baseline's per-seed numbers come from one device, thread count and torch")
+    libraries = sorted(set(numbers[LIBRARIES].dropna()) - {""}) if LIBRARIES in numbers else []
+    if len(libraries) > 1:
+        raise UsageError(f"not writing {path}: its runs were computed with "
+                         f"{' and with '.join(libraries)}; a baseline comes from one set")
     seeds = numbers.pivot_table(index=KEY, columns="seed", values="value", aggfunc="first")
     seeds.columns = [f"{SEED_PREFIX}{int(seed)}" for seed in seeds.columns]
     table = current[list(BASELINE_COLUMNS)].round({"mean": 4, "std": 4})
-    table = table.merge(seeds.reset_index(), on=KEY, how="left").assign(**{COMPUTED_ON: machines[0]})
+    table = table.merge(seeds.reset_index(), on=KEY, how="left").assign(
+        **{COMPUTED_ON: machines[0], LIBRARIES: libraries[0] if libraries else ""})
     results.write_text_atomic(path, table.to_csv(index=False))

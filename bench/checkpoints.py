@@ -1,12 +1,15 @@
 """A run's checkpoint and lock, and loading a trained method from its folder.
 
-A checkpoint holds tensors, numbers, strings and plain containers only, and is read with
-``torch.load(weights_only=True)``: loading one never runs code from the file.
+A checkpoint holds tensors, numbers, strings and plain containers only (random generator states
+as tensors), and is read with ``torch.load(weights_only=True)``: loading one never runs code from
+the file. A checkpoint holding anything else (a results folder is something people share) is
+refused unread: UnsafeCheckpoint, one line, exit code 2.
 """
 from __future__ import annotations
 
 import fcntl
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -23,6 +26,10 @@ from methods import METHODS, Method
 
 class CorruptRun(Exception):
     """A run folder or checkpoint that cannot be resumed."""
+
+
+class UnsafeCheckpoint(UsageError):
+    """A checkpoint holding objects other than tensors and plain containers: refused unread."""
 
 
 class RunLock:
@@ -75,6 +82,16 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
     """{"progress", "method", "data"} of the checkpoint at ``path``, written for ``config``."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" not in str(error).lower():
+            raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
+        raise UnsafeCheckpoint(
+            f"refused checkpoint {path}: it holds objects other than tensors, numbers and plain "
+            "containers, which could run code when loaded; it was not loaded (delete it, or rerun "
+            "with --restart to train the run again)") from None
+    except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
+        raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
+    try:
         progress = state["progress"]
         method_state, data_state = state["method"], state["data"]
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way

@@ -1,17 +1,20 @@
 """python -m bench {run,status,report,check,evaluate,speed,datasets}: argument parsing and
 one-line errors.
 
-Exit codes: 0 success; 1 a run failed (its folder says why) or a check failed; 2 bad input
-(nothing written); 128 + the signal number when SIGINT/SIGTERM stopped a run after a checkpoint.
+Exit codes: 0 success; 1 a run failed (its folder says why) or a check failed; 2 bad input, an
+unusable path or a refused checkpoint (nothing written), or a write the disk refused (the previous
+file is kept); 128 + the signal number when SIGINT/SIGTERM stopped a run after a checkpoint.
 Heavy imports (torch) happen inside the commands that need them.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from pathlib import Path
 
+from bench import paths
 from bench.errors import RunFailed, UsageError
 from bench.results import DEFAULT_RESULTS
 
@@ -95,9 +98,19 @@ def apply_gpu_options(args, device) -> None:
 
 
 def data_dir(arg: Path | None) -> Path | None:
+    """The data root from --data-dir, else $BENCH_DATA_DIR, else None; never a file or under one."""
     if arg is not None:
-        return arg
-    return Path(os.environ[DATA_DIR_ENV]) if os.environ.get(DATA_DIR_ENV) else None
+        return paths.optional_folder(arg, "--data-dir")
+    if os.environ.get(DATA_DIR_ENV):
+        return paths.optional_folder(Path(os.environ[DATA_DIR_ENV]), f"${DATA_DIR_ENV}")
+    return None
+
+
+def check_cache_dir() -> None:
+    """$BENCH_CACHE_DIR, when set, must be a folder this process can write in."""
+    from datasets.base import CACHE_ENV
+    if os.environ.get(CACHE_ENV):
+        paths.output_folder(Path(os.environ[CACHE_ENV]), f"${CACHE_ENV}")
 
 
 def known_dataset(name: str) -> None:
@@ -162,6 +175,10 @@ def command_run(args) -> int:
                                      or any(v not in (None, {}) for v in slurm_flags.values())):
         raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
     require_figure_libraries()
+    paths.output_folder(args.results, "--results")
+    check_cache_dir()
+    if args.slurm_config is not None:
+        paths.input_file(args.slurm_config, "--slurm-config")
     if args.executor == "slurm":
         from bench.slurm import SlurmOptions
         options = SlurmOptions.from_sources(args.slurm_config, {
@@ -225,6 +242,7 @@ def run_in_process(configs, data, args, device) -> int:
 def command_status(args) -> int:
     """Each run's state: complete, failed (reason), or, for SLURM jobs, pending/running/lost."""
     from bench.slurm import status_table
+    paths.optional_folder(args.results, "--results")
     states = status_table(args.results)
     if not states:
         print(f"no runs in {args.results}")
@@ -242,6 +260,8 @@ def command_status(args) -> int:
 
 def command_report(args) -> int:
     from bench.report import write_report
+    paths.input_folder(args.results, "--results")
+    paths.output_folder(args.results, "--results")
     for path in write_report(args.results):
         print(f"wrote {path}")
     return 0
@@ -251,6 +271,12 @@ def command_check(args) -> int:
     from bench import check
     from bench.report import load_paper_table
 
+    paths.input_folder(args.results, "--results")
+    if args.baseline is not None:
+        if args.update_baseline:
+            paths.output_file(args.baseline, "--baseline")
+        else:
+            paths.input_file(args.baseline, "--baseline")
     numbers = check.current_numbers(args.results)
     current = check.current_results(numbers)
     if current.empty:
@@ -280,16 +306,18 @@ def command_check(args) -> int:
         table, disorder = check.against_paper(paper_runs, load_paper_table())
         tables = [("paper", table)]
     else:
-        paths = ([args.baseline] if args.baseline else
-                 [p for p in (check.baseline_path(d, pr) for d, pr in groups) if p.exists()])
-        if not paths:
+        baseline_files = ([args.baseline] if args.baseline else
+                          [p for p in (check.baseline_path(d, pr) for d, pr in groups) if p.exists()])
+        if not baseline_files:
             raise UsageError(f"no baseline for the runs in {args.results} "
                              f"({', '.join(f'{d}-{p}' for d, p in groups)}): "
                              "write one with --update-baseline")
         tables, disorder = [], []
         tolerance = check.Tolerance(args.tolerance, args.spread_factor, seed_tolerance)
-        for path in paths:
+        for path in baseline_files:
             baseline = check.read_baseline(path)
+            for line in check.version_notes(baseline, check.installed_versions()):
+                print(f"{line} [{path.name}]")
             if not check.has_seed_numbers(baseline):
                 print(f"note: {path} has no per-seed numbers (an older baseline): every number is "
                       "judged by the spread rule")
@@ -323,8 +351,9 @@ def command_evaluate(args) -> int:
 
     names = None if args.evaluations is None else choose(args.evaluations, EVALUATIONS, "evaluation")
     run_ids = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
-    if not args.results.is_dir():
-        raise UsageError(f"no results folder {args.results}")
+    paths.input_folder(args.results, "--results")
+    paths.output_folder(args.results, "--results")
+    check_cache_dir()
     records = choose_runs(args.results, run_ids)
     if not records:
         print(f"no complete runs in {args.results}")
@@ -356,6 +385,7 @@ def command_speed(args) -> int:
     device = resolve_device(args.device)
     apply_gpu_options(args, device)
     known_dataset(args.dataset)
+    check_cache_dir()
     data = load_data(args.dataset, args.data_dir, device)
     if args.tsne is not None:
         if args.tsne < 100:
@@ -503,6 +533,10 @@ def add_common(command: argparse.ArgumentParser) -> None:
                               f"python -m bench datasets lists them)")
 
 
+# Writes the file system refused (the atomic writes in bench/results.py keep the previous file).
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -513,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as error:
         print(f"bench: error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        if error.errno not in DISK_ERRORS:
+            raise
+        print(f"bench: error: {error} (files already written are unchanged)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130

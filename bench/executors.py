@@ -67,12 +67,37 @@ def _last_line(path: Path) -> str:
     return lines[-1].split("\r")[-1].strip() if lines else ""
 
 
+def stop_with_parent() -> None:
+    """Given as ``preexec_fn`` (it runs in the child before exec), on Linux: SIGTERM when the
+    parent dies, SIGKILL included, so a killed parent leaves no orphan training on; the child
+    checkpoints and ends, and the rerun command resumes it. Elsewhere nothing (an orphan finishes
+    its run)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import ctypes.util
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl: no signal will come
+        os._exit(128 + signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -> int:
     """Run ``requests`` in at most ``jobs`` child processes at once, each with cores // jobs
-    threads; returns the exit code of the whole (0, 1 if a run failed, 128 + signal number when
-    SIGINT/SIGTERM stopped them: each child checkpoints first)."""
+    threads; returns the exit code of the whole (0; 2 if a child refused its input, e.g. an unsafe
+    checkpoint; else 1 if a run failed; 128 + signal number when SIGINT/SIGTERM stopped them:
+    each child checkpoints first)."""
     from tqdm import tqdm
 
+    for request in requests:  # left by a process killed mid-write (a parent's job.json too)
+        if (results.runs_dir(results_dir) / request.run_id).is_dir():
+            results.remove_stale_temporaries(results.runs_dir(results_dir) / request.run_id)
     complete = [r for r in requests if results.is_complete(results.runs_dir(results_dir) / r.run_id)]
     for request in complete:
         print(f"skip {request.run_id}: already complete")
@@ -81,7 +106,7 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
     log_dir.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    pending, running, failed = list(requests), {}, []
+    pending, running, failed, refused = list(requests), {}, [], []
     stopped: list[int] = []
 
     def forward(number, frame):
@@ -99,7 +124,8 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
                 with open(log, "w") as out:
                     child = subprocess.Popen([sys.executable, "-m", "bench", *request.argv],
                                              cwd=results.REPO_ROOT, env=environment, stdout=out,
-                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                             preexec_fn=stop_with_parent)
                 running[child] = (request, log, datetime.datetime.now().astimezone().isoformat())
             for child in [c for c in running if c.poll() is not None]:
                 request, log, started = running.pop(child)
@@ -110,6 +136,8 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
                     bar.write(f"done {request.run_id} (log: {log})")
                 elif child.returncode != 128 + (stopped[0] if stopped else 0):
                     failed.append(request.run_id)
+                    if child.returncode == 2:
+                        refused.append(request.run_id)
                     bar.write(f"bench: run {request.run_id} failed: {_last_line(log)} (log: {log})")
                 bar.update()
             time.sleep(0.2)
@@ -123,5 +151,5 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
         return 128 + stopped[0]
     if failed:
         print(f"bench: {len(failed)} of {len(requests)} runs failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
+        return 2 if refused else 1
     return 0

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from bench import results
 from bench.build import run_data
 from bench.checkpoints import RunLock, load_method
 from bench.config import RunConfig
@@ -52,6 +53,7 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
             counts["busy"] += 1
             continue
         try:
+            results.remove_stale_temporaries(record.dir)
             config = RunConfig.from_dict(record.config)
             if config.dataset not in datasets:
                 datasets[config.dataset] = load_data(config.dataset)

@@ -384,6 +384,7 @@ def build(results_dir: Path) -> list[Block]:
 def write_report(results_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html into ``results_dir``; returns their paths."""
     results_dir = Path(results_dir)
+    results.remove_stale_temporaries(results_dir)
     blocks = build(results_dir)
     markdown, page = results_dir / REPORT_FILE, results_dir / REPORT_HTML
     results.write_text_atomic(markdown, to_markdown(blocks, results_dir))

@@ -48,7 +48,8 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     a reader sees the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+                                   suffix=TEMPORARY_SUFFIX)
     os.close(handle)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
@@ -57,6 +58,36 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporaries of ``write_atomic`` in ``folder`` whose writer is gone (a process
+    killed mid-write, SIGKILL or power loss, never reaches its clean-up); a live writer's are
+    kept. Returns the deleted paths."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
+        parts = tmp.name.split(".")  # "", name..., pid, random, "tmp"
+        if len(parts) < 4 or not parts[-3].isdigit() or _alive(int(parts[-3])):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:  # Linux: a zombie (dead, not yet reaped) writes nothing more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def write_text_atomic(path: Path, text: str) -> None:

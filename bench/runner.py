@@ -72,6 +72,8 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
         tqdm.write(f"busy {label}: another process (pid {lock.holder()}) is working on it")
         return "busy"
     try:
+        if run_dir.is_dir():
+            results.remove_stale_temporaries(run_dir)
         if results.is_complete(run_dir):  # --restart never discards a complete run
             tqdm.write(f"skip {label}: already complete in {run_dir}")
             return "skipped"

@@ -2,7 +2,7 @@
 # Does `bench check` catch a broken method? Trains the ci preset (seed 0) of a method with one
 # training-level change at a time and checks it against results/baselines/mnist-ci.csv.
 # Prints one line per mutation: caught (the check failed, with the numbers it named) or missed.
-# About 15 minutes on a 2-core CPU (too slow for CI; tests/test_regression.py checks one).
+# Under 10 minutes on a 2-core CPU (too slow for CI; tests/test_regression.py checks one).
 #   scripts/check_mutations.sh [WORK_DIR]            (default: a temporary folder, deleted after)
 set -euo pipefail
 cd "$(dirname "$0")/.."

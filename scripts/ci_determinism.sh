@@ -13,7 +13,7 @@ work=${1:-$(mktemp -d)}
 [ -n "${1:-}" ] || trap 'rm -rf "$work"' EXIT
 git clone -q "$repo" "$work/clone"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install -q -r "$work/clone/requirements.txt"
+"$work/venv/bin/pip" install -q -r "$work/clone/requirements.txt" -c "$work/clone/constraints.txt"
 cd "$work/clone"
 OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$work/venv/bin/python" -m bench run \
   --methods all --dataset mnist --preset ci --seeds 0,1,2 --device cpu --results "$work/results" \

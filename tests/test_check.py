@@ -187,7 +187,7 @@ def test_no_runs_or_no_baseline_are_usage_errors(tmp_path, capsys):
     assert run(["check", "--results", str(tmp_path / "empty")], capsys)[0] == 2
     directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
     code, _, err = run(["check", "--results", str(directory), "--baseline", str(tmp_path / "none.csv")], capsys)
-    assert code == 2 and "no baseline" in err
+    assert code == 2 and "does not exist" in err
 
 
 def test_mixed_configs_are_refused(tmp_path):

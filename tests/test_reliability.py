@@ -89,7 +89,7 @@ def test_a_signal_stops_after_a_checkpoint_and_the_run_resumes(signal_number, un
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal_number, stderr
     assert "checkpointed; rerun the same command to resume" in stderr
-    state = torch.load(the_run(directory) / results.CHECKPOINT_FILE, weights_only=False)
+    state = torch.load(the_run(directory) / results.CHECKPOINT_FILE, weights_only=True)
     assert state["progress"]["epoch"] == 2
     code, output = finish(RESUMABLE, directory)
     assert code == 0, output
