@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -71,12 +72,33 @@ def settings_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+def device_argument(text: str) -> str:
+    if not DEVICE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda, cuda:N or mps, got {text!r}")
+    return text
+
+
 def resolve_device(name: str):
+    """The torch device of --device (auto: the first CUDA device, else the CPU); one line when
+    this machine does not have it."""
     import torch
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {name}: no CUDA device is available (use --device cpu or auto)")
+        count = torch.cuda.device_count()
+        if ":" in name and int(name.split(":")[1]) >= count:
+            raise UsageError(f"--device {name}: this machine has {count} CUDA device(s), "
+                             f"cuda:0 to cuda:{count - 1}")
+    if name == "mps":
+        backend = getattr(torch.backends, "mps", None)
+        if backend is None or not backend.is_available():
+            raise UsageError("--device mps: Apple's MPS backend is not available here (it needs a "
+                             "Mac with Apple silicon and a torch built with MPS)")
     return torch.device(name)
 
 
@@ -88,13 +110,16 @@ def gpu_flags(args) -> tuple[str, ...]:
 def apply_gpu_options(args, device) -> None:
     """--cuda-graphs and --tf32 act on CUDA devices only; set this process's TF32 rounding.
     ``device`` is None where runs go elsewhere (SLURM jobs check on their node)."""
-    runs_on = device.type if device is not None else args.device
-    if gpu_flags(args) and runs_on == "cpu":
+    runs_on = device.type if device is not None else args.device.split(":")[0]
+    if gpu_flags(args) and runs_on in ("cpu", "mps"):
         raise UsageError(f"{' and '.join(gpu_flags(args))}: only for a CUDA device, and this "
-                         "command runs on the CPU")
+                         f"command runs on {'the CPU' if runs_on == 'cpu' else 'MPS'}")
     if device is not None and device.type == "cuda":
         from bench.environment import set_tf32
         set_tf32(args.tf32)
+        if device.index is not None:  # streams, graphs and their memory pools on that device
+            import torch
+            torch.cuda.set_device(device)
 
 
 def data_dir(arg: Path | None) -> Path | None:
@@ -175,6 +200,10 @@ def command_run(args) -> int:
                                      or any(v not in (None, {}) for v in slurm_flags.values())):
         raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
     require_figure_libraries()
+    if args.tensorboard:
+        from bench import live
+        if not live.tensorboard_available():
+            raise UsageError(live.TENSORBOARD_MISSING)
     paths.output_folder(args.results, "--results")
     check_cache_dir()
     if args.slurm_config is not None:
@@ -183,8 +212,8 @@ def command_run(args) -> int:
         from bench.slurm import SlurmOptions
         options = SlurmOptions.from_sources(args.slurm_config, {
             **slurm_flags, "array_parallelism": args.jobs if args.jobs > 1 else None})
-        if args.device == "cuda" and not options.gpus_per_job:
-            raise UsageError("--device cuda with --executor slurm needs --gpus-per-job 1")
+        if args.device.startswith("cuda") and not options.gpus_per_job:
+            raise UsageError(f"--device {args.device} with --executor slurm needs --gpus-per-job 1")
     device = resolve_device(args.device) if args.executor == "local" else None
     apply_gpu_options(args, device)
     # Bad data fails before anything is written or submitted (and caches are built once, here).
@@ -194,7 +223,7 @@ def command_run(args) -> int:
         del data
         requests = [RunRequest(c, single_run_argv(c, overrides, args.results, args.device,
                                                    data_dir(args.data_dir), args.restart,
-                                                   gpu_flags(args)))
+                                                   gpu_flags(args), args.tensorboard))
                     for c in configs]
         if args.executor == "local":
             from bench.executors import run_concurrently
@@ -218,7 +247,7 @@ def run_in_process(configs, data, args, device) -> int:
         for config in configs:
             try:
                 outcome = execute(config, data, args.results, device, stop, restart=args.restart,
-                                  cuda_graphs=args.cuda_graphs)
+                                  cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard)
             except RunFailed as failure:
                 print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
                 failures.append(config.run_id)
@@ -262,7 +291,10 @@ def command_report(args) -> int:
     from bench.report import write_report
     paths.input_folder(args.results, "--results")
     paths.output_folder(args.results, "--results")
-    for path in write_report(args.results):
+    from bench.progress import step
+    with step("report", say=print):
+        written = write_report(args.results)
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -398,9 +430,17 @@ def command_speed(args) -> int:
 
 
 def command_datasets(args) -> int:
-    """One block per dataset: what it is, whether its data is present and where, how to get it."""
-    from datasets import DATASETS
+    """One block per dataset: what it is, whether its data is present and where, how to get it;
+    with --download, fetch, check and unpack a dataset's published files instead."""
+    from datasets import DATASETS, DataError
     root = data_dir(args.data_dir)
+    if args.download is not None:
+        from datasets.download import download
+        try:
+            download(args.download, root)
+        except DataError as error:
+            raise UsageError(str(error)) from None
+        return 0
     for name, source in DATASETS.items():
         found = source.locate(root)
         print(f"{name}: {source.summary}")
@@ -435,6 +475,10 @@ def parser() -> Parser:
     run.add_argument("--restart", action="store_true",
                      help="discard unfinished or failed runs' folders (checkpoints included) and "
                           "train them from the start; complete runs are still skipped")
+    run.add_argument("--tensorboard", action="store_true",
+                     help="also write each run's curves for TensorBoard into its folder's "
+                          "tensorboard/ (loss terms, learning rates, probe accuracies, swap grid; "
+                          "needs the tensorboard package)")
     run.add_argument("--jobs", type=int, default=1,
                      help="runs at once: local, N child processes sharing the machine (each with "
                           "cores/N threads); slurm, at most N jobs of the array at once")
@@ -461,6 +505,9 @@ def parser() -> Parser:
     listing.add_argument("--data-dir", type=Path,
                          help=f"data root to look in (default: ${DATA_DIR_ENV}, else each "
                               "dataset's default place)")
+    listing.add_argument("--download", metavar="NAME|all",
+                         help="fetch NAME's published files (or every dataset's), check them and "
+                              "unpack them where the loader looks (README, \"Datasets\")")
     listing.set_defaults(handler=command_datasets)
 
     status = commands.add_parser("status", help="each run's state: complete, failed (why), or its "
@@ -500,7 +547,7 @@ def parser() -> Parser:
     evaluate.add_argument("--runs", help="comma-separated run ids (default: every complete run)")
     evaluate.add_argument("--force", action="store_true",
                           help="recompute even the evaluations already computed at their version")
-    evaluate.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    evaluate.add_argument("--device", default="auto", type=device_argument, help=DEVICE_HELP)
     evaluate.add_argument("--data-dir", type=Path, help="data root, as for run")
     evaluate.set_defaults(handler=command_evaluate)
 
@@ -518,8 +565,12 @@ def parser() -> Parser:
     return root
 
 
+DEVICE_HELP = ("auto (default: the first CUDA device, else the CPU), cpu, cuda, cuda:N (the Nth "
+               "CUDA device) or mps (Apple silicon)")
+
+
 def add_common(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    command.add_argument("--device", default="auto", type=device_argument, help=DEVICE_HELP)
     command.add_argument("--cuda-graphs", action="store_true",
                          help="CUDA: replay each training iteration as one CUDA graph "
                               "(README, \"On a GPU\")")

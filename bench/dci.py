@@ -39,6 +39,7 @@ import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
 
 # The input checks shared with MIG and SAP (disentanglement.py imports this module lazily).
+from bench import progress
 from bench.disentanglement import _codes, _factors, _same_length, _two_dimensional
 
 __all__ = ["DCIScores", "importance_matrix", "disentanglement", "completeness", "dci"]
@@ -104,7 +105,7 @@ def importance_matrix(train_codes, train_factors, test_codes, test_factors, *, s
     importance = np.zeros((num_codes, num_factors), dtype=np.float64)
     train_accuracy = np.zeros(num_factors)
     test_accuracy = np.zeros(num_factors)
-    for j in range(num_factors):
+    for j in progress.bar(range(num_factors), "DCI factors"):
         model = GradientBoostingClassifier(n_estimators=int(n_estimators), random_state=seed)
         model.fit(train_codes, train_factors[:, j])
         importance[:, j] = np.abs(model.feature_importances_)

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
+from bench import progress
 from bench.probes import LatentCode, fit_probes
 from bench.results import SPLITS
 from datasets import ImageSet
@@ -122,12 +123,23 @@ TSNE_PARAMETERS = {"perplexity": 30, "n_iter": 500, "early_exaggeration_iter": 2
                    "initialization": "pca", "metric": "euclidean", "negative_gradient_method": "fft"}
 
 
+TSNE_REPORT_EVERY = 50  # iterations between progress updates (observing does not change the result)
+
+
 def tsne_embedding(points: np.ndarray, seed: int, n_jobs: int | None = None) -> np.ndarray:
     """2-D t-SNE of ``points`` (n x d), seeded."""
     import openTSNE
     n_jobs = n_jobs or torch.get_num_threads()
-    embedding = openTSNE.TSNE(**TSNE_PARAMETERS, random_state=seed, n_jobs=n_jobs).fit(
-        np.ascontiguousarray(points, dtype=np.float32))
+    iterations = TSNE_PARAMETERS["early_exaggeration_iter"] + TSNE_PARAMETERS["n_iter"]
+    with progress.counter(f"t-SNE of {len(points)} points", iterations // TSNE_REPORT_EVERY) as bar:
+        def observe(iteration, error, embedding) -> bool:
+            bar.update()
+            return False  # True would stop the optimisation
+
+        embedding = openTSNE.TSNE(**TSNE_PARAMETERS, random_state=seed, n_jobs=n_jobs,
+                                  callbacks=None if bar.disable else observe,
+                                  callbacks_every_iters=TSNE_REPORT_EVERY).fit(
+            np.ascontiguousarray(points, dtype=np.float32))
     return np.asarray(embedding)
 
 

@@ -35,9 +35,9 @@ class RunRequest:
 
 def single_run_argv(config: RunConfig, overrides: dict, results_dir: Path, device: str,
                     data_dir: Path | None, restart: bool,
-                    gpu_flags: tuple[str, ...] = ()) -> tuple[str, ...]:
+                    gpu_flags: tuple[str, ...] = (), tensorboard: bool = False) -> tuple[str, ...]:
     """The `bench run` arguments that resolve to ``config`` (same overrides, one seed, one size),
-    with the same device and GPU options (``--cuda-graphs``, ``--tf32``)."""
+    with the same device and GPU options (``--cuda-graphs``, ``--tf32``), and ``--tensorboard``."""
     argv = ["run", "--methods", config.method, "--dataset", config.dataset, "--preset", config.preset,
             "--seeds", str(config.seed), "--z-dim", str(config.method_config.z_dim),
             "--s-dim", str(config.method_config.s_dim), "--results", str(Path(results_dir).resolve()),
@@ -49,6 +49,8 @@ def single_run_argv(config: RunConfig, overrides: dict, results_dir: Path, devic
         argv += ["--data-dir", str(Path(data_dir).resolve())]
     if restart:
         argv.append("--restart")
+    if tensorboard:
+        argv.append("--tensorboard")
     return tuple(argv) + tuple(gpu_flags)
 
 

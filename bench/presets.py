@@ -4,7 +4,7 @@ A value is either one value for every method or a dict from method name to value
 does not name keeps its paper default). Keys are fields of ``RunSettings`` or of a method's config.
 """
 PRESETS: dict[str, dict] = {
-    # The paper's protocol: every method's own defaults (methods.md).
+    # The paper's protocol: every method's own defaults (docs/methods.md).
     "paper": {},
     # Minutes on a 2-core CPU (all three methods in about 8): s test accuracy above 90 %.
     "quick": {"epochs": 2, "probe_epochs": 5},

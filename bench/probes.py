@@ -1,6 +1,6 @@
 """Latent probes: how well a classifier predicts the specified label from a frozen latent code.
 
-The classifier and optimiser are the paper's (methods.md, "Latent probes"); the epoch count and
+The classifier and optimiser are the paper's (docs/evaluation.md, "Latent probes"); the epochs and
 batch size are config values (RunSettings) because the paper does not give them.
 """
 from __future__ import annotations
@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bench import progress
 
 
 def probe_classifier(in_features: int, num_classes: int) -> nn.Module:
@@ -80,7 +82,7 @@ def fit_probes(trains: list[LatentCode], train_labels: torch.Tensor, tests: list
     n = train_labels.numel()
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
     which = torch.arange(len(trains), device=device)[:, None]
-    for _ in range(epochs):
+    for _ in progress.bar(range(epochs), "probe epochs"):
         features = stack.pad([code.draw(g) for code, g in zip(trains, generators)])
         orders = torch.stack([torch.randperm(n, generator=g, device=device)[:batches * batch_size]
                               for g in generators]).view(len(trains), batches, -1)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import results
+from bench import progress, results
 from bench.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table, to_html,
                             to_markdown)
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
@@ -30,7 +30,7 @@ PAPER_COLUMNS = {"z train": "z_train_acc", "z test": "z_test_acc",
                  "s train": "s_train_acc", "s test": "s_test_acc"}
 # One row of a table per experiment: runs that differ only in their seed (records.RunRecord.variant).
 GROUP = ["method", "z_dim", "s_dim", "variant"]
-# What the paper's figures show, by method (methods.md, "Evaluation protocol").
+# What the paper's figures show, by method (docs/evaluation.md, "What the paper's figures show").
 PAPER_TSNE = {"szabo": "ten clean clusters (z leaks the class)",
               "mathieu": "a structureless disk", "ccvae": "a structureless disk"}
 PAPER_SWAP = "every cell (i, j) shows digit j written in the style of row i"
@@ -373,7 +373,8 @@ def build(results_dir: Path) -> list[Block]:
     if metrics.empty:
         blocks.append(Paragraph("No complete runs yet: "
                                 "`python -m bench run --methods all --dataset mnist`."))
-    for (dataset, preset), part in metrics.groupby(["dataset", "preset"], sort=True):
+    groups = metrics.groupby(["dataset", "preset"], sort=True)
+    for (dataset, preset), part in progress.bar(groups, "report sections", total=groups.ngroups):
         section = [r for r in complete if r.dataset == dataset and r.preset == preset]
         blocks += dataset_section(dataset, preset, part, section, paper, results_dir)
     if complete or others:

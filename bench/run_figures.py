@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torchvision.utils import save_image
 
-from bench import evaluate, figures, results
+from bench import evaluate, figures, progress, results
 from bench.build import derive_seed
 from bench.config import RunConfig
 from datasets import ImageSet
@@ -26,7 +26,8 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
     labels = data.test_labels[:points].cpu().numpy()
     tables, panels = [], []
     for code, values in evaluate.z_codes_to_embed(test_codes, generator).items():
-        xy = evaluate.tsne_embedding(values[:points].cpu().numpy(), tsne_seed)
+        with progress.step(f"{config.run_id} t-SNE of {code} ({points} points)"):
+            xy = evaluate.tsne_embedding(values[:points].cpu().numpy(), tsne_seed)
         tables.append(pd.DataFrame({"code": code, "index": range(points), "label": labels,
                                     "x": xy[:, 0], "y": xy[:, 1]}))
         panels.append(figures.Panel(figures.CODE_TITLES[code], xy, labels))
@@ -36,14 +37,17 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
                             f"t-SNE of z on {points} test images: {label}", data.num_classes,
                             data.label_name)
 
-    s_index, z_index = evaluate.swap_header_indices(data.test_labels)
-    s_images, z_images = data.test_images[s_index], data.test_images[z_index]
-    grid = evaluate.swap_grid_image(evaluate.swap_cells(method, z_images, s_images), z_images, s_images)
-    results.write_atomic(run_dir / results.FIGURES["swap_grid"],
-                         lambda tmp: save_image(grid, tmp, format="png"))
+    with progress.step(f"{config.run_id} swap grid"):
+        s_index, z_index = evaluate.swap_header_indices(data.test_labels)
+        s_images, z_images = data.test_images[s_index], data.test_images[z_index]
+        grid = evaluate.swap_grid_image(evaluate.swap_cells(method, z_images, s_images), z_images,
+                                        s_images)
+        results.write_atomic(run_dir / results.FIGURES["swap_grid"],
+                             lambda tmp: save_image(grid, tmp, format="png"))
 
-    losses = pd.read_csv(run_dir / results.LOSSES_FILE)
-    figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {label}")
+    with progress.step(f"{config.run_id} training curves"):
+        losses = pd.read_csv(run_dir / results.LOSSES_FILE)
+        figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {label}")
     results.write_json_atomic(run_dir / results.FIGURES_FILE, {
         "tsne": {"points": points, "which": "the first test images", "seed": tsne_seed,
                  "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",

@@ -3,7 +3,8 @@ checkpoint), evaluate it (every registered evaluation that applies), draw its fi
 
 results/runs/<run-id>/ holds config.json, env.json, losses.csv (written per epoch),
 checkpoint.pt, metrics.csv and each evaluation's file, evaluation.json, the figures, and
-status.json, which says "complete" only once all the others exist.
+status.json, which says "complete" only once all the others exist; run.log, what the run printed
+(appended across resumes), and with ``tensorboard`` its curves in tensorboard/ (bench/live.py).
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import time
 import traceback
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from bench import evaluate, results
+from bench import evaluate, live, results
 from bench.build import build, iterations_per_epoch, run_data
 from bench.checkpoints import CorruptRun, RunLock, load_checkpoint, save_checkpoint
 from bench.config import RunConfig
@@ -58,9 +60,11 @@ class LossLog:
 
 
 def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
-            stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False) -> str:
+            stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
+            tensorboard: bool = False) -> str:
     """Train, probe and record one run, resuming from its checkpoint when it has one
-    (``cuda_graphs``: training iterations as CUDA graph replays, bench/graphs.py).
+    (``cuda_graphs``: training iterations as CUDA graph replays, bench/graphs.py; ``tensorboard``:
+    its curves as TensorBoard event files too). What it prints meanwhile also goes to its run.log.
 
     Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
     raises RunFailed (recorded in the run's folder) or Interrupted (after a checkpoint)."""
@@ -77,18 +81,20 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
         if results.is_complete(run_dir):  # --restart never discards a complete run
             tqdm.write(f"skip {label}: already complete in {run_dir}")
             return "skipped"
-        return _execute_locked(config, data, run_dir, device, stop, restart, label, cuda_graphs)
+        return _execute_locked(config, data, run_dir, device, stop, restart, label, cuda_graphs,
+                               tensorboard)
     finally:
         lock.release()
 
 
 def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                    stop: StopOnSignal, restart: bool, label: str, cuda_graphs: bool) -> str:
-    checkpoint_path = run_dir / results.CHECKPOINT_FILE
+                    stop: StopOnSignal, restart: bool, label: str, cuda_graphs: bool,
+                    tensorboard: bool) -> str:
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
+    checkpoint_path = run_dir / results.CHECKPOINT_FILE
     restart_hint = f"rerun with --restart to discard this run's folder {run_dir} and train it again"
-    try:
+    try:  # before anything is written: an unsafe checkpoint is refused (UsageError) untouched
         resumed = load_checkpoint(checkpoint_path, config) if checkpoint_path.is_file() else None
     except CorruptRun as error:
         raise RunFailed(f"{error}: {restart_hint}") from None
@@ -99,6 +105,22 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
         results.write_json_atomic(run_dir / results.CONFIG_FILE, {
             **config.to_dict(), "run_id": config.run_id,
             "variational_z": METHODS[config.method].variational})
+    with live.ConsoleLog(run_dir / live.RUN_LOG) as log:
+        try:
+            return _execute_logged(config, data, run_dir, device, stop, resumed, label,
+                                   cuda_graphs, tensorboard, restart_hint)
+        except RunFailed as failure:
+            log.note(f"failed {config.run_id}: {failure}")
+            raise
+        except Interrupted as interruption:
+            log.note(f"interrupted ({interruption}): {config.run_id} checkpointed")
+            raise
+
+
+def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
+                    stop: StopOnSignal, resumed: dict | None, label: str, cuda_graphs: bool,
+                    tensorboard: bool, restart_hint: str) -> str:
+    if resumed is None:
         tqdm.write(f"run {label}")
     else:
         for leftover in (results.STATUS_FILE, results.ERROR_FILE):  # of a failure being retried
@@ -107,7 +129,8 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
         tqdm.write(f"resume {label} from its checkpoint (epoch {p.epoch}, iteration {p.iteration})")
     results.write_json_atomic(run_dir / results.ENV_FILE, environment(device, cuda_graphs))
     try:
-        seconds = _train_and_evaluate(config, data, run_dir, device, stop, resumed, cuda_graphs)
+        seconds = _train_and_evaluate(config, data, run_dir, device, stop, resumed, cuda_graphs,
+                                      tensorboard)
     except RunFailed as failure:
         _record_failure(run_dir, str(failure))
         raise
@@ -122,9 +145,9 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
                   "(traceback in error.log)")
         _record_failure(run_dir, reason)
         raise RunFailed(reason) from error
+    tqdm.write(f"done {config.run_id}: {test_summary(run_dir)}")  # into run.log before status.json
     results.write_json_atomic(run_dir / results.STATUS_FILE, {
         "state": results.COMPLETE, **seconds})
-    tqdm.write(f"done {config.run_id}: {test_summary(run_dir)}")
     return "complete"
 
 
@@ -141,7 +164,8 @@ def _record_failure(run_dir: Path, reason: str) -> None:
 
 
 def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                        stop: StopOnSignal, resumed: dict | None, cuda_graphs: bool):
+                        stop: StopOnSignal, resumed: dict | None, cuda_graphs: bool,
+                        tensorboard: bool):
     data = run_data(config, data)
     method, feed = build(config, data, device)
     progress = Progress()
@@ -153,19 +177,37 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
     def save(p: Progress) -> None:
         save_checkpoint(run_dir / results.CHECKPOINT_FILE, config, method, feed.state_dict(), p)
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    started = time.perf_counter()
-    train(method, feed, epochs=config.method_config.epochs,
-          iterations_per_epoch=iterations_per_epoch(config, data),
-          on_epoch_end=LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows),
-          checkpoint=save, stop=stop, start=progress, label=config.run_id, cuda_graphs=cuda_graphs)
-    train_seconds = time.perf_counter() - started
-    stop.check()
-    context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
-                      evaluate.encode_all(method, data.test_images))
-    run_evaluations(context, run_dir, in_order(), between=stop.check, say=tqdm.write)
-    write_figures(config, method, data, context.test, run_dir)
+    epochs, per_epoch = config.method_config.epochs, iterations_per_epoch(config, data)
+    loss_log = LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows)
+    board = live.open_tensorboard(run_dir, progress.logged_rows, tensorboard)
+
+    def on_epoch_end(epoch: int, names: list[str], losses: torch.Tensor) -> None:
+        loss_log(epoch, names, losses)
+        board.losses(epoch, names, losses)
+        if epoch < epochs:  # the scheduler has stepped: the rates of the next epoch
+            board.learning_rates(method, epoch * per_epoch + 1)
+
+    try:
+        if progress.epoch <= epochs:  # the rates of the first epoch still to train
+            board.learning_rates(method, progress.logged_rows + 1)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        train(method, feed, epochs=epochs, iterations_per_epoch=per_epoch,
+              on_epoch_end=on_epoch_end, checkpoint=save, stop=stop, start=progress,
+              label=config.run_id, cuda_graphs=cuda_graphs)
+        train_seconds = time.perf_counter() - started
+        stop.check()
+        context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
+                          evaluate.encode_all(method, data.test_images))
+        run_evaluations(context, run_dir, in_order(), between=stop.check, say=tqdm.write)
+        last = epochs * per_epoch
+        if (run_dir / results.METRICS_FILE).is_file():
+            board.probes(pd.read_csv(run_dir / results.METRICS_FILE).itertuples(), last)
+        write_figures(config, method, data, context.test, run_dir)
+        board.image("swap_grid", run_dir / results.FIGURES["swap_grid"], last)
+    finally:
+        board.close()
     return {"train_seconds": round(train_seconds, 2),
                         "total_seconds": round(time.perf_counter() - started, 2),
                         # CUDA: this run's peak; CPU: the process's (all its runs so far)

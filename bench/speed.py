@@ -29,11 +29,16 @@ def time_iterations(step, method, feed, iterations: int, warmup: int) -> float:
     return (time.perf_counter() - started) / iterations
 
 
+def no_twin_line(name: str) -> str:
+    """What ``--compare`` says of a method without a straightforward twin."""
+    return f"{name}: no straightforward twin to compare with (methods/straightforward.py)"
+
+
 def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, iterations: int,
                   warmup: int, compare: bool = False, cuda_graphs: bool = False) -> list[dict]:
     """Time each method's training step (with ``cuda_graphs``, as CUDA graph replays); with
-    ``compare``, also its straightforward twin (methods/straightforward.py) in the same process,
-    from the same initial state."""
+    ``compare``, also its straightforward twin (methods/straightforward.py), where it has one, in
+    the same process, from the same initial state; a method without one gets a line saying so."""
     from methods.straightforward import STRAIGHTFORWARD
     memory = "peak MB" if device.type == "cuda" else "process peak RSS MB"
     if cuda_graphs:  # the timed iterations are replays, not the eager steps or the capture
@@ -62,12 +67,18 @@ def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, i
                "paper_training_minutes": paper_minutes, "peak_memory_mb": peak_memory_mb(device)}
         line = (f"{name:<10} {row['ms_per_iteration']:>8.1f} {row['images_per_second']:>9.0f} "
                 f"{paper_minutes:>11.0f} min {row['peak_memory_mb']:>20.0f}")
-        if compare:
+        note = None
+        if compare and name in STRAIGHTFORWARD:
             twin, twin_feed = build(config, data, device)
             plain = time_iterations(STRAIGHTFORWARD[name], twin, twin_feed, iterations, warmup)
             row |= {"straightforward_ms_per_iteration": 1000 * plain, "speed_up": plain / seconds}
             line += f" {1000 * plain:>24.1f} {plain / seconds:>8.2f}x"
+        elif compare:  # a twin is optional (docs/methods.md, "Straightforward twins")
+            line += f" {'-':>24} {'-':>9}"
+            note = no_twin_line(name)
         print(line)
+        if note:
+            print(note)
         rows.append(row)
     measure_probes(data, device, compare)
     return rows

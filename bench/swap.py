@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench import progress
 from bench.probes import accuracy
 from datasets.base import cache_dir, load_arrays, save_arrays
 
@@ -81,7 +82,7 @@ def fit_target_classifier(images: torch.Tensor, targets: dict[str, torch.Tensor]
     n = images.shape[0]
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
     model.train()
-    for _ in range(epochs):
+    for _ in progress.bar(range(epochs), "swap classifier epochs"):
         order = torch.randperm(n, generator=generator, device=device)[:batches * batch_size]
         for rows in order.view(batches, -1):
             logits = model(images[rows])
@@ -202,7 +203,8 @@ def swap_agreement(transfer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     z_rows, s_rows = swap_pairs(images.shape[0], pairs, seed)
     z_rows, s_rows = z_rows.to(images.device), s_rows.to(images.device)
     predicted: dict[str, list[torch.Tensor]] = {name: [] for name in targets}
-    for i, j in zip(z_rows.split(batch_size), s_rows.split(batch_size)):
+    for i, j in progress.bar(zip(z_rows.split(batch_size), s_rows.split(batch_size)),
+                             "decoding swaps", total=-(-pairs // batch_size)):
         logits = classifier(transfer(images[i], images[j]))
         for name in targets:
             predicted[name].append(logits[name].argmax(1))

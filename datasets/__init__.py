@@ -4,7 +4,7 @@ import pkgutil
 
 from datasets.base import DATASETS, DataError, ImageSet, register
 
-_INFRASTRUCTURE = {"base", "samplers", "idx"}
+_INFRASTRUCTURE = {"base", "samplers", "idx", "download"}
 # MNIST first (the paper's dataset, listed first by `bench datasets`), then by name.
 for _module in sorted(pkgutil.iter_modules(__path__), key=lambda m: (m.name != "mnist", m.name)):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):

@@ -1,16 +1,19 @@
 """Fashion-MNIST (Xiao et al. 2017): Debian's ``dataset-fashion-mnist`` files in
 /usr/share/datasets/fashion-mnist (``apt-get install dataset-fashion-mnist``), or torchvision's
-download under another root (ROOT/FashionMNIST/raw)."""
+download under another root (ROOT/FashionMNIST/raw). Without a root, when Debian's folder is absent,
+datasets/data/FashionMNIST/raw is read: where ``python -m bench datasets --download fashion-mnist``
+puts the files when no --data-dir is given."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
 
-from datasets.base import ImageSet, register
+from datasets.base import DEFAULT_DATA_ROOT, ImageSet, register
 from datasets.idx import IdxSource
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+DOWNLOAD_DIR = DEFAULT_DATA_ROOT / "FashionMNIST" / "raw"  # read without a root when DEBIAN_DIR is absent
 # SHA-256 of the raw (uncompressed) files, computed from Debian's package
 # dataset-fashion-mnist 0.0~git20200523.55506a9-1 (the zalandoresearch release).
 CHECKSUMS = {
@@ -21,9 +24,11 @@ CHECKSUMS = {
 }
 FASHION_MNIST = IdxSource(
     title="Fashion-MNIST", torchvision_class="FashionMNIST", checksums=CHECKSUMS, default_dir=DEBIAN_DIR,
-    checksum_origin="the Fashion-MNIST release",
+    checksum_origin="the Fashion-MNIST release", fallback_dir=DOWNLOAD_DIR,
     how_to_get=f"apt-get install dataset-fashion-mnist (into {DEBIAN_DIR}), or --data-dir ROOT "
-               "to download into ROOT/FashionMNIST/raw with torchvision")
+               "to download into ROOT/FashionMNIST/raw with torchvision, or python -m bench datasets "
+               "--download fashion-mnist [--data-dir ROOT] (without a root: into "
+               "datasets/data/FashionMNIST/raw, read when the Debian folder is absent)")
 
 
 def locate_fashion_mnist(data_dir: Path | None) -> Path | None:

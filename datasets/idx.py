@@ -45,9 +45,14 @@ class IdxSource:
     default_dir: Path  # read when no data root is given
     checksum_origin: str  # what the messages name as the source of the digests
     how_to_get: str
+    fallback_dir: Path | None = None  # read when no data root is given and default_dir is absent
 
     def directory(self, data_dir: Path | None) -> Path:
-        return self.default_dir if data_dir is None else Path(data_dir) / self.torchvision_class / "raw"
+        if data_dir is not None:
+            return Path(data_dir) / self.torchvision_class / "raw"
+        if self.fallback_dir is not None and not self.default_dir.is_dir() and self.fallback_dir.is_dir():
+            return self.fallback_dir
+        return self.default_dir
 
     def locate(self, data_dir: Path | None) -> Path | None:
         directory = self.directory(data_dir)
@@ -89,10 +94,10 @@ class IdxSource:
     def load(self, data_dir: Path | None, device: torch.device, name: str, label_name: str) -> ImageSet:
         """The default folder when ``data_dir`` is None; otherwise torchvision's layout under it."""
         if data_dir is None:
-            if not self.default_dir.is_dir():
+            directory = self.directory(None)
+            if not directory.is_dir():
                 raise DataError(f"{self.title} data not found: looked in {self.default_dir}; "
                                 f"{self.how_to_get}")
-            directory = self.default_dir
         else:
             directory = self.download_with_torchvision(Path(data_dir))
         arrays = self.verify_directory(directory)

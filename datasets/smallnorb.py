@@ -5,7 +5,9 @@ Source: https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/ publishes six files, gz
 ``smallnorb-5x46789x9x18x6x2x96x96-training-{dat,cat,info}.mat`` and
 ``smallnorb-5x01235x9x18x6x2x96x96-testing-{dat,cat,info}.mat``. Put them, gzipped or not, in
 ``<data root>/smallnorb/`` (data root: --data-dir, $BENCH_DATA_DIR, or datasets/data/); when both
-``X.mat`` and ``X.mat.gz`` are there the plain one is read.
+``X.mat`` and ``X.mat.gz`` are there the plain one is read. ``python -m bench datasets --download
+smallnorb`` (datasets/download.py) fetches the six ``.mat.gz`` from that page, checks each against
+``PUBLISHED_GZ`` (size and SHA-256) and puts them there.
 
 File format ("binary matrix", described on that page): a little-endian int32 magic number giving the
 element type (0x1E3D4C55 uint8 "byte matrix", 0x1E3D4C54 int32 "integer matrix"; also 0x1E3D4C51
@@ -65,7 +67,7 @@ ROLES = ("dat", "cat", "info")
 FILES = tuple(f"{prefix}-{role}.mat" for prefix in SPLITS.values() for role in ROLES)
 HOW_TO_GET = (f"download the six smallnorb-*-{{training,testing}}-{{dat,cat,info}}.mat.gz files from {PAGE} "
               f"into {SUBDIR}/ under the data root (--data-dir, $BENCH_DATA_DIR, or datasets/data/); "
-              "gzipped or not")
+              "gzipped or not; or let python -m bench datasets --download smallnorb fetch and check them")
 
 # Element types of the binary matrix format, by magic number.
 BYTE_MATRIX, INTEGER_MATRIX, PACKED_MATRIX = 0x1E3D4C55, 0x1E3D4C54, 0x1E3D4C52

@@ -56,8 +56,10 @@ Checks
     No checksum of the extracted files is published, so the loader verifies structure, not content:
     the splits' names and ids, every listed character file, each file's HDF5 structure, frame sizes
     and shapes, and values in [0, 1]. For the tarball itself an MD5 is published by a third party (the
-    disent library, nmichlo/disent, for its Cars3D loader; not by the authors): see ``TARBALL_MD5``;
-    the loader never sees the tarball, so users check it themselves (``md5sum``).
+    disent library, nmichlo/disent, for its Cars3D loader; not by the authors): see ``TARBALL_MD5``.
+    The loader never sees the tarball; ``python -m bench datasets --download sprites``
+    (datasets/download.py) checks it against that MD5 before extracting, then runs ``check_folder``
+    (the splits, the ids, every listed character file present, the first one read in full).
 
 Cache
     The first load converts the frames once into uint8 arrays (int16 codes) saved with ``save_arrays``
@@ -95,11 +97,13 @@ VALUE_TOLERANCE = 1e-3  # frames may stray this far outside [0, 1] (rounding) be
 TARBALL = "nips2015-analogy-data.tar.gz"
 TARBALL_URL = f"http://www.scottreed.info/files/{TARBALL}"
 # MD5 of the whole tarball as listed by the disent library (nmichlo/disent, Cars3D's "full" uri_hash);
-# third-party, not from the authors, and not checked by this loader (it reads the extracted files).
+# third-party, not from the authors; checked by --download (datasets/download.py), not by this loader
+# (it reads the extracted files).
 TARBALL_MD5 = "4e866a7919c1beedf53964e6f7a23686"
 HOW_TO_GET = (f"download {TARBALL} (Reed et al., Deep Visual Analogy-Making, NIPS 2015: {TARBALL_URL}; "
               f"MD5 {TARBALL_MD5} as listed by the disent library), extract it and put its data/sprites "
-              f"folder at {FOLDER}/ under the data root (--data-dir, $BENCH_DATA_DIR, or datasets/data/)")
+              f"folder at {FOLDER}/ under the data root (--data-dir, $BENCH_DATA_DIR, or datasets/data/); "
+              "or let python -m bench datasets --download sprites do all of that")
 
 
 def _candidates(data_dir: Path | None) -> list[Path]:
@@ -107,12 +111,18 @@ def _candidates(data_dir: Path | None) -> list[Path]:
     return [base if sub == "." else base / sub for sub in SUBFOLDERS]
 
 
-def locate_sprites(data_dir: Path | None) -> Path | None:
-    """The folder holding ``sprites_splits.mat`` (ROOT/sprites, or sprites/ or data/sprites/ below it)."""
-    for folder in _candidates(data_dir):
+def find_splits_folder(base: Path) -> Path | None:
+    """The first of ``base``, ``base/sprites`` and ``base/data/sprites`` holding ``sprites_splits.mat``."""
+    for sub in SUBFOLDERS:
+        folder = base if sub == "." else base / sub
         if (folder / SPLITS_FILE).is_file():
             return folder
     return None
+
+
+def locate_sprites(data_dir: Path | None) -> Path | None:
+    """The folder holding ``sprites_splits.mat`` (ROOT/sprites, or sprites/ or data/sprites/ below it)."""
+    return find_splits_folder(data_root(data_dir) / FOLDER)
 
 
 def _find_folder(data_dir: Path | None) -> Path:
@@ -243,9 +253,9 @@ def _character_path(folder: Path, character: int, zero_based: bool) -> Path:
     return folder / f"sprites_{character - 1 if zero_based else character}.mat"
 
 
-def _convert(folder: Path, files: dict, cache_path: Path) -> dict[str, np.ndarray]:
-    """Read every train and test character file into the arrays that are cached."""
-    from tqdm import tqdm
+def _listed_characters(folder: Path, files: dict) -> tuple[int, bool, list[tuple[str, int]]]:
+    """The number of characters, whether files are numbered from 0, and the (split, id) of every train
+    and test character, after checking the splits file and that every listed character file exists."""
     splits_path = folder / SPLITS_FILE
     splits = read_splits(splits_path)
     num_classes = _check_ids(splits, splits_path)
@@ -256,6 +266,20 @@ def _convert(folder: Path, files: dict, cache_path: Path) -> dict[str, np.ndarra
         if not path.is_file():
             raise DataError(f"Sprites file missing: {path} (character {character} of {split} in "
                             f"{SPLITS_FILE}; files numbered from {0 if zero_based else 1})")
+    return num_classes, zero_based, wanted
+
+
+def check_folder(folder: Path) -> None:
+    """A quick structure check of an extracted folder (no conversion): the splits file, the ids, every
+    listed character file present, and the first one read in full. Raises DataError."""
+    num_classes, zero_based, wanted = _listed_characters(folder, _character_files(folder))
+    _read_character(_character_path(folder, wanted[0][1], zero_based))
+
+
+def _convert(folder: Path, files: dict, cache_path: Path) -> dict[str, np.ndarray]:
+    """Read every train and test character file into the arrays that are cached."""
+    from tqdm import tqdm
+    num_classes, zero_based, wanted = _listed_characters(folder, files)
 
     parts: dict[str, dict[str, list]] = {split: {"images": [], "labels": [], "action": [], "frame": [],
                                                  "attributes": []} for split in REQUIRED_SPLITS}

@@ -1,4 +1,4 @@
-"""Cycle-consistent VAE (Jha et al., ECCV 2018): reference methods.md, "Cycle-consistent VAE"."""
+"""Cycle-consistent VAE (Jha et al., ECCV 2018): reference docs/methods.md, "Cycle-consistent VAE"."""
 from __future__ import annotations
 
 import dataclasses
@@ -50,7 +50,8 @@ class CycleConsistentVAE(Method):
     def build_schedulers(self):
         # StepLR(80, 0.1) as the original stepped it: at the start of every epoch, the first
         # included, so 1-based epoch e trains at lr * gamma ** (e // 80): 79 epochs at 1e-4, then
-        # 21 at 1e-5 (methods.md). Here the step comes at each epoch's end, hence the e + 1.
+        # 21 at 1e-5 (docs/methods.md, "Cycle-consistent VAE"). Here the step comes at each
+        # epoch's end, hence the e + 1.
         c = self.config
         factor = lambda epochs_done: c.lr_gamma ** ((epochs_done + 1) // c.lr_step_epochs)  # noqa: E731
         return {name: torch.optim.lr_scheduler.LambdaLR(opt, factor)

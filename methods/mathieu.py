@@ -1,5 +1,5 @@
 """Mathieu et al. 2016 (arXiv 1611.03383) as re-implemented by the paper's authors:
-reference methods.md, "Mathieu et al. 2016"."""
+reference docs/methods.md, "Mathieu et al. 2016"."""
 from __future__ import annotations
 
 import torch

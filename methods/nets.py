@@ -1,4 +1,4 @@
-"""The networks shared by every method (reference: methods.md, "Shared networks").
+"""The networks shared by every method (reference: docs/methods.md, "Shared networks").
 
 Each network is written once and configured by its arguments; methods pick a configuration,
 they never copy a network.
@@ -21,7 +21,7 @@ GENERIC_MIN_SIDE = 32  # four halvings leave at least 2 x 2
 
 def _conv_block(c_in: int, c_out: int, activation: nn.Module) -> list[nn.Module]:
     # affine=False and no running statistics: the original always normalised per instance,
-    # in training and evaluation alike (methods.md, "InstanceNorm note").
+    # in training and evaluation alike (docs/methods.md, "Shared networks", InstanceNorm).
     return [nn.Conv2d(c_in, c_out, kernel_size=5, stride=2, padding=1),
             nn.InstanceNorm2d(c_out, affine=False, track_running_stats=False),
             activation]

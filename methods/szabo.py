@@ -1,5 +1,5 @@
 """Szabo et al. 2018 (arXiv 1711.02245) as re-implemented by the paper's authors:
-reference methods.md, "Szabo et al. 2018". A plain autoencoder: z ("varying") and s ("common")
+reference docs/methods.md, "Szabó et al. 2018". A plain autoencoder: z ("varying") and s ("common")
 are both deterministic."""
 from __future__ import annotations
 

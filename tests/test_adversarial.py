@@ -1,4 +1,5 @@
-"""The two adversarial baselines against their specification (reference methods.md)."""
+"""The two adversarial baselines against their specification (reference docs/methods.md,
+"Mathieu et al. 2016" and "Szabó et al. 2018")."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,5 @@
-"""The cycle-consistent VAE against its specification (reference methods.md)."""
+"""The cycle-consistent VAE against its specification (reference docs/methods.md,
+"Cycle-consistent VAE")."""
 import pytest
 import torch
 from torch import nn

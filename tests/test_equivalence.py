@@ -1,4 +1,5 @@
-"""The fast training step of every method computes the same update as a straightforward one.
+"""The fast training step of every method that has a straightforward twin
+(methods/straightforward.py) computes the same update as the twin.
 
 Compared: every loss term, and the gradients of every step. To compare gradients through the
 parameters, both run with plain SGD (lr 1e-3: small enough that three steps stay in the regime
@@ -19,8 +20,17 @@ from methods import METHODS
 from methods.straightforward import STRAIGHTFORWARD
 
 
-def test_every_method_has_a_straightforward_twin():
-    assert set(STRAIGHTFORWARD) == set(METHODS)
+# A twin is optional (a new method is one file): the comparisons run over the methods that have
+# one. The three methods of the paper keep theirs, so that coverage cannot silently drop.
+WITH_TWIN = sorted(set(STRAIGHTFORWARD) & set(METHODS))
+
+
+def test_the_papers_methods_keep_their_straightforward_twins():
+    assert {"ccvae", "mathieu", "szabo"} <= set(WITH_TWIN)
+
+
+def test_every_twin_belongs_to_a_registered_method():
+    assert set(STRAIGHTFORWARD) <= set(METHODS)
 
 
 # Both implementations in double precision (conftest.py, float64, says why).
@@ -60,7 +70,7 @@ def loss_disagreements(expected, got):
     return [k for k in expected if not torch.allclose(got[k], expected[k], rtol=1e-9, atol=1e-12)]
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", WITH_TWIN)
 def test_fast_and_straightforward_gradients_agree(name, small_mnist):
     (fast, fast_data), (plain, plain_data) = twins(name, small_mnist)
     use_sgd(fast)
@@ -76,14 +86,14 @@ def test_fast_and_straightforward_gradients_agree(name, small_mnist):
     assert not torch.allclose(before["decoded"], outputs(fast, x)["decoded"])  # training moved them
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", WITH_TWIN)
 def test_fast_and_straightforward_losses_agree_with_adam(name, small_mnist):
     (fast, fast_data), (plain, plain_data) = twins(name, small_mnist)
     expected, got = fast.train_step(fast_data), STRAIGHTFORWARD[name](plain, plain_data)
     assert loss_disagreements(expected, got) == []
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", WITH_TWIN)
 def test_a_different_update_would_be_caught(name, small_mnist):
     """The comparison has teeth: a straightforward step with half the learning rate shows."""
     (fast, fast_data), (plain, plain_data) = twins(name, small_mnist)

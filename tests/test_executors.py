@@ -132,6 +132,7 @@ def test_a_slurm_job_runs_bench_in_a_child_process_without_importing_the_cli(tmp
     run_dir = results.runs_dir(tmp_path / "results") / run_id
     assert results.is_complete(run_dir)
     assert f"done {run_id}" in out.read_text() + err.read_text()  # the run's output: the job's
+    assert f"done {run_id}" in (run_dir / "run.log").read_text()  # and its own log
     job = json.loads((run_dir / "job.json").read_text())
     assert job["executor"] == "slurm" and job["job_id"] == "4242" and job["exit_code"] == 0
 
@@ -198,6 +199,8 @@ def test_a_grid_runs_as_slurm_jobs_like_local_runs_and_is_not_resubmitted(cluste
         job = json.loads((results.runs_dir(tmp_path / "slurm") / run_id / "job.json").read_text())
         assert job["executor"] == "slurm" and job["exit_code"] == 0
         assert f"run {run_id}" in open(job["stdout"]).read() + open(job["stderr"]).read()
+        run_log = (results.runs_dir(tmp_path / "slurm") / run_id / "run.log").read_text()
+        assert f"run {run_id}" in run_log and f"done {run_id}" in run_log
 
     again = slurm_run(*grid, "--results", str(tmp_path / "slurm"))
     assert again.returncode == 0, again.stderr

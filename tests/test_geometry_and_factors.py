@@ -29,8 +29,8 @@ def test_the_generic_family_fits_each_geometry(shape):
 
 
 def test_mnist_networks_are_the_papers():
-    # methods.md: three 5x5 stride-2 convolutions 1-16-32-64 and heads from 256 features;
-    # the decoder's input layers give 2 x 256 features reshaped to 128 x 2 x 2.
+    # docs/methods.md, "Shared networks": three 5x5 stride-2 convolutions 1-16-32-64 and heads
+    # from 256 features; the decoder's input layers give 2 x 256 features reshaped to 128 x 2 x 2.
     encoder = Encoder(16, 16, image_shape=MNIST_SHAPE)
     convs = [m for m in encoder.trunk if isinstance(m, torch.nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [

@@ -1,0 +1,198 @@
+"""Watching a run while it trains: its console lines in ``run.log``, and with ``--tensorboard`` its
+curves as TensorBoard event files in ``tensorboard/``, both in the run's folder.
+
+``run.log`` is written by every executor alike (a ``--jobs`` child or a SLURM job runs the same
+``bench run`` in its own process): what the run prints while it executes, appended across resumes,
+one line per start. TensorBoard is an optional dependency, imported only when a run asks for it.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+RUN_LOG = "run.log"
+TENSORBOARD_DIR = "tensorboard"
+TENSORBOARD_MISSING = "--tensorboard needs the tensorboard package: pip install tensorboard"
+
+
+class ConsoleLog:
+    """While active, what this process writes to stdout and stderr is also appended to ``path``,
+    complete lines only: a progress bar redrawn in place (carriage returns) leaves at most its last
+    state, and a line still unfinished when the log closes is written as it stands. The lines reach
+    the file as they are printed (``tail -f`` works). If the file cannot be opened or written (a
+    full disk), logging stops and the run goes on: the console still has every line."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._file = None
+        self._lock = threading.Lock()
+        self._partial: dict[str, str] = {}
+        self._saved = None
+
+    def __enter__(self) -> "ConsoleLog":
+        try:
+            self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+        except OSError:
+            self._file = None
+        self._saved = sys.stdout, sys.stderr
+        stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        self._append(f"== {stamp} bench run (pid {os.getpid()} on {socket.gethostname()})\n")
+        sys.stdout, sys.stderr = _Tee(sys.stdout, self, "out"), _Tee(sys.stderr, self, "err")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, _Tee):
+                stream.flush()
+        sys.stdout, sys.stderr = self._saved
+        with self._lock:
+            rest = "".join(_last_state(text) + "\n" for text in self._partial.values()
+                           if _last_state(text).strip())
+            self._partial.clear()
+        self._append(rest)
+        self._close()
+
+    def note(self, line: str) -> None:
+        """Write ``line`` to the log only (not to the console)."""
+        self._append(line.rstrip("\n") + "\n")
+
+    def take(self, stream: str, text: str) -> None:
+        """Text written to ``stream``: its complete lines go to the file, the rest waits."""
+        with self._lock:
+            *lines, rest = (self._partial.get(stream, "") + text).split("\n")
+            # An unfinished line keeps only its last redraw (and a trailing carriage return).
+            cut = rest.rfind("\r", 0, len(rest) - 1)
+            self._partial[stream] = rest[cut + 1:]
+        self._append("".join(_last_state(line) + "\n" for line in lines
+                             if _last_state(line).strip()))
+
+    def _append(self, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            if self._file is None:
+                return
+            try:
+                self._file.write(text)
+                self._file.flush()
+            except OSError:  # the run matters more than its log
+                self._close()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+
+def _last_state(line: str) -> str:
+    """What a terminal shows of ``line``: the text after its last carriage return."""
+    return line.rstrip("\r").rsplit("\r", 1)[-1]
+
+
+class _Tee:
+    """A text stream that writes through to ``stream`` and hands the text to a ConsoleLog; every
+    other attribute (isatty, fileno, encoding) is the stream's, so tqdm treats it as the stream."""
+
+    def __init__(self, stream, log: ConsoleLog, name: str):
+        self._stream, self._log, self._name = stream, log, name
+
+    def write(self, text):
+        written = self._stream.write(text)
+        if isinstance(text, str):
+            self._log.take(self._name, text)
+        return written
+
+    def flush(self):
+        self._stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def tensorboard_available() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class TensorBoard:
+    """A run's curves as TensorBoard event files in ``<run dir>/tensorboard/``. Tags:
+    ``loss/<term>`` at every iteration (the step is the iteration number of losses.csv), ``lr/<optimiser>`` (one
+    point per epoch, at the epoch's first iteration; ``lr/<optimiser>/<group>`` for an optimiser
+    with several parameter groups), ``probe/<probe>/<split>`` (accuracy in percent) and the image
+    ``swap_grid``, both at the last iteration.
+
+    ``logged_rows``: the iterations already in losses.csv when the run resumes. The writer then
+    opens with ``purge_step`` = the next iteration, so that points an earlier attempt logged past
+    its last checkpoint (it was killed in between) are hidden and the resumed run's take their
+    place. (A run stopped during its evaluations, its training all logged, logs its probe
+    accuracies and swap grid again at the same step.)"""
+
+    def __init__(self, run_dir: Path, logged_rows: int = 0):
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR),
+                                    purge_step=logged_rows + 1 if logged_rows else None)
+
+    def losses(self, epoch: int, names: list[str], losses) -> None:
+        """One epoch's losses (iterations x terms, as handed to losses.csv)."""
+        first = (epoch - 1) * len(losses) + 1
+        for offset, row in enumerate(losses.tolist()):
+            for name, value in zip(names, row):
+                self.writer.add_scalar(f"loss/{name}", value, first + offset)
+        self.writer.flush()
+
+    def learning_rates(self, method, step: int) -> None:
+        """The learning rate of each of ``method``'s optimisers (each parameter group) now."""
+        for name, optimiser in method.optimisers.items():
+            groups = optimiser.param_groups
+            for index, group in enumerate(groups):
+                tag = f"lr/{name}" if len(groups) == 1 else f"lr/{name}/{index}"
+                self.writer.add_scalar(tag, float(group["lr"]), step)
+
+    def probes(self, rows, step: int) -> None:
+        """Probe accuracies: rows with ``probe``, ``split`` and ``accuracy`` (metrics.csv's)."""
+        for row in rows:
+            self.writer.add_scalar(f"probe/{row.probe}/{row.split}", float(row.accuracy), step)
+        self.writer.flush()
+
+    def image(self, tag: str, path: Path, step: int) -> None:
+        """The image file at ``path`` (a PNG the run drew)."""
+        import numpy as np
+        from PIL import Image
+        with Image.open(path) as picture:
+            pixels = np.asarray(picture.convert("RGB"))
+        self.writer.add_image(tag, pixels, step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class NoTensorBoard:
+    """What a run without ``--tensorboard`` logs to: nothing (and tensorboard is never imported)."""
+
+    def losses(self, epoch, names, losses) -> None:
+        pass
+
+    def learning_rates(self, method, step) -> None:
+        pass
+
+    def probes(self, rows, step) -> None:
+        pass
+
+    def image(self, tag, path, step) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def open_tensorboard(run_dir: Path, logged_rows: int, enabled: bool) -> TensorBoard | NoTensorBoard:
+    """A TensorBoard writer for the run when ``enabled``, else one that writes nothing."""
+    return TensorBoard(run_dir, logged_rows) if enabled else NoTensorBoard()
