@@ -325,7 +325,9 @@ def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
     each number's mean, spread and seed count, and each seed's own number. Without ``force``,
     refuse (UsageError naming the numbers) where a mean would be worse than in the baseline it
     replaces, or a number would be dropped."""
-    current = current_results(numbers)
+    # Compared as written: a mean of 10, 12, 10 is stored as 10.6667, and 10.666... must not
+    # count as worse than itself.
+    current = current_results(numbers).round({"mean": 4, "std": 4})
     if path.exists() and not force:
         old = read_baseline(path)
         judged = judge(old, current, pd.Series(np.zeros(len(old))))
@@ -345,7 +347,7 @@ def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
                          f"{' and with '.join(libraries)}; a baseline comes from one set")
     seeds = numbers.pivot_table(index=KEY, columns="seed", values="value", aggfunc="first")
     seeds.columns = [f"{SEED_PREFIX}{int(seed)}" for seed in seeds.columns]
-    table = current[list(BASELINE_COLUMNS)].round({"mean": 4, "std": 4})
+    table = current[list(BASELINE_COLUMNS)]
     table = table.merge(seeds.reset_index(), on=KEY, how="left").assign(
         **{COMPUTED_ON: machines[0], LIBRARIES: libraries[0] if libraries else ""})
     results.write_text_atomic(path, table.to_csv(index=False))

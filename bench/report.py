@@ -131,6 +131,8 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
             if name in PAPER_COLUMNS and not paper_row.empty:
                 reference = float(paper_row.iloc[0][PAPER_COLUMNS[name]])
                 cell += f" (paper {reference:.2f}, {row['mean'] - reference:+.2f})"
+            elif name in PAPER_COLUMNS and not paper.empty and key.method not in set(paper.method):
+                cell += " (no paper row)"  # a method the paper did not run: a new result
             cells.append(cell)
             if z_usage is not None and name == "z test":
                 cells += z_usage_cells(z_usage, key)

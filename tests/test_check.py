@@ -183,6 +183,19 @@ def test_update_with_better_numbers_needs_no_force(tmp_path, baseline, capsys):
                capsys)[0] == 0
 
 
+def test_the_same_runs_rewrite_their_baseline_without_force(tmp_path, capsys):
+    # Means that are not round at four decimals (s: (90 + 92 + 90) / 3 = 90.6667 as stored)
+    # are not "worse" than their own stored value.
+    directory = tmp_path / "results"
+    for seed, s in enumerate((90.0, 92.0, 90.0)):
+        fake_run(directory, f"ccvae-{seed}", seed, accuracies(z=15.0, s=s), preset="ci")
+    path = tmp_path / "mnist-ci.csv"
+    argv = ["check", "--results", str(directory), "--update-baseline", "--baseline", str(path)]
+    assert run(argv, capsys)[0] == 0
+    assert "90.6667" in path.read_text()
+    assert run(argv, capsys)[0] == 0
+
+
 def test_no_runs_or_no_baseline_are_usage_errors(tmp_path, capsys):
     assert run(["check", "--results", str(tmp_path / "empty")], capsys)[0] == 2
     directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})

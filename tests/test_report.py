@@ -61,6 +61,15 @@ def test_one_seed_has_no_spread_and_methods_follow_the_papers_order(tmp_path):
     assert text.index("| szabo") < text.index("| ccvae |")
 
 
+def test_a_method_the_paper_did_not_run_is_marked_and_listed_after_the_papers(tmp_path):
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
+    fake_run(tmp_path, "mlvae-a", 0, accuracies(z=18.0, s=95.0), method="mlvae")
+    text = render(tmp_path)
+    assert "| mlvae | 16 / 16 | 1 | 19.00 (no paper row) | 18.00 (no paper row) |" in text
+    assert "| ccvae | 16 / 16 | 1 | 21.00 (paper 17.72, +3.28) |" in text
+    assert text.index("| ccvae |") < text.index("| mlvae |")
+
+
 def test_no_deterministic_note_without_a_deterministic_method(tmp_path):
     fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
     assert "deterministic z" not in render(tmp_path)

@@ -1,0 +1,109 @@
+"""ML-VAE and GVAE against their specification (docs/methods.md, "ML-VAE", "GVAE"): the group
+posteriors by hand, the s KL once per group, gradients in every head."""
+import math
+
+import pytest
+import torch
+
+from methods import METHODS
+from methods.base import kl_to_standard_normal
+from methods.gvae import average_of_gaussians
+from methods.mlvae import product_of_gaussians
+
+GROUP_METHODS = ["mlvae", "gvae"]
+
+
+def as_members(*pairs):
+    """Tensors (members, 1 group, dims) from per-member lists."""
+    return torch.tensor(pairs, dtype=torch.float64)[:, None, :]
+
+
+def test_the_product_of_two_gaussians_by_hand():
+    # N(1, 1) x N(3, 1) = N(2, 1/2); N(0, 1) x N(4, 3): precision 1 + 1/3, mean 0.75 * 4/3 = 1.
+    mean = as_members([1.0, 0.0], [3.0, 4.0])
+    logvar = as_members([0.0, 0.0], [0.0, math.log(3.0)])
+    group_mean, group_logvar = product_of_gaussians(mean, logvar)
+    assert torch.allclose(group_mean, torch.tensor([[2.0, 1.0]], dtype=torch.float64))
+    assert torch.allclose(group_logvar.exp(), torch.tensor([[0.5, 0.75]], dtype=torch.float64))
+
+
+def test_the_product_stays_finite_for_tiny_variances():
+    # Variances e^-200 and e^-201 (their precisions overflow float32 and float64 alike):
+    # log variance -log(e^200 + e^201) = -201 - log(1 + e^-1); weights softmax(200, 201).
+    mean = torch.tensor([[[1.0]], [[2.0]]])
+    logvar = torch.tensor([[[-200.0]], [[-201.0]]])
+    group_mean, group_logvar = product_of_gaussians(mean, logvar)
+    weight = 1 / (1 + math.e)
+    assert group_logvar.item() == pytest.approx(-201 - math.log1p(math.exp(-1)), abs=1e-4)
+    assert group_mean.item() == pytest.approx(weight * 1 + (1 - weight) * 2, abs=1e-5)
+
+
+def test_the_average_of_two_gaussians_by_hand():
+    mean = as_members([1.0, -2.0], [3.0, 2.0])
+    logvar = as_members([0.0, math.log(0.5)], [math.log(3.0), math.log(1.5)])
+    group_mean, group_logvar = average_of_gaussians(mean, logvar)
+    assert torch.allclose(group_mean, torch.tensor([[2.0, 0.0]], dtype=torch.float64))
+    assert torch.allclose(group_logvar.exp(), torch.tensor([[2.0, 1.0]], dtype=torch.float64))
+
+
+def test_the_average_does_not_sharpen_and_the_product_does():
+    mean, logvar = torch.zeros(2, 1, 3), torch.zeros(2, 1, 3)
+    assert torch.allclose(average_of_gaussians(mean, logvar)[1], torch.zeros(1, 3))
+    assert torch.allclose(product_of_gaussians(mean, logvar)[1], torch.full((1, 3), -math.log(2)))
+
+
+def build(name, image_shape=(1, 28, 28), **settings):
+    cls = METHODS[name]
+    return cls(cls.config_class(**settings), image_shape, torch.device("cpu"), seed=0)
+
+
+@pytest.mark.parametrize("name", GROUP_METHODS)
+def test_the_s_kl_counts_once_per_group(name, small_mnist):
+    method = build(name)
+    x1, x2 = small_mnist.train_images[:8], small_mnist.train_images[8:16]
+    terms = method.objective(x1, x2)
+    _, _, s_mean, s_logvar = method.posteriors(torch.cat([x1, x2]))
+    group = method.group_posterior(s_mean.view(2, 8, -1), s_logvar.view(2, 8, -1))
+    once = kl_to_standard_normal(*group) / 8
+    per_member = kl_to_standard_normal(s_mean, s_logvar) / 8
+    assert torch.allclose(terms["kl_s"], once)
+    assert not torch.allclose(terms["kl_s"], per_member)
+    assert torch.allclose(terms["total"], terms["reconstruction"] + terms["kl_z"] + terms["kl_s"])
+
+
+@pytest.mark.parametrize("name", GROUP_METHODS)
+@pytest.mark.parametrize("image_shape", [(1, 28, 28), (3, 64, 64)])
+def test_gradients_reach_every_head_of_every_network(name, image_shape):
+    method = build(name, image_shape)
+    generator = torch.Generator().manual_seed(0)
+    x1, x2 = (torch.rand(4, *image_shape, generator=generator) for _ in range(2))
+    method.objective(x1, x2)["total"].backward()
+    for network, module in method.networks.items():
+        for parameter_name, parameter in module.named_parameters():
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, \
+                f"{name}: no gradient in {network}.{parameter_name}"
+
+
+@pytest.mark.parametrize("name", GROUP_METHODS)
+def test_a_probe_sees_each_images_own_s_mean_never_a_group(name, small_mnist):
+    method = build(name)
+    x = small_mnist.test_images[:6]
+    alone = method.encode(x[:1]).s
+    together = method.encode(x).s[:1]
+    assert torch.allclose(alone, together, atol=1e-6)
+    assert torch.allclose(alone, method.posteriors(x[:1])[2])
+
+
+def test_one_s_sample_per_group_or_per_member(small_mnist):
+    x1, x2 = small_mnist.train_images[:4], small_mnist.train_images[4:8]
+    seen = {}
+    for sample in ("group", "member"):
+        method = build("mlvae", s_sample=sample)
+        decoded = []
+        method.decode = lambda z, s: decoded.append(s) or torch.zeros(len(z), 1, 28, 28)
+        method.objective(x1, x2)
+        first, second = decoded[0].chunk(2)
+        seen[sample] = torch.equal(first, second)
+    assert seen == {"group": True, "member": False}
+    with pytest.raises(ValueError, match="s_sample"):
+        build("mlvae", s_sample="image")
