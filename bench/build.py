@@ -8,7 +8,7 @@ import torch
 from bench.config import RunConfig
 from datasets import ImageSet
 from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
-from methods import METHODS, Method
+from methods import METHODS, Method, PairGraph
 
 
 def derive_seed(seed: int, stream: str) -> int:
@@ -24,12 +24,13 @@ def build(config: RunConfig, data: ImageSet, device: torch.device) -> tuple[Meth
         return g
 
     batch_size = config.method_config.batch_size
-    method = METHODS[config.method](config.method_config, data.image_shape, device,
-                                    derive_seed(config.seed, "method"))
-    feed = PairedTrainingData(data.train_images,
-                              PairSampler(data.train_labels, batch_size, generator("pairs")),
+    pairs = PairSampler(data.train_labels, batch_size, generator("pairs"))
+    feed = PairedTrainingData(data.train_images, pairs,
                               BatchSampler(len(data.train_images), batch_size, generator("batches"),
                                            device))
+    method = METHODS[config.method](config.method_config, data.image_shape, device,
+                                    derive_seed(config.seed, "method"),
+                                    pair_graph=PairGraph(len(data.train_images), *pairs.graph()))
     return method, feed
 
 

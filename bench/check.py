@@ -153,6 +153,16 @@ def against_baseline(numbers: pd.DataFrame, baseline: pd.DataFrame, tolerance: T
     return verdicts(table).sort_values([*KEY, "seed"], na_position="first").reset_index(drop=True)
 
 
+def unjudged(numbers: pd.DataFrame, baseline: pd.DataFrame) -> list[str]:
+    """"method z/s" of each experiment of the baseline's dataset and preset whose numbers the
+    baseline has no row for: they are not judged (a method added since the baseline was written)."""
+    own = numbers.merge(baseline[["dataset", "preset"]].drop_duplicates(), on=["dataset", "preset"])
+    keys = own[KEY].drop_duplicates().merge(baseline[KEY].drop_duplicates(), on=KEY, how="left",
+                                            indicator=True)
+    missing = keys[keys["_merge"] == "left_only"]
+    return sorted({f"{r.method} {r.z_dim}/{r.s_dim}" for r in missing.itertuples()})
+
+
 def paper_reference(paper: pd.DataFrame, datasets: set[str]) -> pd.DataFrame:
     """The paper's table in long format (KEY + mean) for ``datasets``, preset "paper"."""
     rows = [dict(method=r.method, dataset=r.dataset, preset="paper", z_dim=r.z_dim, s_dim=r.s_dim,

@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 
 from bench import results
-from bench.build import derive_seed
+from bench.build import build, run_data
 from bench.config import RunConfig
 from bench.errors import UsageError, first_line
 from bench.records import RunRecord, load_run
 from bench.train import Progress
 from datasets import ImageSet
-from methods import METHODS, Method
+from methods import Method
 
 
 class CorruptRun(Exception):
@@ -104,8 +104,8 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
 def load_method(path: Path | str, device: torch.device | str = "cpu",
                 data: ImageSet | None = None) -> Method:
     """The trained method of the complete run folder ``path``, on ``device``, in the state its
-    evaluations saw. ``data`` (the run's dataset, loaded) is only needed for the image shape;
-    without it the dataset is loaded from its default place."""
+    evaluations saw. ``data`` (the run's dataset, loaded) gives the image shape and the training
+    pairs; without it the dataset is loaded from its default place."""
     record = path if isinstance(path, RunRecord) else load_run(path)
     if not record.complete:
         raise UsageError(f"{record.dir} is not a complete run (state: {record.state})")
@@ -118,7 +118,6 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
         state = load_checkpoint(checkpoint, config)
     except CorruptRun as error:
         raise UsageError(str(error)) from None
-    method = METHODS[config.method](config.method_config, data.image_shape, torch.device(device),
-                                    derive_seed(config.seed, "method"))
+    method, _ = build(config, run_data(config, data), torch.device(device))
     method.load_state_dict(state["method"])
     return method

@@ -193,6 +193,9 @@ def command_run(args) -> int:
                for method in methods for sizes in sizes_list for seed in args.seeds]
     if args.jobs < 1:
         raise UsageError(f"--jobs must be positive, got {args.jobs}")
+    if args.together and (args.jobs > 1 or args.executor == "slurm"):
+        raise UsageError("--together trains the runs in this process: not with --jobs or "
+                         "--executor slurm")
     slurm_flags = {"partition": args.partition, "time_minutes": args.time_minutes,
                    "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
                    "mem_gb": args.mem_gb, "sbatch": settings_overrides(args.sbatch)}
@@ -235,6 +238,9 @@ def command_run(args) -> int:
                   f"{args.results} shows each run's state")
             return 0
         return slurm.wait(requests, args.results)
+    together = args.together if args.together is not None else device.type == "cuda"
+    if together and len(configs) > 1:
+        return run_together_in_process(configs, data, args, device)
     return run_in_process(configs, data, args, device)
 
 
@@ -258,6 +264,27 @@ def run_in_process(configs, data, args, device) -> int:
                 return 128 + interruption.signal_number
             if outcome == "busy":
                 busy.append(config.run_id)
+    return summarise(configs, failures, busy)
+
+
+def run_together_in_process(configs, data, args, device) -> int:
+    """The runs trained together, in turn, in this process (bench/together.py)."""
+    from bench.together import run_together
+    from bench.train import StopOnSignal
+
+    print(f"bench: training {len(configs)} runs together on {device}")
+    with StopOnSignal() as stop:
+        outcomes = run_together(configs, data, args.results, device, stop, restart=args.restart,
+                                cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard)
+    if outcomes.interrupted is not None:
+        print(f"bench: interrupted ({outcomes.interrupted}): every unfinished run checkpointed; "
+              "rerun the same command to resume", file=sys.stderr)
+        return 128 + outcomes.interrupted.signal_number
+    return summarise(configs, outcomes.failures, outcomes.busy)
+
+
+def summarise(configs, failures: list[str], busy: list[str]) -> int:
+    """The closing lines of a local command, and its exit code."""
     if busy:
         print(f"bench: {len(busy)} run(s) left to the other process(es) working on them: "
               f"{', '.join(busy)}", file=sys.stderr)
@@ -359,6 +386,9 @@ def command_check(args) -> int:
                     print(f"note: runs computed on {'; '.join(elsewhere)}, the baseline's seed "
                           f"numbers on {'; '.join(sorted(check.seeds_computed_on(baseline)))}: "
                           "they are judged by the spread rule")
+            for experiment in check.unjudged(numbers, baseline):
+                print(f"note: {experiment} has numbers {path.name} has no row for: not judged "
+                      "(add them with --update-baseline)")
             tables.append((f"baseline {path.name}", check.against_baseline(numbers, baseline, tolerance)))
 
     failing = 0
@@ -408,7 +438,7 @@ def command_evaluate(args) -> int:
 
 
 def command_speed(args) -> int:
-    from bench.speed import measure_speed, measure_tsne
+    from bench.speed import measure_speed, measure_together, measure_tsne
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
@@ -423,6 +453,14 @@ def command_speed(args) -> int:
         if args.tsne < 100:
             raise UsageError("--tsne needs at least 100 points")
         measure_tsne(data, device, args.tsne)
+        return 0
+    if args.together is not None:
+        if args.together < 2:
+            raise UsageError(f"--together needs at least 2 runs, got {args.together}")
+        if args.compare:
+            raise UsageError("--together and --compare time different things: give one")
+        measure_together(methods, data, device, args.together, iterations=args.iterations,
+                         warmup=args.warmup, cuda_graphs=args.cuda_graphs)
         return 0
     measure_speed(methods, data, device, iterations=args.iterations, warmup=args.warmup,
                   compare=args.compare, cuda_graphs=args.cuda_graphs)
@@ -479,6 +517,11 @@ def parser() -> Parser:
                      help="also write each run's curves for TensorBoard into its folder's "
                           "tensorboard/ (loss terms, learning rates, probe accuracies, swap grid; "
                           "needs the tensorboard package)")
+    run.add_argument("--together", action=argparse.BooleanOptionalAction, default=None,
+                     help="train the command's runs together in this process, one iteration of "
+                          "each in turn (on CUDA each on its own stream, so their kernels "
+                          "overlap); default: on with a CUDA device, off elsewhere (README, "
+                          "\"Runs trained together\")")
     run.add_argument("--jobs", type=int, default=1,
                      help="runs at once: local, N child processes sharing the machine (each with "
                           "cores/N threads); slurm, at most N jobs of the array at once")
@@ -558,6 +601,9 @@ def parser() -> Parser:
     speed.add_argument("--warmup", type=int, default=5, help="untimed iterations first (default 5)")
     speed.add_argument("--compare", action="store_true",
                        help="also time a straightforward implementation of each method, side by side")
+    speed.add_argument("--together", type=int, metavar="K",
+                       help="aggregate iterations per second of K runs of each method trained "
+                            "together (as bench run --together) against K runs one by one")
     speed.add_argument("--tsne", type=int, metavar="POINTS",
                        help="time the t-SNE of POINTS test images' z instead (e.g. 10000)")
     add_common(speed)

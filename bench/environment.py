@@ -67,7 +67,7 @@ def tf32_allowed() -> bool:
     return torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32
 
 
-def environment(device: torch.device, cuda_graphs: bool = False) -> dict:
+def environment(device: torch.device, cuda_graphs: bool = False, together: bool = False) -> dict:
     return {"python": platform.python_version(),
             "platform": platform.platform(),
             "libraries": {name: _version(name) for name in LIBRARIES},
@@ -78,4 +78,5 @@ def environment(device: torch.device, cuda_graphs: bool = False) -> dict:
             # CUDA only: whether TF32 rounding was allowed, and iterations replayed as CUDA graphs
             "tf32": tf32_allowed() if device.type == "cuda" else None,
             "cuda_graphs": cuda_graphs,
+            "together": together,  # trained in turn with the other runs of its command
             "command": " ".join(sys.argv)}

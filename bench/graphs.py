@@ -5,11 +5,12 @@ an iteration is the host's time to launch them. A CUDA graph records one iterati
 (every phase, every optimiser step) once and then launches them all with one call.
 
 A graph replays fixed memory, but a method's ``train_step`` draws new inputs every iteration from
-``data.pair()``, ``data.batch()`` and ``method.normal()``. ``GraphedStep`` records, on ordinary
+``data.pair()``, ``data.indexed_pair()``, ``data.batch()`` and ``method.normal()``. ``GraphedStep`` records, on ordinary
 (eager) steps, the sequence of draws one step makes. Before each replay it draws that same sequence
 from the same samplers and generator into fixed buffers, outside the graph, so every random stream
 advances exactly as in eager training; inside the graph the method reads the buffers. So a graphed
-run computes the eager run's function on the eager run's random numbers.
+run computes the eager run's function on the eager run's random numbers. A method whose step
+changes between epochs says so through ``method.phase``: a new phase is recorded and captured anew.
 
 The same class without a graph (``capture=False``) runs every step eagerly through the fixed
 buffers: that path, which is all of the mechanism but the capture itself, is what the CPU tests
@@ -28,7 +29,7 @@ EAGER_STEPS = 3  # before the capture, on a side stream: allocators, cuDNN and o
 
 
 class Draw(NamedTuple):
-    kind: str  # "pair", "batch" or "normal"
+    kind: str  # "pair", "indexed_pair", "batch" or "normal"
     shape: tuple[int, ...]  # of the batch (both halves of a pair have it) or of the noise
 
 
@@ -42,6 +43,11 @@ class RecordingSource:
         x1, x2 = self.data.pair()
         self.draws.append(Draw("pair", tuple(x1.shape)))
         return x1, x2
+
+    def indexed_pair(self):
+        i1, i2, x1, x2 = self.data.indexed_pair()
+        self.draws.append(Draw("indexed_pair", tuple(x1.shape)))
+        return i1, i2, x1, x2
 
     def batch(self):
         x = self.data.batch()
@@ -59,14 +65,23 @@ class FixedSource:
 
     def __init__(self, draws: list[Draw], data: TrainingData, normal, like: torch.Tensor):
         self.draws, self.data, self.real_normal = draws, data, normal
-        self.buffers = [torch.empty((2, *d.shape) if d.kind == "pair" else d.shape,
+        self.buffers = [torch.empty((2, *d.shape) if d.kind in ("pair", "indexed_pair") else d.shape,
                                     dtype=like.dtype, device=like.device) for d in draws]
+        # The indices of each indexed pair, (2, batch), beside its images.
+        self.indices = [torch.empty((2, d.shape[0]), dtype=torch.long, device=like.device)
+                        if d.kind == "indexed_pair" else None for d in draws]
         self.cursor = 0
 
     def fill(self) -> None:
-        for draw, buffer in zip(self.draws, self.buffers):
+        for draw, buffer, indices in zip(self.draws, self.buffers, self.indices):
             if draw.kind == "pair":
                 x1, x2 = self.data.pair()
+                buffer[0].copy_(x1)
+                buffer[1].copy_(x2)
+            elif draw.kind == "indexed_pair":
+                i1, i2, x1, x2 = self.data.indexed_pair()
+                indices[0].copy_(i1)
+                indices[1].copy_(i2)
                 buffer[0].copy_(x1)
                 buffer[1].copy_(x2)
             elif draw.kind == "batch":
@@ -88,6 +103,11 @@ class FixedSource:
         both = self._next("pair")
         return both[0], both[1]
 
+    def indexed_pair(self):
+        both = self._next("indexed_pair")
+        indices = self.indices[self.cursor - 1]
+        return indices[0], indices[1], both[0], both[1]
+
     def batch(self):
         return self._next("batch")
 
@@ -104,12 +124,17 @@ class GraphedStep:
         if capture and method.device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         self.method, self.data, self.capture = method, data, capture
+        self.stream = torch.cuda.Stream(method.device) if capture else None
+        self._start_phase()
+
+    def _start_phase(self) -> None:
+        """Forget the recorded draws and the graph: the next steps record and capture anew."""
+        self.phase = self.method.phase
         self.draws: list[Draw] | None = None
         self.eager_steps = 0
         self.source: FixedSource | None = None
         self.graph = None
         self.outputs: dict[str, torch.Tensor] | None = None
-        self.stream = torch.cuda.Stream(method.device) if capture else None
 
     def _with_source(self, source) -> dict[str, torch.Tensor]:
         """The method's step with its data and noise from ``source``."""
@@ -137,6 +162,8 @@ class GraphedStep:
         return losses
 
     def __call__(self) -> dict[str, torch.Tensor]:
+        if self.method.phase != self.phase:
+            self._start_phase()
         if self.eager_steps < EAGER_STEPS:
             return self._eager()
         if self.source is None:

@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Generator
 from pathlib import Path
 
 RUN_LOG = "run.log"
@@ -38,17 +39,45 @@ class ConsoleLog:
             self._file = open(self.path, "a", encoding="utf-8", errors="replace")
         except OSError:
             self._file = None
-        self._saved = sys.stdout, sys.stderr
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
         self._append(f"== {stamp} bench run (pid {os.getpid()} on {socket.gethostname()})\n")
-        sys.stdout, sys.stderr = _Tee(sys.stdout, self, "out"), _Tee(sys.stderr, self, "err")
+        self.attach()
         return self
 
+    def attach(self) -> None:
+        """Start copying this process's output to the log (it is attached while active)."""
+        if self._saved is None:
+            self._saved = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = _Tee(sys.stdout, self, "out"), _Tee(sys.stderr, self, "err")
+
+    def detach(self) -> None:
+        """Stop copying output to the log, until ``attach`` (another run's turn)."""
+        if self._saved is not None:
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, _Tee):
+                    stream.flush()
+            sys.stdout, sys.stderr = self._saved
+            self._saved = None
+
+    def steps(self, steps: Generator):
+        """``yield from steps`` with the log attached while ``steps`` runs and detached whenever
+        it yields: runs advanced in turn in one process each log their own lines."""
+        try:
+            while True:
+                try:
+                    item = next(steps)
+                except StopIteration as finished:
+                    return finished.value
+                self.detach()
+                try:
+                    yield item
+                finally:
+                    self.attach()
+        finally:
+            steps.close()  # when this is closed early: its runs' own cleanup, now
+
     def __exit__(self, *exc) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            if isinstance(stream, _Tee):
-                stream.flush()
-        sys.stdout, sys.stderr = self._saved
+        self.detach()
         with self._lock:
             rest = "".join(_last_state(text) + "\n" for text in self._partial.values()
                            if _last_state(text).strip())

@@ -59,7 +59,8 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
                 datasets[config.dataset] = load_data(config.dataset)
             data = run_data(config, datasets[config.dataset])
             todo = [e for e in evaluations
-                    if e.applies(data) and (force or not is_current(e, record.dir))]
+                    if e.applies(data) and e.applies_to_method(config.method)
+                    and (force or not is_current(e, record.dir))]
             if not todo:
                 say(f"up to date {record.run_id}")
                 counts["up to date"] += 1

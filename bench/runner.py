@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 import traceback
+from collections.abc import Generator
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,7 @@ from bench.environment import environment, peak_memory_mb
 from bench.errors import RunFailed, first_line
 from bench.evaluations import Context, in_order, run_evaluations
 from bench.run_figures import write_figures
-from bench.train import Interrupted, Progress, StopOnSignal, train
+from bench.train import Interrupted, Progress, StopOnSignal, training_steps
 from datasets import ImageSet
 from methods import METHODS
 
@@ -59,6 +60,9 @@ class LossLog:
                    f"({time.perf_counter() - self.started:.0f} s)")
 
 
+TRAINED = "trained"  # what execute_steps yields once the run's training is done
+
+
 def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
             stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
             tensorboard: bool = False) -> str:
@@ -68,6 +72,20 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
 
     Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
     raises RunFailed (recorded in the run's folder) or Interrupted (after a checkpoint)."""
+    steps = execute_steps(config, data, results_dir, device, stop, restart, cuda_graphs, tensorboard)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as finished:
+            return finished.value
+
+
+def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
+                  stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
+                  tensorboard: bool = False, together: bool = False) -> Generator[str | None, None, str]:
+    """``execute`` one step at a time, for runs trained together (bench/together.py): yields None
+    after every training iteration and TRAINED once training is done (the evaluations follow),
+    and returns what ``execute`` returns. ``together``: no progress bars (they would interleave)."""
     run_dir = results.runs_dir(results_dir) / config.run_id
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
@@ -81,15 +99,15 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
         if results.is_complete(run_dir):  # --restart never discards a complete run
             tqdm.write(f"skip {label}: already complete in {run_dir}")
             return "skipped"
-        return _execute_locked(config, data, run_dir, device, stop, restart, label, cuda_graphs,
-                               tensorboard)
+        return (yield from _execute_locked(config, data, run_dir, device, stop, restart, label,
+                                           cuda_graphs, tensorboard, together))
     finally:
         lock.release()
 
 
 def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                     stop: StopOnSignal, restart: bool, label: str, cuda_graphs: bool,
-                    tensorboard: bool) -> str:
+                    tensorboard: bool, together: bool):
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
     checkpoint_path = run_dir / results.CHECKPOINT_FILE
@@ -107,8 +125,9 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
             "variational_z": METHODS[config.method].variational})
     with live.ConsoleLog(run_dir / live.RUN_LOG) as log:
         try:
-            return _execute_logged(config, data, run_dir, device, stop, resumed, label,
-                                   cuda_graphs, tensorboard, restart_hint)
+            return (yield from log.steps(_execute_logged(
+                config, data, run_dir, device, stop, resumed, label, cuda_graphs, tensorboard,
+                restart_hint, together)))
         except RunFailed as failure:
             log.note(f"failed {config.run_id}: {failure}")
             raise
@@ -119,7 +138,7 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
 
 def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                     stop: StopOnSignal, resumed: dict | None, label: str, cuda_graphs: bool,
-                    tensorboard: bool, restart_hint: str) -> str:
+                    tensorboard: bool, restart_hint: str, together: bool):
     if resumed is None:
         tqdm.write(f"run {label}")
     else:
@@ -127,10 +146,10 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: to
             (run_dir / leftover).unlink(missing_ok=True)
         p = resumed["progress"]
         tqdm.write(f"resume {label} from its checkpoint (epoch {p.epoch}, iteration {p.iteration})")
-    results.write_json_atomic(run_dir / results.ENV_FILE, environment(device, cuda_graphs))
+    results.write_json_atomic(run_dir / results.ENV_FILE, environment(device, cuda_graphs, together))
     try:
-        seconds = _train_and_evaluate(config, data, run_dir, device, stop, resumed, cuda_graphs,
-                                      tensorboard)
+        seconds = yield from _train_and_evaluate(config, data, run_dir, device, stop, resumed,
+                                                 cuda_graphs, tensorboard, together)
     except RunFailed as failure:
         _record_failure(run_dir, str(failure))
         raise
@@ -165,7 +184,7 @@ def _record_failure(run_dir: Path, reason: str) -> None:
 
 def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                         stop: StopOnSignal, resumed: dict | None, cuda_graphs: bool,
-                        tensorboard: bool):
+                        tensorboard: bool, together: bool):
     data = run_data(config, data)
     method, feed = build(config, data, device)
     progress = Progress()
@@ -177,7 +196,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
     def save(p: Progress) -> None:
         save_checkpoint(run_dir / results.CHECKPOINT_FILE, config, method, feed.state_dict(), p)
 
-    epochs, per_epoch = config.method_config.epochs, iterations_per_epoch(config, data)
+    epochs, per_epoch = config.method_config.training_epochs, iterations_per_epoch(config, data)
     loss_log = LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows)
     board = live.open_tensorboard(run_dir, progress.logged_rows, tensorboard)
 
@@ -193,10 +212,12 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
-        train(method, feed, epochs=epochs, iterations_per_epoch=per_epoch,
-              on_epoch_end=on_epoch_end, checkpoint=save, stop=stop, start=progress,
-              label=config.run_id, cuda_graphs=cuda_graphs)
+        yield from training_steps(method, feed, epochs=epochs, iterations_per_epoch=per_epoch,
+                                  on_epoch_end=on_epoch_end, checkpoint=save, stop=stop,
+                                  start=progress, label=config.run_id, cuda_graphs=cuda_graphs,
+                                  progress_bar=not together)
         train_seconds = time.perf_counter() - started
+        yield TRAINED
         stop.check()
         context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
                           evaluate.encode_all(method, data.test_images))

@@ -17,16 +17,34 @@ def synchronise(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_iterations(step, method, feed, iterations: int, warmup: int) -> float:
+def time_iterations(step, method, feed, iterations: int, warmup: int,
+                    device: torch.device | None = None) -> float:
     """Seconds per ``step(method, feed)`` after ``warmup`` untimed steps."""
+    device = device or method.device
     for _ in range(warmup):
         step(method, feed)
-    synchronise(method.device)
+    synchronise(device)
     started = time.perf_counter()
     for _ in range(iterations):
         step(method, feed)
-    synchronise(method.device)
+    synchronise(device)
     return (time.perf_counter() - started) / iterations
+
+
+def time_phases(step, method, feed, iterations: int, warmup: int,
+                epochs: int) -> list[tuple[float, int]]:
+    """(seconds per iteration, epochs) of each phase of a method's training, in order. A method
+    whose step changes between epochs (``Method.phase``: LORD's two stages) is timed in each
+    phase, reached by ending epochs as training would; others have one phase of ``epochs``."""
+    phases, done = [], 0
+    while done < epochs:
+        seconds = time_iterations(step, method, feed, iterations, warmup)
+        phase, started = method.phase, done
+        while done < epochs and method.phase == phase:
+            method.end_epoch()
+            done += 1
+        phases.append((seconds, done - started))
+    return phases
 
 
 def no_twin_line(name: str) -> str:
@@ -60,14 +78,19 @@ def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, i
         if cuda_graphs:
             graphed = GraphedStep(method, feed)
             step = lambda method, feed: graphed()  # noqa: E731
-        seconds = time_iterations(step, method, feed, iterations, warmup)
-        paper_minutes = seconds * iterations_per_epoch(config, data) * config.method_config.epochs / 60
+        epochs = config.method_config.training_epochs
+        phases = time_phases(step, method, feed, iterations, warmup, epochs)
+        seconds = sum(s * e for s, e in phases) / epochs  # per iteration, over the whole training
+        paper_minutes = seconds * iterations_per_epoch(config, data) * epochs / 60
         row = {"method": name, "cuda_graphs": cuda_graphs, "ms_per_iteration": 1000 * seconds,
                "images_per_second": config.method_config.batch_size / seconds,
                "paper_training_minutes": paper_minutes, "peak_memory_mb": peak_memory_mb(device)}
         line = (f"{name:<10} {row['ms_per_iteration']:>8.1f} {row['images_per_second']:>9.0f} "
                 f"{paper_minutes:>11.0f} min {row['peak_memory_mb']:>20.0f}")
-        note = None
+        notes = []
+        if len(phases) > 1:
+            notes.append(f"{name}: ms/iter is the mean over its training; by phase " + ", ".join(
+                f"{1000 * s:.1f} ms/iter for {e} epochs" for s, e in phases))
         if compare and name in STRAIGHTFORWARD:
             twin, twin_feed = build(config, data, device)
             plain = time_iterations(STRAIGHTFORWARD[name], twin, twin_feed, iterations, warmup)
@@ -75,13 +98,75 @@ def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, i
             line += f" {1000 * plain:>24.1f} {plain / seconds:>8.2f}x"
         elif compare:  # a twin is optional (docs/methods.md, "Straightforward twins")
             line += f" {'-':>24} {'-':>9}"
-            note = no_twin_line(name)
+            notes.append(no_twin_line(name))
         print(line)
-        if note:
+        for note in notes:
             print(note)
         rows.append(row)
     measure_probes(data, device, compare)
     return rows
+
+
+def measure_together(methods: list[str], data: ImageSet, device: torch.device, runs: int, *,
+                     iterations: int, warmup: int, cuda_graphs: bool = False) -> list[dict]:
+    """Per method, the aggregate training iterations per second of ``runs`` runs (seeds 0, 1, ...)
+    trained one by one and trained together as `bench run --together` trains them: in turn, one
+    iteration each, on CUDA each on its own stream (bench/together.py)."""
+    if cuda_graphs:
+        warmup = max(warmup, EAGER_STEPS + 1)
+    print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {runs} runs per method, {iterations} timed "
+          f"iterations of each after {warmup} warm-up; training step: "
+          f"{'CUDA graph replays' if cuda_graphs else 'eager'}")
+    memory = "peak MB" if device.type == "cuda" else "process peak RSS MB"
+    print(f"{'method':<10} {'one by one it/s':>16} {'together it/s':>14} {'speed-up':>9} "
+          f"{memory:>20}")
+    rows = []
+    for name in methods:
+        members = []
+        for seed in range(runs):
+            method, feed = build(resolve(name, data.name, "paper", seed=seed), data, device)
+            if cuda_graphs:
+                graphed = GraphedStep(method, feed)
+                step = lambda graphed=graphed: graphed()  # noqa: E731
+            else:
+                step = lambda method=method, feed=feed: method.train_step(feed)  # noqa: E731
+            stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+            members.append((step, stream))
+        one_by_one = sum(time_iterations(lambda _method, _feed, step=step: step(), None, None,
+                                         iterations, warmup, device)
+                         for step, _ in members) / runs  # seconds per iteration
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+        def in_turn(count: int) -> None:
+            for _ in range(count):
+                for step, stream in members:
+                    if stream is None:
+                        step()
+                    else:
+                        with torch.cuda.stream(stream):
+                            step()
+        in_turn(warmup)
+        synchronise_all(device)
+        started = time.perf_counter()
+        in_turn(iterations)
+        synchronise_all(device)
+        together = (time.perf_counter() - started) / (iterations * runs)
+        row = {"method": name, "runs": runs, "cuda_graphs": cuda_graphs,
+               "one_by_one_iterations_per_second": 1 / one_by_one,
+               "together_iterations_per_second": 1 / together, "speed_up": one_by_one / together,
+               "peak_memory_mb": peak_memory_mb(device)}
+        print(f"{name:<10} {row['one_by_one_iterations_per_second']:>16.1f} "
+              f"{row['together_iterations_per_second']:>14.1f} {row['speed_up']:>8.2f}x "
+              f"{row['peak_memory_mb']:>20.0f}")
+        rows.append(row)
+    return rows
+
+
+def synchronise_all(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # every stream of the device
 
 
 def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:

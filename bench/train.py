@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import signal
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -81,12 +81,20 @@ def check_finite(method: str, epoch: int, first_iteration: int, names: list[str]
                         f"at iteration {first_iteration + row} (epoch {epoch})")
 
 
-def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epoch: int,
-          on_epoch_end: EpochLog, checkpoint: Checkpoint, stop: StopOnSignal,
-          start: Progress | None = None, label: str = "", cuda_graphs: bool = False) -> None:
-    """Train from ``start`` to the end of ``epochs``, checkpointing after every epoch and, on a
-    signal, at the iteration boundary where it stops. With ``cuda_graphs``, iterations after the
-    first few are replays of one CUDA graph (bench/graphs.py)."""
+def train(method: Method, data: TrainingData, **options) -> None:
+    """``training_steps`` to the end."""
+    for _ in training_steps(method, data, **options):
+        pass
+
+
+def training_steps(method: Method, data: TrainingData, *, epochs: int, iterations_per_epoch: int,
+                   on_epoch_end: EpochLog, checkpoint: Checkpoint, stop: StopOnSignal,
+                   start: Progress | None = None, label: str = "", cuda_graphs: bool = False,
+                   progress_bar: bool = True) -> Iterator[None]:
+    """Train from ``start`` to the end of ``epochs``, yielding after every iteration (runs trained
+    together advance in turn), checkpointing after every epoch and, on a signal, at the iteration
+    boundary where it stops. With ``cuda_graphs``, iterations after the first few are replays of
+    one CUDA graph (bench/graphs.py)."""
     step = GraphedStep(method, data) if cuda_graphs else functools.partial(method.train_step, data)
     progress = start or Progress()
     names = list(progress.names)
@@ -97,7 +105,7 @@ def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epo
             log = torch.empty(iterations_per_epoch, len(names), device=method.device)
             log[:first] = progress.partial.to(method.device)
         bar = tqdm(range(first, iterations_per_epoch), desc=f"{label} epoch {epoch}/{epochs}",
-                   leave=False, disable=None)
+                   leave=False, disable=None if progress_bar else True)
         for iteration in bar:
             if stop.requested is not None:
                 partial = None if log is None else log[:iteration].cpu()
@@ -109,6 +117,7 @@ def train(method: Method, data: TrainingData, *, epochs: int, iterations_per_epo
                 names = list(losses)
                 log = torch.empty(iterations_per_epoch, len(names), device=method.device)
             log[iteration] = torch.stack([losses[name] for name in names])
+            yield
         log = log.cpu()
         check_finite(method.name, epoch, (epoch - 1) * iterations_per_epoch + 1, names, log)
         method.end_epoch()

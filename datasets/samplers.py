@@ -59,6 +59,13 @@ class PairSampler:
         self.position += 1
         return self.anchors[window], self.partners[window]
 
+    def graph(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Edges (first, second) between images this sampler may pair: each image to the next of
+        its class, a path through every class, whose connected components are the classes."""
+        first, second = self.by_class[:-1], self.by_class[1:]
+        same = self.labels[first] == self.labels[second]
+        return first[same], second[same]
+
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "epoch": self.epoch,
                 "position": self.position, "anchors": self.anchors, "partners": self.partners}
@@ -95,6 +102,10 @@ class PairedTrainingData:
     def pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         anchors, partners = self.pairs.next()
         return self.images[anchors], self.images[partners]
+
+    def indexed_pair(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        anchors, partners = self.pairs.next()
+        return anchors, partners, self.images[anchors], self.images[partners]
 
     def batch(self) -> torch.Tensor:
         return self.images[self.batches.next()]

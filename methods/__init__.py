@@ -3,11 +3,11 @@
 import importlib
 import pkgutil
 
-from methods.base import METHODS, Encoding, Method, MethodConfig, TrainingData, register
+from methods.base import METHODS, Encoding, Method, MethodConfig, PairGraph, TrainingData, register
 
 _INFRASTRUCTURE = {"base", "nets", "adversarial", "straightforward"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["METHODS", "Encoding", "Method", "MethodConfig", "TrainingData", "register"]
+__all__ = ["METHODS", "Encoding", "Method", "MethodConfig", "PairGraph", "TrainingData", "register"]

@@ -10,6 +10,7 @@ import abc
 import dataclasses
 from typing import ClassVar, NamedTuple, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -27,6 +28,34 @@ class TrainingData(Protocol):
     def batch(self) -> torch.Tensor:
         """A batch drawn i.i.d. from the training set."""
 
+    def indexed_pair(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(i1, i2, x1, x2): the next batch of same-class pairs, drawn as ``pair()`` draws it,
+        with the training-set indices of its images (for methods that keep a code per image)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PairGraph:
+    """What the pairs say about the training set as a whole: image ``first[k]`` and image
+    ``second[k]`` share s (any edges whose connected components are the groups of images the
+    pair sampler pairs within). No labels: a method that needs groups (LORD's one s embedding
+    per class) counts them from the edges."""
+    size: int  # images in the training set
+    first: torch.Tensor
+    second: torch.Tensor
+
+    def components(self) -> torch.Tensor:
+        """The group of each image: its connected component, numbered 0, 1, ... in the order of
+        each group's lowest image index."""
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+        first, second = self.first.cpu().numpy(), self.second.cpu().numpy()
+        adjacency = coo_matrix((np.ones(len(first)), (first, second)), shape=(self.size, self.size))
+        _, component = connected_components(adjacency, directed=False)
+        # Renumber by first appearance, so that the numbering does not depend on scipy's.
+        _, first_seen, inverse = np.unique(component, return_index=True, return_inverse=True)
+        order = np.argsort(np.argsort(first_seen))
+        return torch.from_numpy(order[inverse]).long()
+
 
 @dataclasses.dataclass(frozen=True)
 class MethodConfig:
@@ -36,6 +65,11 @@ class MethodConfig:
     batch_size: int = 64
     epochs: int = 100
 
+    @property
+    def training_epochs(self) -> int:
+        """Epochs the runner trains in all (a method with stages may train ``epochs`` per stage)."""
+        return self.epochs
+
 
 class Method(abc.ABC):
     name: ClassVar[str]
@@ -43,9 +77,10 @@ class Method(abc.ABC):
     variational: ClassVar[bool] = True
 
     def __init__(self, config: MethodConfig, image_shape: tuple[int, ...], device: torch.device,
-                 seed: int):
+                 seed: int, pair_graph: PairGraph | None = None):
         self.config = config
         self.device = torch.device(device)
+        self.pair_graph = pair_graph  # the training set's pairs, for methods that need them whole
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         # Initialise the networks from the seed without touching the global RNG.
@@ -79,6 +114,11 @@ class Method(abc.ABC):
     def train_step(self, data: TrainingData) -> dict[str, torch.Tensor]:
         """One optimiser iteration (all phases); returns the named loss terms, detached."""
 
+    def training_codes(self) -> torch.Tensor | None:
+        """The z code of every training image, when the method learns them directly rather than
+        through an encoder (LORD's stage 1); None otherwise."""
+        return None
+
     def transfer(self, z_source: torch.Tensor, s_source: torch.Tensor) -> torch.Tensor:
         """Dec(posterior mean of z of ``z_source``, s of ``s_source``): the swap of the paper's
         figures. Both go through the encoder as one batch (its layers act per instance)."""
@@ -102,6 +142,12 @@ class Method(abc.ABC):
                     if "step" in state:
                         state["step"] = state["step"].to(self.device if on_cuda else "cpu",
                                                          torch.float32)
+
+    @property
+    def phase(self) -> int:
+        """Which ``train_step`` the method takes now: a method whose step changes between epochs
+        (LORD's two stages) numbers them, so that a CUDA graph is captured per phase."""
+        return 0
 
     def end_epoch(self) -> None:
         for scheduler in self.schedulers.values():

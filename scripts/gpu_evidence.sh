@@ -1,56 +1,99 @@
 #!/usr/bin/env bash
-# What only a GPU can show, in one prepared run (README, "On a GPU"), written under $OUT:
+# What only a GPU can show, in one prepared run of at most BUDGET seconds (default 540: nine
+# minutes, for a 15-minute lease with its start-up), on one H100/H200 (README, "On a GPU"):
 #   1. the machine (nvidia-smi, library versions);
-#   2. the CUDA-only tests: CUDA graph replays against eager steps, every method;
-#   3. bench speed --compare, eager, with CUDA graphs, and with CUDA graphs and TF32;
-#   4. the paper's MNIST protocol (scripts/reproduce_mnist.sh: six runs at once) until BUDGET
-#      seconds have passed since the start, then the report of what finished. Resumable: the same
-#      command with the same OUT/results finishes the rest.
-#   OUT=/some/dir scripts/gpu_evidence.sh [BUDGET_SECONDS]     (default 480)
-# Carried wheels (the lent machines have no openTSNE): put them in .whl/ (see the README).
-# RUN_FLAGS are the protocol's GPU options (default --cuda-graphs, if the CUDA graph tests passed).
+#   2. the CUDA-only tests: graph replays against eager steps, for every method alone and for
+#      runs trained together, each on its own stream;
+#   3. bench speed with CUDA graphs, and bench speed --together 6 (six runs of each method trained
+#      together against six one by one);
+#   4. the paper's MNIST protocol for seed 0 (ccvae, mathieu, szabo at 16/16 and 64/64, trained
+#      together with CUDA graphs, probes, figures), the report and the check against the paper;
+#      with time left, seeds 1-4 of the same grid. Stopped at the budget, every run checkpoints:
+#      the same command (same WORK) resumes it.
+# Under $OUT it writes at most 8 files, each under 16 MiB: summary.txt (every step, its time and
+# result), check_paper.txt, speed_together.txt, report.md, and results.tar.xz.part0 to part3 (the
+# results folder without checkpoints, with the logs of every step, in 15 MiB parts). It never needs the internet; the lent
+# machines lack openTSNE, so put its wheel in .whl/ first (README, "On a GPU").
+#   OUT=/some/dir scripts/gpu_evidence.sh [BUDGET_SECONDS]
+# WORK (default /tmp/gpu_evidence) holds the results and checkpoints between reruns; DEVICE=cpu
+# tries the script without a GPU (with PRESET=smoke, in a minute or two).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:?set OUT to the folder that receives the results}
-budget=${1:-480}
+budget=${1:-540}
 started=$(date +%s)
 python=${PYTHON:-python3}
-device=${DEVICE:-cuda}  # DEVICE=cpu only to try the script without a GPU
-mkdir -p "$out"
-log() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$out/steps.txt"; }
+device=${DEVICE:-cuda}
+preset=${PRESET:-paper}
+work=${WORK:-/tmp/gpu_evidence}
+results=$work/results
+mkdir -p "$out" "$work"
+log() { echo "[$(( $(date +%s) - started )) s] $*" | tee -a "$out/summary.txt"; }
+left() { echo $(( budget - ($(date +%s) - started) )); }
+graphs=--cuda-graphs
+[ "$device" = cpu ] && graphs=""
 
 if compgen -G ".whl/*.whl" > /dev/null; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
-log "machine"
-{ nvidia-smi; "$python" -c 'import torch, sys; print(sys.version); print("torch", torch.__version__,
-  torch.cuda.get_device_name(0))'; "$python" -m pip list 2>/dev/null; } > "$out/machine.txt" 2>&1
+log "machine: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo none)"
+{ nvidia-smi; "$python" -c 'import torch, sys; print(sys.version); print("torch", torch.__version__)'
+  "$python" -m pip list 2>/dev/null; } > "$work/machine.txt" 2>&1
+
 log "CUDA-only tests"
-"$python" -m pytest -q -p no:cacheprovider tests/test_fast_path.py -k cuda > "$out/cuda_tests.txt" 2>&1
-log "tests: $(tail -1 "$out/cuda_tests.txt")"
-# The protocol uses CUDA graphs only when the graph tests passed on this machine.
-default_flags=--cuda-graphs
-if ! tail -1 "$out/cuda_tests.txt" | grep -q passed || tail -1 "$out/cuda_tests.txt" | grep -qE "failed|skipped|error"; then
-  default_flags=""
-fi
-for flags in "" "--cuda-graphs" "--cuda-graphs --tf32"; do
-  name=speed${flags// /}
-  log "bench speed --compare $flags"
-  # shellcheck disable=SC2086 # the flags are words
-  "$python" -m bench speed --methods all --device "$device" --iterations 200 --warmup 10 --compare \
-    $flags > "$out/${name//--/_}.txt" 2>&1
+"$python" -m pytest -q -p no:cacheprovider tests/test_fast_path.py tests/test_together.py -k "cuda or graphed" \
+  > "$work/cuda_tests.txt" 2>&1
+log "tests: $(tail -1 "$work/cuda_tests.txt")"
+
+log "bench speed $graphs"
+# shellcheck disable=SC2086 # $graphs is one word or none
+"$python" -m bench speed --methods all --device "$device" --iterations 100 --warmup 10 $graphs \
+  > "$work/speed.txt" 2>&1
+log "bench speed --together 6 $graphs"
+# shellcheck disable=SC2086
+"$python" -m bench speed --methods all --device "$device" --together 6 --iterations 50 --warmup 10 \
+  $graphs > "$work/speed_together.txt" 2>&1
+grep -E "^(method|ccvae|mathieu|szabo|mlvae|gvae|lord) " "$work/speed_together.txt" | tee -a "$out/summary.txt"
+
+for seeds in 0 1,2,3,4; do
+  remaining=$(( $(left) - 75 ))  # kept for the report, the check and the tarball
+  if [ "$remaining" -lt 30 ]; then
+    log "no time left for seeds $seeds"
+    break
+  fi
+  log "paper protocol, seeds $seeds, for at most $remaining s"
+  # shellcheck disable=SC2086
+  timeout --signal=INT --kill-after=30 "$remaining" "$python" -m bench run \
+    --methods ccvae,mathieu,szabo --dataset mnist --preset "$preset" --paper-sizes --seeds "$seeds" \
+    --device "$device" --together $graphs --results "$results" >> "$work/protocol.txt" 2>&1
+  code=$?
+  log "seeds $seeds: exit $code (0: done; 124 or 130: stopped at the budget, every run checkpointed)"
+  [ "$code" = 0 ] || break
 done
-remaining=$(( budget - ($(date +%s) - started) ))
-if [ "$remaining" -gt 60 ]; then
-  log "paper protocol for up to $remaining s (flags: ${RUN_FLAGS-$default_flags})"
-  SPEED=0 JOBS=${JOBS:-6} GPU_FLAGS=${RUN_FLAGS-$default_flags} PYTHON=$python \
-    timeout --signal=INT --kill-after=60 "$remaining" scripts/reproduce_mnist.sh "$out/results" \
-    "$device" > "$out/protocol.txt" 2>&1
-  log "protocol exit $? (124 or 130: stopped at the budget, each run checkpointed)"
-else
-  log "no time left for the protocol ($remaining s)"
+
+"$python" -m bench report --results "$results" >> "$work/protocol.txt" 2>&1
+"$python" -m bench check --against paper --results "$results" > "$work/check_paper.txt" 2>&1
+log "check against the paper: $(tail -1 "$work/check_paper.txt")"
+"$python" -m bench status --results "$results" > "$work/status.txt" 2>&1
+log "runs: $(tail -1 "$work/status.txt")"
+cp "$work/check_paper.txt" "$work/speed_together.txt" "$out/"
+[ -f "$results/report.md" ] && cp "$results/report.md" "$out/"
+log "end; packing"
+# At most 4 parts of 15 MiB (with the 4 files above, 8 files come back). report.html is left out
+# (bench report rebuilds it from the tarball); if the parts would still be too many, so are the
+# per-iteration losses.csv files (the curves.png of each run stay).
+pack() {
+  rm -f "$out"/results.tar.xz*
+  tar -cJf "$work/results.tar.xz" -C "$work" --exclude=checkpoint.pt --exclude=tensorboard \
+    --exclude=report.html "$@" results machine.txt cuda_tests.txt speed.txt speed_together.txt \
+    protocol.txt check_paper.txt status.txt 2>> "$out/summary.txt"
+  split -b 15M -d -a 1 "$work/results.tar.xz" "$out/results.tar.xz.part"
+}
+pack
+if [ "$(ls "$out"/results.tar.xz.part* | wc -l)" -gt 4 ]; then
+  log "the results are too large: packing them again without losses.csv"
+  pack --exclude=losses.csv
 fi
-"$python" -m bench report --results "$out/results" >> "$out/protocol.txt" 2>&1
-"$python" -m bench status --results "$out/results" > "$out/status.txt" 2>&1
-log "end"
+log "unpack with: cat results.tar.xz.part* | tar -xJf -"
+ls -l "$out" >> "$out/summary.txt"

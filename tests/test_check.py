@@ -152,6 +152,15 @@ def test_a_missing_run_fails_and_is_named(tmp_path, baseline, capsys):
     assert sum(line.startswith("szabo") and line.endswith("MISSING") for line in out.splitlines()) == 6
 
 
+def test_a_method_the_baseline_lacks_is_not_judged_and_the_check_says_so(tmp_path, baseline, capsys):
+    directory = results_with(tmp_path, {"ccvae": (15.0, 90.0), "szabo": (80.0, 88.0),
+                                        "lord": (99.0, 10.0)})
+    code, out, _ = run(["check", "--results", str(directory), "--baseline", str(baseline)], capsys)
+    assert code == 0 and "check: pass: 12 numbers" in out
+    assert "note: lord 16/16 has numbers mnist-ci.csv has no row for: not judged" in out
+    assert "ccvae 16/16 has numbers" not in out
+
+
 @pytest.mark.parametrize("content, message", [
     ("method,dataset\nccvae,mnist\n", "missing columns"),
     ("", "malformed baseline"),

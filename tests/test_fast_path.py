@@ -203,3 +203,25 @@ def test_a_step_that_cannot_be_captured_fails_in_one_line(monkeypatch):
     assert message.startswith("szabo: its training step cannot be captured as a CUDA graph "
                               "(operation not permitted when stream is capturing)")
     assert "rerun without --cuda-graphs" in message and "\n" not in message
+
+
+def test_fixed_buffer_steps_of_runs_interleaved_are_each_runs_plain_training(small_mnist):
+    """Runs trained together with --cuda-graphs each replay their own graph through their own
+    buffers, in turn: interleaved, each run's steps still give its plain training bit for bit."""
+    configs = [resolve(name, "mnist", "smoke", seed) for name, seed in
+               (("ccvae", 0), ("ccvae", 1), ("mathieu", 0), ("lord", 0))]
+    plain = [build(config, small_mnist, torch.device("cpu")) for config in configs]
+    fixed = [build(config, small_mnist, torch.device("cpu")) for config in configs]
+    steps = [GraphedStep(method, feed, capture=False) for method, feed in fixed]
+    expected = [[method.train_step(feed) for _ in range(EAGER_STEPS + 3)] for method, feed in plain]
+    got = [[] for _ in configs]
+    for _ in range(EAGER_STEPS + 3):
+        for losses, step in zip(got, steps):
+            losses.append(step())
+    for run, (want, have) in enumerate(zip(expected, got)):
+        for iteration, (a, b) in enumerate(zip(want, have)):
+            assert all(torch.equal(a[k], b[k]) for k in a), (configs[run].run_id, iteration)
+    for (a, *generators_a), (b, *generators_b) in zip(
+            (snapshot_everything(*run) for run in plain), (snapshot_everything(*run) for run in fixed)):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert all(torch.equal(x, y) for x, y in zip(generators_a, generators_b))

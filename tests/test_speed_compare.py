@@ -41,3 +41,22 @@ def test_compare_says_in_one_line_that_a_method_has_no_twin(twinless_method, sma
 
 def test_the_throwaway_method_is_gone_afterwards():
     assert TWINLESS not in METHODS
+
+
+@pytest.mark.parametrize("name, phases", [("lord", [1, 1]), ("ccvae", [3])])
+def test_a_method_trained_in_stages_is_timed_in_each(name, phases, small_mnist):
+    from bench.build import build
+    from bench.config import resolve
+    from bench.speed import time_phases
+    method, feed = build(resolve(name, "mnist", "smoke", 0, {"epochs": 3 if name == "ccvae" else 1}),
+                         small_mnist, torch.device("cpu"))
+    seen = []
+    original = type(method).train_step
+
+    def step(method, feed):
+        seen.append(method.phase)
+        return original(method, feed)
+    timed = time_phases(step, method, feed, iterations=2, warmup=1,
+                        epochs=method.config.training_epochs)
+    assert [epochs for _, epochs in timed] == phases and all(s > 0 for s, _ in timed)
+    assert len(set(seen)) == len(phases) and len(seen) == 3 * len(phases)

@@ -82,6 +82,10 @@ def every_dataset(data: ImageSet) -> bool:
     return True
 
 
+def every_method(method: str) -> bool:
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
     name: str
@@ -92,6 +96,7 @@ class Evaluation:
     title: str
     description: str  # what the numbers are and how to read them (the report shows it)
     applies: Callable[[ImageSet], bool] = every_dataset
+    applies_to_method: Callable[[str], bool] = every_method  # given the method's name
     tables: tuple[ReportTable, ...] = ()
     checked: Checked | None = None
     order: int = 100  # where it comes in the run and the report
@@ -133,7 +138,8 @@ def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluatio
     columns = run_columns(context.config.to_dict(), context.config.run_id)
     done = []
     for evaluation in evaluations:
-        if not evaluation.applies(context.data):
+        if not (evaluation.applies(context.data)
+                and evaluation.applies_to_method(context.config.method)):
             continue
         started = time.perf_counter()
         outcome = evaluation.compute(context)

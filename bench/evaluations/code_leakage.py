@@ -1,0 +1,47 @@
+"""Leakage of codes learned per training image (LORD's stage 1), beside the encoder's.
+
+A method that optimises a z code for every training image (``Method.training_codes``) has two
+places where the specified label can leak into z: the codes themselves, and the encoder trained
+afterwards to reproduce them. The paper's table probes the encoder; this probes the codes. There
+are codes for training images only, so the probe is fitted on a seeded half of the training set
+and scored on the other half ("train" and "test" name those halves).
+"""
+from __future__ import annotations
+
+from bench.evaluations.base import Checked, Context, Evaluation, Outcome, ReportTable, register
+
+PROBE = "z_code"
+
+
+def learns_training_codes(method: str) -> bool:
+    from methods import METHODS, Method
+    return METHODS[method].training_codes is not Method.training_codes
+
+
+def code_leakage_rows(context: Context) -> Outcome:
+    from bench.evaluate import halves
+    from bench.probes import LatentCode, fit_probes
+    codes = context.method.training_codes()
+    labels = context.data.train_labels.to(codes.device)
+    fit, score = halves(len(labels), context.seed("code leakage"), codes.device)
+    options = context.probe_options
+    (train, test), = fit_probes([LatentCode(codes[fit])], labels[fit], [LatentCode(codes[score])],
+                                labels[score], context.data.num_classes, **options)
+    rows = [dict(probe=PROBE, split=split, accuracy=round(value, 4))
+            for split, value in (("train", train), ("test", test))]
+    return Outcome(rows, {"protocol": "fitted on a seeded half of the training images' codes, "
+                                      "scored on both halves (train: the fitted half)"})
+
+
+CODE_LEAKAGE = register(Evaluation(
+    name="code_leakage", version=1, file="code_leakage.csv", columns=("probe", "split", "accuracy"),
+    compute=code_leakage_rows, applies_to_method=learns_training_codes, order=3,
+    title="Leakage of the codes learned per training image",
+    description="For methods that learn a z code for every training image (LORD's latent "
+                "optimisation): accuracy (%) of the latent probe predicting the specified label "
+                "from those codes, fitted on one half of the training images and scored on the "
+                "other (test). Beside the z leakage of the paper's table, which probes the encoder "
+                "trained to reproduce the codes, it tells leakage in the codes from leakage added "
+                "by the encoder. Lower is better.",
+    tables=(ReportTable(pivot=("probe", "split"), value="accuracy"),),
+    checked=Checked(key="probe", value="accuracy", higher_is_better={PROBE: False})))

@@ -1,0 +1,142 @@
+"""LORD against its specification (docs/methods.md, "LORD"): groups counted from the pairs, the
+two stages and what each trains, the stage-1 noise in training only, CUDA-graph buffers across
+the stage change, and a run that writes both stages and the codes' leakage."""
+import pandas as pd
+import pytest
+import torch
+
+from bench import results
+from bench.build import build
+from bench.cli import main
+from bench.config import resolve
+from bench.graphs import EAGER_STEPS, GraphedStep
+from datasets.samplers import PairSampler
+from methods import PairGraph
+from methods.lord import AMORTISATION, LATENT_OPTIMISATION
+from tests.helpers import changed, snapshot
+
+
+def make(data, seed=0, **overrides):
+    return build(resolve("lord", data.name, "smoke", seed, overrides), data, torch.device("cpu"))
+
+
+def test_components_of_a_hand_made_graph():
+    graph = PairGraph(6, torch.tensor([4, 0, 3]), torch.tensor([1, 2, 5]))
+    # {0, 2}, {1, 4}, {3, 5}: numbered by each group's lowest image.
+    assert graph.components().tolist() == [0, 1, 0, 2, 1, 2]
+    assert PairGraph(3, torch.tensor([], dtype=torch.long),
+                     torch.tensor([], dtype=torch.long)).components().tolist() == [0, 1, 2]
+
+
+def test_the_groups_counted_from_the_pairs_are_the_classes(small_mnist):
+    method, _ = make(small_mnist)
+    labels = small_mnist.train_labels
+    assert int(method.group.max()) + 1 == len(labels.unique()) == 10
+    same_group = method.group[:, None] == method.group[None, :]
+    assert torch.equal(same_group, labels[:, None] == labels[None, :])
+    assert method.networks.s_embeddings.num_embeddings == 10
+    assert method.networks.z_codes.num_embeddings == len(labels)
+
+
+def test_the_groups_do_not_depend_on_the_label_values(small_mnist):
+    """Only the partition reaches LORD: renaming the classes gives the same groups."""
+    renamed = (small_mnist.train_labels * 7 + 3) % 10  # a permutation of 0..9
+    generator = torch.Generator().manual_seed(0)
+    graphs = [PairGraph(len(labels), *PairSampler(labels, 64, generator).graph())
+              for labels in (small_mnist.train_labels, renamed)]
+    assert torch.equal(graphs[0].components(), graphs[1].components())
+
+
+def test_lord_without_a_pair_graph_is_refused():
+    from methods.lord import LORD, LORDConfig
+    with pytest.raises(ValueError, match="pair graph"):
+        LORD(LORDConfig(), (1, 28, 28), torch.device("cpu"), seed=0)
+
+
+def test_each_stage_trains_its_own_networks(small_mnist):
+    method, feed = make(small_mnist, epochs=1)
+    assert method.config.training_epochs == 2 and method.phase == LATENT_OPTIMISATION
+    before = snapshot(method.networks)
+    losses = method.train_step(feed)
+    assert losses["stage"] == LATENT_OPTIMISATION
+    trained = {name.split(".")[0] for name in changed(before, method.networks)}
+    assert trained == {"decoder", "s_embeddings", "z_codes"}
+    assert losses["z_regression"] == 0 and losses["s_regression"] == 0
+    assert torch.isclose(losses["total"], losses["reconstruction"]
+                         + method.config.code_penalty * losses["code_penalty"])
+
+    method.end_epoch()
+    assert method.phase == AMORTISATION
+    before = snapshot(method.networks)
+    losses = method.train_step(feed)
+    assert losses["stage"] == AMORTISATION and losses["code_penalty"] == 0
+    assert {name.split(".")[0] for name in changed(before, method.networks)} == {"encoder", "decoder"}
+    assert torch.isclose(losses["total"], losses["reconstruction"] + method.config.regression_weight
+                         * (losses["z_regression"] + losses["s_regression"]))
+
+
+def test_gradients_reach_every_parameter_each_stage_trains(small_mnist):
+    method, feed = make(small_mnist, epochs=1)
+    for stage, networks in ((LATENT_OPTIMISATION, ("decoder", "s_embeddings", "z_codes")),
+                            (AMORTISATION, ("encoder", "decoder"))):
+        assert method.phase == stage
+        i1, i2, x1, x2 = feed.indexed_pair()
+        index, x = torch.cat([i1, i2]), torch.cat([x1, x2])
+        loss = (method.latent_optimisation_loss(index, x) if stage == LATENT_OPTIMISATION
+                else method.amortisation_loss(index, x))["total"]
+        method.networks.zero_grad(set_to_none=True)
+        loss.backward()
+        for network in networks:
+            for name, parameter in method.networks[network].named_parameters():
+                assert parameter.grad is not None and parameter.grad.abs().sum() > 0, (network, name)
+        method.epochs_done += 1  # the next stage, without stepping a schedule
+
+
+def test_the_stage_one_noise_is_in_training_only(small_mnist):
+    method, feed = make(small_mnist)
+    seen = []
+    hook = method.networks.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    i1, i2, x1, x2 = feed.indexed_pair()
+    index = torch.cat([i1, i2])
+    with torch.no_grad():
+        method.latent_optimisation_loss(index, torch.cat([x1, x2]))
+        z, _ = method.codes(index)
+    hook.remove()
+    noise = seen[0] - z
+    assert 0.8 < float(noise.std()) < 1.2 and abs(float(noise.mean())) < 0.2  # N(0, code_noise^2)
+    # Outside training the codes are the codes: no draw, the same value twice.
+    state = method.generator.get_state()
+    assert torch.equal(method.codes(index)[0], z)
+    assert torch.equal(method.training_codes(), method.networks.z_codes.weight)
+    assert torch.equal(method.generator.get_state(), state)
+
+
+def test_fixed_buffer_steps_across_the_stage_change_are_plain_training(small_mnist):
+    """The CUDA-graph path (eager through fixed buffers, on the CPU) records and captures each
+    stage anew: both stages give plain training's losses and parameters, bit for bit."""
+    (plain, plain_feed), (fixed, fixed_feed) = make(small_mnist, seed=3), make(small_mnist, seed=3)
+    step = GraphedStep(fixed, fixed_feed, capture=False)
+    for stage in (LATENT_OPTIMISATION, AMORTISATION):
+        for iteration in range(EAGER_STEPS + 2):
+            expected, got = plain.train_step(plain_feed), step()
+            assert got["stage"] == stage
+            assert all(torch.equal(got[k], expected[k]) for k in expected), (stage, iteration)
+        assert step.source is not None and step.phase == stage
+        plain.end_epoch()
+        fixed.end_epoch()
+    a, b = plain.networks.state_dict(), fixed.networks.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Stage 2 draws no noise: had the stage-1 recording been kept, the buffers would have drawn it.
+    assert torch.equal(plain.generator.get_state(), fixed.generator.get_state())
+
+
+def test_a_run_trains_both_stages_and_probes_the_codes(tmp_path):
+    assert main(["run", "--methods", "lord,ccvae", "--dataset", "mnist", "--preset", "smoke",
+                 "--device", "cpu", "--results", str(tmp_path)]) == 0
+    runs = {path.name.split("-")[0]: path for path in results.runs_dir(tmp_path).iterdir()}
+    losses = pd.read_csv(runs["lord"] / results.LOSSES_FILE)
+    assert losses.groupby("epoch")["stage"].unique().map(list).to_dict() == {1: [1.0], 2: [2.0]}
+    leakage = pd.read_csv(runs["lord"] / "code_leakage.csv")
+    assert list(leakage.probe) == ["z_code", "z_code"] and list(leakage.split) == ["train", "test"]
+    assert leakage.accuracy.between(0, 100).all()
+    assert not (runs["ccvae"] / "code_leakage.csv").exists()  # it learns no per-image codes
