@@ -505,7 +505,9 @@ def parser() -> Parser:
     run.add_argument("--paper-sizes", action="store_true",
                      help="run every latent size the paper gives for the dataset (MNIST: 16/16 "
                           "and 64/64; Sprites: 512/64 and 1024/512; see README)")
-    run.add_argument("--epochs", type=int, help="training epochs (overrides the preset)")
+    run.add_argument("--epochs", type=int,
+                     help="training epochs (overrides the preset; a method trained in stages, "
+                          "lord, trains this many in each)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a method or run setting, e.g. reverse_cycle_weight=0")
     run.add_argument("--results", type=Path, default=DEFAULT_RESULTS,

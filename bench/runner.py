@@ -209,7 +209,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
     try:
         if progress.epoch <= epochs:  # the rates of the first epoch still to train
             board.learning_rates(method, progress.logged_rows + 1)
-        if device.type == "cuda":
+        if device.type == "cuda" and not together:  # together: reset once for the group
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         yield from training_steps(method, feed, epochs=epochs, iterations_per_epoch=per_epoch,
@@ -231,5 +231,6 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         board.close()
     return {"train_seconds": round(train_seconds, 2),
                         "total_seconds": round(time.perf_counter() - started, 2),
-                        # CUDA: this run's peak; CPU: the process's (all its runs so far)
+                        # CUDA: this run's peak (trained together: the group's so far);
+                        # CPU: the process's (all its runs so far)
                         "peak_memory_mb": round(peak_memory_mb(device), 1)}

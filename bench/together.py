@@ -88,6 +88,8 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
                                             cuda_graphs, tensorboard, together=True),
                       _stream(device)) for config in configs]
     outcomes = Outcomes()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)  # each status.json: the group's peak so far
     try:
         training, trained = list(members), []
         while training:

@@ -49,6 +49,8 @@ def test_a_two_point_drop_in_any_number_of_the_table_fails_and_is_named(ci_resul
     for run_dir in sorted(results.runs_dir(copy).iterdir()):
         for evaluation in checked:
             path, spec = run_dir / evaluation.file, evaluation.checked
+            if not path.is_file():  # an evaluation that does not apply to this run's method
+                continue
             original = path.read_bytes()
             table = pd.read_csv(path)
             for index, row in table.iterrows():
