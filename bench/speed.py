@@ -148,10 +148,10 @@ def measure_together(methods: list[str], data: ImageSet, device: torch.device, r
                         with torch.cuda.stream(stream):
                             step()
         in_turn(warmup)
-        synchronise_all(device)
+        synchronise(device)  # every stream of the device
         started = time.perf_counter()
         in_turn(iterations)
-        synchronise_all(device)
+        synchronise(device)  # every stream of the device
         together = (time.perf_counter() - started) / (iterations * runs)
         row = {"method": name, "runs": runs, "cuda_graphs": cuda_graphs,
                "one_by_one_iterations_per_second": 1 / one_by_one,
@@ -162,11 +162,6 @@ def measure_together(methods: list[str], data: ImageSet, device: torch.device, r
               f"{row['peak_memory_mb']:>20.0f}")
         rows.append(row)
     return rows
-
-
-def synchronise_all(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # every stream of the device
 
 
 def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
