@@ -196,6 +196,12 @@ def command_run(args) -> int:
     if args.together and (args.jobs > 1 or args.executor == "slurm"):
         raise UsageError("--together trains the runs in this process: not with --jobs or "
                          "--executor slurm")
+    if args.tsne_workers is not None:
+        if args.tsne_workers < 0:
+            raise UsageError(f"--tsne-workers must be 0 or more, got {args.tsne_workers}")
+        if args.together is False or args.jobs > 1 or args.executor == "slurm":
+            raise UsageError("--tsne-workers is for runs trained together in this process: not "
+                             "with --no-together, --jobs or --executor slurm")
     slurm_flags = {"partition": args.partition, "time_minutes": args.time_minutes,
                    "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
                    "mem_gb": args.mem_gb, "sbatch": settings_overrides(args.sbatch)}
@@ -271,11 +277,18 @@ def run_together_in_process(configs, data, args, device) -> int:
     """The runs trained together, in turn, in this process (bench/together.py)."""
     from bench.together import run_together
     from bench.train import StopOnSignal
+    from bench.tsne_pool import default_workers, threads_per_worker
 
-    print(f"bench: training {len(configs)} runs together on {device}")
+    workers = args.tsne_workers
+    if workers is None:
+        workers = default_workers(len(configs)) if device.type == "cuda" else 0
+    where = "" if not workers else \
+        f"; t-SNE in {workers} worker processes of {threads_per_worker(workers)} thread(s)"
+    print(f"bench: training {len(configs)} runs together on {device}{where}")
     with StopOnSignal() as stop:
         outcomes = run_together(configs, data, args.results, device, stop, restart=args.restart,
-                                cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard)
+                                cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard,
+                                tsne_workers=workers)
     if outcomes.interrupted is not None:
         print(f"bench: interrupted ({outcomes.interrupted}): every unfinished run checkpointed; "
               "rerun the same command to resume", file=sys.stderr)
@@ -524,6 +537,11 @@ def parser() -> Parser:
                           "each in turn (on CUDA each on its own stream, so their kernels "
                           "overlap); default: on with a CUDA device, off elsewhere (README, "
                           "\"Runs trained together\")")
+    run.add_argument("--tsne-workers", type=int, metavar="N",
+                     help="runs trained together: the t-SNE of each run in N CPU worker processes, "
+                          "started as soon as the run has trained, beside the GPU's work "
+                          "(default: on CUDA one per run, up to (cores - 1) / 2; elsewhere 0, in "
+                          "this process)")
     run.add_argument("--jobs", type=int, default=1,
                      help="runs at once: local, N child processes sharing the machine (each with "
                           "cores/N threads); slurm, at most N jobs of the array at once")

@@ -2,12 +2,13 @@
 with t-SNE and decode the swap grid."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torchvision.utils import make_grid
 
-from bench import progress
-from bench.probes import LatentCode, fit_probes
+from bench.probes import LatentCode, ProbeTask, fit_probe_tasks
 from bench.results import SPLITS
 from datasets import ImageSet
 from methods import Encoding, Method
@@ -48,11 +49,37 @@ def halves(n: int, seed: int, device: torch.device) -> tuple[torch.Tensor, torch
     return order[:(n + 1) // 2], order[(n + 1) // 2:]
 
 
-def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
-                 train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
-                 epochs: int, batch_size: int, lr: float, seed: int
-                 ) -> tuple[dict[tuple[str, str], float], str]:
-    """({(code, split): accuracy in percent}, protocol) for one probe target over ``train_codes``.
+@dataclasses.dataclass(frozen=True)
+class ProbeJob:
+    """The probes of one target of one run, ready to fit: one task per fitted code."""
+    tasks: dict[str, ProbeTask]
+    codes: tuple[str, ...]  # every code probed; one without a task reads z_mean's probe
+    protocol: str
+    num_classes: int
+    epochs: int
+    batch_size: int
+    lr: float
+
+    def stack_key(self) -> tuple:
+        """Jobs with equal keys are fitted as one stack: the same probe settings, as many
+        images, the same device, and the same padded width (the widest of each job's own codes,
+        so that every probe computes on exactly the inputs it has when its run is probed alone)."""
+        first = next(iter(self.tasks.values()))
+        return (self.num_classes, self.epochs, self.batch_size, self.lr,
+                first.train_labels.numel(), str(first.train.mean.device),
+                max(task.width for task in self.tasks.values()))
+
+    def accuracies(self, found: list[tuple[float, float]]) -> dict[tuple[str, str], float]:
+        """{(code, split): accuracy} from the (train, test) accuracies of ``tasks``, in order."""
+        by_code = dict(zip(self.tasks, found))
+        return {(name, split): value for name in self.codes
+                for split, value in zip(SPLITS, by_code.get(name, by_code.get("z_mean")))}
+
+
+def probe_job(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
+              train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
+              epochs: int, batch_size: int, lr: float, seed: int) -> ProbeJob:
+    """The probes of one target over ``train_codes``.
 
     When the test split holds values the train split never shows (disjoint identities, as in
     Sprites and smallNORB), a probe fitted on train could not score them: the probe is then fitted
@@ -66,41 +93,82 @@ def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, Laten
         test_codes = {name: code.subset(score) for name, code in test_codes.items()}
         train_labels, test_labels = test_labels[fit], test_labels[score]
     # A deterministic z has no sample: its z_sample probe is its z_mean probe.
-    fitted = [name for name, code in train_codes.items() if name != "z_sample" or code.std is not None]
-    found = dict(zip(fitted, fit_probes([train_codes[name] for name in fitted], train_labels,
-                                        [test_codes[name] for name in fitted], test_labels,
-                                        num_classes, epochs=epochs, batch_size=batch_size, lr=lr,
-                                        seed=seed)))
-    accuracies: dict[tuple[str, str], float] = {}
-    for name in train_codes:
-        for split, value in zip(SPLITS, found[name if name in found else "z_mean"]):
-            accuracies[name, split] = value
-    return accuracies, protocol
+    tasks = {name: ProbeTask(code, train_labels, test_codes[name], test_labels, seed)
+             for name, code in train_codes.items() if name != "z_sample" or code.std is not None}
+    return ProbeJob(tasks, tuple(train_codes), protocol, num_classes, epochs, batch_size, lr)
+
+
+def fit_jobs(jobs: list[ProbeJob]) -> list[dict[tuple[str, str], float]]:
+    """Each job's {(code, split): accuracy}. The probes of all jobs with equal ``stack_key``
+    (several targets, or several runs trained together) train side by side as one stack; on the
+    CPU each probe ends exactly as it would alone (tests/test_probes.py)."""
+    stacks: dict[tuple, list[int]] = {}
+    for i, job in enumerate(jobs):
+        stacks.setdefault(job.stack_key(), []).append(i)
+    found: list = [None] * len(jobs)
+    for members in stacks.values():
+        first = jobs[members[0]]
+        fitted = iter(fit_probe_tasks([task for i in members for task in jobs[i].tasks.values()],
+                                      first.num_classes, epochs=first.epochs,
+                                      batch_size=first.batch_size, lr=first.lr))
+        for i in members:
+            found[i] = jobs[i].accuracies([next(fitted) for _ in jobs[i].tasks])
+    return found
+
+
+def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
+                 train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
+                 epochs: int, batch_size: int, lr: float, seed: int
+                 ) -> tuple[dict[tuple[str, str], float], str]:
+    """({(code, split): accuracy in percent}, protocol) for one probe target (``probe_job``)."""
+    job = probe_job(train_codes, test_codes, train_labels, test_labels, num_classes,
+                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return fit_jobs([job])[0], job.protocol
+
+
+def class_probe_job(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
+                    batch_size: int, lr: float, seed: int) -> ProbeJob:
+    """The probes of the specified label from every code."""
+    return probe_job(latent_codes(train), latent_codes(test), data.train_labels, data.test_labels,
+                     data.num_classes, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
 
 
 def probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
                      batch_size: int, lr: float, seed: int) -> tuple[dict[tuple[str, str], float], str]:
     """({(probe, split): accuracy in percent}, protocol): the specified label from every code."""
-    return probe_target(latent_codes(train), latent_codes(test), data.train_labels, data.test_labels,
-                        data.num_classes, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    job = class_probe_job(train, test, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return fit_jobs([job])[0], job.protocol
 
 
 FACTOR_PROBE_CODES = ("s", "z_mean")  # the posterior mean: all that z holds of a factor
+
+
+def factor_probe_jobs(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
+                      batch_size: int, lr: float, seed: int) -> dict[str, ProbeJob]:
+    """{factor: its probes}: every known factor from s and from the posterior mean of z."""
+    train_codes = {k: v for k, v in latent_codes(train).items() if k in FACTOR_PROBE_CODES}
+    test_codes = {k: v for k, v in latent_codes(test).items() if k in FACTOR_PROBE_CODES}
+    return {factor: probe_job(train_codes, test_codes, data.train_factors[factor],
+                              data.test_factors[factor], data.factor_sizes[factor], epochs=epochs,
+                              batch_size=batch_size, lr=lr, seed=seed)
+            for factor in data.train_factors}
 
 
 def factor_probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
                             batch_size: int, lr: float, seed: int
                             ) -> tuple[dict[tuple[str, str, str], float], dict[str, str]]:
     """({(factor, code, split): accuracy}, {factor: protocol}): every known factor from s and z."""
-    train_codes = {k: v for k, v in latent_codes(train).items() if k in FACTOR_PROBE_CODES}
-    test_codes = {k: v for k, v in latent_codes(test).items() if k in FACTOR_PROBE_CODES}
-    accuracies, protocols = {}, {}
-    for factor in data.train_factors:
-        found, protocols[factor] = probe_target(
-            train_codes, test_codes, data.train_factors[factor], data.test_factors[factor],
-            data.factor_sizes[factor], epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-        accuracies.update({(factor, code, split): value for (code, split), value in found.items()})
-    return accuracies, protocols
+    jobs = factor_probe_jobs(train, test, data, epochs=epochs, batch_size=batch_size, lr=lr,
+                             seed=seed)
+    return factor_accuracies(jobs, fit_jobs(list(jobs.values())))
+
+
+def factor_accuracies(jobs: dict[str, ProbeJob], found: list[dict[tuple[str, str], float]]
+                      ) -> tuple[dict[tuple[str, str, str], float], dict[str, str]]:
+    """``factor_probe_accuracies`` from the jobs and what ``fit_jobs`` found for each."""
+    accuracies = {(factor, code, split): value for factor, accuracy in zip(jobs, found)
+                  for (code, split), value in accuracy.items()}
+    return accuracies, {factor: job.protocol for factor, job in jobs.items()}
 
 
 def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed: int):
@@ -116,31 +184,6 @@ def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed
     return score_representation(train.z_mean.cpu().numpy(), factors(data.train_factors),
                                 test.z_mean.cpu().numpy(), factors(data.test_factors), seed=seed,
                                 dci=True)
-
-
-# openTSNE's defaults with its FFT-accelerated gradients; recorded beside every embedding.
-TSNE_PARAMETERS = {"perplexity": 30, "n_iter": 500, "early_exaggeration_iter": 250,
-                   "initialization": "pca", "metric": "euclidean", "negative_gradient_method": "fft"}
-
-
-TSNE_REPORT_EVERY = 50  # iterations between progress updates (observing does not change the result)
-
-
-def tsne_embedding(points: np.ndarray, seed: int, n_jobs: int | None = None) -> np.ndarray:
-    """2-D t-SNE of ``points`` (n x d), seeded."""
-    import openTSNE
-    n_jobs = n_jobs or torch.get_num_threads()
-    iterations = TSNE_PARAMETERS["early_exaggeration_iter"] + TSNE_PARAMETERS["n_iter"]
-    with progress.counter(f"t-SNE of {len(points)} points", iterations // TSNE_REPORT_EVERY) as bar:
-        def observe(iteration, error, embedding) -> bool:
-            bar.update()
-            return False  # True would stop the optimisation
-
-        embedding = openTSNE.TSNE(**TSNE_PARAMETERS, random_state=seed, n_jobs=n_jobs,
-                                  callbacks=None if bar.disable else observe,
-                                  callbacks_every_iters=TSNE_REPORT_EVERY).fit(
-            np.ascontiguousarray(points, dtype=np.float32))
-    return np.asarray(embedding)
 
 
 def z_codes_to_embed(encoding: Encoding, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -60,17 +60,19 @@ class ConsoleLog:
             self._saved = None
 
     def steps(self, steps: Generator):
-        """``yield from steps`` with the log attached while ``steps`` runs and detached whenever
-        it yields: runs advanced in turn in one process each log their own lines."""
+        """``yield from steps`` (what is sent goes on to ``steps``) with the log attached while
+        ``steps`` runs and detached whenever it yields: runs advanced in turn in one process each
+        log their own lines."""
         try:
+            sent = None
             while True:
                 try:
-                    item = next(steps)
+                    item = steps.send(sent)
                 except StopIteration as finished:
                     return finished.value
                 self.detach()
                 try:
-                    yield item
+                    sent = yield item
                 finally:
                     self.attach()
         finally:

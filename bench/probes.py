@@ -5,6 +5,8 @@ batch size are config values (RunSettings) because the paper does not give them.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -61,41 +63,68 @@ def fit_probe(train: LatentCode, train_labels: torch.Tensor, test: LatentCode,
 def fit_probes(trains: list[LatentCode], train_labels: torch.Tensor, tests: list[LatentCode],
                test_labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int,
                lr: float, seed: int) -> list[tuple[float, float]]:
-    """Train one probe per code of ``trains`` (all for the same labels) and return each probe's
-    (train, test) accuracy in percent.
+    """Train one probe per code of ``trains`` (all for the same labels and seed) and return each
+    probe's (train, test) accuracy in percent (``fit_probe_tasks``)."""
+    return fit_probe_tasks([ProbeTask(train, train_labels, test, test_labels, seed)
+                            for train, test in zip(trains, tests)], num_classes, epochs=epochs,
+                           batch_size=batch_size, lr=lr)
 
-    Each probe is what it would be alone: initialised from ``seed``, with its own generator seeded
-    ``seed`` for its batch order and, for a sampled code, a fresh draw every epoch (as encoding
+
+@dataclasses.dataclass(frozen=True)
+class ProbeTask:
+    """One probe to fit: a code and the labels it should predict, on the split it is fitted on
+    and the split it is scored on, and the seed of its initialisation and draws."""
+    train: LatentCode
+    train_labels: torch.Tensor
+    test: LatentCode
+    test_labels: torch.Tensor
+    seed: int
+
+    @property
+    def width(self) -> int:
+        return self.train.mean.shape[1]
+
+
+def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch_size: int,
+                    lr: float) -> list[tuple[float, float]]:
+    """Train one probe per task (all fitted on the same number of images) and return each
+    probe's (train, test) accuracy in percent.
+
+    Each probe is what it would be alone: initialised from its seed, with its own generator seeded
+    the same for its batch order and, for a sampled code, a fresh draw every epoch (as encoding
     with the reparameterisation on the fly would) and one for each evaluation. They train side by
     side as one stacked model (``StackedProbes``): one pass and one backward per iteration for all
     of them instead of one each (tests/test_probes.py compares it with probes trained one by one).
     """
-    device = trains[0].mean.device
-    generators = [torch.Generator(device=device).manual_seed(seed) for _ in trains]
+    n = tasks[0].train_labels.numel()
+    if any(task.train_labels.numel() != n for task in tasks):
+        raise ValueError("probes trained side by side must be fitted on as many images each")
+    device = tasks[0].train.mean.device
+    generators = [torch.Generator(device=device).manual_seed(task.seed) for task in tasks]
     models = []
-    for code in trains:
+    for task in tasks:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            models.append(probe_classifier(code.mean.shape[1], num_classes).to(device))
+            torch.manual_seed(task.seed)
+            models.append(probe_classifier(task.width, num_classes).to(device))
     stack = StackedProbes(models)
     optimiser = torch.optim.Adam(stack.parameters(), lr=lr)
-    n = train_labels.numel()
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
-    which = torch.arange(len(trains), device=device)[:, None]
+    which = torch.arange(len(tasks), device=device)[:, None]
+    labels = torch.stack([task.train_labels for task in tasks])
     for _ in progress.bar(range(epochs), "probe epochs"):
-        features = stack.pad([code.draw(g) for code, g in zip(trains, generators)])
+        features = stack.pad([task.train.draw(g) for task, g in zip(tasks, generators)])
         orders = torch.stack([torch.randperm(n, generator=g, device=device)[:batches * batch_size]
-                              for g in generators]).view(len(trains), batches, -1)
+                              for g in generators]).view(len(tasks), batches, -1)
         for index in orders.unbind(1):  # index[k]: probe k's batch
             logits = stack(features[which, index])
-            loss = sum(F.cross_entropy(out, train_labels[rows]) for out, rows in zip(logits, index))
+            loss = sum(F.cross_entropy(out, rows) for out, rows in zip(logits, labels[which, index]))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
     stack.unstack_into(models)
-    return [(accuracy(predict(model, train.draw(g)), train_labels),
-             accuracy(predict(model, test.draw(g)), test_labels))
-            for model, train, test, g in zip(models, trains, tests, generators)]
+    return [(accuracy(predict(model, task.train.draw(g)), task.train_labels),
+             accuracy(predict(model, task.test.draw(g)), task.test_labels))
+            for model, task, g in zip(models, tasks, generators)]
 
 
 class StackedProbes(nn.Module):

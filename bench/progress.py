@@ -13,9 +13,18 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
+_hidden = False
+
+
+def hide() -> None:
+    """Draw no bars from this process (a worker's would interleave with its parent's)."""
+    global _hidden
+    _hidden = True
+
+
 def interactive() -> bool:
     """Whether progress bars are drawn: only when stderr (where tqdm draws) is a terminal."""
-    return sys.stderr.isatty()
+    return not _hidden and sys.stderr.isatty()
 
 
 def bar(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

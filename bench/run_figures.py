@@ -2,32 +2,83 @@
 the parameters that made them (figures.json)."""
 from __future__ import annotations
 
+import dataclasses
+from concurrent.futures import Future
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from torchvision.utils import save_image
+from tqdm.auto import tqdm
 
 from bench import evaluate, figures, progress, results
 from bench.build import derive_seed
 from bench.config import RunConfig
+from bench.tsne import TSNE_PARAMETERS, tsne_embedding
 from datasets import ImageSet
 from methods import Method
 
 
-def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes, run_dir: Path) -> None:
+@dataclasses.dataclass(frozen=True)
+class TsneInputs:
+    """What a run's t-SNE embeds: each z code (``evaluate.z_codes_to_embed``) of the first test
+    images, their labels, and the seed."""
+    codes: dict[str, np.ndarray]
+    labels: np.ndarray
+    seed: int
+
+    @property
+    def points(self) -> int:
+        return len(self.labels)
+
+
+def tsne_inputs(config: RunConfig, method: Method, data: ImageSet, test_codes) -> TsneInputs:
+    points = min(config.settings.tsne_points or len(data.test_labels), len(data.test_labels))
+    generator = torch.Generator(device=method.device).manual_seed(derive_seed(config.seed, "z sample"))
+    codes = {code: values[:points].cpu().numpy()
+             for code, values in evaluate.z_codes_to_embed(test_codes, generator).items()}
+    return TsneInputs(codes, data.test_labels[:points].cpu().numpy(),
+                      derive_seed(config.seed, "tsne") % 2**31)
+
+
+@dataclasses.dataclass(frozen=True)
+class TsneWork:
+    """A run's t-SNE embeddings computed elsewhere (CPU workers, bench/tsne_pool.py): its inputs,
+    one future per code, and the threads each used."""
+    inputs: TsneInputs
+    embeddings: dict[str, Future]
+    threads: int
+
+
+def _worker_embedding(tsne: TsneWork, code: str, run_id: str) -> np.ndarray | None:
+    """The embedding of ``code`` from its worker, or None (said) if the worker failed: it is
+    then computed here, with the worker's number of threads, which gives the same embedding."""
+    try:
+        return tsne.embeddings[code].result()
+    except Exception as error:  # noqa: BLE001 - a worker killed (out of memory) or failed
+        tqdm.write(f"{run_id} t-SNE of {code}: the worker failed "
+                            f"({type(error).__name__}: {error}); computing it here")
+        return None
+
+
+def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes, run_dir: Path,
+                  tsne: TsneWork | None = None) -> None:
     """The run's t-SNE of z (tsne.csv and tsne.png), swap grid and training curves, and the
-    parameters that made them (figures.json)."""
+    parameters that made them (figures.json). ``tsne``: the embeddings, already under way
+    elsewhere (otherwise computed here, with torch's number of threads)."""
     label = f"{config.method}, z/s {config.method_config.z_dim}/{config.method_config.s_dim}, " \
             f"seed {config.seed}, {config.preset} preset"
-    points = min(config.settings.tsne_points or len(data.test_labels), len(data.test_labels))
-    tsne_seed = derive_seed(config.seed, "tsne") % 2**31
-    generator = torch.Generator(device=method.device).manual_seed(derive_seed(config.seed, "z sample"))
-    labels = data.test_labels[:points].cpu().numpy()
+    inputs = tsne.inputs if tsne is not None else tsne_inputs(config, method, data, test_codes)
+    threads = tsne.threads if tsne is not None else torch.get_num_threads()
+    points, labels = inputs.points, inputs.labels
     tables, panels = [], []
-    for code, values in evaluate.z_codes_to_embed(test_codes, generator).items():
-        with progress.step(f"{config.run_id} t-SNE of {code} ({points} points)"):
-            xy = evaluate.tsne_embedding(values[:points].cpu().numpy(), tsne_seed)
+    for code, values in inputs.codes.items():
+        where = "" if tsne is None else ", from a worker process"
+        with progress.step(f"{config.run_id} t-SNE of {code} ({points} points{where})"):
+            xy = None if tsne is None else _worker_embedding(tsne, code, config.run_id)
+            if xy is None:
+                xy = tsne_embedding(values, inputs.seed, n_jobs=threads)
         tables.append(pd.DataFrame({"code": code, "index": range(points), "label": labels,
                                     "x": xy[:, 0], "y": xy[:, 1]}))
         panels.append(figures.Panel(figures.CODE_TITLES[code], xy, labels))
@@ -49,10 +100,11 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
         losses = pd.read_csv(run_dir / results.LOSSES_FILE)
         figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {label}")
     results.write_json_atomic(run_dir / results.FIGURES_FILE, {
-        "tsne": {"points": points, "which": "the first test images", "seed": tsne_seed,
+        "tsne": {"points": points, "which": "the first test images", "seed": inputs.seed,
+                 "threads": threads,  # openTSNE's result depends on its number of threads
                  "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",
                  "classes": data.num_classes, "label_name": data.label_name,
-                 "parameters": evaluate.TSNE_PARAMETERS},
+                 "parameters": TSNE_PARAMETERS},
         "swap_grid": {"rule": f"columns (s): the first test image of each of up to "
                               f"{evaluate.SWAP_CLASSES} classes spread over the sorted classes; "
                               "rows (z): the second",

@@ -8,6 +8,7 @@ status.json, which says "complete" only once all the others exist; run.log, what
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 import traceback
@@ -24,8 +25,8 @@ from bench.checkpoints import CorruptRun, RunLock, load_checkpoint, save_checkpo
 from bench.config import RunConfig
 from bench.environment import environment, peak_memory_mb
 from bench.errors import RunFailed, first_line
-from bench.evaluations import Context, in_order, run_evaluations
-from bench.run_figures import write_figures
+from bench.evaluations import Context, Outcome, in_order, run_evaluations
+from bench.run_figures import TsneWork, write_figures
 from bench.train import Interrupted, Progress, StopOnSignal, training_steps
 from datasets import ImageSet
 from methods import METHODS
@@ -63,6 +64,22 @@ class LossLog:
 TRAINED = "trained"  # what execute_steps yields once the run's training is done
 
 
+@dataclasses.dataclass(frozen=True)
+class Encoded:
+    """What execute_steps yields once the trained run is encoded, before its evaluations; what
+    is sent back is ``Shared``."""
+    context: Context
+
+
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """What runs trained together computed for one of them: evaluation outcomes (computed for
+    several runs at once, evaluations.compute_together) and its t-SNE, under way in worker
+    processes."""
+    outcomes: dict[str, Outcome]
+    tsne: TsneWork | None = None
+
+
 def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
             stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
             tensorboard: bool = False) -> str:
@@ -82,10 +99,12 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
 
 def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
                   stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
-                  tensorboard: bool = False, together: bool = False) -> Generator[str | None, None, str]:
+                  tensorboard: bool = False, together: bool = False
+                  ) -> Generator[str | Encoded | None, Shared | None, str]:
     """``execute`` one step at a time, for runs trained together (bench/together.py): yields None
-    after every training iteration and TRAINED once training is done (the evaluations follow),
-    and returns what ``execute`` returns. ``together``: no progress bars (they would interleave)."""
+    after every training iteration, TRAINED once training is done and ``Encoded`` before the
+    evaluations, and returns what ``execute`` returns. ``together``: no progress bars (they
+    would interleave)."""
     run_dir = results.runs_dir(results_dir) / config.run_id
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
@@ -221,11 +240,13 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         stop.check()
         context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
                           evaluate.encode_all(method, data.test_images))
-        run_evaluations(context, run_dir, in_order(), between=stop.check, say=tqdm.write)
+        shared = (yield Encoded(context)) or Shared({})
+        run_evaluations(context, run_dir, in_order(), between=stop.check, say=tqdm.write,
+                        computed=shared.outcomes)
         last = epochs * per_epoch
         if (run_dir / results.METRICS_FILE).is_file():
             board.probes(pd.read_csv(run_dir / results.METRICS_FILE).itertuples(), last)
-        write_figures(config, method, data, context.test, run_dir)
+        write_figures(config, method, data, context.test, run_dir, tsne=shared.tsne)
         board.image("swap_grid", run_dir / results.FIGURES["swap_grid"], last)
     finally:
         board.close()

@@ -161,7 +161,40 @@ def measure_together(methods: list[str], data: ImageSet, device: torch.device, r
               f"{row['together_iterations_per_second']:>14.1f} {row['speed_up']:>8.2f}x "
               f"{row['peak_memory_mb']:>20.0f}")
         rows.append(row)
+    measure_probes_together(data, device, runs * len(methods), iterations)
     return rows
+
+
+def measure_probes_together(data: ImageSet, device: torch.device, runs: int, iterations: int) -> None:
+    """Time ``iterations`` probe iterations (and the predictions that follow them) of ``runs``
+    runs' three probes each: fitted side by side as runs trained together fit them, and run by
+    run (three side by side, as a run alone fits them)."""
+    from bench.probes import LatentCode, ProbeTask, fit_probe_tasks
+    settings = resolve("ccvae", data.name, "paper", seed=0).settings
+    n = min(iterations * settings.probe_batch_size, len(data.train_labels))
+    labels = data.train_labels[:n]
+    generator = torch.Generator(device=device).manual_seed(0)
+    tasks = []
+    for run in range(runs):
+        mean = torch.randn(n, 16, device=device, generator=generator)
+        tasks += [ProbeTask(code, labels, code, labels, run) for code in
+                  (LatentCode(mean), LatentCode(mean.flip(1)), LatentCode(mean, torch.ones_like(mean)))]
+    options = dict(epochs=1, batch_size=settings.probe_batch_size, lr=settings.probe_lr)
+    fit_probe_tasks(tasks[:3], data.num_classes, **options)  # one-time setup
+
+    def seconds(groups) -> float:
+        started = time.perf_counter()
+        for group in groups:
+            fit_probe_tasks(group, data.num_classes, **options)
+        synchronise(device)
+        return time.perf_counter() - started
+
+    stacked = seconds([tasks])
+    run_by_run = seconds([tasks[i:i + 3] for i in range(0, len(tasks), 3)])
+    steps = n // settings.probe_batch_size
+    print(f"latent probes of {runs} runs (3 each, {steps} iterations, predictions included): "
+          f"side by side {1000 * stacked / steps:.2f} ms/iter, run by run "
+          f"{1000 * run_by_run / steps:.2f} ms/iter ({run_by_run / stacked:.2f}x)")
 
 
 def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
@@ -199,7 +232,8 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
 def measure_tsne(data: ImageSet, device: torch.device, points: int) -> float:
     """Seconds for the t-SNE of the 16-d posterior means of ``points`` test images (an untrained
     cycle-consistent VAE's encoder: the same size and kind of input as a trained one's)."""
-    from bench.evaluate import encode_all, tsne_embedding
+    from bench.evaluate import encode_all
+    from bench.tsne import tsne_embedding
     method, _ = build(resolve("ccvae", data.name, "paper", seed=0), data, device)
     codes = encode_all(method, data.test_images[:points]).z_mean.cpu().numpy()
     started = time.perf_counter()

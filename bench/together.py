@@ -9,9 +9,14 @@ run's iteration is its own CUDA graph (bench/graphs.py), replayed on that stream
 
 Each run keeps everything it has alone: its folder, run id, config, losses.csv, per-epoch
 checkpoints, random streams, gate decisions and run.log. A run that fails (a NaN loss) stops
-alone and the others go on; a signal checkpoints every run at its next iteration boundary. When
-every run has trained, each is evaluated in turn. On the CPU a run trained together computes what
-it computes alone, bit for bit (tests/test_together.py).
+alone and the others go on; a signal checkpoints every run at its next iteration boundary.
+
+A run is encoded as soon as it has trained; with t-SNE workers (the default on CUDA) its t-SNE
+starts then, on the CPU, while the GPU trains the others. Once every run has trained, the
+evaluations that can take several runs at once do (the latent probes of all runs fitted side by
+side as one stacked model), then each run finishes in turn: its other evaluations and figures.
+On the CPU a run trained together computes what it computes alone, bit for bit
+(tests/test_together.py).
 """
 from __future__ import annotations
 
@@ -22,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from bench.config import RunConfig
 from bench.errors import RunFailed
-from bench.runner import TRAINED, execute_steps
+from bench.evaluations import Context, compute_together, in_order
+from bench.run_figures import TsneWork, tsne_inputs
+from bench.runner import TRAINED, Encoded, Shared, execute_steps
 from bench.train import Interrupted, StopOnSignal
 from datasets import ImageSet
 
@@ -38,12 +46,19 @@ class Member:
     config: RunConfig
     steps: Generator
     stream: Any = None
+    encoded: Context | None = None  # once trained and encoded
+    tsne: TsneWork | None = None  # its t-SNE, under way in worker processes
 
-    def advance(self):
+    def advance(self, sent=None):
         if self.stream is None:
-            return next(self.steps)
+            return self.steps.send(sent)
         with torch.cuda.stream(self.stream):
-            return next(self.steps)
+            return self.steps.send(sent)
+
+    def synchronise(self) -> None:
+        """Wait for the work queued on its stream (before its tensors are read elsewhere)."""
+        if self.stream is not None:
+            self.stream.synchronize()
 
 
 @dataclasses.dataclass
@@ -61,10 +76,11 @@ def _stream(device: torch.device):
     return stream
 
 
-def _advance(member: Member, outcomes: Outcomes) -> str:
-    """One step of ``member``: STEP, TRAINED, or ENDED (finished, busy, failed or interrupted)."""
+def _advance(member: Member, outcomes: Outcomes, sent=None):
+    """One step of ``member``: STEP, TRAINED, ENDED (finished, busy, failed or interrupted), or
+    the run's ``Encoded`` (its evaluations are next)."""
     try:
-        item = member.advance()
+        item = member.advance(sent)
     except StopIteration as finished:
         if finished.value == "busy":
             outcomes.busy.append(member.config.run_id)
@@ -76,35 +92,67 @@ def _advance(member: Member, outcomes: Outcomes) -> str:
     except Interrupted as interruption:  # checkpointed
         outcomes.interrupted = interruption
         return ENDED
+    if isinstance(item, Encoded):
+        return item
     return TRAINED if item == TRAINED else STEP
 
 
 def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, device: torch.device,
                  stop: StopOnSignal, *, restart: bool = False, cuda_graphs: bool = False,
-                 tensorboard: bool = False) -> Outcomes:
-    """Train ``configs`` in turn, one iteration each, then evaluate each. After a signal every run
-    still training has checkpointed and ``Outcomes.interrupted`` is set."""
+                 tensorboard: bool = False, tsne_workers: int = 0) -> Outcomes:
+    """Train ``configs`` in turn, one iteration each, then evaluate them. After a signal every
+    run still training has checkpointed and ``Outcomes.interrupted`` is set. ``tsne_workers``:
+    the t-SNE of each run in that many CPU worker processes, started once the run is trained
+    (bench/tsne_pool.py); 0: in this process, in each run's turn."""
     members = [Member(config, execute_steps(config, data, results_dir, device, stop, restart,
                                             cuda_graphs, tensorboard, together=True),
                       _stream(device)) for config in configs]
     outcomes = Outcomes()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)  # each status.json: the group's peak so far
+    pool = None
+    if tsne_workers:
+        from bench.tsne_pool import TsnePool, threads_per_worker
+        pool = TsnePool(tsne_workers, threads_per_worker(tsne_workers))
     try:
-        training, trained = list(members), []
+        training, encoded = list(members), []
         while training:
             for member in list(training):
                 state = _advance(member, outcomes)
-                if state != STEP:
-                    training.remove(member)
-                if state == TRAINED:
-                    trained.append(member)
-        for member in trained:
-            if outcomes.interrupted is not None:
-                break  # the rest are trained and checkpointed: a rerun evaluates them
-            while _advance(member, outcomes) == STEP:
-                pass
+                if state == STEP:
+                    continue
+                training.remove(member)
+                if state == TRAINED:  # encoded now: its t-SNE can start while the others train
+                    state = _advance(member, outcomes)
+                if isinstance(state, Encoded):
+                    member.encoded = state.context
+                    if pool is not None:
+                        member.synchronise()
+                        context = state.context
+                        member.tsne = pool.submit(tsne_inputs(context.config, context.method,
+                                                              context.data, context.test))
+                    encoded.append(member)
+        if outcomes.interrupted is None:
+            _evaluate(encoded, outcomes, device)
     finally:
         for member in members:  # releases the locks of runs left unfinished
             member.steps.close()
+        if pool is not None:
+            pool.close()
     return outcomes
+
+
+def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device) -> None:
+    """Compute the evaluations that can take several runs at once for all of them (the probes,
+    side by side), then finish each run in turn (its other evaluations and figures)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
+    computed = compute_together(in_order(), [m.encoded for m in encoded], say=tqdm.write)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # and what was computed here is used on those streams
+    for member in encoded:
+        if outcomes.interrupted is not None:
+            return  # the rest are trained and checkpointed: a rerun evaluates them
+        state = _advance(member, outcomes, Shared(computed[member.config.run_id], member.tsne))
+        while state == STEP:
+            state = _advance(member, outcomes)

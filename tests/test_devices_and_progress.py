@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import evaluate, progress
+from bench import evaluate, progress, tsne
 from bench.cli import apply_gpu_options, main
 from bench.errors import UsageError
 
@@ -86,9 +86,9 @@ def test_a_step_says_its_time():
 def test_watching_the_tsne_does_not_change_it(monkeypatch, capsys):
     points = np.random.default_rng(0).normal(size=(120, 8)).astype(np.float32)
     monkeypatch.setattr(progress, "interactive", lambda: False)
-    quiet = evaluate.tsne_embedding(points, seed=3, n_jobs=1)
+    quiet = tsne.tsne_embedding(points, seed=3, n_jobs=1)
     monkeypatch.setattr(progress, "interactive", lambda: True)
-    watched = evaluate.tsne_embedding(points, seed=3, n_jobs=1)
+    watched = tsne.tsne_embedding(points, seed=3, n_jobs=1)
     assert "t-SNE of 120 points" in capsys.readouterr().err  # the bar was drawn
     assert np.array_equal(quiet, watched)
 

@@ -142,3 +142,34 @@ def test_bad_evaluate_input_is_one_line_exit_2(argv, message, trained, capsys):
     code = main(["evaluate", "--results", str(trained.parent.parent), *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_compute_together_gives_each_run_its_outcome_and_leaves_a_failure_to_each_run():
+    from types import SimpleNamespace
+    from bench.evaluations import compute_together
+    contexts = [SimpleNamespace(config=SimpleNamespace(run_id=f"run{i}", method=method), data=None)
+                for i, method in enumerate(["ccvae", "lord", "ccvae"])]
+
+    def together(chosen):
+        return [Outcome([{"value": c.config.run_id}]) for c in chosen]
+
+    def broken(chosen):
+        raise RuntimeError("out of memory")
+
+    def alone(context):
+        raise AssertionError("compute_together never calls compute")
+
+    made = lambda name, **kw: Evaluation(name=name, version=1, file=f"{name}.csv",  # noqa: E731
+                                         columns=("value",), compute=alone, title=name,
+                                         description=name, **kw)
+    evaluations = [made("shared", compute_together=together),
+                   made("broken", compute_together=broken),
+                   made("lord_only", compute_together=together,
+                        applies_to_method=lambda method: method == "lord"),
+                   made("one_by_one")]
+    said = []
+    computed = compute_together(evaluations, contexts, say=said.append)
+    assert computed == {f"run{i}": {"shared": Outcome([{"value": f"run{i}"}])} for i in range(3)}
+    assert any(line.startswith("broken of 3 runs together failed (RuntimeError: out of memory)")
+               and line.endswith("each run computes it alone") for line in said)
+    assert any(line.startswith("shared of 3 runs together: ") for line in said)

@@ -129,3 +129,42 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
             if name not in ("0.bias", "3.bias", "1.running_mean", "4.running_mean",
                             "1.num_batches_tracked", "4.num_batches_tracked"):
                 assert torch.allclose(a, b, rtol=1e-9, atol=1e-12), name
+
+
+def run_probe_jobs(seeds_and_widths):
+    """The class probes of pretend runs: (seed, width) each, codes of 600 training images;
+    a run of seed >= 10 holds test labels the training split never shows (the halves protocol)."""
+    from bench.evaluate import probe_job
+    jobs = []
+    for seed, width in seeds_and_widths:
+        trains, train_labels = informative_codes(600, seed, (width, width, width))
+        tests, test_labels = informative_codes(400, seed + 100, (width, width, width))
+        if seed >= 10:
+            test_labels = test_labels + 10
+        names = ("s", "z_mean", "z_sample")
+        jobs.append(probe_job(dict(zip(names, trains)), dict(zip(names, tests)), train_labels,
+                              test_labels, 20, epochs=2, batch_size=50, lr=1e-3, seed=seed))
+    return jobs
+
+
+def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
+    """Runs trained together have their probes fitted side by side (bench.evaluate.fit_jobs):
+    one stack per padded width, and on the CPU each run's numbers are exactly its own, in
+    float32, whatever its seed, labels or protocol."""
+    from bench import evaluate
+    from bench.evaluate import HELD_OUT_HALVES, fit_jobs
+    runs = [(1, 6), (2, 6), (3, 9), (11, 6), (12, 6), (4, 9), (5, 6)]
+    alone = [fit_jobs([job])[0] for job in run_probe_jobs(runs)]
+    stacks = []
+    original = evaluate.fit_probe_tasks
+    monkeypatch.setattr(evaluate, "fit_probe_tasks",
+                        lambda tasks, *args, **kw: (stacks.append(len(tasks)),
+                                                    original(tasks, *args, **kw))[1])
+    jobs = run_probe_jobs(runs)
+    assert jobs[3].protocol == HELD_OUT_HALVES
+    together = fit_jobs(jobs)
+    # Three stacks: width 6 (three runs of three probes), width 9 (two runs), and the two runs
+    # fitted on halves of their test images (as many images, so one more stack)
+    assert sorted(stacks) == [6, 6, 9]
+    assert together == alone
+    assert len({tuple(found.values()) for found in together}) == len(runs)

@@ -2,6 +2,7 @@
 numbers as one by one, every run resumed after SIGTERM and SIGKILL, a failing run failing alone,
 and `bench speed --together`."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -26,9 +27,10 @@ COMPARED = (results.LOSSES_FILE, results.METRICS_FILE)
 FAST = """
 import sys
 import bench.runner as runner
+import bench.together as together
 from bench.evaluations import EVALUATIONS
-runner.write_figures = lambda *args: None
-runner.in_order = lambda names=None: [EVALUATIONS["probes"]]
+runner.write_figures = lambda *args, **kwargs: None
+runner.in_order = together.in_order = lambda names=None: [EVALUATIONS["probes"]]
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -36,9 +38,13 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.fixture
 def fast_runs(monkeypatch):
+    """The probes of every run and lord's code probes only."""
     import bench.runner as runner
-    monkeypatch.setattr(runner, "write_figures", lambda *args: None)
-    monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
+    import bench.together as together
+    monkeypatch.setattr(runner, "write_figures", lambda *args, **kwargs: None)
+    chosen = lambda names=None: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]]  # noqa: E731
+    monkeypatch.setattr(runner, "in_order", chosen)
+    monkeypatch.setattr(together, "in_order", chosen)
 
 
 def run_dirs(results_dir):
@@ -59,12 +65,22 @@ def test_runs_trained_together_equal_runs_trained_one_by_one(tmp_path, fast_runs
     argv = [*SMOKE, "--methods", "all", "--seeds", "0,1,2", "--epochs", "2"]
     assert main([*argv, "--results", str(tmp_path / "alone")]) == 0
     assert main([*argv, "--together", "--results", str(tmp_path / "together")]) == 0
-    assert f"training {3 * len(METHODS)} runs together on cpu" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"training {3 * len(METHODS)} runs together on cpu" in out
+    # the probes of all runs fitted side by side (one stack: every code is 16 wide), and lord's
+    assert f"probes of {3 * len(METHODS)} runs together" in out
+    assert "code_leakage of 3 runs together" in out
     assert_same_runs(tmp_path / "alone", tmp_path / "together")
-    for folder in run_dirs(tmp_path / "together").values():
+    for run_id, folder in run_dirs(tmp_path / "together").items():
         assert json.loads((folder / results.ENV_FILE).read_text())["together"] is True
         log = (folder / "run.log").read_text()
         assert f"run {folder.name}" in log and log.count(" epoch ") == log.count(f"{folder.name} epoch ")
+        assert f"{run_id} probes: " in log and "computed with the runs trained together" in log
+        leakage = folder / "code_leakage.csv"
+        assert leakage.is_file() == run_id.startswith("lord")
+        if leakage.is_file():
+            alone = tmp_path / "alone" / folder.relative_to(tmp_path / "together") / "code_leakage.csv"
+            assert leakage.read_bytes() == alone.read_bytes()
     for folder in run_dirs(tmp_path / "alone").values():
         assert json.loads((folder / results.ENV_FILE).read_text())["together"] is False
 
@@ -155,9 +171,52 @@ def test_sigterm_and_sigkill_during_a_together_run_resume_every_run(tmp_path, fa
         assert not list(folder.glob(f".*{results.TEMPORARY_SUFFIX}"))
 
 
+def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, monkeypatch,
+                                                                        capsys):
+    """--tsne-workers: each run's t-SNE computed in a worker process while the others train is,
+    with as many threads, the one computed in the run's own process; the workers end with the
+    command."""
+    import multiprocessing
+    import bench.runner as runner
+    from bench import tsne_pool
+    monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
+    monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
+    embed, calls = tsne_pool.TsnePool._embed, []
+
+    def first_worker_fails(pool, points, seed):  # that embedding is then computed in the process
+        calls.append(seed)
+        if len(calls) == 1:
+            raise RuntimeError("t-SNE worker exited with -9")
+        return embed(pool, points, seed)
+
+    monkeypatch.setattr(tsne_pool.TsnePool, "_embed", first_worker_fails)
+    # lord trains for 2 + 2 epochs, ccvae for 2: ccvae's t-SNE starts while lord trains
+    argv = [*SMOKE, "--methods", "ccvae,lord", "--seeds", "0", "--epochs", "2"]
+    assert main([*argv, "--results", str(tmp_path / "alone")]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--together", "--tsne-workers", "2",
+                 "--results", str(tmp_path / "together")]) == 0
+    out = capsys.readouterr().out
+    assert "t-SNE in 2 worker processes" in out and len(calls) == 3  # ccvae 2 codes, lord 1
+    assert out.count("the worker failed (RuntimeError: t-SNE worker exited with -9); "
+                     "computing it here") == 1
+    together = run_dirs(tmp_path / "together")
+    for run_id, folder in run_dirs(tmp_path / "alone").items():
+        for name in (*COMPARED, results.TSNE_FILE, results.FIGURES_FILE):
+            assert (together[run_id] / name).read_bytes() == (folder / name).read_bytes(), (run_id, name)
+        assert "from a worker process" in (together[run_id] / "run.log").read_text()
+    deadline = time.monotonic() + 30
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--together", "--jobs", "2"], "--together trains the runs in this process"),
     (["--together", "--executor", "slurm"], "--together trains the runs in this process"),
+    (["--tsne-workers", "-1"], "--tsne-workers must be 0 or more, got -1"),
+    (["--tsne-workers", "2", "--no-together"], "--tsne-workers is for runs trained together"),
+    (["--tsne-workers", "2", "--jobs", "2"], "--tsne-workers is for runs trained together"),
 ])
 def test_together_refuses_other_executors_in_one_line(argv, message, tmp_path, capsys):
     code = main([*SMOKE, "--methods", "ccvae", "--seeds", "0,1", *argv,
@@ -178,6 +237,11 @@ def test_speed_together_reports_both_throughputs(capsys):
         alone, together, speed_up = float(row[1]), float(row[2]), float(row[3].rstrip("x"))
         assert alone > 0 and together > 0
         assert speed_up == pytest.approx(together / alone, rel=0.02)
+    probes = re.search(r"latent probes of 4 runs \(3 each, 2 iterations, predictions included\): "
+                       r"side by side ([\d.]+) ms/iter, run by run ([\d.]+) ms/iter \(([\d.]+)x\)", out)
+    assert probes, out
+    stacked, run_by_run, ratio = map(float, probes.groups())
+    assert stacked > 0 and ratio == pytest.approx(run_by_run / stacked, rel=0.02)
     assert main(["speed", "--methods", "ccvae", "--together", "1", "--device", "cpu"]) == 2
 
 

@@ -4,11 +4,12 @@ import importlib
 import pkgutil
 
 from bench.evaluations.base import (EVALUATIONS, Checked, Context, Evaluation, Outcome, ReportTable,
-                                    in_order, is_current, register, run_evaluations)
+                                    compute_together, in_order, is_current, register,
+                                    run_evaluations)
 
 for _module in pkgutil.iter_modules(__path__):
     if _module.name != "base" and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["EVALUATIONS", "Checked", "Context", "Evaluation", "Outcome", "ReportTable", "in_order",
-           "is_current", "register", "run_evaluations"]
+__all__ = ["EVALUATIONS", "Checked", "Context", "Evaluation", "Outcome", "ReportTable",
+           "compute_together", "in_order", "is_current", "register", "run_evaluations"]

@@ -100,6 +100,13 @@ class Evaluation:
     tables: tuple[ReportTable, ...] = ()
     checked: Checked | None = None
     order: int = 100  # where it comes in the run and the report
+    # Optional: the outcomes of several runs at once, each what ``compute`` gives for its run
+    # alone; runs trained together (bench/together.py) share the work, e.g. probes fitted side
+    # by side as one stacked model.
+    compute_together: Callable[[list[Context]], list[Outcome]] | None = None
+
+    def applies_to(self, context: Context) -> bool:
+        return self.applies(context.data) and self.applies_to_method(context.config.method)
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -128,27 +135,54 @@ def is_current(evaluation: Evaluation, run_dir: Path) -> bool:
     return (Path(run_dir) / evaluation.file).is_file() and recorded.get("version") == evaluation.version
 
 
+def compute_together(evaluations: list[Evaluation], contexts: list[Context],
+                     say: Callable[[str], None] = print) -> dict[str, dict[str, Outcome]]:
+    """{run id: {evaluation name: outcome}}: the ``evaluations`` that can compute several runs at
+    once, each over the ``contexts`` it applies to (two at least). One that raises is left out,
+    with a line: each run then computes it alone, where a failure stays that run's."""
+    computed: dict[str, dict[str, Outcome]] = {c.config.run_id: {} for c in contexts}
+    for evaluation in evaluations:
+        chosen = [c for c in contexts if evaluation.applies_to(c)]
+        if evaluation.compute_together is None or len(chosen) < 2:
+            continue
+        started = time.perf_counter()
+        try:
+            outcomes = evaluation.compute_together(chosen)
+        except Exception as error:  # noqa: BLE001 - each run computes it alone, contained there
+            say(f"{evaluation.name} of {len(chosen)} runs together failed "
+                f"({type(error).__name__}: {error}): each run computes it alone")
+            continue
+        for context, outcome in zip(chosen, outcomes, strict=True):
+            computed[context.config.run_id][evaluation.name] = outcome
+        say(f"{evaluation.name} of {len(chosen)} runs together: "
+            f"{time.perf_counter() - started:.1f} s")
+    return computed
+
+
 def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluation],
                     between: Callable[[], None] = lambda: None,
-                    say: Callable[[str], None] = print) -> list[str]:
+                    say: Callable[[str], None] = print,
+                    computed: dict[str, Outcome] | None = None) -> list[str]:
     """Compute ``evaluations`` (those that apply to the run's dataset), writing each one's file
     and then its entry in evaluation.json, each atomically: an interruption leaves every file
     whole, old or new (an evaluation whose file is new and entry old is recomputed next time).
-    ``between`` runs after each (a stop check). Returns the names computed."""
+    ``computed``: outcomes already computed (with other runs, ``compute_together``), written as
+    they are. ``between`` runs after each (a stop check). Returns the names computed."""
     columns = run_columns(context.config.to_dict(), context.config.run_id)
+    computed = computed or {}
     done = []
     for evaluation in evaluations:
-        if not (evaluation.applies(context.data)
-                and evaluation.applies_to_method(context.config.method)):
+        if not evaluation.applies_to(context):
             continue
         started = time.perf_counter()
-        outcome = evaluation.compute(context)
+        outcome = computed.get(evaluation.name) or evaluation.compute(context)
         results.write_table(Path(run_dir) / evaluation.file, evaluation.all_columns,
                             [{**columns, **row} for row in outcome.rows])
         recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE)
         recorded[evaluation.name] = {**outcome.details, "version": evaluation.version}
         results.write_json_atomic(Path(run_dir) / results.EVALUATION_FILE, recorded)
-        say(f"{context.config.run_id} {evaluation.name}: {time.perf_counter() - started:.1f} s")
+        how = " (computed with the runs trained together)" if evaluation.name in computed else ""
+        say(f"{context.config.run_id} {evaluation.name}: {time.perf_counter() - started:.1f} s{how}")
         done.append(evaluation.name)
         between()
     return done

@@ -18,24 +18,38 @@ def learns_training_codes(method: str) -> bool:
     return METHODS[method].training_codes is not Method.training_codes
 
 
+PROTOCOL = "fitted on a seeded half of the training images' codes, scored on both halves " \
+           "(train: the fitted half)"
+
+
+def code_leakage_rows_together(contexts: list[Context]) -> list[Outcome]:
+    """The code probes of several runs, fitted side by side (bench.evaluate.fit_jobs)."""
+    from bench.evaluate import ProbeJob, fit_jobs, halves
+    from bench.probes import LatentCode, ProbeTask
+    jobs = []
+    for context in contexts:
+        codes = context.method.training_codes()
+        labels = context.data.train_labels.to(codes.device)
+        seed = context.seed("code leakage")
+        fit, score = halves(len(labels), seed, codes.device)
+        options = context.probe_options
+        task = ProbeTask(LatentCode(codes[fit]), labels[fit], LatentCode(codes[score]),
+                         labels[score], options["seed"])
+        jobs.append(ProbeJob({PROBE: task}, (PROBE,), PROTOCOL, context.data.num_classes,
+                             options["epochs"], options["batch_size"], options["lr"]))
+    return [Outcome([dict(probe=PROBE, split=split, accuracy=round(found[PROBE, split], 4))
+                     for split in ("train", "test")], {"protocol": PROTOCOL})
+            for found in fit_jobs(jobs)]
+
+
 def code_leakage_rows(context: Context) -> Outcome:
-    from bench.evaluate import halves
-    from bench.probes import LatentCode, fit_probes
-    codes = context.method.training_codes()
-    labels = context.data.train_labels.to(codes.device)
-    fit, score = halves(len(labels), context.seed("code leakage"), codes.device)
-    options = context.probe_options
-    (train, test), = fit_probes([LatentCode(codes[fit])], labels[fit], [LatentCode(codes[score])],
-                                labels[score], context.data.num_classes, **options)
-    rows = [dict(probe=PROBE, split=split, accuracy=round(value, 4))
-            for split, value in (("train", train), ("test", test))]
-    return Outcome(rows, {"protocol": "fitted on a seeded half of the training images' codes, "
-                                      "scored on both halves (train: the fitted half)"})
+    return code_leakage_rows_together([context])[0]
 
 
 CODE_LEAKAGE = register(Evaluation(
     name="code_leakage", version=1, file="code_leakage.csv", columns=("probe", "split", "accuracy"),
-    compute=code_leakage_rows, applies_to_method=learns_training_codes, order=3,
+    compute=code_leakage_rows, compute_together=code_leakage_rows_together,
+    applies_to_method=learns_training_codes, order=3,
     title="Leakage of the codes learned per training image",
     description="For methods that learn a z code for every training image (LORD's latent "
                 "optimisation): accuracy (%) of the latent probe predicting the specified label "

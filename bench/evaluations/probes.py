@@ -6,18 +6,23 @@ from bench import results
 from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register
 
 
+def probe_rows_together(contexts: list[Context]) -> list[Outcome]:
+    """The probes of several runs, fitted side by side (bench.evaluate.fit_jobs)."""
+    from bench.evaluate import class_probe_job, fit_jobs
+    jobs = [class_probe_job(c.train, c.test, c.data, **c.probe_options) for c in contexts]
+    return [Outcome([dict(probe=probe, split=split, accuracy=round(accuracies[probe, split], 4))
+                     for probe in results.PROBES for split in results.SPLITS],
+                    {"specified": job.protocol})
+            for job, accuracies in zip(jobs, fit_jobs(jobs))]
+
+
 def probe_rows(context: Context) -> Outcome:
-    from bench.evaluate import probe_accuracies
-    accuracies, protocol = probe_accuracies(context.train, context.test, context.data,
-                                            **context.probe_options)
-    rows = [dict(probe=probe, split=split, accuracy=round(accuracies[probe, split], 4))
-            for probe in results.PROBES for split in results.SPLITS]
-    return Outcome(rows, {"specified": protocol})
+    return probe_rows_together([context])[0]
 
 
 PROBES = register(Evaluation(
     name="probes", version=1, file=results.METRICS_FILE, columns=("probe", "split", "accuracy"),
-    compute=probe_rows, order=0,
+    compute=probe_rows, compute_together=probe_rows_together, order=0,
     title="Latent probes (the paper's table)",
     description="Accuracy (%) of a classifier predicting the specified label from each frozen code: "
                 "s (higher is better), the posterior mean of z and a sample of z (lower is better).",

@@ -1,0 +1,94 @@
+"""t-SNE in CPU worker processes, for runs trained together on a GPU (bench/together.py).
+
+openTSNE runs on the CPU. A run's embeddings are submitted as soon as it has trained and been
+encoded, so they are computed while the GPU trains the runs still training and fits the probes.
+Each embedding is one process (``python -m bench.tsne``, given its points as a .npy file, no
+pickle) using a fixed number of threads, recorded in figures.json since openTSNE's result
+depends on it: with the same number, an embedding is the one the run's own process computes.
+At most ``workers`` of them run at once.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from bench.run_figures import TsneInputs, TsneWork
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `bench` is imported from
+
+
+def default_workers(runs: int, cores: int | None = None) -> int:
+    """One worker per run, leaving a core to the process that drives the GPU, and at least two
+    threads per worker."""
+    cores = cores or os.cpu_count() or 1
+    return max(1, min(runs, (cores - 1) // 2))
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    cores = cores or os.cpu_count() or 1
+    return max(1, (cores - 1) // workers)
+
+
+class TsnePool:
+    """At most ``workers`` embeddings at once, each in its own process with ``threads``."""
+
+    def __init__(self, workers: int, threads: int):
+        self.threads = threads
+        self.folder = tempfile.TemporaryDirectory(prefix="bench-tsne-")
+        self.slots = ThreadPoolExecutor(workers, thread_name_prefix="t-SNE")
+        self.running: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def submit(self, inputs: TsneInputs) -> TsneWork:
+        embeddings: dict[str, Future] = {code: self.slots.submit(self._embed, values, inputs.seed)
+                                         for code, values in inputs.codes.items()}
+        return TsneWork(inputs, embeddings, self.threads)
+
+    def _embed(self, points: np.ndarray, seed: int) -> np.ndarray:
+        name = Path(self.folder.name) / uuid.uuid4().hex
+        points_file, embedding_file = name.with_suffix(".points.npy"), name.with_suffix(".xy.npy")
+        np.save(points_file, np.ascontiguousarray(points, dtype=np.float32), allow_pickle=False)
+        from bench.executors import stop_with_parent
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("the t-SNE workers were stopped")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.tsne", str(points_file), str(embedding_file),
+                 str(seed), str(self.threads)], env=environment, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                preexec_fn=stop_with_parent)  # a killed parent leaves no worker behind
+            self.running.add(process)
+        try:
+            _, errors = process.communicate()
+        finally:
+            with self.lock:
+                self.running.discard(process)
+        if process.returncode != 0:
+            last = errors.strip().splitlines()[-1] if errors.strip() else "no message"
+            raise RuntimeError(f"t-SNE worker exited with {process.returncode}: {last}")
+        try:
+            return np.load(embedding_file, allow_pickle=False)
+        finally:
+            points_file.unlink(missing_ok=True)
+            embedding_file.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Stop now: embeddings not started are dropped and running ones ended (after an
+        interruption the command exits at once; otherwise every embedding is done by now)."""
+        with self.lock:
+            self.closed = True
+            for process in self.running:
+                process.terminate()
+        self.slots.shutdown(wait=True, cancel_futures=True)
+        self.folder.cleanup()
