@@ -10,6 +10,7 @@ reads the points (n x d, float32), writes their 2-D embedding and exits 0.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import numpy as np
@@ -45,6 +46,8 @@ def tsne_embedding(points: np.ndarray, seed: int, n_jobs: int | None = None) -> 
 
 def main(argv: list[str]) -> int:
     points_file, embedding_file, seed, threads = argv
+    # Ctrl-C reaches the whole process group: the parent decides, and ends its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     progress.hide()
     points = np.load(points_file, allow_pickle=False)
     embedding = tsne_embedding(points, int(seed), n_jobs=int(threads))

@@ -7,7 +7,8 @@
 #   3. bench speed with CUDA graphs, and bench speed --together 6 (six runs of each method trained
 #      together against six one by one);
 #   4. the paper's MNIST protocol for seed 0 (ccvae, mathieu, szabo at 16/16 and 64/64, trained
-#      together with CUDA graphs, probes, figures), the report and the check against the paper;
+#      together with CUDA graphs, their probes fitted side by side, each t-SNE in a CPU worker
+#      process as soon as its run has trained, figures), the report and the check against the paper;
 #      with time left, seeds 1-4 of the same grid. Stopped at the budget, every run checkpoints:
 #      the same command (same WORK) resumes it.
 # Under $OUT it writes at most 8 files, each under 16 MiB: summary.txt (every step, its time and
@@ -54,7 +55,8 @@ log "bench speed --together 6 $graphs"
 # shellcheck disable=SC2086
 "$python" -m bench speed --methods all --device "$device" --together 6 --iterations 50 --warmup 10 \
   $graphs > "$work/speed_together.txt" 2>&1
-grep -E "^(method|ccvae|mathieu|szabo|mlvae|gvae|lord) " "$work/speed_together.txt" | tee -a "$out/summary.txt"
+grep -E "^(method|ccvae|mathieu|szabo|mlvae|gvae|lord|latent probes) " "$work/speed_together.txt" \
+  | tee -a "$out/summary.txt"
 
 for seeds in 0 1,2,3,4; do
   remaining=$(( $(left) - 75 ))  # kept for the report, the check and the tarball
@@ -69,6 +71,8 @@ for seeds in 0 1,2,3,4; do
     --device "$device" --together $graphs --results "$results" >> "$work/protocol.txt" 2>&1
   code=$?
   log "seeds $seeds: exit $code (0: done; 124 or 130: stopped at the budget, every run checkpointed)"
+  grep -E "^(bench: training|probes of|code_leakage of)" "$work/protocol.txt" | tail -3 \
+    | tee -a "$out/summary.txt"
   [ "$code" = 0 ] || break
 done
 
