@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench import results
 from bench.config import RunConfig
+from bench.lifetime import stop_with_parent
 
 JOBS_DIR = "jobs"  # results/jobs/: job logs and records, per executor
 JOB_FILE = "job.json"  # in a run's folder: where the job that trained it logged
@@ -69,25 +70,6 @@ def _last_line(path: Path) -> str:
     return lines[-1].split("\r")[-1].strip() if lines else ""
 
 
-def stop_with_parent() -> None:
-    """Given as ``preexec_fn`` (it runs in the child before exec), on Linux: SIGTERM when the
-    parent dies, SIGKILL included, so a killed parent leaves no orphan training on; the child
-    checkpoints and ends, and the rerun command resumes it. Elsewhere nothing (an orphan finishes
-    its run)."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-    import ctypes.util
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() == 1:  # the parent died before prctl: no signal will come
-        os._exit(128 + signal.SIGTERM)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -> int:

@@ -27,7 +27,8 @@ from typing import Any
 
 from bench import results
 from bench.errors import UsageError, first_line
-from bench.executors import JOBS_DIR, RunRequest, link_job, stop_with_parent
+from bench.executors import JOBS_DIR, RunRequest, link_job
+from bench.lifetime import stop_with_parent
 
 SLURM_DIR = "slurm"
 CLIENT_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
@@ -198,7 +199,7 @@ def _spawn(command: list[str], ignore: signal.Signals | None) -> subprocess.Pope
     signal stays blocked here while its handler is swapped, so that one arriving meanwhile is
     delivered to this process's handler afterwards, not lost; the child inherits the mask too
     (blocked and ignored: it never acts on that signal). The child gets SIGTERM if this process
-    dies (executors.stop_with_parent): a job killed outright leaves no run training on."""
+    dies (lifetime.stop_with_parent): a job killed outright leaves no run training on."""
     for stream in (sys.stdout, sys.stderr):  # our lines before the run's, in the job's logs
         stream.flush()
     if ignore is None:

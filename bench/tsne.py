@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 from bench import progress
+from bench.lifetime import stop_with_parent
 
 # openTSNE's defaults with its FFT-accelerated gradients; recorded beside every embedding.
 TSNE_PARAMETERS = {"perplexity": 30, "n_iter": 500, "early_exaggeration_iter": 250,
@@ -46,10 +47,12 @@ def tsne_embedding(points: np.ndarray, seed: int, n_jobs: int | None = None) -> 
 
 def main(argv: list[str]) -> int:
     points_file, embedding_file, seed, threads = argv
+    stop_with_parent()  # a parent killed outright leaves no worker behind
     # Ctrl-C reaches the whole process group: the parent decides, and ends its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     progress.hide()
     points = np.load(points_file, allow_pickle=False)
+    os.unlink(points_file)  # nothing is left behind, even if the parent is killed meanwhile
     embedding = tsne_embedding(points, int(seed), n_jobs=int(threads))
     partial = f"{embedding_file}.partial.npy"  # np.save adds .npy to a name without it
     np.save(partial, embedding, allow_pickle=False)

@@ -57,7 +57,6 @@ class TsnePool:
         name = Path(self.folder.name) / uuid.uuid4().hex
         points_file, embedding_file = name.with_suffix(".points.npy"), name.with_suffix(".xy.npy")
         np.save(points_file, np.ascontiguousarray(points, dtype=np.float32), allow_pickle=False)
-        from bench.executors import stop_with_parent
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
             filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
         with self.lock:
@@ -66,8 +65,7 @@ class TsnePool:
             process = subprocess.Popen(
                 [sys.executable, "-m", "bench.tsne", str(points_file), str(embedding_file),
                  str(seed), str(self.threads)], env=environment, stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                preexec_fn=stop_with_parent)  # a killed parent leaves no worker behind
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             self.running.add(process)
         try:
             _, errors = process.communicate()
