@@ -24,7 +24,7 @@ import dataclasses
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -36,6 +36,9 @@ from bench.run_figures import TsneWork, tsne_inputs
 from bench.runner import TRAINED, Encoded, Shared, execute_steps
 from bench.train import Interrupted, StopOnSignal
 from datasets import ImageSet
+
+if TYPE_CHECKING:
+    from bench.tsne_pool import TsnePool
 
 STEP, ENDED = "step", "ended"
 
@@ -127,10 +130,7 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
                 if isinstance(state, Encoded):
                     member.encoded = state.context
                     if pool is not None:
-                        member.synchronise()
-                        context = state.context
-                        member.tsne = pool.submit(tsne_inputs(context.config, context.method,
-                                                              context.data, context.test))
+                        member.tsne = _start_tsne(member, pool)
                     encoded.append(member)
         if outcomes.interrupted is None:
             _evaluate(encoded, outcomes, device)
@@ -140,6 +140,19 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
         if pool is not None:
             pool.close()
     return outcomes
+
+
+def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
+    """Submit the run's embeddings to the workers; None (the run then embeds in its turn, where a
+    failure is its own) if preparing them fails."""
+    member.synchronise()
+    context = member.encoded
+    try:
+        return pool.submit(tsne_inputs(context.config, context.method, context.data, context.test))
+    except Exception as error:  # noqa: BLE001 - contained: the run computes it in its turn
+        tqdm.write(f"{member.config.run_id}: t-SNE not started in a worker "
+                   f"({type(error).__name__}: {error}); it is computed in the run's turn")
+        return None
 
 
 def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device) -> None:

@@ -146,13 +146,13 @@ def compute_together(evaluations: list[Evaluation], contexts: list[Context],
         if evaluation.compute_together is None or len(chosen) < 2:
             continue
         started = time.perf_counter()
-        try:
-            outcomes = evaluation.compute_together(chosen)
+        try:  # out of memory for so many runs at once, say, or a bug
+            outcomes = list(zip(chosen, evaluation.compute_together(chosen), strict=True))
         except Exception as error:  # noqa: BLE001 - each run computes it alone, contained there
             say(f"{evaluation.name} of {len(chosen)} runs together failed "
                 f"({type(error).__name__}: {error}): each run computes it alone")
             continue
-        for context, outcome in zip(chosen, outcomes, strict=True):
+        for context, outcome in outcomes:
             computed[context.config.run_id][evaluation.name] = outcome
         say(f"{evaluation.name} of {len(chosen)} runs together: "
             f"{time.perf_counter() - started:.1f} s")
