@@ -133,13 +133,6 @@ def class_probe_job(train: Encoding, test: Encoding, data: ImageSet, *, epochs: 
                      data.num_classes, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
 
 
-def probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
-                     batch_size: int, lr: float, seed: int) -> tuple[dict[tuple[str, str], float], str]:
-    """({(probe, split): accuracy in percent}, protocol): the specified label from every code."""
-    job = class_probe_job(train, test, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    return fit_jobs([job])[0], job.protocol
-
-
 FACTOR_PROBE_CODES = ("s", "z_mean")  # the posterior mean: all that z holds of a factor
 
 
@@ -154,18 +147,10 @@ def factor_probe_jobs(train: Encoding, test: Encoding, data: ImageSet, *, epochs
             for factor in data.train_factors}
 
 
-def factor_probe_accuracies(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
-                            batch_size: int, lr: float, seed: int
-                            ) -> tuple[dict[tuple[str, str, str], float], dict[str, str]]:
-    """({(factor, code, split): accuracy}, {factor: protocol}): every known factor from s and z."""
-    jobs = factor_probe_jobs(train, test, data, epochs=epochs, batch_size=batch_size, lr=lr,
-                             seed=seed)
-    return factor_accuracies(jobs, fit_jobs(list(jobs.values())))
-
-
 def factor_accuracies(jobs: dict[str, ProbeJob], found: list[dict[tuple[str, str], float]]
                       ) -> tuple[dict[tuple[str, str, str], float], dict[str, str]]:
-    """``factor_probe_accuracies`` from the jobs and what ``fit_jobs`` found for each."""
+    """({(factor, code, split): accuracy}, {factor: protocol}) from the jobs of
+    ``factor_probe_jobs`` and what ``fit_jobs`` found for each."""
     accuracies = {(factor, code, split): value for factor, accuracy in zip(jobs, found)
                   for (code, split), value in accuracy.items()}
     return accuracies, {factor: job.protocol for factor, job in jobs.items()}
