@@ -4,6 +4,15 @@ A checkpoint holds tensors, numbers, strings and plain containers only (random g
 as tensors), and is read with ``torch.load(weights_only=True)``: loading one never runs code from
 the file. A checkpoint holding anything else (a results folder is something people share) is
 refused unread: UnsafeCheckpoint, one line, exit code 2.
+
+Checkpoints move between devices. Tensors load on the CPU and go where the run is built. The
+random generators are the exception: a CUDA generator's state (a seed and an offset, 16 bytes)
+means nothing to a CPU generator (5,056 bytes of Mersenne Twister), and the two draw different
+numbers from the same seed anyway. So each generator's state is saved with the kind of device
+that wrote it, and a run resumed on another kind of device seeds each of its streams afresh from
+the run's seed, the stream's name and the iteration it resumes at (``restart_seed``), and says so
+in one line: deterministic, but from there on not the run it would have been on the first device.
+Evaluation and ``load_method`` never read the generators.
 """
 from __future__ import annotations
 
@@ -15,12 +24,13 @@ from pathlib import Path
 import torch
 
 from bench import results
-from bench.build import build, run_data
+from bench.build import build, derive_seed, run_data
 from bench.config import RunConfig
 from bench.errors import UsageError, first_line
 from bench.records import RunRecord, load_run
 from bench.train import Progress
 from datasets import ImageSet
+from datasets.samplers import PairedTrainingData
 from methods import Method
 
 
@@ -71,15 +81,61 @@ class RunLock:
             self.handle = None
 
 
-def save_checkpoint(path: Path, config: RunConfig, method: Method, data_state: dict,
+def run_generators(method: Method, feed: PairedTrainingData) -> dict[str, torch.Generator]:
+    """Every random stream a run's training draws from, by the name its seed is derived with."""
+    return {"method": method.generator, **feed.generators()}
+
+
+def generator_states(generators: dict[str, torch.Generator]) -> dict[str, dict]:
+    return {name: {"device": g.device.type, "state": g.get_state()} for name, g in generators.items()}
+
+
+def restart_seed(seed: int, stream: str, iteration: int) -> int:
+    """The seed of a stream that restarts at ``iteration`` on another kind of device."""
+    return derive_seed(seed, f"{stream} restarted at iteration {iteration}")
+
+
+def restore_generators(generators: dict[str, torch.Generator], states: dict[str, dict],
+                       seed: int, iteration: int) -> str | None:
+    """Set each generator to its saved state. A state written on another kind of device (or, in a
+    checkpoint from before devices were recorded, one of another size) cannot be set: every
+    stream then restarts from ``restart_seed`` (all of them, so that the rule is one rule).
+    Returns the kind of device the states came from when they were replaced, else None."""
+    saved = {name: states[name] for name in generators}
+    devices = {record["device"] for record in saved.values()} - {None}
+    here = {g.device.type for g in generators.values()}
+    moved = bool(devices) and devices != here
+    if not moved:
+        try:
+            for name, generator in generators.items():
+                generator.set_state(saved[name]["state"])
+            return None
+        except RuntimeError:  # an undated state of another size: from another kind of device
+            pass
+    for name, generator in generators.items():
+        generator.manual_seed(restart_seed(seed, name, iteration))
+    return ", ".join(sorted(devices)) or "another kind of device"
+
+
+def save_checkpoint(path: Path, config: RunConfig, method: Method, feed: PairedTrainingData,
                     progress: Progress) -> None:
-    state = {"config": config.to_dict(), "method": method.state_dict(), "data": data_state,
+    state = {"config": config.to_dict(), "method": method.state_dict(), "data": feed.state_dict(),
+             "generators": generator_states(run_generators(method, feed)),
              "progress": progress.state_dict()}
     results.write_atomic(path, lambda tmp: torch.save(state, tmp))
 
 
+def _undated_generators(state: dict) -> dict[str, dict]:
+    """The generator states of a checkpoint written before they were kept apart (inside the
+    method's and the samplers' states, without their device)."""
+    return {"method": {"device": None, "state": state["method"].pop("generator")},
+            "pairs": {"device": None, "state": state["data"]["pairs"].pop("generator")},
+            "batches": {"device": None, "state": state["data"].pop("batches")["generator"]}}
+
+
 def load_checkpoint(path: Path, config: RunConfig) -> dict:
-    """{"progress", "method", "data"} of the checkpoint at ``path``, written for ``config``."""
+    """{"progress", "method", "data", "generators"} of the checkpoint at ``path``, written for
+    ``config``."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -92,20 +148,25 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
     try:
-        progress = state["progress"]
+        progress = Progress(**state["progress"])
         method_state, data_state = state["method"], state["data"]
+        generators = state["generators"] if "generators" in state else _undated_generators(state)
+        if any(set(g) != {"device", "state"} for g in generators.values()):
+            raise ValueError("a generator state without its device")
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
     if state.get("config") != config.to_dict():
         raise CorruptRun(f"checkpoint {path} was written for another config")
-    return {"progress": Progress(**progress), "method": method_state, "data": data_state}
+    return {"progress": progress, "method": method_state, "data": data_state,
+            "generators": generators}
 
 
 def load_method(path: Path | str, device: torch.device | str = "cpu",
                 data: ImageSet | None = None) -> Method:
-    """The trained method of the complete run folder ``path``, on ``device``, in the state its
-    evaluations saw. ``data`` (the run's dataset, loaded) gives the image shape and the training
-    pairs; without it the dataset is loaded from its default place."""
+    """The trained method of the complete run folder ``path``, on ``device`` (any device: the
+    checkpoint's random generators are not read), in the state its evaluations saw. ``data`` (the
+    run's dataset, loaded) gives the image shape and the training pairs; without it the dataset
+    is loaded from its default place."""
     record = path if isinstance(path, RunRecord) else load_run(path)
     if not record.complete:
         raise UsageError(f"{record.dir} is not a complete run (state: {record.state})")

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from bench import paths
-from bench.errors import RunFailed, UsageError
+from bench.errors import DeviceFault, RunFailed, UsageError
 from bench.results import DEFAULT_RESULTS
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
@@ -264,6 +264,9 @@ def run_in_process(configs, data, args, device) -> int:
                 print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
                 failures.append(config.run_id)
                 continue
+            except DeviceFault as fault:
+                print(device_fault_line(fault, f"run {config.run_id}"), file=sys.stderr)
+                return 1
             except Interrupted as interruption:
                 print(f"bench: interrupted ({interruption}): run {config.run_id} checkpointed; "
                       "rerun the same command to resume", file=sys.stderr)
@@ -289,11 +292,21 @@ def run_together_in_process(configs, data, args, device) -> int:
         outcomes = run_together(configs, data, args.results, device, stop, restart=args.restart,
                                 cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard,
                                 tsne_workers=workers)
+    if outcomes.device_fault is not None:
+        print(device_fault_line(outcomes.device_fault, f"the {len(configs)} runs trained together"),
+              file=sys.stderr)
+        return 1
     if outcomes.interrupted is not None:
         print(f"bench: interrupted ({outcomes.interrupted}): every unfinished run checkpointed; "
               "rerun the same command to resume", file=sys.stderr)
         return 128 + outcomes.interrupted.signal_number
     return summarise(configs, outcomes.failures, outcomes.busy)
+
+
+def device_fault_line(fault, what: str) -> str:
+    return (f"bench: a device-wide CUDA fault ({fault}) stopped {what}: the device is unusable in "
+            "this process, so no run is marked failed; each resumes from its last checkpoint when "
+            "the same command is rerun")
 
 
 def summarise(configs, failures: list[str], busy: list[str]) -> int:
@@ -472,6 +485,11 @@ def command_speed(args) -> int:
             raise UsageError(f"--together needs at least 2 runs, got {args.together}")
         if args.compare:
             raise UsageError("--together and --compare time different things: give one")
+        from bench.together import CUDA_GROUP_SIZE
+        if device.type == "cuda" and args.together > CUDA_GROUP_SIZE:
+            raise UsageError(f"--together {args.together}: at most {CUDA_GROUP_SIZE} runs are "
+                             f"trained together on CUDA (one stream each; torch has "
+                             f"{CUDA_GROUP_SIZE} per device)")
         measure_together(methods, data, device, args.together, iterations=args.iterations,
                          warmup=args.warmup, cuda_graphs=args.cuda_graphs)
         return 0

@@ -1,9 +1,41 @@
+import signal
+
+
 class UsageError(Exception):
     """Bad input from the user: reported in one line, exit code 2, nothing written."""
 
 
 class RunFailed(Exception):
     """A run stopped (non-finite loss, ...): reported in one line and recorded in its folder."""
+
+
+class Interrupted(Exception):
+    """Training or evaluation stopped at a boundary, after its progress was checkpointed: on a
+    signal (``signal_number``), or for the ``reason`` given."""
+
+    def __init__(self, signal_number: int, reason: str | None = None):
+        super().__init__(reason or signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+
+class DeviceFault(Exception):
+    """A fault that leaves the device unusable for every run of the process (an illegal memory
+    access, a device-side assert): not the failure of the run that met it, since with
+    asynchronous kernels any run may be the first to see another's fault."""
+
+
+# CUDA's "sticky" errors: after one, every CUDA call of the process fails. Out of memory is not
+# among them (a run that meets it fails alone, and the others go on).
+_DEVICE_FAULTS = ("illegal memory access", "device-side assert", "unspecified launch failure",
+                  "illegal instruction", "misaligned address", "invalid program counter",
+                  "hardware stack error", "uncorrectable ecc error", "invalid address space",
+                  "cuda error: unknown error", "launch timed out")
+
+
+def is_device_fault(error: BaseException) -> bool:
+    """Whether ``error`` is a CUDA fault that poisons the whole process's device context."""
+    text = str(error).lower()
+    return "cuda error" in text and any(marker in text for marker in _DEVICE_FAULTS)
 
 
 def first_line(error: BaseException, default: str | None = None) -> str:

@@ -3,6 +3,7 @@ with t-SNE and decode the swap grid."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 import torch
@@ -98,10 +99,12 @@ def probe_job(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCo
     return ProbeJob(tasks, tuple(train_codes), protocol, num_classes, epochs, batch_size, lr)
 
 
-def fit_jobs(jobs: list[ProbeJob]) -> list[dict[tuple[str, str], float]]:
+def fit_jobs(jobs: list[ProbeJob], between: Callable[[], None] | None = None
+             ) -> list[dict[tuple[str, str], float]]:
     """Each job's {(code, split): accuracy}. The probes of all jobs with equal ``stack_key``
     (several targets, or several runs trained together) train side by side as one stack; on the
-    CPU each probe ends exactly as it would alone (tests/test_probes.py)."""
+    CPU each probe ends exactly as it would alone (tests/test_probes.py). ``between``: a stop
+    check after every probe epoch."""
     stacks: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
         stacks.setdefault(job.stack_key(), []).append(i)
@@ -110,7 +113,8 @@ def fit_jobs(jobs: list[ProbeJob]) -> list[dict[tuple[str, str], float]]:
         first = jobs[members[0]]
         fitted = iter(fit_probe_tasks([task for i in members for task in jobs[i].tasks.values()],
                                       first.num_classes, epochs=first.epochs,
-                                      batch_size=first.batch_size, lr=first.lr))
+                                      batch_size=first.batch_size, lr=first.lr,
+                                      between=between))
         for i in members:
             found[i] = jobs[i].accuracies([next(fitted) for _ in jobs[i].tasks])
     return found

@@ -12,6 +12,12 @@ advances exactly as in eager training; inside the graph the method reads the buf
 run computes the eager run's function on the eager run's random numbers. A method whose step
 changes between epochs says so through ``method.phase``: a new phase is recorded and captured anew.
 
+Each run's graphs are captured on the run's own stream: the stream current when its
+``GraphedStep`` is made (runs trained together make it on their own stream), or a new one for a
+run alone (the default stream cannot capture). A graph keeps the cuBLAS workspace of the stream it
+was captured on; graphs captured on one shared stream would share one workspace, and corrupt each
+other's products when replayed at once on their runs' streams.
+
 The same class without a graph (``capture=False``) runs every step eagerly through the fixed
 buffers: that path, which is all of the mechanism but the capture itself, is what the CPU tests
 compare with plain training.
@@ -124,7 +130,7 @@ class GraphedStep:
         if capture and method.device.type != "cuda":
             raise ValueError("CUDA graphs need a CUDA device")
         self.method, self.data, self.capture = method, data, capture
-        self.stream = torch.cuda.Stream(method.device) if capture else None
+        self.stream = run_stream(method.device) if capture else None
         self._start_phase()
 
     def _start_phase(self) -> None:
@@ -172,7 +178,8 @@ class GraphedStep:
             self.source.fill()
             if self.capture:
                 self.graph, self.outputs = capture(self.method.name,
-                                                   lambda: self._with_source(self.source))
+                                                   lambda: self._with_source(self.source),
+                                                   self.stream)
                 self.graph.replay()  # capturing ran nothing: this is the iteration itself
                 return self.outputs
         else:
@@ -183,13 +190,24 @@ class GraphedStep:
         return self._with_source(self.source)
 
 
-def capture(name: str, step) -> tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor]]:
-    """A CUDA graph of ``step()`` and the outputs it will write. A step that cannot be captured
-    (an operation that waits for the host, say) fails the run in one line. Its checkpoints are
-    those of eager training: the same command without --cuda-graphs resumes it from the last."""
+def run_stream(device: torch.device) -> torch.cuda.Stream:
+    """The stream a run's graphs are captured on: the current one when it is a side stream (runs
+    trained together each work on their own), else a new side stream of the run's."""
+    current = torch.cuda.current_stream(device)
+    if current != torch.cuda.default_stream(device):
+        return current
+    return torch.cuda.Stream(device)
+
+
+def capture(name: str, step, stream: torch.cuda.Stream
+            ) -> tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor]]:
+    """A CUDA graph of ``step()`` captured on ``stream`` (the run's own), and the outputs it will
+    write. A step that cannot be captured (an operation that waits for the host, say) fails the
+    run in one line. Its checkpoints are those of eager training: the same command without
+    --cuda-graphs resumes it from the last."""
     graph = torch.cuda.CUDAGraph()
     try:
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=stream):
             outputs = step()
     except RuntimeError as error:
         raise RunFailed(f"{name}: its training step cannot be captured as a CUDA graph "

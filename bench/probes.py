@@ -6,6 +6,7 @@ batch size are config values (RunSettings) because the paper does not give them.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +87,8 @@ class ProbeTask:
 
 
 def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch_size: int,
-                    lr: float) -> list[tuple[float, float]]:
+                    lr: float, between: Callable[[], None] | None = None
+                    ) -> list[tuple[float, float]]:
     """Train one probe per task (all fitted on the same number of images) and return each
     probe's (train, test) accuracy in percent.
 
@@ -95,6 +97,8 @@ def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, ba
     with the reparameterisation on the fly would) and one for each evaluation. They train side by
     side as one stacked model (``StackedProbes``): one pass and one backward per iteration for all
     of them instead of one each (tests/test_probes.py compares it with probes trained one by one).
+    ``between`` runs after every epoch: a stop check, which may raise (a long fit of many runs'
+    probes stops at an epoch boundary on a signal instead of at its end).
     """
     n = tasks[0].train_labels.numel()
     if any(task.train_labels.numel() != n for task in tasks):
@@ -121,6 +125,8 @@ def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, ba
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+        if between is not None:
+            between()
     stack.unstack_into(models)
     return [(accuracy(predict(model, task.train.draw(g)), task.train_labels),
              accuracy(predict(model, task.test.draw(g)), task.test_labels))

@@ -319,6 +319,13 @@ def _device_cell(env: dict) -> str:
     return f"{env.get('device')} ({', '.join([str(env.get('device_name')), *how])})"
 
 
+def _memory_cell(status: dict) -> str:
+    """A run's peak memory; trained together on CUDA, its own and the group's."""
+    own = str(status.get("peak_memory_mb", "?"))
+    group = status.get("group_peak_memory_mb")
+    return own if group is None else f"{own} (group {group})"
+
+
 def runs_section(complete: list[RunRecord], others: list[RunRecord]) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Runs"), Paragraph(
         "Each run's folder `runs/<run id>/` holds its full config (`config.json`), environment "
@@ -331,7 +338,7 @@ def runs_section(complete: list[RunRecord], others: list[RunRecord]) -> list[Blo
         seconds = r.status.get("train_seconds")
         rows.append([r.run_id, r.method, r.preset, str(r.seed), f"{r.z_dim} / {r.s_dim}",
                      _device_cell(r.env), "?" if seconds is None else f"{seconds / 60:.1f} min",
-                     str(r.status.get("peak_memory_mb", "?")),
+                     _memory_cell(r.status),
                      str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else ""),
                      str(r.env.get("libraries", {}).get("torch"))])
     blocks.append(Table(["run id", "method", "preset", "seed", "z / s", "device", "training",

@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Generator
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -21,10 +22,11 @@ from tqdm.auto import tqdm
 
 from bench import evaluate, live, results
 from bench.build import build, iterations_per_epoch, run_data
-from bench.checkpoints import CorruptRun, RunLock, load_checkpoint, save_checkpoint
+from bench.checkpoints import (CorruptRun, RunLock, load_checkpoint, restore_generators,
+                               run_generators, save_checkpoint)
 from bench.config import RunConfig
 from bench.environment import environment, peak_memory_mb
-from bench.errors import RunFailed, first_line
+from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, Outcome, in_order, run_evaluations
 from bench.run_figures import TsneWork, write_figures
 from bench.train import Interrupted, Progress, StopOnSignal, training_steps
@@ -99,12 +101,14 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
 
 def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
                   stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
-                  tensorboard: bool = False, together: bool = False
+                  tensorboard: bool = False, together: bool = False,
+                  peak_memory: Callable[[], dict[str, float]] | None = None
                   ) -> Generator[str | Encoded | None, Shared | None, str]:
     """``execute`` one step at a time, for runs trained together (bench/together.py): yields None
     after every training iteration, TRAINED once training is done and ``Encoded`` before the
     evaluations, and returns what ``execute`` returns. ``together``: no progress bars (they
-    would interleave)."""
+    would interleave). ``peak_memory``: what status.json records of the run's device memory
+    (runs trained together measure each run's own; by default the device's peak)."""
     run_dir = results.runs_dir(results_dir) / config.run_id
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
@@ -119,14 +123,14 @@ def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: 
             tqdm.write(f"skip {label}: already complete in {run_dir}")
             return "skipped"
         return (yield from _execute_locked(config, data, run_dir, device, stop, restart, label,
-                                           cuda_graphs, tensorboard, together))
+                                           cuda_graphs, tensorboard, together, peak_memory))
     finally:
         lock.release()
 
 
 def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                     stop: StopOnSignal, restart: bool, label: str, cuda_graphs: bool,
-                    tensorboard: bool, together: bool):
+                    tensorboard: bool, together: bool, peak_memory):
     if restart and run_dir.exists():
         shutil.rmtree(run_dir)
     checkpoint_path = run_dir / results.CHECKPOINT_FILE
@@ -146,9 +150,13 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
         try:
             return (yield from log.steps(_execute_logged(
                 config, data, run_dir, device, stop, resumed, label, cuda_graphs, tensorboard,
-                restart_hint, together)))
+                restart_hint, together, peak_memory)))
         except RunFailed as failure:
             log.note(f"failed {config.run_id}: {failure}")
+            raise
+        except DeviceFault as fault:
+            log.note(f"stopped {config.run_id} by a device-wide fault ({fault}); not this run's "
+                     "failure: it resumes from its last checkpoint")
             raise
         except Interrupted as interruption:
             log.note(f"interrupted ({interruption}): {config.run_id} checkpointed")
@@ -157,7 +165,7 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
 
 def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                     stop: StopOnSignal, resumed: dict | None, label: str, cuda_graphs: bool,
-                    tensorboard: bool, restart_hint: str, together: bool):
+                    tensorboard: bool, restart_hint: str, together: bool, peak_memory):
     if resumed is None:
         tqdm.write(f"run {label}")
     else:
@@ -168,7 +176,7 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: to
     results.write_json_atomic(run_dir / results.ENV_FILE, environment(device, cuda_graphs, together))
     try:
         seconds = yield from _train_and_evaluate(config, data, run_dir, device, stop, resumed,
-                                                 cuda_graphs, tensorboard, together)
+                                                 cuda_graphs, tensorboard, together, peak_memory)
     except RunFailed as failure:
         _record_failure(run_dir, str(failure))
         raise
@@ -178,6 +186,8 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: to
     except Interrupted:
         raise
     except Exception as error:  # noqa: BLE001 - contained: this run fails, the others go on
+        if is_device_fault(error):  # the device's, not this run's: no failure is recorded
+            raise DeviceFault(first_line(error)) from error
         results.write_text_atomic(run_dir / results.ERROR_FILE, traceback.format_exc())
         reason = (f"{config.method}: {type(error).__name__}: {first_line(error, default='')} "
                   "(traceback in error.log)")
@@ -203,7 +213,7 @@ def _record_failure(run_dir: Path, reason: str) -> None:
 
 def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
                         stop: StopOnSignal, resumed: dict | None, cuda_graphs: bool,
-                        tensorboard: bool, together: bool):
+                        tensorboard: bool, together: bool, peak_memory):
     data = run_data(config, data)
     method, feed = build(config, data, device)
     progress = Progress()
@@ -211,9 +221,17 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         method.load_state_dict(resumed["method"])
         feed.load_state_dict(resumed["data"])
         progress = resumed["progress"]
+        done = progress.logged_rows + progress.iteration
+        moved_from = restore_generators(run_generators(method, feed), resumed["generators"],
+                                        config.seed, done)
+        if moved_from is not None:
+            tqdm.write(f"{config.run_id}: checkpoint written on {moved_from}, resumed on "
+                       f"{device.type}: its random streams restart from seed {config.seed} and "
+                       f"iteration {done} (deterministic; not the numbers it would have drawn on "
+                       f"{moved_from})")
 
     def save(p: Progress) -> None:
-        save_checkpoint(run_dir / results.CHECKPOINT_FILE, config, method, feed.state_dict(), p)
+        save_checkpoint(run_dir / results.CHECKPOINT_FILE, config, method, feed, p)
 
     epochs, per_epoch = config.method_config.training_epochs, iterations_per_epoch(config, data)
     loss_log = LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows)
@@ -239,7 +257,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         yield TRAINED
         stop.check()
         context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
-                          evaluate.encode_all(method, data.test_images))
+                          evaluate.encode_all(method, data.test_images), stop=stop.check)
         shared = (yield Encoded(context)) or Shared({})
         run_evaluations(context, run_dir, in_order(), between=stop.check, say=tqdm.write,
                         computed=shared.outcomes)
@@ -250,8 +268,8 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         board.image("swap_grid", run_dir / results.FIGURES["swap_grid"], last)
     finally:
         board.close()
+    # CUDA: this run's peak (trained together: its own tensors', and the group's beside);
+    # CPU: the process's (all its runs so far)
+    memory = peak_memory() if peak_memory else {"peak_memory_mb": round(peak_memory_mb(device), 1)}
     return {"train_seconds": round(train_seconds, 2),
-                        "total_seconds": round(time.perf_counter() - started, 2),
-                        # CUDA: this run's peak (trained together: the group's so far);
-                        # CPU: the process's (all its runs so far)
-                        "peak_memory_mb": round(peak_memory_mb(device), 1)}
+            "total_seconds": round(time.perf_counter() - started, 2), **memory}

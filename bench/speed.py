@@ -1,7 +1,9 @@
 """python -m bench speed: milliseconds per training iteration of each method at the paper's config."""
 from __future__ import annotations
 
+import gc
 import time
+from typing import Callable
 
 import torch
 
@@ -57,7 +59,6 @@ def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, i
     """Time each method's training step (with ``cuda_graphs``, as CUDA graph replays); with
     ``compare``, also its straightforward twin (methods/straightforward.py), where it has one, in
     the same process, from the same initial state; a method without one gets a line saying so."""
-    from methods.straightforward import STRAIGHTFORWARD
     memory = "peak MB" if device.type == "cuda" else "process peak RSS MB"
     if cuda_graphs:  # the timed iterations are replays, not the eager steps or the capture
         warmup = max(warmup, EAGER_STEPS + 1)
@@ -70,41 +71,51 @@ def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, i
     print(header + (f" {'straightforward ms/iter':>24} {'speed-up':>9}" if compare else ""))
     rows = []
     for name in methods:
-        config = resolve(name, data.name, "paper", seed=0)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        method, feed = build(config, data, device)
-        step = type(method).train_step
-        if cuda_graphs:
-            graphed = GraphedStep(method, feed)
-            step = lambda method, feed: graphed()  # noqa: E731
-        epochs = config.method_config.training_epochs
-        phases = time_phases(step, method, feed, iterations, warmup, epochs)
-        seconds = sum(s * e for s, e in phases) / epochs  # per iteration, over the whole training
-        paper_minutes = seconds * iterations_per_epoch(config, data) * epochs / 60
-        row = {"method": name, "cuda_graphs": cuda_graphs, "ms_per_iteration": 1000 * seconds,
-               "images_per_second": config.method_config.batch_size / seconds,
-               "paper_training_minutes": paper_minutes, "peak_memory_mb": peak_memory_mb(device)}
-        line = (f"{name:<10} {row['ms_per_iteration']:>8.1f} {row['images_per_second']:>9.0f} "
-                f"{paper_minutes:>11.0f} min {row['peak_memory_mb']:>20.0f}")
-        notes = []
-        if len(phases) > 1:
-            notes.append(f"{name}: ms/iter is the mean over its training; by phase " + ", ".join(
-                f"{1000 * s:.1f} ms/iter for {e} epochs" for s, e in phases))
-        if compare and name in STRAIGHTFORWARD:
-            twin, twin_feed = build(config, data, device)
-            plain = time_iterations(STRAIGHTFORWARD[name], twin, twin_feed, iterations, warmup)
-            row |= {"straightforward_ms_per_iteration": 1000 * plain, "speed_up": plain / seconds}
-            line += f" {1000 * plain:>24.1f} {plain / seconds:>8.2f}x"
-        elif compare:  # a twin is optional (docs/methods.md, "Straightforward twins")
-            line += f" {'-':>24} {'-':>9}"
-            notes.append(no_twin_line(name))
+        row, line, notes = _time_method(name, data, device, iterations, warmup, compare, cuda_graphs)
         print(line)
         for note in notes:
             print(note)
         rows.append(row)
     measure_probes(data, device, compare)
     return rows
+
+
+def _time_method(name: str, data: ImageSet, device: torch.device, iterations: int, warmup: int,
+                 compare: bool, cuda_graphs: bool) -> tuple[dict, str, list[str]]:
+    """One row of ``measure_speed``. Its own function so that the method, its graph and its twin
+    are freed when it returns: the next method's peak memory starts from what is left."""
+    from methods.straightforward import STRAIGHTFORWARD
+    config = resolve(name, data.name, "paper", seed=0)
+    if device.type == "cuda":
+        gc.collect()  # what an earlier method left in reference cycles
+        torch.cuda.reset_peak_memory_stats(device)
+    method, feed = build(config, data, device)
+    step = type(method).train_step
+    if cuda_graphs:
+        graphed = GraphedStep(method, feed)
+        step = lambda method, feed: graphed()  # noqa: E731
+    epochs = config.method_config.training_epochs
+    phases = time_phases(step, method, feed, iterations, warmup, epochs)
+    seconds = sum(s * e for s, e in phases) / epochs  # per iteration, over the whole training
+    paper_minutes = seconds * iterations_per_epoch(config, data) * epochs / 60
+    row = {"method": name, "cuda_graphs": cuda_graphs, "ms_per_iteration": 1000 * seconds,
+           "images_per_second": config.method_config.batch_size / seconds,
+           "paper_training_minutes": paper_minutes, "peak_memory_mb": peak_memory_mb(device)}
+    line = (f"{name:<10} {row['ms_per_iteration']:>8.1f} {row['images_per_second']:>9.0f} "
+            f"{paper_minutes:>11.0f} min {row['peak_memory_mb']:>20.0f}")
+    notes = []
+    if len(phases) > 1:
+        notes.append(f"{name}: ms/iter is the mean over its training; by phase " + ", ".join(
+            f"{1000 * s:.1f} ms/iter for {e} epochs" for s, e in phases))
+    if compare and name in STRAIGHTFORWARD:
+        twin, twin_feed = build(config, data, device)
+        plain = time_iterations(STRAIGHTFORWARD[name], twin, twin_feed, iterations, warmup)
+        row |= {"straightforward_ms_per_iteration": 1000 * plain, "speed_up": plain / seconds}
+        line += f" {1000 * plain:>24.1f} {plain / seconds:>8.2f}x"
+    elif compare:  # a twin is optional (docs/methods.md, "Straightforward twins")
+        line += f" {'-':>24} {'-':>9}"
+        notes.append(no_twin_line(name))
+    return row, line, notes
 
 
 def measure_together(methods: list[str], data: ImageSet, device: torch.device, runs: int, *,
@@ -122,17 +133,13 @@ def measure_together(methods: list[str], data: ImageSet, device: torch.device, r
     print(f"{'method':<10} {'one by one it/s':>16} {'together it/s':>14} {'speed-up':>9} "
           f"{memory:>20}")
     rows = []
+    members: list = []
     for name in methods:
-        members = []
+        del members[:]  # the previous method's runs, freed before this one's are built
+        gc.collect()
         for seed in range(runs):
-            method, feed = build(resolve(name, data.name, "paper", seed=seed), data, device)
-            if cuda_graphs:
-                graphed = GraphedStep(method, feed)
-                step = lambda graphed=graphed: graphed()  # noqa: E731
-            else:
-                step = lambda method=method, feed=feed: method.train_step(feed)  # noqa: E731
             stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-            members.append((step, stream))
+            members.append((_together_step(name, data, device, seed, cuda_graphs, stream), stream))
         one_by_one = sum(time_iterations(lambda _method, _feed, step=step: step(), None, None,
                                          iterations, warmup, device)
                          for step, _ in members) / runs  # seconds per iteration
@@ -163,6 +170,18 @@ def measure_together(methods: list[str], data: ImageSet, device: torch.device, r
         rows.append(row)
     measure_probes_together(data, device, runs * len(methods), iterations)
     return rows
+
+
+def _together_step(name: str, data: ImageSet, device: torch.device, seed: int, cuda_graphs: bool,
+                   stream) -> Callable[[], object]:
+    """One run's training step for ``measure_together``; its graph is captured on ``stream``, the
+    run's own, as runs trained together capture theirs."""
+    method, feed = build(resolve(name, data.name, "paper", seed=seed), data, device)
+    if not cuda_graphs:
+        return lambda: method.train_step(feed)
+    with torch.cuda.stream(stream):
+        graphed = GraphedStep(method, feed)
+    return graphed
 
 
 def measure_probes_together(data: ImageSet, device: torch.device, runs: int, iterations: int) -> None:

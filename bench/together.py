@@ -9,7 +9,18 @@ run's iteration is its own CUDA graph (bench/graphs.py), replayed on that stream
 
 Each run keeps everything it has alone: its folder, run id, config, losses.csv, per-epoch
 checkpoints, random streams, gate decisions and run.log. A run that fails (a NaN loss) stops
-alone and the others go on; a signal checkpoints every run at its next iteration boundary.
+alone and the others go on; a signal checkpoints every run at its next iteration boundary. A
+device-wide CUDA fault (an illegal address, a device-side assert: after one, every CUDA call of
+the process fails, so any run may be the first to see another's) is no run's failure: the group
+stops, every run that still can checkpoints, none is marked failed, and the same command resumes
+them all in a new process.
+
+On CUDA every run has a stream of its own, for its eager steps and its CUDA graphs alike (each
+graph is captured on its run's stream, so no two runs share a cuBLAS workspace). torch hands
+streams out round robin from a pool of 32 per device, so at most 32 runs are trained together:
+a command with more trains them in consecutive groups of at most 32, and says so. Each run's
+status.json records the device memory its own steps allocated at their peak (its networks,
+optimisers and graphs; not the dataset the group shares) and, beside it, the group's peak.
 
 A run is encoded as soon as it has trained; with t-SNE workers (the default on CUDA) its t-SNE
 starts then, on the CPU, while the GPU trains the others. Once every run has trained, the
@@ -21,16 +32,17 @@ On the CPU a run trained together computes what it computes alone, bit for bit
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from bench.config import RunConfig
-from bench.errors import RunFailed
+from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, compute_together, in_order
 from bench.run_figures import TsneWork, tsne_inputs
 from bench.runner import TRAINED, Encoded, Shared, execute_steps
@@ -41,22 +53,61 @@ if TYPE_CHECKING:
     from bench.tsne_pool import TsnePool
 
 STEP, ENDED = "step", "ended"
+CUDA_GROUP_SIZE = 32  # torch's CUDA streams per device and priority, handed out round robin
+
+
+@dataclasses.dataclass
+class GroupMemory:
+    """The device memory of runs trained together: the group's peak, and each run's own (what
+    its steps allocated, counted from the allocator's figures before and after each of its
+    steps, since one device peak cannot tell the runs apart)."""
+    device: Any
+    peak: int = 0
+
+    def observe(self, step: Callable[[], Any]) -> Any:
+        """``step()``, counted toward the group's peak only (the probes of all runs at once)."""
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            return step()
+        finally:
+            self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device))
+
+    def measure(self, member: Member, step: Callable[[], Any]) -> Any:
+        """``step()``, one of ``member``'s: what it allocates is the member's."""
+        before = torch.cuda.memory_allocated(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            return step()
+        finally:
+            top = torch.cuda.max_memory_allocated(self.device)
+            self.peak = max(self.peak, top)
+            member.peak = max(member.peak, member.held + top - before)
+            member.held += torch.cuda.memory_allocated(self.device) - before
+
+    def record(self, member: Member) -> dict[str, float]:
+        """status.json's memory fields for ``member``."""
+        return {"peak_memory_mb": round(member.peak / 2**20, 1),
+                "group_peak_memory_mb": round(self.peak / 2**20, 1)}
 
 
 @dataclasses.dataclass
 class Member:
-    """One run of the group: its steps (runner.execute_steps) and, on CUDA, its stream."""
+    """One run of the group: its steps (runner.execute_steps) and, on CUDA, its stream and the
+    memory its steps hold."""
     config: RunConfig
-    steps: Generator
+    steps: Generator | None = None
     stream: Any = None
+    memory: GroupMemory | None = None
     encoded: Context | None = None  # once trained and encoded
     tsne: TsneWork | None = None  # its t-SNE, under way in worker processes
+    held: int = 0  # bytes its steps allocated and still hold
+    peak: int = 0
 
     def advance(self, sent=None):
         if self.stream is None:
             return self.steps.send(sent)
         with torch.cuda.stream(self.stream):
-            return self.steps.send(sent)
+            return self.memory.measure(self, lambda: self.steps.send(sent))
 
     def synchronise(self) -> None:
         """Wait for the work queued on its stream (before its tensors are read elsewhere)."""
@@ -69,6 +120,7 @@ class Outcomes:
     failures: list[str] = dataclasses.field(default_factory=list)
     busy: list[str] = dataclasses.field(default_factory=list)
     interrupted: Interrupted | None = None
+    device_fault: str | None = None  # what stopped the group, when a device-wide fault did
 
 
 def _stream(device: torch.device):
@@ -95,6 +147,9 @@ def _advance(member: Member, outcomes: Outcomes, sent=None):
     except Interrupted as interruption:  # checkpointed
         outcomes.interrupted = interruption
         return ENDED
+    except DeviceFault as fault:  # the group stops (run_together)
+        outcomes.device_fault = outcomes.device_fault or str(fault)
+        return ENDED
     if isinstance(item, Encoded):
         return item
     return TRAINED if item == TRAINED else STEP
@@ -103,23 +158,58 @@ def _advance(member: Member, outcomes: Outcomes, sent=None):
 def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, device: torch.device,
                  stop: StopOnSignal, *, restart: bool = False, cuda_graphs: bool = False,
                  tensorboard: bool = False, tsne_workers: int = 0) -> Outcomes:
-    """Train ``configs`` in turn, one iteration each, then evaluate them. After a signal every
-    run still training has checkpointed and ``Outcomes.interrupted`` is set. ``tsne_workers``:
-    the t-SNE of each run in that many CPU worker processes, started once the run is trained
+    """Train ``configs`` in turn, one iteration each, then evaluate them (on CUDA in groups of
+    at most CUDA_GROUP_SIZE, one after the other). After a signal every run still training has
+    checkpointed and ``Outcomes.interrupted`` is set; after a device-wide fault, likewise as far
+    as the device allows, and ``Outcomes.device_fault`` says what it was. ``tsne_workers``: the
+    t-SNE of each run in that many CPU worker processes, started once the run is trained
     (bench/tsne_pool.py); 0: in this process, in each run's turn."""
-    members = [Member(config, execute_steps(config, data, results_dir, device, stop, restart,
-                                            cuda_graphs, tensorboard, together=True),
-                      _stream(device)) for config in configs]
+    groups = in_groups(configs, device)
+    if len(groups) > 1:
+        print(f"bench: {len(configs)} runs are trained together in {len(groups)} groups of at most "
+              f"{CUDA_GROUP_SIZE}, one group after the other (each run has a CUDA stream of its "
+              f"own, and torch has {CUDA_GROUP_SIZE} per device)")
     outcomes = Outcomes()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)  # each status.json: the group's peak so far
     pool = None
     if tsne_workers:
         from bench.tsne_pool import TsnePool, threads_per_worker
         pool = TsnePool(tsne_workers, threads_per_worker(tsne_workers))
     try:
+        for group in groups:
+            _run_group(group, data, results_dir, device, stop, outcomes, pool,
+                       restart=restart, cuda_graphs=cuda_graphs, tensorboard=tensorboard)
+            if outcomes.interrupted is not None or outcomes.device_fault is not None:
+                break
+    finally:
+        if pool is not None:
+            pool.close()
+    return outcomes
+
+
+def in_groups(configs: list[RunConfig], device: torch.device) -> list[list[RunConfig]]:
+    """The groups the runs are trained in, one after the other: on CUDA at most
+    CUDA_GROUP_SIZE runs each, so that no two runs share a stream; elsewhere one group."""
+    size = CUDA_GROUP_SIZE if device.type == "cuda" else max(len(configs), 1)
+    return [configs[i:i + size] for i in range(0, len(configs), size)]
+
+
+def _run_group(configs: list[RunConfig], data: ImageSet, results_dir: Path, device: torch.device,
+               stop: StopOnSignal, outcomes: Outcomes, pool: TsnePool | None, *, restart: bool,
+               cuda_graphs: bool, tensorboard: bool) -> None:
+    memory = GroupMemory(device) if device.type == "cuda" else None
+    members = []
+    for config in configs:
+        member = Member(config, stream=_stream(device), memory=memory)
+        member.steps = execute_steps(
+            config, data, results_dir, device, stop, restart, cuda_graphs, tensorboard,
+            together=True, peak_memory=None if memory is None else lambda m=member: memory.record(m))
+        members.append(member)
+    streams = [m.stream.cuda_stream for m in members if m.stream is not None]
+    if len(set(streams)) != len(streams):
+        raise RuntimeError("two runs trained together were given the same CUDA stream")
+    try:
         training, encoded = list(members), []
-        while training:
+        while training and outcomes.device_fault is None:
             for member in list(training):
                 state = _advance(member, outcomes)
                 if state == STEP:
@@ -132,14 +222,26 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
                     if pool is not None:
                         member.tsne = _start_tsne(member, pool)
                     encoded.append(member)
-        if outcomes.interrupted is None:
-            _evaluate(encoded, outcomes, device)
+                if outcomes.device_fault is not None:
+                    break
+        if outcomes.device_fault is None and outcomes.interrupted is None:
+            _evaluate(encoded, outcomes, device, memory)
+        if outcomes.device_fault is not None:
+            _checkpoint_after_fault(training, outcomes, stop)
     finally:
         for member in members:  # releases the locks of runs left unfinished
             member.steps.close()
-        if pool is not None:
-            pool.close()
-    return outcomes
+
+
+def _checkpoint_after_fault(training: list[Member], outcomes: Outcomes, stop: StopOnSignal) -> None:
+    """After a device-wide fault, each run still training checkpoints at its next iteration
+    boundary, as far as the device allows (on a GPU that met the fault, the checkpoint's copy
+    from the device fails too, and the run's last epoch checkpoint stays). Trained runs waiting
+    for their evaluations are already checkpointed. No run is marked failed."""
+    stop.request("stopped with the runs trained together by a device-wide fault")
+    for member in training:
+        if inspect.getgeneratorstate(member.steps) != inspect.GEN_CREATED:
+            _advance(member, outcomes)
 
 
 def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
@@ -155,16 +257,29 @@ def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
         return None
 
 
-def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device) -> None:
+def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
+              memory: GroupMemory | None) -> None:
     """Compute the evaluations that can take several runs at once for all of them (the probes,
     side by side), then finish each run in turn (its other evaluations and figures)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
-    computed = compute_together(in_order(), [m.encoded for m in encoded], say=tqdm.write)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # and what was computed here is used on those streams
+    def shared() -> dict:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
+        found = compute_together(in_order(), [m.encoded for m in encoded], say=tqdm.write)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # and what was computed here is used on those streams
+        return found
+    try:
+        computed = shared() if memory is None else memory.observe(shared)
+    except Interrupted as interruption:  # in the probes: every run is trained and checkpointed
+        outcomes.interrupted = interruption
+        return
+    except Exception as error:
+        if not is_device_fault(error):
+            raise
+        outcomes.device_fault = first_line(error)
+        return
     for member in encoded:
-        if outcomes.interrupted is not None:
+        if outcomes.interrupted is not None or outcomes.device_fault is not None:
             return  # the rest are trained and checkpointed: a rerun evaluates them
         state = _advance(member, outcomes, Shared(computed[member.config.run_id], member.tsne))
         while state == STEP:

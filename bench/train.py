@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 import torch
 from tqdm.auto import tqdm
 
-from bench.errors import RunFailed
+from bench.errors import Interrupted, RunFailed
 from bench.graphs import GraphedStep
 from methods import Method, TrainingData
 
@@ -33,26 +33,23 @@ class Progress:
         return dataclasses.asdict(self)
 
 
-class Interrupted(Exception):
-    """Training stopped on a signal after its progress was checkpointed."""
-
-    def __init__(self, signal_number: int):
-        super().__init__(signal.Signals(signal_number).name)
-        self.signal_number = signal_number
-
-
 class StopOnSignal:
     """While active, SIGINT and SIGTERM only set ``requested``: the loop stops at the next
-    iteration boundary, checkpoints, and raises Interrupted."""
+    iteration boundary, checkpoints, and raises Interrupted. ``request`` asks the same for a
+    reason of the program's own (runs trained together stopped by a device fault)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.requested: int | None = None
+        self.reason: str | None = None
         self._previous = {}
 
     def _handle(self, number, frame):
         self.requested = number
+
+    def request(self, reason: str, number: int = signal.SIGTERM) -> None:
+        self.requested, self.reason = number, reason
 
     def __enter__(self):
         self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
@@ -64,7 +61,7 @@ class StopOnSignal:
 
     def check(self) -> None:
         if self.requested is not None:
-            raise Interrupted(self.requested)
+            raise Interrupted(self.requested, self.reason)
 
 
 EpochLog = Callable[[int, list[str], torch.Tensor], None]  # (epoch, term names, CPU losses)

@@ -1,7 +1,8 @@
 """Index samplers for weakly supervised training: same-class pairs and i.i.d. batches.
 
 Both draw from a seeded ``torch.Generator`` on the device that holds the labels, with whole-tensor
-operations only (no per-sample Python). Their state round-trips through ``state_dict``.
+operations only (no per-sample Python). Their positions round-trip through ``state_dict``; their
+generators' states, whose format depends on the device, are saved beside (``generators()``).
 """
 from __future__ import annotations
 
@@ -67,11 +68,10 @@ class PairSampler:
         return first[same], second[same]
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "epoch": self.epoch,
-                "position": self.position, "anchors": self.anchors, "partners": self.partners}
+        return {"epoch": self.epoch, "position": self.position, "anchors": self.anchors,
+                "partners": self.partners}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
         self.epoch, self.position = state["epoch"], state["position"]
         device = self.labels.device
         self.anchors, self.partners = state["anchors"].to(device), state["partners"].to(device)
@@ -86,11 +86,6 @@ class BatchSampler:
     def next(self) -> torch.Tensor:
         return torch.randint(self.size, (self.batch_size,), generator=self.generator, device=self.device)
 
-    def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
 
 
 class PairedTrainingData:
@@ -111,8 +106,11 @@ class PairedTrainingData:
         return self.images[self.batches.next()]
 
     def state_dict(self) -> dict:
-        return {"pairs": self.pairs.state_dict(), "batches": self.batches.state_dict()}
+        return {"pairs": self.pairs.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.pairs.load_state_dict(state["pairs"])
-        self.batches.load_state_dict(state["batches"])
+
+    def generators(self) -> dict[str, torch.Generator]:
+        """The samplers' random generators, by the stream names the run seeds them with."""
+        return {"pairs": self.pairs.generator, "batches": self.batches.generator}

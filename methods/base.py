@@ -162,10 +162,11 @@ class Method(abc.ABC):
         return mean + self.normal(*mean.shape) * torch.exp(0.5 * logvar)
 
     def state_dict(self) -> dict:
+        """Networks, optimisers and schedulers. The random generator's state is not here: its
+        format depends on the device (the run's checkpoint saves it beside, bench/checkpoints.py)."""
         return {"networks": self.networks.state_dict(),
                 "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
-                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                "generator": self.generator.get_state()}
+                "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.networks.load_state_dict(state["networks"])
@@ -173,7 +174,6 @@ class Method(abc.ABC):
             optimiser.load_state_dict(state["optimisers"][key])
         for key, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][key])
-        self.generator.set_state(state["generator"])
         self.fit_optimisers_to_device()
 
 

@@ -1,4 +1,6 @@
-"""Small helpers shared by the method tests."""
+"""Small helpers shared by the tests."""
+import contextlib
+
 import torch
 
 
@@ -9,3 +11,21 @@ def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
     """The names of ``module``'s tensors that differ from ``before``."""
     return {k for k, v in module.state_dict().items() if not torch.equal(before[k], v)}
+
+
+@contextlib.contextmanager
+def dies_after_first_epoch():
+    """Runs started inside fail at their second epoch's checkpoint, as if their process had died
+    just before it: their folders hold the first epoch's checkpoint."""
+    import bench.runner
+    original = bench.runner.save_checkpoint
+
+    def killed_before_epoch_two_is_saved(path, config, method, feed, progress):
+        if progress.epoch == 3:
+            raise RuntimeError("killed")
+        original(path, config, method, feed, progress)
+    bench.runner.save_checkpoint = killed_before_epoch_two_is_saved
+    try:
+        yield
+    finally:
+        bench.runner.save_checkpoint = original

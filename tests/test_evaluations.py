@@ -173,3 +173,26 @@ def test_compute_together_gives_each_run_its_outcome_and_leaves_a_failure_to_eac
     assert any(line.startswith("broken of 3 runs together failed (RuntimeError: out of memory)")
                and line.endswith("each run computes it alone") for line in said)
     assert any(line.startswith("shared of 3 runs together: ") for line in said)
+
+
+@pytest.mark.parametrize("error", [
+    "interrupted",
+    RuntimeError("CUDA error: an illegal memory access was encountered"),
+])
+def test_compute_together_lets_a_stop_or_a_device_fault_through(error):
+    """Neither is the evaluation's failure: computing it again run by run would be wrong (a stop
+    must stop; after a device fault every run would meet it again)."""
+    from types import SimpleNamespace
+    from bench.errors import Interrupted
+    from bench.evaluations import compute_together
+    raised = Interrupted(15) if error == "interrupted" else error
+    contexts = [SimpleNamespace(config=SimpleNamespace(run_id=f"run{i}", method="ccvae"), data=None)
+                for i in range(2)]
+
+    def stopped(chosen):
+        raise raised
+    evaluation = Evaluation(name="probes_like", version=1, file="x.csv", columns=("value",),
+                            compute=lambda context: None, title="x", description="x",
+                            compute_together=stopped)
+    with pytest.raises(type(raised)):
+        compute_together([evaluation], contexts, say=lambda line: None)

@@ -1,8 +1,8 @@
 """The GPU fast path's machinery, checked on the CPU: the discriminator's gate decided on the
 device, the fixed-buffer steps that CUDA graphs replay, and optimisers that follow their device.
 
-What needs a GPU (the capture itself, capturable Adam's kernels, timings) is not tested here:
-scripts/gpu_evidence.sh measures it when a GPU is lent (README, "On a GPU")."""
+What needs a GPU (the capture itself, graphs on their streams, capturable Adam's kernels) is in
+tests/test_gpu.py, which scripts/gpu_evidence.sh runs first when a GPU is lent."""
 import dataclasses
 
 import pytest
@@ -116,8 +116,9 @@ def test_graphs_need_cuda(small_mnist):
         GraphedStep(method, feed)
 
 
-def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu(small_mnist):
-    """A CUDA run's optimisers are capturable with tensor learning rates; loaded on the CPU they
+def test_capturable_optimisers_from_a_gpu_become_plain_on_the_cpu(small_mnist):
+    """The optimiser part of a GPU checkpoint (its generators: tests/test_checkpoint_devices.py).
+    A CUDA run's optimisers are capturable with tensor learning rates; loaded on the CPU they
     become plain again (and the schedule still acts), so training goes on."""
     config = resolve("ccvae", "mnist", "smoke", 0)
     method, feed = build(config, small_mnist, torch.device("cpu"))
@@ -154,37 +155,6 @@ def test_environment_records_the_gpu_options():
     assert env["cuda_graphs"] is False and env["tf32"] is None
 
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@needs_cuda
-@pytest.mark.parametrize("name", sorted(METHODS))
-def test_cuda_graph_replays_follow_eager_training(name):
-    """On a GPU (deterministic cuDNN, no TF32): 20 iterations replayed from a CUDA graph give the
-    eager steps' losses and parameters, up to GPU rounding."""
-    from bench.environment import set_tf32
-    from datasets import DATASETS
-    device = torch.device("cuda")
-    set_tf32(False)
-    deterministic = torch.backends.cudnn.deterministic
-    torch.backends.cudnn.deterministic = True
-    try:
-        data = DATASETS["mnist"](None, device).head(640, 320)
-        config = resolve(name, "mnist", "smoke", 0)
-        (eager, eager_feed), (graphed, graphed_feed) = [build(config, data, device) for _ in range(2)]
-        step = GraphedStep(graphed, graphed_feed)
-        for iteration in range(EAGER_STEPS + 20):
-            expected, got = eager.train_step(eager_feed), step()
-            for key in expected:
-                assert torch.allclose(got[key], expected[key], rtol=1e-3, atol=1e-5), (iteration, key)
-        assert step.graph is not None
-        for (key, a), (_, b) in zip(eager.networks.state_dict().items(),
-                                    graphed.networks.state_dict().items()):
-            assert torch.allclose(a, b, rtol=1e-3, atol=1e-4), key
-    finally:
-        torch.backends.cudnn.deterministic = deterministic
-
-
 def test_a_step_that_cannot_be_captured_fails_in_one_line(monkeypatch):
     import contextlib
 
@@ -192,13 +162,14 @@ def test_a_step_that_cannot_be_captured_fails_in_one_line(monkeypatch):
     from bench.errors import RunFailed
 
     @contextlib.contextmanager
-    def refusing_capture(graph):
+    def refusing_capture(graph, stream):
+        assert stream == "the run's stream"
         yield
         raise RuntimeError("operation not permitted when stream is capturing\nCUDA kernel errors...")
     monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: object())
     monkeypatch.setattr(torch.cuda, "graph", refusing_capture)
     with pytest.raises(RunFailed) as failure:
-        graphs.capture("szabo", lambda: {"loss": torch.zeros(())})
+        graphs.capture("szabo", lambda: {"loss": torch.zeros(())}, "the run's stream")
     message = str(failure.value)
     assert message.startswith("szabo: its training step cannot be captured as a CUDA graph "
                               "(operation not permitted when stream is capturing)")

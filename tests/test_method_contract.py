@@ -6,6 +6,7 @@ import torch
 
 from bench.config import resolve
 from bench.build import build
+from bench.checkpoints import generator_states, restore_generators, run_generators
 from methods import METHODS
 
 ALL_METHODS = sorted(METHODS)
@@ -74,13 +75,16 @@ def test_checkpoint_round_trip_continues_identically(name, small_mnist):
     run_steps(method, feed, 2)
     method.end_epoch()
     buffer = io.BytesIO()
-    torch.save({"method": method.state_dict(), "data": feed.state_dict()}, buffer)
+    torch.save({"method": method.state_dict(), "data": feed.state_dict(),
+                "generators": generator_states(run_generators(method, feed))}, buffer)
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)  # a checkpoint holds tensors and containers only
 
     restored, restored_feed = make(name, small_mnist, seed=2)  # different init and streams
     restored.load_state_dict(state["method"])
     restored_feed.load_state_dict(state["data"])
+    assert restore_generators(run_generators(restored, restored_feed), state["generators"],
+                              seed=2, iteration=2) is None  # same kind of device: states set
     x = small_mnist.test_images[:5]
     assert all(torch.equal(a, b) for a, b in zip(method.encode(x), restored.encode(x))
                if a is not None)

@@ -168,3 +168,24 @@ def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
     assert sorted(stacks) == [6, 6, 9]
     assert together == alone
     assert len({tuple(found.values()) for found in together}) == len(runs)
+
+
+def test_a_stop_during_stacked_probes_ends_them_at_an_epoch_boundary():
+    """The stop check runs after every epoch of a stacked fit: a signal during the probes of many
+    runs stops them there, not at the end of the fit."""
+    from bench.errors import Interrupted
+    from bench.probes import ProbeTask, fit_probe_tasks
+    codes, labels = informative_codes(256, 3)
+    tasks = [ProbeTask(code, labels, code, labels, seed) for seed, code in enumerate(codes)]
+    epochs_seen = []
+
+    def stop_after_two():
+        epochs_seen.append(len(epochs_seen) + 1)
+        if len(epochs_seen) == 2:
+            raise Interrupted(15)
+    with pytest.raises(Interrupted):
+        fit_probe_tasks(tasks, 10, epochs=50, batch_size=32, lr=1e-3, between=stop_after_two)
+    assert epochs_seen == [1, 2]
+    every = []
+    fit_probe_tasks(tasks, 10, epochs=3, batch_size=32, lr=1e-3, between=lambda: every.append(1))
+    assert len(every) == 3

@@ -125,9 +125,12 @@ def test_runs_table_says_how_a_gpu_computed(tmp_path):
                                                 "tf32": None, "cuda_graphs": False}))
     (graphed / "env.json").write_text(json.dumps({"device": "cuda", "device_name": "NVIDIA H200",
                                                   "tf32": True, "cuda_graphs": True}))
+    (graphed / "status.json").write_text(json.dumps({
+        "state": "complete", "train_seconds": 60.0, "peak_memory_mb": 210.5,
+        "group_peak_memory_mb": 1380.0}))
     text = render(tmp_path)
     assert "| cpu (AMD EPYC) |" in text
-    assert "| cuda (NVIDIA H200, CUDA graphs, TF32) |" in text
+    assert "| cuda (NVIDIA H200, CUDA graphs, TF32) | 1.0 min | 210.5 (group 1380.0) |" in text
 
 
 def test_runs_that_differ_in_a_setting_are_separate_rows_not_seeds(tmp_path):

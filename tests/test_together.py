@@ -245,27 +245,101 @@ def test_speed_together_reports_both_throughputs(capsys):
     assert main(["speed", "--methods", "ccvae", "--together", "1", "--device", "cpu"]) == 2
 
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.fixture
+def device_fault_method():
+    """A registered method (the cycle-consistent VAE) that meets a device-wide CUDA fault once, at
+    its fifth step (in its second epoch of three), as an asynchronous fault surfaces: a
+    RuntimeError with CUDA's message."""
+    class FaultOnce(CycleConsistentVAE):
+        name = "fault-once"
+        armed = True
 
-
-@needs_cuda
-def test_graphed_runs_on_their_streams_follow_eager_runs_one_by_one(tmp_path, fast_runs):
-    """On a GPU (no TF32, deterministic cuDNN): runs trained together as CUDA graphs replayed on
-    their own streams give the losses of eager runs trained one by one, up to GPU rounding."""
-    import pandas as pd
-    deterministic = torch.backends.cudnn.deterministic
-    torch.backends.cudnn.deterministic = True
+        def train_step(self, data):
+            self.steps = getattr(self, "steps", 0) + 1
+            if FaultOnce.armed and self.steps == 5:
+                FaultOnce.armed = False
+                raise RuntimeError("CUDA error: an illegal memory access was encountered\n"
+                                   "CUDA kernel errors might be asynchronously reported")
+            return super().train_step(data)
+    register(FaultOnce)
     try:
-        argv = ["run", "--dataset", "mnist", "--preset", "smoke", "--device", "cuda",
-                "--methods", "ccvae,mathieu,szabo,lord", "--seeds", "0,1", "--epochs", "2",
-                "--set", "iterations_per_epoch=20"]
-        assert main([*argv, "--no-together", "--results", str(tmp_path / "alone")]) == 0
-        assert main([*argv, "--together", "--cuda-graphs", "--results", str(tmp_path / "graphed")]) == 0
+        yield FaultOnce.name
     finally:
-        torch.backends.cudnn.deterministic = deterministic
-    graphed = run_dirs(tmp_path / "graphed")
-    for run_id, folder in run_dirs(tmp_path / "alone").items():
-        a = pd.read_csv(folder / results.LOSSES_FILE)
-        b = pd.read_csv(graphed[run_id] / results.LOSSES_FILE)
-        assert list(a.columns) == list(b.columns)
-        assert ((a - b).abs() <= 1e-3 * (1 + a.abs())).all().all(), run_id
+        METHODS.pop(FaultOnce.name, None)
+
+
+def test_a_device_wide_fault_stops_the_group_and_fails_no_run(tmp_path, fast_runs,
+                                                             device_fault_method, capsys):
+    """Every run stops (those still training checkpoint where they stand), none is marked failed,
+    one line says it was device-wide, and the same command finishes them all: the runs the
+    fault did not touch end exactly as runs never stopped."""
+    argv = [*SMOKE, "--seeds", "0", "--epochs", "3", "--set", "iterations_per_epoch=3"]
+    command = [*argv, "--methods", f"ccvae,{device_fault_method},szabo", "--together",
+               "--results", str(tmp_path / "together")]
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "device-wide" in line]
+    assert len(lines) == 1 and "CUDA error: an illegal memory access was encountered" in lines[0]
+    assert "stopped the 3 runs trained together" in lines[0] and "failed" not in err.replace(
+        "no run is marked failed", "")
+    runs = run_dirs(tmp_path / "together")
+    for name, folder in runs.items():
+        assert not (folder / results.STATUS_FILE).exists(), name  # neither failed nor complete
+        assert (folder / results.CHECKPOINT_FILE).is_file(), name
+        log = (folder / "run.log").read_text()
+        if name.startswith(device_fault_method):
+            assert "by a device-wide fault" in log and "not this run's failure" in log
+        else:
+            assert "stopped with the runs trained together by a device-wide fault" in log
+    assert main(command) == 0
+    assert main([*argv, "--methods", "ccvae,szabo", "--results", str(tmp_path / "alone")]) == 0
+    for name, folder in run_dirs(tmp_path / "alone").items():
+        for file in COMPARED:
+            assert (runs[name] / file).read_bytes() == (folder / file).read_bytes(), (name, file)
+    assert all(results.is_complete(folder) for folder in runs.values())
+
+
+def test_only_cuda_faults_that_poison_the_device_are_device_wide():
+    from bench.errors import is_device_fault
+    assert is_device_fault(RuntimeError("CUDA error: device-side assert triggered"))
+    assert is_device_fault(RuntimeError("CUDA error: unspecified launch failure\nmore"))
+    assert not is_device_fault(RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert not is_device_fault(RuntimeError("an illegal memory access in my own code"))
+    assert not is_device_fault(ValueError("shapes do not match"))
+
+
+def test_on_cuda_at_most_32_runs_share_a_group():
+    from bench.together import CUDA_GROUP_SIZE, in_groups
+    configs = list(range(70))
+    assert CUDA_GROUP_SIZE == 32
+    assert [len(g) for g in in_groups(configs, torch.device("cuda"))] == [32, 32, 6]
+    assert sum(in_groups(configs, torch.device("cuda")), []) == configs
+    assert in_groups(configs, torch.device("cpu")) == [configs]
+
+
+def test_each_run_trained_together_is_charged_its_own_memory(monkeypatch):
+    """The allocator's figures, faked: run A holds 100 bytes and peaks 50 above them within a
+    step; B allocates 30 and frees them; the group's peak is the device's."""
+    from bench import together
+    state = {"allocated": 1000, "peak": 1000}
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: state["allocated"])
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: state["peak"])
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats",
+                        lambda device=None: state.update(peak=state["allocated"]))
+
+    def allocate(change, transient=0):
+        def step():
+            state["peak"] = max(state["peak"], state["allocated"] + max(change, 0) + transient)
+            state["allocated"] += change
+        return step
+    memory = together.GroupMemory("cuda")
+    a, b = together.Member("a", memory=memory), together.Member("b", memory=memory)
+    memory.measure(a, allocate(100))
+    memory.measure(b, allocate(30))
+    memory.measure(a, allocate(0, transient=50))
+    memory.measure(b, allocate(-30))
+    memory.observe(allocate(0, transient=500))  # the probes of both
+    assert (a.held, a.peak, b.held, b.peak) == (100, 150, 0, 30)
+    assert memory.peak == 1000 + 100 + 500  # b has freed its 30 by then
+    assert memory.record(a) == {"peak_memory_mb": round(150 / 2**20, 1),
+                                "group_peak_memory_mb": round(1600 / 2**20, 1)}

@@ -100,7 +100,7 @@ def test_checkpoints_load_without_unpickling_code(tmp_path, small_mnist):
     config = resolve("szabo", "mnist", "smoke", 0, {})
     method, feed = build(config, small_mnist, torch.device("cpu"))
     path = tmp_path / results.CHECKPOINT_FILE
-    save_checkpoint(path, config, method, feed.state_dict(), Progress(names=["a"], logged_rows=3))
+    save_checkpoint(path, config, method, feed, Progress(names=["a"], logged_rows=3))
     state = torch.load(path, weights_only=True)  # raises on anything but tensors and containers
     assert state["progress"]["logged_rows"] == 3
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from bench import results
+from bench.errors import Interrupted, is_device_fault
 from bench.records import run_columns
 
 if TYPE_CHECKING:
@@ -26,12 +27,14 @@ if TYPE_CHECKING:
 @dataclasses.dataclass(frozen=True)
 class Context:
     """A trained run as its evaluations see it: the method in its final state, the run's data
-    (its settings may keep the first images only) and both splits encoded once."""
+    (its settings may keep the first images only) and both splits encoded once. ``stop`` is a
+    stop check that long computations call at their boundaries (it raises Interrupted)."""
     config: RunConfig
     method: Method
     data: ImageSet
     train: Encoding
     test: Encoding
+    stop: Callable[[], None] = lambda: None
 
     def seed(self, stream: str) -> int:
         """A seed of its own for each evaluation's random draws, from the run's seed."""
@@ -76,6 +79,14 @@ class Checked:
     value: str
     higher_is_better: dict[str, bool]
     point: dict[str, float] = dataclasses.field(default_factory=dict)
+
+
+def stop_checks(contexts: list[Context]) -> Callable[[], None]:
+    """One stop check for computations that span several runs: each run's."""
+    def check() -> None:
+        for context in contexts:
+            context.stop()
+    return check
 
 
 def every_dataset(data: ImageSet) -> bool:
@@ -139,7 +150,8 @@ def compute_together(evaluations: list[Evaluation], contexts: list[Context],
                      say: Callable[[str], None] = print) -> dict[str, dict[str, Outcome]]:
     """{run id: {evaluation name: outcome}}: the ``evaluations`` that can compute several runs at
     once, each over the ``contexts`` it applies to (two at least). One that raises is left out,
-    with a line: each run then computes it alone, where a failure stays that run's."""
+    with a line: each run then computes it alone, where a failure stays that run's. A stop
+    (Interrupted) and a device-wide fault are not failures of the evaluation: they propagate."""
     computed: dict[str, dict[str, Outcome]] = {c.config.run_id: {} for c in contexts}
     for evaluation in evaluations:
         chosen = [c for c in contexts if evaluation.applies_to(c)]
@@ -148,7 +160,11 @@ def compute_together(evaluations: list[Evaluation], contexts: list[Context],
         started = time.perf_counter()
         try:  # out of memory for so many runs at once, say, or a bug
             outcomes = list(zip(chosen, evaluation.compute_together(chosen), strict=True))
+        except Interrupted:
+            raise
         except Exception as error:  # noqa: BLE001 - each run computes it alone, contained there
+            if is_device_fault(error):  # every run would meet it again
+                raise
             say(f"{evaluation.name} of {len(chosen)} runs together failed "
                 f"({type(error).__name__}: {error}): each run computes it alone")
             continue

@@ -8,7 +8,8 @@ and scored on the other half ("train" and "test" name those halves).
 """
 from __future__ import annotations
 
-from bench.evaluations.base import Checked, Context, Evaluation, Outcome, ReportTable, register
+from bench.evaluations.base import (Checked, Context, Evaluation, Outcome,
+                                       ReportTable, register, stop_checks)
 
 PROBE = "z_code"
 
@@ -39,7 +40,7 @@ def code_leakage_rows_together(contexts: list[Context]) -> list[Outcome]:
                              options["epochs"], options["batch_size"], options["lr"]))
     return [Outcome([dict(probe=PROBE, split=split, accuracy=round(found[PROBE, split], 4))
                      for split in ("train", "test")], {"protocol": PROTOCOL})
-            for found in fit_jobs(jobs)]
+            for found in fit_jobs(jobs, between=stop_checks(contexts))]
 
 
 def code_leakage_rows(context: Context) -> Outcome:

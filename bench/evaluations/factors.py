@@ -1,14 +1,15 @@
 """Datasets with known factors: each factor probed from s and from the posterior mean of z."""
 from __future__ import annotations
 
-from bench.evaluations.base import Context, Evaluation, Outcome, ReportTable, register
+from bench.evaluations.base import Context, Evaluation, Outcome, ReportTable, register, stop_checks
 
 
 def factor_rows_together(contexts: list[Context]) -> list[Outcome]:
     """The factor probes of several runs, fitted side by side (bench.evaluate.fit_jobs)."""
     from bench.evaluate import factor_accuracies, factor_probe_jobs, fit_jobs
     jobs = [factor_probe_jobs(c.train, c.test, c.data, **c.probe_options) for c in contexts]
-    found = iter(fit_jobs([job for run in jobs for job in run.values()]))
+    found = iter(fit_jobs([job for run in jobs for job in run.values()],
+                          between=stop_checks(contexts)))
     return [_outcome(context, *factor_accuracies(run, [next(found) for _ in run]))
             for context, run in zip(contexts, jobs)]
 

@@ -3,7 +3,7 @@ posterior mean of z and from a sample of z (metrics.csv, the paper's table)."""
 from __future__ import annotations
 
 from bench import results
-from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register
+from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register, stop_checks
 
 
 def probe_rows_together(contexts: list[Context]) -> list[Outcome]:
@@ -13,7 +13,7 @@ def probe_rows_together(contexts: list[Context]) -> list[Outcome]:
     return [Outcome([dict(probe=probe, split=split, accuracy=round(accuracies[probe, split], 4))
                      for probe in results.PROBES for split in results.SPLITS],
                     {"specified": job.protocol})
-            for job, accuracies in zip(jobs, fit_jobs(jobs))]
+            for job, accuracies in zip(jobs, fit_jobs(jobs, between=stop_checks(contexts)))]
 
 
 def probe_rows(context: Context) -> Outcome:
