@@ -303,6 +303,11 @@ def run_together_in_process(configs, data, args, device) -> int:
     return summarise(configs, outcomes.failures, outcomes.busy)
 
 
+def together_limit() -> int:
+    from bench.together import CUDA_GROUP_SIZE
+    return CUDA_GROUP_SIZE
+
+
 def device_fault_line(fault, what: str) -> str:
     return (f"bench: a device-wide CUDA fault ({fault}) stopped {what}: the device is unusable in "
             "this process, so no run is marked failed; each resumes from its last checkpoint when "
@@ -485,11 +490,10 @@ def command_speed(args) -> int:
             raise UsageError(f"--together needs at least 2 runs, got {args.together}")
         if args.compare:
             raise UsageError("--together and --compare time different things: give one")
-        from bench.together import CUDA_GROUP_SIZE
-        if device.type == "cuda" and args.together > CUDA_GROUP_SIZE:
-            raise UsageError(f"--together {args.together}: at most {CUDA_GROUP_SIZE} runs are "
+        if device.type == "cuda" and args.together > together_limit():
+            raise UsageError(f"--together {args.together}: at most {together_limit()} runs are "
                              f"trained together on CUDA (one stream each; torch has "
-                             f"{CUDA_GROUP_SIZE} per device)")
+                             f"{together_limit()} per device)")
         measure_together(methods, data, device, args.together, iterations=args.iterations,
                          warmup=args.warmup, cuda_graphs=args.cuda_graphs)
         return 0
