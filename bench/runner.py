@@ -27,7 +27,7 @@ from bench.checkpoints import (CorruptRun, RunLock, load_checkpoint, restore_gen
 from bench.config import RunConfig
 from bench.environment import environment, peak_memory_mb
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
-from bench.evaluations import Context, Outcome, in_order, run_evaluations
+from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
 from bench.run_figures import TsneWork, write_figures
 from bench.train import Interrupted, Progress, StopOnSignal, training_steps
 from datasets import ImageSet
@@ -259,7 +259,16 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
                           evaluate.encode_all(method, data.test_images), stop=stop.check)
         shared = (yield Encoded(context)) or Shared({})
-        run_evaluations(context, run_dir, in_order(), between=stop.check, say=tqdm.write,
+        evaluations = in_order()
+        if resumed is not None and resumed["progress"].epoch > epochs:
+            # Trained before this process: what an earlier attempt already evaluated from this
+            # same final state is kept, so that attempts shorter than all the evaluations (a
+            # time-limited job, a lease) still finish.
+            kept = [e.name for e in evaluations if is_current(e, run_dir)]
+            evaluations = [e for e in evaluations if e.name not in kept]
+            if kept:
+                tqdm.write(f"{config.run_id}: kept {', '.join(kept)} from an earlier attempt")
+        run_evaluations(context, run_dir, evaluations, between=stop.check, say=tqdm.write,
                         computed=shared.outcomes)
         last = epochs * per_epoch
         if (run_dir / results.METRICS_FILE).is_file():

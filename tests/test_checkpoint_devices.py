@@ -160,3 +160,22 @@ def test_a_gpu_trained_run_is_loaded_and_evaluated_on_the_cpu(runs, tmp_path, ca
                  "--device", "cpu"]) == 0
     assert (run_dir / results.METRICS_FILE).read_bytes() == metrics
     capsys.readouterr()
+
+
+def test_a_trained_run_stopped_in_its_evaluations_keeps_what_was_evaluated(runs, tmp_path, capsys):
+    """A time-limited job or a lease may end during the evaluations: the next attempt keeps the
+    evaluations already written from the same final state, and computes the missing ones."""
+    results_dir = tmp_path / "results"
+    shutil.copytree(runs / "whole", results_dir)
+    run_dir = the_run(results_dir)
+    metrics = (run_dir / results.METRICS_FILE).read_bytes()
+    (run_dir / results.STATUS_FILE).unlink()  # stopped after its probes
+    written = (run_dir / results.METRICS_FILE).stat().st_mtime_ns
+    assert main([*ARGV, "--results", str(results_dir)]) == 0
+    assert f"{run_dir.name}: kept probes from an earlier attempt" in (run_dir / "run.log").read_text()
+    assert (run_dir / results.METRICS_FILE).stat().st_mtime_ns == written
+    (run_dir / results.STATUS_FILE).unlink()  # stopped before its probes
+    (run_dir / results.METRICS_FILE).unlink()
+    assert main([*ARGV, "--results", str(results_dir)]) == 0
+    assert (run_dir / results.METRICS_FILE).read_bytes() == metrics
+    capsys.readouterr()

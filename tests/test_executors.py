@@ -308,7 +308,10 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes(cluster, tmp_path):
     options = tmp_path / "slurm.json"
     options.write_text(json.dumps({"time_minutes": 1, "signal_delay_s": 25}))
     run = ["--methods", "szabo", "--epochs", "150"]  # more than one attempt trains, even at 55 s
-    out = slurm_run(*run, "--slurm-config", str(options), "--results", str(tmp_path / "slurm"))
+    # Usually about 6 minutes; on a slow day each attempt's start (Python, torch) leaves it a few
+    # epochs, and 150 epochs took 17 minutes (2026-12-02): the limit is for a hung job, not a slow one.
+    out = slurm_run(*run, "--slurm-config", str(options), "--results", str(tmp_path / "slurm"),
+                    timeout=1500)
     assert out.returncode == 0, out.stderr
     (job_file,) = results.runs_dir(tmp_path / "slurm").glob(f"*/{'job.json'}")
     job = json.loads(job_file.read_text())
