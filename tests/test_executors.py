@@ -300,24 +300,26 @@ def test_slurm_options_file_then_flags(tmp_path):
 
 
 def test_a_job_at_its_time_limit_is_requeued_and_resumes(cluster, tmp_path):
-    # A one-minute limit with SIGUSR2 25 s before it. slurmctld checks limits every 30 s and sends
-    # the warning at the first check that finds the end within signal_delay_s + 30 s: here 5 to
-    # 35 s into each attempt (at 35 s, the first check could come while the job's Python starts,
-    # before submitit handles SIGUSR2, and kill it). Then submitit requeues the job and the next
-    # attempt resumes.
+    # A two-minute limit with SIGUSR2 25 s before it. slurmctld checks limits every 30 s and sends
+    # the warning at the first check that finds the end within signal_delay_s + 30 s: here 65 to
+    # 95 s into the attempt, time for even a slow day's start (Python, submitit, torch) to reach
+    # training. The first attempt's training waits after its fifth iteration until it is stopped
+    # (tests/hold/sitecustomize.py), so the warning always lands mid-training; submitit requeues
+    # the job and the second attempt (SLURM_RESTART_COUNT=1, which trains without waiting)
+    # resumes from the checkpoint.
     options = tmp_path / "slurm.json"
-    options.write_text(json.dumps({"time_minutes": 1, "signal_delay_s": 25}))
-    run = ["--methods", "szabo", "--epochs", "150"]  # more than one attempt trains, even at 55 s
-    # Usually about 6 minutes; on a slow day each attempt's start (Python, torch) leaves it a few
-    # epochs, and 150 epochs took 17 minutes (2026-12-02): the limit is for a hung job, not a slow one.
-    out = slurm_run(*run, "--slurm-config", str(options), "--results", str(tmp_path / "slurm"),
-                    timeout=1500)
+    options.write_text(json.dumps({"time_minutes": 2, "signal_delay_s": 25}))
+    run = ["--methods", "szabo", "--epochs", "4"]
+    hold = {"BENCH_TEST_HOLD_AFTER": "5", "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO / "tests" / "hold"), os.environ.get("PYTHONPATH")]))}
+    out = bench(*SMOKE, "--executor", "slurm", "--cpus-per-job", "1", *run, "--slurm-config",
+                str(options), "--results", str(tmp_path / "slurm"), env=hold, timeout=900)
     assert out.returncode == 0, out.stderr
     (job_file,) = results.runs_dir(tmp_path / "slurm").glob(f"*/{'job.json'}")
     job = json.loads(job_file.read_text())
     assert job["restarts"] >= 1
     log = open(job["stdout"]).read()
-    assert "this job is timed-out" in log and "from its checkpoint (epoch " in log
+    assert "this job is timed-out" in log and "from its checkpoint (epoch 2" in log
     reference = local_reference(tmp_path, *run)
     assert run_files(tmp_path / "slurm", results.METRICS_FILE) == run_files(reference, results.METRICS_FILE)
     assert run_files(tmp_path / "slurm", results.LOSSES_FILE) == run_files(reference, results.LOSSES_FILE)
