@@ -163,7 +163,7 @@ class Method(abc.ABC):
 
     def state_dict(self) -> dict:
         """Networks, optimisers and schedulers. The random generator's state is not here: its
-        format depends on the device (the run's checkpoint saves it beside, bench/checkpoints.py)."""
+        format depends on the device (the run's checkpoint saves it beside, bench/run/checkpoints.py)."""
         return {"networks": self.networks.state_dict(),
                 "optimisers": {k: o.state_dict() for k, o in self.optimisers.items()},
                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()}}

@@ -20,7 +20,7 @@ OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$work/venv/bin/python" -m ben
   > "$work/run.log" 2>&1
 "$work/venv/bin/python" - "$work/results" results/baselines/mnist-ci.csv "$threads" <<'PY'
 import sys
-from bench import check
+from bench.report import check
 numbers = check.current_numbers(sys.argv[1])
 baseline = check.read_baseline(sys.argv[2])
 seeds = check.seed_numbers(baseline).merge(numbers, on=[*check.KEY, "seed"])

@@ -17,15 +17,15 @@ def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str
 def dies_after_first_epoch():
     """Runs started inside fail at their second epoch's checkpoint, as if their process had died
     just before it: their folders hold the first epoch's checkpoint."""
-    import bench.runner
-    original = bench.runner.save_checkpoint
+    import bench.run.runner
+    original = bench.run.runner.save_checkpoint
 
     def killed_before_epoch_two_is_saved(path, config, method, feed, progress):
         if progress.epoch == 3:
             raise RuntimeError("killed")
         original(path, config, method, feed, progress)
-    bench.runner.save_checkpoint = killed_before_epoch_two_is_saved
+    bench.run.runner.save_checkpoint = killed_before_epoch_two_is_saved
     try:
         yield
     finally:
-        bench.runner.save_checkpoint = original
+        bench.run.runner.save_checkpoint = original

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from bench.config import resolve
-from bench.build import build
+from bench.run.config import resolve
+from bench.run.build import build
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig
 from methods.nets import Decoder, Encoder

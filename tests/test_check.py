@@ -4,10 +4,11 @@ import json
 import pandas as pd
 import pytest
 
-from bench import check, results
+from bench.report import check
+from bench.store import results
 from bench.cli import main
 from bench.errors import UsageError
-from bench.report import load_paper_table
+from bench.report.page import load_paper_table
 from tests.test_report import accuracies, fake_run
 
 KEYS = dict(dataset="mnist", preset="ci", z_dim=16, s_dim=16)

@@ -1,4 +1,4 @@
-"""Checkpoints move between devices (bench/checkpoints.py): a run trained on a GPU resumes on the
+"""Checkpoints move between devices (bench/run/checkpoints.py): a run trained on a GPU resumes on the
 CPU and the reverse, and a GPU-trained run is loaded and evaluated on the CPU.
 
 A CUDA generator's state is 16 bytes (its seed, then its Philox offset, as CUDAGeneratorImpl
@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import results
-from bench.checkpoints import load_checkpoint, load_method, restart_seed
+from bench.store import results
+from bench.run.checkpoints import load_checkpoint, load_method, restart_seed
 from bench.cli import main
-from bench.config import RunConfig
-from bench.records import load_run
+from bench.run.config import RunConfig
+from bench.store.records import load_run
 from tests.helpers import dies_after_first_epoch
 
 ARGV = ["run", "--methods", "szabo", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu",
@@ -60,11 +60,11 @@ def as_written_before_devices_were_recorded(state, generator_state):
 def probes_only():
     """What these runs compute after training is beside the point here and costs most of their
     time: they evaluate the latent probes only and draw no figures."""
-    import bench.runner
+    import bench.run.runner
     from bench.evaluations import EVALUATIONS
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench.runner, "in_order", lambda: [EVALUATIONS["probes"]])
-        patch.setattr(bench.runner, "write_figures", lambda *args, **kwargs: None)
+        patch.setattr(bench.run.runner, "in_order", lambda: [EVALUATIONS["probes"]])
+        patch.setattr(bench.run.runner, "write_figures", lambda *args, **kwargs: None)
         yield
 
 
@@ -114,8 +114,8 @@ def test_a_checkpoint_from_a_gpu_resumes_on_the_cpu_with_streams_restarted(runs,
 def test_the_restarted_streams_are_seeded_by_rule(runs):
     config = RunConfig.from_dict(load_run(the_run(runs / "stopped")).config)
     state = load_checkpoint(the_run(runs / "stopped") / results.CHECKPOINT_FILE, config)
-    from bench.build import build
-    from bench.checkpoints import restore_generators, run_generators
+    from bench.run.build import build
+    from bench.run.checkpoints import restore_generators, run_generators
     from datasets import DATASETS
     data = DATASETS["mnist"](None, torch.device("cpu")).head(640, 320)
     method, feed = build(config, data, torch.device("cpu"))

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from bench import results
+from bench.store import results
 from bench.cli import main
 from methods import METHODS
 from methods.ccvae import CycleConsistentVAE

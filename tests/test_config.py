@@ -3,9 +3,9 @@ import dataclasses
 
 import pytest
 
-from bench.config import RunSettings, resolve
+from bench.run.config import RunSettings, resolve
 from bench.errors import UsageError
-from bench.presets import PRESETS
+from bench.run.presets import PRESETS
 from methods import METHODS
 
 

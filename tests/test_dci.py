@@ -1,4 +1,4 @@
-"""Tests of the DCI metric (bench/dci.py).
+"""Tests of the DCI metric (bench/metrics/dci.py).
 
 Known answers on hand-made importance matrices (the derivation is in each test), then end-to-end
 runs on synthetic factors: a code that copies the factors must score near 1, pure noise near 0.
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.dci import DCIScores, completeness, dci, disentanglement, importance_matrix
+from bench.metrics.dci import DCIScores, completeness, dci, disentanglement, importance_matrix
 
 EXACT = 1e-12
 SIZES = (4, 5, 6)
@@ -266,7 +266,7 @@ def test_bad_n_estimators_raises(n_estimators):
 
 
 def test_module_does_not_import_torch():
-    code = "import sys, bench.dci; sys.exit(1 if 'torch' in sys.modules else 0)"
+    code = "import sys, bench.metrics.dci; sys.exit(1 if 'torch' in sys.modules else 0)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1])
-    assert result.returncode == 0, result.stderr or "bench.dci imported torch"
+    assert result.returncode == 0, result.stderr or "bench.metrics.dci imported torch"

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import progress, tsne
+from bench import progress
+from bench.evaluations import tsne
 from bench.cli import apply_gpu_options, main
 from bench.errors import UsageError
 

@@ -14,8 +14,8 @@ import dataclasses
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.build import build
+from bench.run.config import resolve
+from bench.run.build import build
 from methods import METHODS
 from methods.straightforward import STRAIGHTFORWARD
 

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from bench import results
-from bench.slurm import queued_jobs, read_record
+from bench.store import results
+from bench.launch.slurm import queued_jobs, read_record
 from tests.conftest import REPO
 
 SMOKE = ["run", "--dataset", "mnist", "--preset", "smoke"]
@@ -77,7 +77,7 @@ FAKE_JOB = """
 import sys
 import submitit
 from submitit.core.utils import DelayedSubmission
-from bench.slurm import RunJob
+from bench.launch.slurm import RunJob
 
 results_dir, run_id, *argv = sys.argv[1:]
 job = RunJob(results_dir)
@@ -97,8 +97,8 @@ def fake_job(tmp_path, method, overrides=None):
     """Start FAKE_JOB for one smoke MNIST run with the argv a submission gives it, in a session of
     its own (SLURM signals every process of a job step); returns (process, run id, stdout path,
     stderr path)."""
-    from bench.config import resolve
-    from bench.executors import single_run_argv
+    from bench.run.config import resolve
+    from bench.launch.executors import single_run_argv
     config = resolve(method, "mnist", "smoke", 0, overrides)
     argv = single_run_argv(config, overrides or {}, tmp_path / "results", "cpu", None, restart=False)
     folder = tmp_path / "logs"
@@ -267,8 +267,8 @@ def test_slurms_refusal_is_one_line_and_nothing_is_submitted(cluster, tmp_path):
 
 def test_a_single_run_argv_resolves_to_the_same_run(tmp_path):
     from bench.cli import parser, settings_overrides
-    from bench.config import resolve
-    from bench.executors import single_run_argv
+    from bench.run.config import resolve
+    from bench.launch.executors import single_run_argv
     overrides = {"lr": "0.0003", "epochs": 3, "probe_epochs": "2"}
     config = resolve("mathieu", "shapes", "quick", 4, {**overrides, "z_dim": 8, "s_dim": 5})
     argv = single_run_argv(config, overrides, tmp_path, "cpu", None, restart=False)
@@ -280,7 +280,7 @@ def test_a_single_run_argv_resolves_to_the_same_run(tmp_path):
 
 def test_slurm_options_file_then_flags(tmp_path):
     from bench.errors import UsageError
-    from bench.slurm import SlurmOptions
+    from bench.launch.slurm import SlurmOptions
     path = tmp_path / "slurm.json"
     path.write_text(json.dumps({"partition": "gpu", "gpus_per_job": 1, "time_minutes": 30,
                                 "sbatch": {"account": "proj"}}))

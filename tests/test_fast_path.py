@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.graphs import EAGER_STEPS, GraphedStep
-from bench.build import build
+from bench.run.config import resolve
+from bench.run.graphs import EAGER_STEPS, GraphedStep
+from bench.run.build import build
 from methods import METHODS
 from methods.adversarial import gated_step
 from methods.straightforward import STRAIGHTFORWARD
@@ -139,7 +139,7 @@ def test_capturable_optimisers_from_a_gpu_become_plain_on_the_cpu(small_mnist):
 
 def test_gpu_flags_reach_every_child_run(tmp_path):
     from bench.cli import parser
-    from bench.executors import single_run_argv
+    from bench.launch.executors import single_run_argv
     config = resolve("szabo", "mnist", "quick", 1)
     argv = single_run_argv(config, {}, tmp_path, "cuda", None, restart=False,
                            gpu_flags=("--cuda-graphs", "--tf32"))
@@ -150,7 +150,7 @@ def test_gpu_flags_reach_every_child_run(tmp_path):
 
 
 def test_environment_records_the_gpu_options():
-    from bench.environment import environment
+    from bench.run.environment import environment
     env = environment(torch.device("cpu"))
     assert env["cuda_graphs"] is False and env["tf32"] is None
 
@@ -158,7 +158,7 @@ def test_environment_records_the_gpu_options():
 def test_a_step_that_cannot_be_captured_fails_in_one_line(monkeypatch):
     import contextlib
 
-    from bench import graphs
+    from bench.run import graphs
     from bench.errors import RunFailed
 
     @contextlib.contextmanager

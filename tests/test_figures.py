@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench import evaluate, figures, results, tsne
-from bench.build import build
+from bench.evaluations import encoding as evaluate, tsne
+from bench.report import figures
+from bench.store import results
+from bench.run.build import build
 from bench.cli import main
-from bench.config import resolve
-from bench.report import write_report
+from bench.run.config import resolve
+from bench.report.page import write_report
 from methods import METHODS
 
 TILE = 28 + evaluate.SWAP_PADDING

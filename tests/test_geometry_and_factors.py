@@ -8,12 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import evaluate, results
+from bench.evaluations import encoding as evaluate
+from bench.store import results
 from bench.cli import main
-from bench.config import resolve
+from bench.run.config import resolve
 from bench.evaluations import EVALUATIONS
-from bench.presets import LATENT_SIZES
-from bench.probes import LatentCode
+from bench.run.presets import LATENT_SIZES
+from bench.metrics.probes import LatentCode
 from methods.nets import MNIST_SHAPE, Decoder, Encoder, PairDiscriminator
 from tests.conftest import REPO
 

@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import results
-from bench.build import build
+from bench.store import results
+from bench.run.build import build
 from bench.cli import main
-from bench.config import resolve
-from bench.graphs import EAGER_STEPS, GraphedStep
+from bench.run.config import resolve
+from bench.run.graphs import EAGER_STEPS, GraphedStep
 from methods import METHODS
 from tests.helpers import dies_after_first_epoch, snapshot
 from tests.test_together import fast_runs, run_dirs  # noqa: F401 - fast_runs is a fixture
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.fixture
 def exact_cuda():
     """No TF32 and deterministic cuDNN: the float32 arithmetic the methods are checked in."""
-    from bench.environment import set_tf32
+    from bench.run.environment import set_tf32
     deterministic = torch.backends.cudnn.deterministic
     set_tf32(False)
     torch.backends.cudnn.deterministic = True
@@ -150,7 +150,7 @@ def test_the_default_cuda_path_follows_runs_one_by_one(tmp_path, fast_runs, exac
     other matrix-product kernels than one run's). With every run's stream delayed before each
     of its steps (a missing synchronisation then reads unfinished codes): bit for bit the same
     as without. Each run records its own peak memory and the group's."""
-    from bench import together
+    from bench.run import together
     assert main([*DEFAULT_PATH, "--no-together", "--results", str(tmp_path / "alone")]) == 0
     assert main([*DEFAULT_PATH, "--results", str(tmp_path / "together")]) == 0
     original = together.Member.advance

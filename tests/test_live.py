@@ -1,4 +1,4 @@
-"""Watching runs: --tensorboard's event files, and every run's run.log (bench/live.py)."""
+"""Watching runs: --tensorboard's event files, and every run's run.log (bench/run/live.py)."""
 import os
 import subprocess
 import sys
@@ -6,7 +6,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench import live, results
+from bench.run import live
+from bench.store import results
 from bench.cli import main
 from tests.conftest import REPO
 
@@ -56,19 +57,19 @@ def test_tensorboard_holds_every_curve_and_a_resumed_run_adds_no_duplicate_point
         tmp_path, capsys, monkeypatch):
     """Epoch 2 is logged, then the process dies before its checkpoint; the rerun resumes from
     epoch 1's checkpoint, logs epoch 2 again, and TensorBoard shows each iteration once."""
-    import bench.runner
+    import bench.run.runner
     argv = [*SMOKE, "--epochs", "2", "--tensorboard", "--results", str(tmp_path)]
-    original = bench.runner.save_checkpoint
+    original = bench.run.runner.save_checkpoint
 
     def killed_after_epoch_two(path, config, method, data_state, progress):
         if progress.epoch == 3:
             raise RuntimeError("killed before the checkpoint of epoch 2")
         original(path, config, method, data_state, progress)
-    monkeypatch.setattr(bench.runner, "save_checkpoint", killed_after_epoch_two)
+    monkeypatch.setattr(bench.run.runner, "save_checkpoint", killed_after_epoch_two)
     assert main(argv) == 1
     run_dir = the_run(tmp_path)
     assert len(pd.read_csv(run_dir / results.LOSSES_FILE)) == 6  # logged, not checkpointed
-    monkeypatch.setattr(bench.runner, "save_checkpoint", original)
+    monkeypatch.setattr(bench.run.runner, "save_checkpoint", original)
     assert main(argv) == 0
     assert "resume" in capsys.readouterr().out
 
@@ -109,8 +110,8 @@ def test_without_tensorboard_the_flag_is_one_line_exit_2_and_nothing_is_written(
 
 def test_a_single_run_argv_passes_tensorboard_on(tmp_path):
     from bench.cli import parser
-    from bench.config import resolve
-    from bench.executors import single_run_argv
+    from bench.run.config import resolve
+    from bench.launch.executors import single_run_argv
     config = resolve("ccvae", "mnist", "smoke", 0, {})
     with_flag = parser().parse_args(list(single_run_argv(config, {}, tmp_path, "cpu", None, False,
                                                          (), tensorboard=True)))

@@ -5,7 +5,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bench import check
+from bench.report import check
 from tests.conftest import REPO
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+

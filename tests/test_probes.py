@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bench.probes import LatentCode, accuracy, fit_probe, probe_classifier
+from bench.metrics.probes import LatentCode, accuracy, fit_probe, probe_classifier
 
 
 def test_accuracy_known_answers():
@@ -65,7 +65,7 @@ def one_probe_alone(train, train_labels, test, test_labels, num_classes, *, epoc
                     seed):
     """The straightforward probe: one classifier, its own loop (what fit_probes stacks)."""
     import torch.nn.functional as F
-    from bench.probes import predict
+    from bench.metrics.probes import predict
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -100,7 +100,7 @@ def informative_codes(n, seed, widths=(6, 6, 11)):
 
 @pytest.mark.parametrize("widths", [(6, 6, 6), (6, 9, 11)])
 def test_stacked_probes_are_the_probes_trained_one_by_one(widths, float64):
-    from bench.probes import fit_probes
+    from bench.metrics.probes import fit_probes
     trains, train_labels = informative_codes(700, 5, widths)
     tests, test_labels = informative_codes(300, 6, widths)
     options = dict(epochs=3, batch_size=64, lr=1e-3, seed=2)
@@ -112,7 +112,7 @@ def test_stacked_probes_are_the_probes_trained_one_by_one(widths, float64):
 
 
 def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch):
-    from bench import probes
+    from bench.metrics import probes
     trains, labels = informative_codes(500, 7, (5, 8))
     options = dict(epochs=2, batch_size=50, lr=1e-3, seed=1)
     kept = []
@@ -134,7 +134,7 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
 def run_probe_jobs(seeds_and_widths):
     """The class probes of pretend runs: (seed, width) each, codes of 600 training images;
     a run of seed >= 10 holds test labels the training split never shows (the halves protocol)."""
-    from bench.evaluate import probe_job
+    from bench.evaluations.encoding import probe_job
     jobs = []
     for seed, width in seeds_and_widths:
         trains, train_labels = informative_codes(600, seed, (width, width, width))
@@ -148,11 +148,11 @@ def run_probe_jobs(seeds_and_widths):
 
 
 def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
-    """Runs trained together have their probes fitted side by side (bench.evaluate.fit_jobs):
+    """Runs trained together have their probes fitted side by side (bench.evaluations.encoding.fit_jobs):
     one stack per padded width, and on the CPU each run's numbers are exactly its own, in
     float32, whatever its seed, labels or protocol."""
-    from bench import evaluate
-    from bench.evaluate import HELD_OUT_HALVES, fit_jobs
+    from bench.evaluations import encoding as evaluate
+    from bench.evaluations.encoding import HELD_OUT_HALVES, fit_jobs
     runs = [(1, 6), (2, 6), (3, 9), (11, 6), (12, 6), (4, 9), (5, 6)]
     alone = [fit_jobs([job])[0] for job in run_probe_jobs(runs)]
     stacks = []
@@ -174,7 +174,7 @@ def test_a_stop_during_stacked_probes_ends_them_at_an_epoch_boundary():
     """The stop check runs after every epoch of a stacked fit: a signal during the probes of many
     runs stops them there, not at the end of the fit."""
     from bench.errors import Interrupted
-    from bench.probes import ProbeTask, fit_probe_tasks
+    from bench.metrics.probes import ProbeTask, fit_probe_tasks
     codes, labels = informative_codes(256, 3)
     tasks = [ProbeTask(code, labels, code, labels, seed) for seed, code in enumerate(codes)]
     epochs_seen = []

@@ -7,7 +7,8 @@ import sys
 import pandas as pd
 import pytest
 
-from bench import check, results
+from bench.report import check
+from bench.store import results
 from bench.cli import main
 from bench.evaluations import in_order
 from methods import METHODS

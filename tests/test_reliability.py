@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import results
+from bench.store import results
 from bench.cli import main
 from methods.mathieu import Mathieu
 from methods.szabo import Szabo

@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from bench import results
-from bench.document import to_markdown
-from bench.report import build, load_paper_table, write_report
+from bench.store import results
+from bench.report.document import to_markdown
+from bench.report.page import build, load_paper_table, write_report
 
 
 def render(directory):
@@ -109,7 +109,7 @@ def test_empty_results_say_how_to_start(tmp_path):
     assert "No complete runs yet" in render(tmp_path)
 
 
-@pytest.mark.parametrize("module", ["bench.report", "bench.results"])
+@pytest.mark.parametrize("module", ["bench.report.page", "bench.store.results"])
 def test_report_does_not_import_torch(module):
     import subprocess
     import sys

@@ -3,7 +3,7 @@ the method itself is still timed (a twin is optional: adding a method is one fil
 import pytest
 import torch
 
-from bench.speed import measure_speed, no_twin_line
+from bench.run.speed import measure_speed, no_twin_line
 from methods import METHODS, register
 from methods.ccvae import CycleConsistentVAE
 from methods.straightforward import STRAIGHTFORWARD
@@ -45,9 +45,9 @@ def test_the_throwaway_method_is_gone_afterwards():
 
 @pytest.mark.parametrize("name, phases", [("lord", [1, 1]), ("ccvae", [3])])
 def test_a_method_trained_in_stages_is_timed_in_each(name, phases, small_mnist):
-    from bench.build import build
-    from bench.config import resolve
-    from bench.speed import time_phases
+    from bench.run.build import build
+    from bench.run.config import resolve
+    from bench.run.speed import time_phases
     method, feed = build(resolve(name, "mnist", "smoke", 0, {"epochs": 3 if name == "ccvae" else 1}),
                          small_mnist, torch.device("cpu"))
     seen = []

@@ -1,4 +1,4 @@
-"""Swap accuracy (bench/swap.py): the target classifier, its cache, the swap pairs and the
+"""Swap accuracy (bench/metrics/swap.py): the target classifier, its cache, the swap pairs and the
 agreement of swapped images with their sources, checked with test-double decoders."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.probes import accuracy
-from bench.swap import (CACHE_FOLDER, TargetClassifier, cached_target_classifier,
+from bench.metrics.probes import accuracy
+from bench.metrics.swap import (CACHE_FOLDER, TargetClassifier, cached_target_classifier,
                         fit_target_classifier, predict_targets, swap_agreement, swap_pairs)
 from datasets.base import CACHE_ENV, load_arrays, save_arrays
 

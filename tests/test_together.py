@@ -1,4 +1,4 @@
-"""Runs trained together in one process (`bench run --together`, bench/together.py): the same
+"""Runs trained together in one process (`bench run --together`, bench/run/together.py): the same
 numbers as one by one, every run resumed after SIGTERM and SIGKILL, a failing run failing alone,
 and `bench speed --together`."""
 import json
@@ -11,8 +11,8 @@ import time
 import pytest
 import torch
 
-from bench import results
-from bench.checkpoints import RunLock
+from bench.store import results
+from bench.run.checkpoints import RunLock
 from bench.cli import main
 from bench.evaluations import EVALUATIONS
 from tests.conftest import REPO
@@ -26,8 +26,8 @@ COMPARED = (results.LOSSES_FILE, results.METRICS_FILE)
 # run's time and do not depend on how the runs were trained.
 FAST = """
 import sys
-import bench.runner as runner
-import bench.together as together
+import bench.run.runner as runner
+import bench.run.together as together
 from bench.evaluations import EVALUATIONS
 runner.write_figures = lambda *args, **kwargs: None
 runner.in_order = together.in_order = lambda names=None: [EVALUATIONS["probes"]]
@@ -39,8 +39,8 @@ sys.exit(main(sys.argv[1:]))
 @pytest.fixture
 def fast_runs(monkeypatch):
     """The probes of every run and lord's code probes only."""
-    import bench.runner as runner
-    import bench.together as together
+    import bench.run.runner as runner
+    import bench.run.together as together
     monkeypatch.setattr(runner, "write_figures", lambda *args, **kwargs: None)
     chosen = lambda names=None: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]]  # noqa: E731
     monkeypatch.setattr(runner, "in_order", chosen)
@@ -177,8 +177,8 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     with as many threads, the one computed in the run's own process; the workers end with the
     command."""
     import multiprocessing
-    import bench.runner as runner
-    from bench import tsne_pool
+    import bench.run.runner as runner
+    from bench.evaluations import tsne_pool
     monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
     embed, calls = tsne_pool.TsnePool._embed, []
@@ -309,7 +309,7 @@ def test_only_cuda_faults_that_poison_the_device_are_device_wide():
 
 
 def test_on_cuda_at_most_32_runs_share_a_group():
-    from bench.together import CUDA_GROUP_SIZE, in_groups
+    from bench.run.together import CUDA_GROUP_SIZE, in_groups
     configs = list(range(70))
     assert CUDA_GROUP_SIZE == 32
     assert [len(g) for g in in_groups(configs, torch.device("cuda"))] == [32, 32, 6]
@@ -320,7 +320,7 @@ def test_on_cuda_at_most_32_runs_share_a_group():
 def test_each_run_trained_together_is_charged_its_own_memory(monkeypatch):
     """The allocator's figures, faked: run A holds 100 bytes and peaks 50 above them within a
     step; B allocates 30 and frees them; the group's peak is the device's."""
-    from bench import together
+    from bench.run import together
     state = {"allocated": 1000, "peak": 1000}
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: state["allocated"])
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: state["peak"])

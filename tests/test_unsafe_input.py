@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import paths, results
-from bench.checkpoints import save_checkpoint
+from bench.store import paths, results
+from bench.run.checkpoints import save_checkpoint
 from bench.cli import main
-from bench.config import resolve
-from bench.train import Progress
+from bench.run.config import resolve
+from bench.run.train import Progress
 from tests.conftest import REPO
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu"]
@@ -96,7 +96,7 @@ def test_a_refused_checkpoint_in_a_jobs_grid_exits_2(tmp_path):
 
 
 def test_checkpoints_load_without_unpickling_code(tmp_path, small_mnist):
-    from bench.build import build
+    from bench.run.build import build
     config = resolve("szabo", "mnist", "smoke", 0, {})
     method, feed = build(config, small_mnist, torch.device("cpu"))
     path = tmp_path / results.CHECKPOINT_FILE

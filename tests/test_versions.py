@@ -4,7 +4,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench import check
+from bench.report import check
 from bench.errors import UsageError
 from tests.test_check import table
 from tests.test_report import accuracies, fake_run

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from bench import results
+from bench.store import results
 from bench.errors import Interrupted, is_device_fault
-from bench.records import run_columns
+from bench.store.records import run_columns
 
 if TYPE_CHECKING:
-    from bench.config import RunConfig
+    from bench.run.config import RunConfig
     from datasets import ImageSet
     from methods import Encoding, Method
 
@@ -38,7 +38,7 @@ class Context:
 
     def seed(self, stream: str) -> int:
         """A seed of its own for each evaluation's random draws, from the run's seed."""
-        from bench.build import derive_seed
+        from bench.run.build import derive_seed
         return derive_seed(self.config.seed, stream)
 
     @property
@@ -112,7 +112,7 @@ class Evaluation:
     checked: Checked | None = None
     order: int = 100  # where it comes in the run and the report
     # Optional: the outcomes of several runs at once, each what ``compute`` gives for its run
-    # alone; runs trained together (bench/together.py) share the work, e.g. probes fitted side
+    # alone; runs trained together (bench/run/together.py) share the work, e.g. probes fitted side
     # by side as one stacked model.
     compute_together: Callable[[list[Context]], list[Outcome]] | None = None
 

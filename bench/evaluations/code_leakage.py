@@ -24,9 +24,9 @@ PROTOCOL = "fitted on a seeded half of the training images' codes, scored on bot
 
 
 def code_leakage_rows_together(contexts: list[Context]) -> list[Outcome]:
-    """The code probes of several runs, fitted side by side (bench.evaluate.fit_jobs)."""
-    from bench.evaluate import ProbeJob, fit_jobs, halves
-    from bench.probes import LatentCode, ProbeTask
+    """The code probes of several runs, fitted side by side (bench.evaluations.encoding.fit_jobs)."""
+    from bench.evaluations.encoding import ProbeJob, fit_jobs, halves
+    from bench.metrics.probes import LatentCode, ProbeTask
     jobs = []
     for context in contexts:
         codes = context.method.training_codes()

@@ -2,13 +2,13 @@
 posterior mean of z and from a sample of z (metrics.csv, the paper's table)."""
 from __future__ import annotations
 
-from bench import results
+from bench.store import results
 from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register, stop_checks
 
 
 def probe_rows_together(contexts: list[Context]) -> list[Outcome]:
-    """The probes of several runs, fitted side by side (bench.evaluate.fit_jobs)."""
-    from bench.evaluate import class_probe_job, fit_jobs
+    """The probes of several runs, fitted side by side (bench.evaluations.encoding.fit_jobs)."""
+    from bench.evaluations.encoding import class_probe_job, fit_jobs
     jobs = [class_probe_job(c.train, c.test, c.data, **c.probe_options) for c in contexts]
     return [Outcome([dict(probe=probe, split=split, accuracy=round(accuracies[probe, split], 4))
                      for probe in results.PROBES for split in results.SPLITS],

@@ -1,5 +1,5 @@
 """Swap accuracy: the number behind the swap grid. A classifier trained once per dataset on its
-real training images (bench/swap.py; cached) classifies Dec(z of test image i, s of test image j)
+real training images (bench/metrics/swap.py; cached) classifies Dec(z of test image i, s of test image j)
 over seeded random pairs: the swapped image should take the specified label of j (s carries the
 class) and not that of i (z should not). On datasets with known factors, a head per factor says
 which source each factor follows."""
@@ -14,8 +14,8 @@ LABEL = "label"  # the specified label's target name
 
 
 def swap_rows(context: Context) -> Outcome:
-    from bench.probes import accuracy
-    from bench.swap import cached_target_classifier, predict_targets, swap_agreement
+    from bench.metrics.probes import accuracy
+    from bench.metrics.swap import cached_target_classifier, predict_targets, swap_agreement
     data = context.data
     sizes = {LABEL: data.num_classes, **data.factor_sizes}
     train_targets = {LABEL: data.train_labels, **data.train_factors}

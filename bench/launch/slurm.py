@@ -1,7 +1,7 @@
 """`--executor slurm`: one SLURM job per run, submitted as one job array through submitit.
 
 A job runs `python -m bench run` for its single run as a child process (the same command as a local
-run, bench/executors.py), so it resumes from the run's checkpoint; this module never imports
+run, bench/launch/executors.py), so it resumes from the run's checkpoint; this module never imports
 bench.cli. A job that hits its time limit or is pre-empted is requeued by submitit's
 checkpoint/requeue mechanism (SIGUSR2 before the limit, then `scontrol requeue`) and resumes from
 the run's last checkpoint; a job cancelled with `scancel` gets SIGTERM, checkpoints at the next
@@ -25,9 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import results
+from bench.store import results
 from bench.errors import UsageError, first_line
-from bench.executors import JOBS_DIR, RunRequest, link_job
+from bench.launch.executors import JOBS_DIR, RunRequest, link_job
 from bench.lifetime import stop_with_parent
 
 SLURM_DIR = "slurm"

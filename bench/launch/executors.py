@@ -1,5 +1,5 @@
 """Where runs execute: in this process one after another (the default), in N child processes
-(`--jobs N`), or as SLURM jobs (`--executor slurm`, bench/slurm.py).
+(`--jobs N`), or as SLURM jobs (`--executor slurm`, bench/launch/slurm.py).
 
 Every executor hands a run to the same code: `python -m bench run` with arguments that select
 exactly that run (``RunRequest.argv``), so a run trained anywhere is keyed by its run id, resumes
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench import results
-from bench.config import RunConfig
+from bench.store import results
+from bench.run.config import RunConfig
 from bench.lifetime import stop_with_parent
 
 JOBS_DIR = "jobs"  # results/jobs/: job logs and records, per executor

@@ -28,7 +28,7 @@ from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
 if TYPE_CHECKING:
-    from bench.dci import DCIScores
+    from bench.metrics.dci import DCIScores
 
 __all__ = ["DisentanglementScores", "discretize", "mutual_information_matrix",
            "mutual_information_gap", "sap_score", "score_representation"]
@@ -222,7 +222,7 @@ class DisentanglementScores:
     sap: float
     per_factor_mig: dict[str, float]
     per_factor_sap: dict[str, float]
-    dci: "DCIScores | None" = None  # with dci=True: DCI on the same points (bench/dci.py)
+    dci: "DCIScores | None" = None  # with dci=True: DCI on the same points (bench/metrics/dci.py)
 
 
 def _stack_factors(factors: dict[str, np.ndarray], what: str) -> tuple[list[str], np.ndarray]:
@@ -285,7 +285,7 @@ def score_representation(train_codes, train_factors: dict[str, np.ndarray], test
     per_factor_sap = {name: float(value) for name, value in zip(names, sap)}
     dci_scores = None
     if dci:
-        from bench.dci import dci as dci_of
+        from bench.metrics.dci import dci as dci_of
         dci_scores = dci_of(train_codes, train_y, test_codes, test_y, seed=seed)
     return DisentanglementScores(mig=float(np.mean(list(per_factor_mig.values()))),
                                  sap=float(np.mean(list(per_factor_sap.values()))),

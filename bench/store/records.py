@@ -1,6 +1,6 @@
 """A run folder as a typed record: what the report, the check and `bench evaluate` read.
 
-No torch here (the report and the check are rebuilt anywhere, fast); ``bench.checkpoints``
+No torch here (the report and the check are rebuilt anywhere, fast); ``bench.run.checkpoints``
 loads a run's trained method.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench import results
+from bench.store import results
 
 UNFINISHED = "unfinished"  # the state of a folder with no readable status.json
 

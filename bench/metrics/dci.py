@@ -40,7 +40,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 
 # The input checks shared with MIG and SAP (disentanglement.py imports this module lazily).
 from bench import progress
-from bench.disentanglement import _codes, _factors, _same_length, _two_dimensional
+from bench.metrics.disentanglement import _codes, _factors, _same_length, _two_dimensional
 
 __all__ = ["DCIScores", "importance_matrix", "disentanglement", "completeness", "dci"]
 

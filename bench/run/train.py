@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.errors import Interrupted, RunFailed
-from bench.graphs import GraphedStep
+from bench.run.graphs import GraphedStep
 from methods import Method, TrainingData
 
 
@@ -91,7 +91,7 @@ def training_steps(method: Method, data: TrainingData, *, epochs: int, iteration
     """Train from ``start`` to the end of ``epochs``, yielding after every iteration (runs trained
     together advance in turn), checkpointing after every epoch and, on a signal, at the iteration
     boundary where it stops. With ``cuda_graphs``, iterations after the first few are replays of
-    one CUDA graph (bench/graphs.py)."""
+    one CUDA graph (bench/run/graphs.py)."""
     step = GraphedStep(method, data) if cuda_graphs else functools.partial(method.train_step, data)
     progress = start or Progress()
     names = list(progress.names)

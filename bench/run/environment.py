@@ -8,7 +8,7 @@ import sys
 
 import torch
 
-from bench.results import REPO_ROOT
+from bench.store.results import REPO_ROOT
 
 LIBRARIES = ("torch", "torchvision", "numpy", "scikit-learn", "pandas")
 

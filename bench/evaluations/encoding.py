@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
-from bench.probes import LatentCode, ProbeTask, fit_probe_tasks
-from bench.results import SPLITS
+from bench.metrics.probes import LatentCode, ProbeTask, fit_probe_tasks
+from bench.store.results import SPLITS
 from datasets import ImageSet
 from methods import Encoding, Method
 
@@ -163,7 +163,7 @@ def factor_accuracies(jobs: dict[str, ProbeJob], found: list[dict[tuple[str, str
 def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed: int):
     """MIG, SAP and DCI of the mean of z with respect to the unspecified factors (None without
     any)."""
-    from bench.disentanglement import score_representation
+    from bench.metrics.disentanglement import score_representation
     if not data.unspecified_factors:
         return None
 

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bench import results  # noqa: E402
+from bench.store import results  # noqa: E402
 
 CODE_TITLES = {"z_sample": "z, a sample of q(z|x)", "z_mean": "z, posterior mean",
                "z": "z (deterministic)"}

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from bench.errors import UsageError
-from bench.presets import LATENT_SIZES, PRESETS
+from bench.run.presets import LATENT_SIZES, PRESETS
 from methods import METHODS, MethodConfig
 
 

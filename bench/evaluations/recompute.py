@@ -11,14 +11,14 @@ from typing import Callable
 
 import torch
 
-from bench import results
-from bench.build import run_data
-from bench.checkpoints import RunLock, load_method
-from bench.config import RunConfig
+from bench.store import results
+from bench.run.build import run_data
+from bench.run.checkpoints import RunLock, load_method
+from bench.run.config import RunConfig
 from bench.errors import UsageError
-from bench.evaluate import encode_all
+from bench.evaluations.encoding import encode_all
 from bench.evaluations import Context, Evaluation, is_current, run_evaluations
-from bench.records import RunRecord, load_runs
+from bench.store.records import RunRecord, load_runs
 from datasets import ImageSet
 
 

@@ -4,7 +4,7 @@ checkpoint), evaluate it (every registered evaluation that applies), draw its fi
 results/runs/<run-id>/ holds config.json, env.json, losses.csv (written per epoch),
 checkpoint.pt, metrics.csv and each evaluation's file, evaluation.json, the figures, and
 status.json, which says "complete" only once all the others exist; run.log, what the run printed
-(appended across resumes), and with ``tensorboard`` its curves in tensorboard/ (bench/live.py).
+(appended across resumes), and with ``tensorboard`` its curves in tensorboard/ (bench/run/live.py).
 """
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from bench import evaluate, live, results
-from bench.build import build, iterations_per_epoch, run_data
-from bench.checkpoints import (CorruptRun, RunLock, load_checkpoint, restore_generators,
+from bench.evaluations import encoding as evaluate
+from bench.run import live
+from bench.store import results
+from bench.run.build import build, iterations_per_epoch, run_data
+from bench.run.checkpoints import (CorruptRun, RunLock, load_checkpoint, restore_generators,
                                run_generators, save_checkpoint)
-from bench.config import RunConfig
-from bench.environment import environment, peak_memory_mb
+from bench.run.config import RunConfig
+from bench.run.environment import environment, peak_memory_mb
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
-from bench.run_figures import TsneWork, write_figures
-from bench.train import Interrupted, Progress, StopOnSignal, training_steps
+from bench.evaluations.run_figures import TsneWork, write_figures
+from bench.run.train import Interrupted, Progress, StopOnSignal, training_steps
 from datasets import ImageSet
 from methods import METHODS
 
@@ -86,7 +88,7 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
             stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
             tensorboard: bool = False) -> str:
     """Train, probe and record one run, resuming from its checkpoint when it has one
-    (``cuda_graphs``: training iterations as CUDA graph replays, bench/graphs.py; ``tensorboard``:
+    (``cuda_graphs``: training iterations as CUDA graph replays, bench/run/graphs.py; ``tensorboard``:
     its curves as TensorBoard event files too). What it prints meanwhile also goes to its run.log.
 
     Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
@@ -104,7 +106,7 @@ def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: 
                   tensorboard: bool = False, together: bool = False,
                   peak_memory: Callable[[], dict[str, float]] | None = None
                   ) -> Generator[str | Encoded | None, Shared | None, str]:
-    """``execute`` one step at a time, for runs trained together (bench/together.py): yields None
+    """``execute`` one step at a time, for runs trained together (bench/run/together.py): yields None
     after every training iteration, TRAINED once training is done and ``Encoded`` before the
     evaluations, and returns what ``execute`` returns. ``together``: no progress bars (they
     would interleave). ``peak_memory``: what status.json records of the run's device memory
@@ -201,7 +203,7 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: to
 
 def test_summary(run_dir: Path) -> str:
     """The test numbers of a run's probes, in one line."""
-    from bench.records import load_run
+    from bench.store.records import load_run
     metrics = load_run(run_dir).metrics
     test = metrics[metrics.split == "test"]
     return "test accuracy " + ", ".join(f"{r.probe} {r.accuracy:.2f}" for r in test.itertuples())

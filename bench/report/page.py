@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import progress, results
-from bench.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table, to_html,
+from bench import progress
+from bench.store import results
+from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table, to_html,
                             to_markdown)
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
-from bench.records import RunRecord, differing_settings, load_runs, metrics_of
+from bench.store.records import RunRecord, differing_settings, load_runs, metrics_of
 
 PAPER_TABLE = Path(__file__).resolve().parent / "paper_table.csv"
 REPORT_FILE, REPORT_HTML = "report.md", "report.html"
@@ -210,7 +211,7 @@ def evaluation_blocks(records: list[RunRecord], paper_order: list[str],
 
 def tsne_comparison(records: list[RunRecord], path: Path, title: str, dataset: str) -> Figure:
     """One t-SNE panel per method side by side (first seed of each), a row per code of z."""
-    from bench import figures  # matplotlib: only where a figure is drawn
+    from bench.report import figures  # matplotlib: only where a figure is drawn
     columns, classes = [], 0
     parameters = results.read_json(records[0].path(results.FIGURES_FILE)).get("tsne", {})
     label_name = parameters.get("label_name", "digit")

@@ -15,9 +15,9 @@ import re
 import sys
 from pathlib import Path
 
-from bench import paths
+from bench.store import paths
 from bench.errors import DeviceFault, RunFailed, UsageError
-from bench.results import DEFAULT_RESULTS
+from bench.store.results import DEFAULT_RESULTS
 
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 
@@ -115,7 +115,7 @@ def apply_gpu_options(args, device) -> None:
         raise UsageError(f"{' and '.join(gpu_flags(args))}: only for a CUDA device, and this "
                          f"command runs on {'the CPU' if runs_on == 'cpu' else 'MPS'}")
     if device is not None and device.type == "cuda":
-        from bench.environment import set_tf32
+        from bench.run.environment import set_tf32
         set_tf32(args.tf32)
         if device.index is not None:  # streams, graphs and their memory pools on that device
             import torch
@@ -165,8 +165,8 @@ def require_figure_libraries() -> None:
 
 
 def command_run(args) -> int:
-    from bench.config import resolve
-    from bench.presets import LATENT_SIZES
+    from bench.run.config import resolve
+    from bench.run.presets import LATENT_SIZES
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
@@ -185,7 +185,7 @@ def command_run(args) -> int:
             raise UsageError("--paper-sizes chooses the latent sizes: give it or --z-dim/--s-dim, not both")
         if args.dataset not in LATENT_SIZES:
             raise UsageError(f"--paper-sizes: no latent sizes are listed for {args.dataset!r} "
-                             "(bench/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
+                             "(bench/run/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
         sizes_list = [{"z_dim": z, "s_dim": s} for z, s in LATENT_SIZES[args.dataset]]
     else:
         sizes_list = latent_sizes(args.z_dim, args.s_dim)
@@ -210,7 +210,7 @@ def command_run(args) -> int:
         raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
     require_figure_libraries()
     if args.tensorboard:
-        from bench import live
+        from bench.run import live
         if not live.tensorboard_available():
             raise UsageError(live.TENSORBOARD_MISSING)
     paths.output_folder(args.results, "--results")
@@ -218,7 +218,7 @@ def command_run(args) -> int:
     if args.slurm_config is not None:
         paths.input_file(args.slurm_config, "--slurm-config")
     if args.executor == "slurm":
-        from bench.slurm import SlurmOptions
+        from bench.launch.slurm import SlurmOptions
         options = SlurmOptions.from_sources(args.slurm_config, {
             **slurm_flags, "array_parallelism": args.jobs if args.jobs > 1 else None})
         if args.device.startswith("cuda") and not options.gpus_per_job:
@@ -228,16 +228,16 @@ def command_run(args) -> int:
     # Bad data fails before anything is written or submitted (and caches are built once, here).
     data = load_data(args.dataset, args.data_dir, device or "cpu")
     if args.executor == "slurm" or args.jobs > 1:
-        from bench.executors import RunRequest, single_run_argv
+        from bench.launch.executors import RunRequest, single_run_argv
         del data
         requests = [RunRequest(c, single_run_argv(c, overrides, args.results, args.device,
                                                    data_dir(args.data_dir), args.restart,
                                                    gpu_flags(args), args.tensorboard))
                     for c in configs]
         if args.executor == "local":
-            from bench.executors import run_concurrently
+            from bench.launch.executors import run_concurrently
             return run_concurrently(requests, args.jobs, args.results)
-        from bench import slurm
+        from bench.launch import slurm
         slurm.submit(requests, options, args.results)
         if args.no_wait:
             print("bench: submitted; python -m bench status --results "
@@ -251,8 +251,8 @@ def command_run(args) -> int:
 
 
 def run_in_process(configs, data, args, device) -> int:
-    from bench.runner import execute
-    from bench.train import Interrupted, StopOnSignal
+    from bench.run.runner import execute
+    from bench.run.train import Interrupted, StopOnSignal
 
     failures, busy = [], []
     with StopOnSignal() as stop:
@@ -277,10 +277,10 @@ def run_in_process(configs, data, args, device) -> int:
 
 
 def run_together_in_process(configs, data, args, device) -> int:
-    """The runs trained together, in turn, in this process (bench/together.py)."""
-    from bench.together import run_together
-    from bench.train import StopOnSignal
-    from bench.tsne_pool import default_workers, threads_per_worker
+    """The runs trained together, in turn, in this process (bench/run/together.py)."""
+    from bench.run.together import run_together
+    from bench.run.train import StopOnSignal
+    from bench.evaluations.tsne_pool import default_workers, threads_per_worker
 
     workers = args.tsne_workers
     if workers is None:
@@ -304,7 +304,7 @@ def run_together_in_process(configs, data, args, device) -> int:
 
 
 def together_limit() -> int:
-    from bench.together import CUDA_GROUP_SIZE
+    from bench.run.together import CUDA_GROUP_SIZE
     return CUDA_GROUP_SIZE
 
 
@@ -328,7 +328,7 @@ def summarise(configs, failures: list[str], busy: list[str]) -> int:
 
 def command_status(args) -> int:
     """Each run's state: complete, failed (reason), or, for SLURM jobs, pending/running/lost."""
-    from bench.slurm import status_table
+    from bench.launch.slurm import status_table
     paths.optional_folder(args.results, "--results")
     states = status_table(args.results)
     if not states:
@@ -346,7 +346,7 @@ def command_status(args) -> int:
 
 
 def command_report(args) -> int:
-    from bench.report import write_report
+    from bench.report.page import write_report
     paths.input_folder(args.results, "--results")
     paths.output_folder(args.results, "--results")
     from bench.progress import step
@@ -358,8 +358,8 @@ def command_report(args) -> int:
 
 
 def command_check(args) -> int:
-    from bench import check
-    from bench.report import load_paper_table
+    from bench.report import check
+    from bench.report.page import load_paper_table
 
     paths.input_folder(args.results, "--results")
     if args.baseline is not None:
@@ -437,10 +437,10 @@ def command_check(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    """Recompute evaluations of complete runs from their checkpoints (bench/reevaluate.py)."""
+    """Recompute evaluations of complete runs from their checkpoints (bench/evaluations/recompute.py)."""
     from bench.evaluations import EVALUATIONS, in_order
-    from bench.reevaluate import choose_runs, reevaluate
-    from bench.train import Interrupted, StopOnSignal
+    from bench.evaluations.recompute import choose_runs, reevaluate
+    from bench.run.train import Interrupted, StopOnSignal
 
     names = None if args.evaluations is None else choose(args.evaluations, EVALUATIONS, "evaluation")
     run_ids = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -469,7 +469,7 @@ def command_evaluate(args) -> int:
 
 
 def command_speed(args) -> int:
-    from bench.speed import measure_speed, measure_together, measure_tsne
+    from bench.run.speed import measure_speed, measure_together, measure_tsne
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
@@ -524,7 +524,7 @@ def command_datasets(args) -> int:
 
 
 def parser() -> Parser:
-    from bench.presets import PRESETS
+    from bench.run.presets import PRESETS
 
     root = Parser(prog="bench", description="Weakly supervised disentanglement benchmark.")
     commands = root.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -617,7 +617,7 @@ def parser() -> Parser:
                        help="tolerance is max(--tolerance, this x the baseline's seed spread); default 3")
     check.add_argument("--seed-tolerance", type=float, default=None,
                        help="a seed the baseline holds may be worse than its own baseline number by "
-                            "this many points (default: the measured bench.check.SEED_TOLERANCE)")
+                            "this many points (default: the measured bench.report.check.SEED_TOLERANCE)")
     check.add_argument("--update-baseline", action="store_true",
                        help="write the baseline from the results instead of checking")
     check.add_argument("--force", action="store_true",
@@ -672,7 +672,7 @@ def add_common(command: argparse.ArgumentParser) -> None:
                               f"python -m bench datasets lists them)")
 
 
-# Writes the file system refused (the atomic writes in bench/results.py keep the previous file).
+# Writes the file system refused (the atomic writes in bench/store/results.py keep the previous file).
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM)
 
 

@@ -7,10 +7,10 @@ from typing import Callable
 
 import torch
 
-from bench.config import resolve
-from bench.environment import device_name, peak_memory_mb, tf32_allowed
-from bench.graphs import EAGER_STEPS, GraphedStep
-from bench.build import build, iterations_per_epoch
+from bench.run.config import resolve
+from bench.run.environment import device_name, peak_memory_mb, tf32_allowed
+from bench.run.graphs import EAGER_STEPS, GraphedStep
+from bench.run.build import build, iterations_per_epoch
 from datasets import ImageSet
 
 
@@ -122,7 +122,7 @@ def measure_together(methods: list[str], data: ImageSet, device: torch.device, r
                      iterations: int, warmup: int, cuda_graphs: bool = False) -> list[dict]:
     """Per method, the aggregate training iterations per second of ``runs`` runs (seeds 0, 1, ...)
     trained one by one and trained together as `bench run --together` trains them: in turn, one
-    iteration each, on CUDA each on its own stream (bench/together.py)."""
+    iteration each, on CUDA each on its own stream (bench/run/together.py)."""
     if cuda_graphs:
         warmup = max(warmup, EAGER_STEPS + 1)
     print(f"device: {device} ({device_name(device)}), torch {torch.__version__}, "
@@ -188,7 +188,7 @@ def measure_probes_together(data: ImageSet, device: torch.device, runs: int, ite
     """Time ``iterations`` probe iterations (and the predictions that follow them) of ``runs``
     runs' three probes each: fitted side by side as runs trained together fit them, and run by
     run (three side by side, as a run alone fits them)."""
-    from bench.probes import LatentCode, ProbeTask, fit_probe_tasks
+    from bench.metrics.probes import LatentCode, ProbeTask, fit_probe_tasks
     settings = resolve("ccvae", data.name, "paper", seed=0).settings
     n = min(iterations * settings.probe_batch_size, len(data.train_labels))
     labels = data.train_labels[:n]
@@ -220,7 +220,7 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
     """Time one epoch of a run's three latent probes (s, z_mean, z_sample: 16-d codes of the
     training set's size), trained side by side as they are in a run; with ``compare``, also one
     by one. Prints what the paper preset's probes cost per run."""
-    from bench.probes import LatentCode, fit_probe, fit_probes
+    from bench.metrics.probes import LatentCode, fit_probe, fit_probes
     settings = resolve("ccvae", data.name, "paper", seed=0).settings
     labels = data.train_labels
     mean = torch.randn(len(labels), 16, device=device)
@@ -251,8 +251,8 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
 def measure_tsne(data: ImageSet, device: torch.device, points: int) -> float:
     """Seconds for the t-SNE of the 16-d posterior means of ``points`` test images (an untrained
     cycle-consistent VAE's encoder: the same size and kind of input as a trained one's)."""
-    from bench.evaluate import encode_all
-    from bench.tsne import tsne_embedding
+    from bench.evaluations.encoding import encode_all
+    from bench.evaluations.tsne import tsne_embedding
     method, _ = build(resolve("ccvae", data.name, "paper", seed=0), data, device)
     codes = encode_all(method, data.test_images[:points]).z_mean.cpu().numpy()
     started = time.perf_counter()

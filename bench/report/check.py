@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import results
+from bench.store import results
 from bench.errors import UsageError, first_line
 from bench.evaluations import in_order
-from bench.records import RunRecord, load_runs
+from bench.store.records import RunRecord, load_runs
 
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
 KEY = ["method", "dataset", "preset", "z_dim", "s_dim", "probe", "split"]

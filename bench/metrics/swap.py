@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench import progress
-from bench.probes import accuracy
+from bench.metrics.probes import accuracy
 from datasets.base import cache_dir, load_arrays, save_arrays
 
 # Bump when the architecture or the training changes: the cache key holds it.

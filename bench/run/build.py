@@ -5,7 +5,7 @@ import hashlib
 
 import torch
 
-from bench.config import RunConfig
+from bench.run.config import RunConfig
 from datasets import ImageSet
 from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
 from methods import METHODS, Method, PairGraph
