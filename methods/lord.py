@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.base import Method, MethodConfig, TrainingData, register
-from methods.nets import Decoder, Encoder, check_image_shape, init_weights
+from methods._nets import Decoder, Encoder, check_image_shape, init_weights
 
 LATENT_OPTIMISATION, AMORTISATION = 1, 2
 

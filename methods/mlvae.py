@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.base import Method, MethodConfig, TrainingData, kl_to_standard_normal, register
-from methods.nets import Decoder, Encoder, check_image_shape, init_weights
+from methods._nets import Decoder, Encoder, check_image_shape, init_weights
 
 GROUP_SIZE = 2  # a same-class pair
 

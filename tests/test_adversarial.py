@@ -6,8 +6,8 @@ import torch.nn.functional as F
 
 from bench.run.config import resolve
 from bench.run.build import build
-from methods.adversarial import AdversarialConfig, discriminator_loss
-from methods.nets import PairDiscriminator
+from methods._adversarial import AdversarialConfig, discriminator_loss
+from methods._nets import PairDiscriminator
 from tests.helpers import changed, snapshot
 
 ADVERSARIAL = ["mathieu", "szabo"]
@@ -21,7 +21,7 @@ def force_accuracy(monkeypatch, value):
     def fixed(*args, **kwargs):
         loss, _ = discriminator_loss(*args, **kwargs)
         return loss, torch.tensor(value)
-    monkeypatch.setattr("methods.adversarial.discriminator_loss", fixed)
+    monkeypatch.setattr("methods._adversarial.discriminator_loss", fixed)
 
 
 def freeze(monkeypatch, method, *optimisers):

@@ -9,7 +9,7 @@ from bench.run.config import resolve
 from bench.run.build import build
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig
-from methods.nets import Decoder, Encoder
+from methods._nets import Decoder, Encoder
 from tests.helpers import changed, snapshot
 
 

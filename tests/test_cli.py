@@ -11,7 +11,7 @@ from bench.store import results
 from bench.cli import main
 from methods import METHODS
 from methods.ccvae import CycleConsistentVAE
-from methods.straightforward import STRAIGHTFORWARD
+from methods._straightforward import STRAIGHTFORWARD
 from tests.conftest import REPO
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke"]

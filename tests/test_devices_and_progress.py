@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench import progress
-from bench.evaluations import tsne
+from bench.evaluations import _tsne as tsne
 from bench.cli import apply_gpu_options, main
 from bench.errors import UsageError
 

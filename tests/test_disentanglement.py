@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from bench.metrics.disentanglement import (DisentanglementScores, _sap_score_matrix, discretize,
-                                   mutual_information_gap, mutual_information_matrix, sap_score,
-                                   score_representation)
+from bench.metrics.disentanglement import (_sap_score_matrix, discretize, mutual_information_gap,
+                                           mutual_information_matrix, sap_score)
+from bench.metrics.representation import DisentanglementScores, score_representation
 
 LN2 = math.log(2.0)
 

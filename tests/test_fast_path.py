@@ -12,8 +12,8 @@ from bench.run.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
 from bench.run.build import build
 from methods import METHODS
-from methods.adversarial import gated_step
-from methods.straightforward import STRAIGHTFORWARD
+from methods._adversarial import gated_step
+from methods._straightforward import STRAIGHTFORWARD
 from tests.helpers import snapshot
 from tests.test_equivalence import same_parameters, twins, use_sgd
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.evaluations import encoding as evaluate, tsne
+from bench.evaluations import _encoding as evaluate, _tsne as tsne
 from bench.report import figures
 from bench.store import results
 from bench.run.build import build

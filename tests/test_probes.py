@@ -134,7 +134,7 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
 def run_probe_jobs(seeds_and_widths):
     """The class probes of pretend runs: (seed, width) each, codes of 600 training images;
     a run of seed >= 10 holds test labels the training split never shows (the halves protocol)."""
-    from bench.evaluations.encoding import probe_job
+    from bench.evaluations._encoding import probe_job
     jobs = []
     for seed, width in seeds_and_widths:
         trains, train_labels = informative_codes(600, seed, (width, width, width))
@@ -148,11 +148,11 @@ def run_probe_jobs(seeds_and_widths):
 
 
 def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
-    """Runs trained together have their probes fitted side by side (bench.evaluations.encoding.fit_jobs):
+    """Runs trained together have their probes fitted side by side (bench.evaluations._encoding.fit_jobs):
     one stack per padded width, and on the CPU each run's numbers are exactly its own, in
     float32, whatever its seed, labels or protocol."""
-    from bench.evaluations import encoding as evaluate
-    from bench.evaluations.encoding import HELD_OUT_HALVES, fit_jobs
+    from bench.evaluations import _encoding as evaluate
+    from bench.evaluations._encoding import HELD_OUT_HALVES, fit_jobs
     runs = [(1, 6), (2, 6), (3, 9), (11, 6), (12, 6), (4, 9), (5, 6)]
     alone = [fit_jobs([job])[0] for job in run_probe_jobs(runs)]
     stacks = []

@@ -1,4 +1,5 @@
-"""Swap accuracy (bench/metrics/swap.py): the target classifier, its cache, the swap pairs and the
+"""Swap accuracy (bench/metrics/swap.py): the target classifier, its cache (in
+bench/evaluations/_swap_classifier.py), the swap pairs and the
 agreement of swapped images with their sources, checked with test-double decoders."""
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 import torch
 
 from bench.metrics.probes import accuracy
-from bench.metrics.swap import (CACHE_FOLDER, TargetClassifier, cached_target_classifier,
-                        fit_target_classifier, predict_targets, swap_agreement, swap_pairs)
+from bench.evaluations._swap_classifier import CACHE_FOLDER, cached_target_classifier
+from bench.metrics.swap import (TargetClassifier, fit_target_classifier, predict_targets,
+                                swap_agreement, swap_pairs)
 from datasets.base import CACHE_ENV, load_arrays, save_arrays
 
 TRAIN_SIZE = 10_000

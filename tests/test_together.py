@@ -178,7 +178,7 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     command."""
     import multiprocessing
     import bench.run.runner as runner
-    from bench.evaluations import tsne_pool
+    from bench.evaluations import _tsne_pool as tsne_pool
     monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
     embed, calls = tsne_pool.TsnePool._embed, []

@@ -280,7 +280,7 @@ def run_together_in_process(configs, data, args, device) -> int:
     """The runs trained together, in turn, in this process (bench/run/together.py)."""
     from bench.run.together import run_together
     from bench.run.train import StopOnSignal
-    from bench.evaluations.tsne_pool import default_workers, threads_per_worker
+    from bench.evaluations._tsne_pool import default_workers, threads_per_worker
 
     workers = args.tsne_workers
     if workers is None:
@@ -437,9 +437,9 @@ def command_check(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    """Recompute evaluations of complete runs from their checkpoints (bench/evaluations/recompute.py)."""
+    """Recompute evaluations of complete runs from their checkpoints (bench/evaluations/_recompute.py)."""
     from bench.evaluations import EVALUATIONS, in_order
-    from bench.evaluations.recompute import choose_runs, reevaluate
+    from bench.evaluations._recompute import choose_runs, reevaluate
     from bench.run.train import Interrupted, StopOnSignal
 
     names = None if args.evaluations is None else choose(args.evaluations, EVALUATIONS, "evaluation")

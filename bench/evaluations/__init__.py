@@ -1,5 +1,8 @@
 """Evaluations of a trained run, behind one registry. Every module in this package is imported so
-that its registered evaluations appear in ``EVALUATIONS``: adding a metric is adding one file."""
+that its registered evaluations appear in ``EVALUATIONS``: adding a metric is adding one file.
+Modules that are not evaluations (``base``, and the shared parts whose names start with an
+underscore: encoding and probe jobs, t-SNE workers, per-run figures, `bench evaluate`) are
+skipped."""
 import importlib
 import pkgutil
 

@@ -24,8 +24,8 @@ PROTOCOL = "fitted on a seeded half of the training images' codes, scored on bot
 
 
 def code_leakage_rows_together(contexts: list[Context]) -> list[Outcome]:
-    """The code probes of several runs, fitted side by side (bench.evaluations.encoding.fit_jobs)."""
-    from bench.evaluations.encoding import ProbeJob, fit_jobs, halves
+    """The code probes of several runs, fitted side by side (bench.evaluations._encoding.fit_jobs)."""
+    from bench.evaluations._encoding import ProbeJob, fit_jobs, halves
     from bench.metrics.probes import LatentCode, ProbeTask
     jobs = []
     for context in contexts:

@@ -8,7 +8,7 @@ DCI_METRICS = ("DCI disentanglement", "DCI completeness", "DCI informativeness")
 
 
 def disentanglement_rows(context: Context) -> Outcome:
-    from bench.evaluations.encoding import disentanglement_scores
+    from bench.evaluations._encoding import disentanglement_scores
     scores = disentanglement_scores(context.train, context.test, context.data,
                                     seed=context.seed("disentanglement") % 2**31)
     rows = []

@@ -1,5 +1,6 @@
 """Swap accuracy: the number behind the swap grid. A classifier trained once per dataset on its
-real training images (bench/metrics/swap.py; cached) classifies Dec(z of test image i, s of test image j)
+real training images (bench/metrics/swap.py; cached by
+bench/evaluations/_swap_classifier.py) classifies Dec(z of test image i, s of test image j)
 over seeded random pairs: the swapped image should take the specified label of j (s carries the
 class) and not that of i (z should not). On datasets with known factors, a head per factor says
 which source each factor follows."""
@@ -14,17 +15,20 @@ LABEL = "label"  # the specified label's target name
 
 
 def swap_rows(context: Context) -> Outcome:
+    from bench import progress
+    from bench.evaluations._swap_classifier import cached_target_classifier
     from bench.metrics.probes import accuracy
-    from bench.metrics.swap import cached_target_classifier, predict_targets, swap_agreement
+    from bench.metrics.swap import predict_targets, swap_agreement
     data = context.data
     sizes = {LABEL: data.num_classes, **data.factor_sizes}
     train_targets = {LABEL: data.train_labels, **data.train_factors}
     test_targets = {LABEL: data.test_labels, **data.test_factors}
     classifier, cached = cached_target_classifier(data.name, data.train_images, train_targets,
-                                                  sizes, **CLASSIFIER)
+                                                  sizes, **CLASSIFIER, bar=progress.bar)
     predicted = predict_targets(classifier, data.test_images)
     agreement = swap_agreement(context.method.transfer, data.test_images, test_targets, classifier,
-                               pairs=PAIRS, seed=context.seed("swap accuracy") % 2**31)
+                               pairs=PAIRS, seed=context.seed("swap accuracy") % 2**31,
+                               bar=progress.bar)
     rows = []
     for target, found in agreement.items():
         side = "specified" if target == LABEL or target not in data.unspecified_factors else "unspecified"

@@ -38,9 +38,8 @@ import numpy as np
 import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
 
-# The input checks shared with MIG and SAP (disentanglement.py imports this module lazily).
-from bench import progress
-from bench.metrics.disentanglement import _codes, _factors, _same_length, _two_dimensional
+from bench.metrics import Bar, no_bar
+from bench.metrics.inputs import codes_array, factors_array, same_length, two_dimensional
 
 __all__ = ["DCIScores", "importance_matrix", "disentanglement", "completeness", "dci"]
 
@@ -57,7 +56,7 @@ class DCIScores:
 # --------------------------------------------------------------------------- input validation
 
 def _importance(values) -> np.ndarray:
-    array = _two_dimensional(values, "importance", "(code dimensions, factors)")
+    array = two_dimensional(values, "importance", "(code dimensions, factors)")
     array = array.astype(np.float64, copy=False)
     if not np.all(np.isfinite(array)):
         raise ValueError("importance must be finite (no NaN or inf)")
@@ -67,12 +66,12 @@ def _importance(values) -> np.ndarray:
 
 
 def _check_inputs(train_codes, train_factors, test_codes, test_factors):
-    train_codes = _codes(train_codes, "train_codes")
-    test_codes = _codes(test_codes, "test_codes")
-    train_factors = _factors(train_factors, "train_factors")
-    test_factors = _factors(test_factors, "test_factors")
-    _same_length(train_codes, train_factors, "dci (train)")
-    _same_length(test_codes, test_factors, "dci (test)")
+    train_codes = codes_array(train_codes, "train_codes")
+    test_codes = codes_array(test_codes, "test_codes")
+    train_factors = factors_array(train_factors, "train_factors")
+    test_factors = factors_array(test_factors, "test_factors")
+    same_length(train_codes, train_factors, "dci (train)")
+    same_length(test_codes, test_factors, "dci (test)")
     if train_codes.shape[1] != test_codes.shape[1]:
         raise ValueError(f"train_codes have {train_codes.shape[1]} dimensions but test_codes have "
                          f"{test_codes.shape[1]}")
@@ -89,7 +88,7 @@ def _check_inputs(train_codes, train_factors, test_codes, test_factors):
 # --------------------------------------------------------------------------- importance matrix
 
 def importance_matrix(train_codes, train_factors, test_codes, test_factors, *, seed: int,
-                      n_estimators: int = 100) -> tuple[np.ndarray, float, float]:
+                      n_estimators: int = 100, bar: Bar = no_bar) -> tuple[np.ndarray, float, float]:
     """(importance (D x F), mean train accuracy, mean test accuracy).
 
     One ``GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed)`` per factor,
@@ -105,7 +104,7 @@ def importance_matrix(train_codes, train_factors, test_codes, test_factors, *, s
     importance = np.zeros((num_codes, num_factors), dtype=np.float64)
     train_accuracy = np.zeros(num_factors)
     test_accuracy = np.zeros(num_factors)
-    for j in progress.bar(range(num_factors), "DCI factors"):
+    for j in bar(range(num_factors), "DCI factors"):
         model = GradientBoostingClassifier(n_estimators=int(n_estimators), random_state=seed)
         model.fit(train_codes, train_factors[:, j])
         importance[:, j] = np.abs(model.feature_importances_)
@@ -156,12 +155,12 @@ def completeness(importance: np.ndarray) -> float:
 
 
 def dci(train_codes, train_factors, test_codes, test_factors, *, seed: int,
-        n_estimators: int = 100) -> DCIScores:
+        n_estimators: int = 100, bar: Bar = no_bar) -> DCIScores:
     """DCI scores of a code: train codes (N, D) / factors (N, F) fit the classifiers, test ones
     measure informativeness_test. See the module docstring for the definitions."""
     importance, train_accuracy, test_accuracy = importance_matrix(
         train_codes, train_factors, test_codes, test_factors, seed=seed,
-        n_estimators=n_estimators)
+        n_estimators=n_estimators, bar=bar)
     return DCIScores(disentanglement=disentanglement(importance),
                      completeness=completeness(importance),
                      informativeness_train=train_accuracy,

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import progress
+from bench.metrics import Bar, no_bar
 
 
 def probe_classifier(in_features: int, num_classes: int) -> nn.Module:
@@ -87,7 +87,7 @@ class ProbeTask:
 
 
 def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch_size: int,
-                    lr: float, between: Callable[[], None] | None = None
+                    lr: float, between: Callable[[], None] | None = None, bar: Bar = no_bar
                     ) -> list[tuple[float, float]]:
     """Train one probe per task (all fitted on the same number of images) and return each
     probe's (train, test) accuracy in percent.
@@ -115,7 +115,7 @@ def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, ba
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
     which = torch.arange(len(tasks), device=device)[:, None]
     labels = torch.stack([task.train_labels for task in tasks])
-    for _ in progress.bar(range(epochs), "probe epochs"):
+    for _ in bar(range(epochs), "probe epochs"):
         features = stack.pad([task.train.draw(g) for task, g in zip(tasks, generators)])
         orders = torch.stack([torch.randperm(n, generator=g, device=device)[:batches * batch_size]
                               for g in generators]).view(len(tasks), batches, -1)

@@ -1,7 +1,8 @@
 """Swap accuracy: what an independent classifier sees in swapped images Dec(z of i, s of j).
 
 A small CNN (``TargetClassifier``) is trained once per dataset on the dataset's real training
-images, with one head per target (the specified label and, optionally, known factors), and cached.
+images, with one head per target (the specified label and, optionally, known factors); the
+evaluation caches it (bench/evaluations/_swap_classifier.py).
 ``swap_agreement`` decodes random pairs (i = z source, j = s source), classifies the swaps and
 reports, per target, how often the prediction follows image j (the s source) and how often it
 follows image i (the z source, counted over pairs whose values differ).
@@ -12,21 +13,15 @@ For the specified label, follows_s is the "swap accuracy" (high is good) and fol
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import progress
+from bench.metrics import Bar, no_bar
 from bench.metrics.probes import accuracy
-from datasets.base import cache_dir, load_arrays, save_arrays
 
-# Bump when the architecture or the training changes: the cache key holds it.
-CLASSIFIER_VERSION = 1
-CACHE_FOLDER = "swap-classifier"
 MAX_MAP_SIDE = 8  # strided convs until the feature map is at most this wide and high
 
 
@@ -61,7 +56,7 @@ class TargetClassifier(nn.Module):
         return {name: head(hidden) for name, head in self.heads.items()}
 
 
-def _build(image_shape: tuple[int, ...], sizes: dict[str, int], seed: int,
+def build_classifier(image_shape: tuple[int, ...], sizes: dict[str, int], seed: int,
            device: torch.device) -> TargetClassifier:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -70,19 +65,19 @@ def _build(image_shape: tuple[int, ...], sizes: dict[str, int], seed: int,
 
 def fit_target_classifier(images: torch.Tensor, targets: dict[str, torch.Tensor],
                           sizes: dict[str, int], *, epochs: int, batch_size: int, lr: float,
-                          seed: int) -> TargetClassifier:
+                          seed: int, bar: Bar = no_bar) -> TargetClassifier:
     """Train a TargetClassifier on ``images`` (N, C, H, W) for ``targets`` (name -> N integer
     codes in 0..sizes[name]-1): Adam on the summed cross-entropy of the heads, on the images'
     device. The initialisation and the batch order come from ``seed`` only."""
-    _check_targets(images, targets, sizes)
+    check_targets(images, targets, sizes)
     device = images.device
-    model = _build(tuple(images.shape[1:]), {name: sizes[name] for name in targets}, seed, device)
+    model = build_classifier(tuple(images.shape[1:]), {name: sizes[name] for name in targets}, seed, device)
     generator = torch.Generator(device=device).manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     n = images.shape[0]
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
     model.train()
-    for _ in progress.bar(range(epochs), "swap classifier epochs"):
+    for _ in bar(range(epochs), "swap classifier epochs"):
         order = torch.randperm(n, generator=generator, device=device)[:batches * batch_size]
         for rows in order.view(batches, -1):
             logits = model(images[rows])
@@ -103,7 +98,7 @@ def predict_targets(model: TargetClassifier, images: torch.Tensor,
     return {name: torch.cat([c[name].argmax(1) for c in chunks]) for name in model.heads}
 
 
-def _check_targets(images: torch.Tensor, targets: dict[str, torch.Tensor],
+def check_targets(images: torch.Tensor, targets: dict[str, torch.Tensor],
                    sizes: dict[str, int]) -> None:
     if not targets:
         raise ValueError("no targets to train on")
@@ -113,50 +108,6 @@ def _check_targets(images: torch.Tensor, targets: dict[str, torch.Tensor],
         if values.shape != images.shape[:1]:
             raise ValueError(f"target {name!r} has shape {tuple(values.shape)}; expected "
                              f"({images.shape[0]},)")
-
-
-def classifier_digest(dataset_name: str, images: torch.Tensor, targets: dict[str, torch.Tensor],
-                      sizes: dict[str, int], *, epochs: int, batch_size: int, lr: float,
-                      seed: int) -> str:
-    """The cache key: a sha256 of everything the trained classifier depends on."""
-    digest = hashlib.sha256(f"swap-classifier v{CLASSIFIER_VERSION}\n{dataset_name}\n".encode())
-    digest.update(f"{tuple(images.shape)} {images.dtype}\n".encode())
-    digest.update(images.detach().cpu().contiguous().numpy())  # the buffer itself, no bytes copy
-    for name in sorted(targets):
-        values = targets[name].detach().cpu().to(torch.int64).contiguous()
-        digest.update(f"\n{name}\t{sizes[name]}\n".encode())
-        digest.update(values.numpy())
-    digest.update(f"\n{epochs} {batch_size} {lr!r} {seed}\n".encode())
-    return digest.hexdigest()
-
-
-def cached_target_classifier(dataset_name: str, images: torch.Tensor,
-                             targets: dict[str, torch.Tensor], sizes: dict[str, int], *,
-                             epochs: int, batch_size: int, lr: float, seed: int,
-                             cache: Path | None = None) -> tuple[TargetClassifier, bool]:
-    """The classifier of ``fit_target_classifier``, trained once and kept under
-    ``<cache or cache_dir()>/swap-classifier/``; returns (model, whether it came from the cache).
-    A missing, unreadable or incompatible file is retrained and overwritten."""
-    _check_targets(images, targets, sizes)
-    key = classifier_digest(dataset_name, images, targets, sizes, epochs=epochs,
-                            batch_size=batch_size, lr=lr, seed=seed)
-    safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset_name)
-    path = Path(cache if cache is not None else cache_dir()) / CACHE_FOLDER / f"{safe_name}-{key[:16]}.npz"
-    arrays = load_arrays(path)
-    if arrays is not None:
-        model = _build(tuple(images.shape[1:]), {name: sizes[name] for name in targets}, seed,
-                       images.device)
-        try:
-            model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
-        except (RuntimeError, KeyError, TypeError, ValueError):
-            pass  # another architecture or a damaged file: retrain below
-        else:
-            model.eval()
-            return model, True
-    model = fit_target_classifier(images, targets, sizes, epochs=epochs, batch_size=batch_size,
-                                  lr=lr, seed=seed)
-    save_arrays(path, **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
-    return model, False
 
 
 def swap_pairs(n_images: int, pairs: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -192,7 +143,7 @@ class SwapAgreement:
 def swap_agreement(transfer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                    images: torch.Tensor, targets: dict[str, torch.Tensor],
                    classifier: TargetClassifier, *, pairs: int, seed: int,
-                   batch_size: int = 500) -> dict[str, SwapAgreement]:
+                   batch_size: int = 500, bar: Bar = no_bar) -> dict[str, SwapAgreement]:
     """Decode ``transfer(images[i], images[j])`` for ``pairs`` seeded pairs (i = z source, j = s
     source), classify the swaps and compare each target's prediction with the true values of
     i and j. Every name of ``targets`` must be a head of ``classifier``."""
@@ -203,8 +154,8 @@ def swap_agreement(transfer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     z_rows, s_rows = swap_pairs(images.shape[0], pairs, seed)
     z_rows, s_rows = z_rows.to(images.device), s_rows.to(images.device)
     predicted: dict[str, list[torch.Tensor]] = {name: [] for name in targets}
-    for i, j in progress.bar(zip(z_rows.split(batch_size), s_rows.split(batch_size)),
-                             "decoding swaps", total=-(-pairs // batch_size)):
+    for i, j in bar(zip(z_rows.split(batch_size), s_rows.split(batch_size)), "decoding swaps",
+                    total=-(-pairs // batch_size)):
         logits = classifier(transfer(images[i], images[j]))
         for name in targets:
             predicted[name].append(logits[name].argmax(1))

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from bench.evaluations import encoding as evaluate
+from bench.evaluations import _encoding as evaluate
 from bench.run import live
 from bench.store import results
 from bench.run.build import build, iterations_per_epoch, run_data
@@ -30,7 +30,7 @@ from bench.run.config import RunConfig
 from bench.run.environment import environment, peak_memory_mb
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
-from bench.evaluations.run_figures import TsneWork, write_figures
+from bench.evaluations._run_figures import TsneWork, write_figures
 from bench.run.train import Interrupted, Progress, StopOnSignal, training_steps
 from datasets import ImageSet
 from methods import METHODS

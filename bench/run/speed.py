@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from bench import progress
 from bench.run.config import resolve
 from bench.run.environment import device_name, peak_memory_mb, tf32_allowed
 from bench.run.graphs import EAGER_STEPS, GraphedStep
@@ -51,13 +52,13 @@ def time_phases(step, method, feed, iterations: int, warmup: int,
 
 def no_twin_line(name: str) -> str:
     """What ``--compare`` says of a method without a straightforward twin."""
-    return f"{name}: no straightforward twin to compare with (methods/straightforward.py)"
+    return f"{name}: no straightforward twin to compare with (methods/_straightforward.py)"
 
 
 def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, iterations: int,
                   warmup: int, compare: bool = False, cuda_graphs: bool = False) -> list[dict]:
     """Time each method's training step (with ``cuda_graphs``, as CUDA graph replays); with
-    ``compare``, also its straightforward twin (methods/straightforward.py), where it has one, in
+    ``compare``, also its straightforward twin (methods/_straightforward.py), where it has one, in
     the same process, from the same initial state; a method without one gets a line saying so."""
     memory = "peak MB" if device.type == "cuda" else "process peak RSS MB"
     if cuda_graphs:  # the timed iterations are replays, not the eager steps or the capture
@@ -84,7 +85,7 @@ def _time_method(name: str, data: ImageSet, device: torch.device, iterations: in
                  compare: bool, cuda_graphs: bool) -> tuple[dict, str, list[str]]:
     """One row of ``measure_speed``. Its own function so that the method, its graph and its twin
     are freed when it returns: the next method's peak memory starts from what is left."""
-    from methods.straightforward import STRAIGHTFORWARD
+    from methods._straightforward import STRAIGHTFORWARD
     config = resolve(name, data.name, "paper", seed=0)
     if device.type == "cuda":
         gc.collect()  # what an earlier method left in reference cycles
@@ -198,7 +199,8 @@ def measure_probes_together(data: ImageSet, device: torch.device, runs: int, ite
         mean = torch.randn(n, 16, device=device, generator=generator)
         tasks += [ProbeTask(code, labels, code, labels, run) for code in
                   (LatentCode(mean), LatentCode(mean.flip(1)), LatentCode(mean, torch.ones_like(mean)))]
-    options = dict(epochs=1, batch_size=settings.probe_batch_size, lr=settings.probe_lr)
+    options = dict(epochs=1, batch_size=settings.probe_batch_size, lr=settings.probe_lr,
+                   bar=progress.bar)
     fit_probe_tasks(tasks[:3], data.num_classes, **options)  # one-time setup
 
     def seconds(groups) -> float:
@@ -251,8 +253,8 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
 def measure_tsne(data: ImageSet, device: torch.device, points: int) -> float:
     """Seconds for the t-SNE of the 16-d posterior means of ``points`` test images (an untrained
     cycle-consistent VAE's encoder: the same size and kind of input as a trained one's)."""
-    from bench.evaluations.encoding import encode_all
-    from bench.evaluations.tsne import tsne_embedding
+    from bench.evaluations._encoding import encode_all
+    from bench.evaluations._tsne import tsne_embedding
     method, _ = build(resolve("ccvae", data.name, "paper", seed=0), data, device)
     codes = encode_all(method, data.test_images[:points]).z_mean.cpu().numpy()
     started = time.perf_counter()

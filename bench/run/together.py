@@ -44,13 +44,13 @@ from tqdm.auto import tqdm
 from bench.run.config import RunConfig
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, compute_together, in_order
-from bench.evaluations.run_figures import TsneWork, tsne_inputs
+from bench.evaluations._run_figures import TsneWork, tsne_inputs
 from bench.run.runner import TRAINED, Encoded, Shared, execute_steps
 from bench.run.train import Interrupted, StopOnSignal
 from datasets import ImageSet
 
 if TYPE_CHECKING:
-    from bench.evaluations.tsne_pool import TsnePool
+    from bench.evaluations._tsne_pool import TsnePool
 
 STEP, ENDED = "step", "ended"
 CUDA_GROUP_SIZE = 32  # torch's CUDA streams per device and priority, handed out round robin
@@ -163,7 +163,7 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
     checkpointed and ``Outcomes.interrupted`` is set; after a device-wide fault, likewise as far
     as the device allows, and ``Outcomes.device_fault`` says what it was. ``tsne_workers``: the
     t-SNE of each run in that many CPU worker processes, started once the run is trained
-    (bench/evaluations/tsne_pool.py); 0: in this process, in each run's turn."""
+    (bench/evaluations/_tsne_pool.py); 0: in this process, in each run's turn."""
     groups = in_groups(configs, device)
     if len(groups) > 1:
         print(f"bench: {len(configs)} runs are trained together in {len(groups)} groups of at most "
@@ -172,7 +172,7 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
     outcomes = Outcomes()
     pool = None
     if tsne_workers:
-        from bench.evaluations.tsne_pool import TsnePool, threads_per_worker
+        from bench.evaluations._tsne_pool import TsnePool, threads_per_worker
         pool = TsnePool(tsne_workers, threads_per_worker(tsne_workers))
     try:
         for group in groups:

@@ -2,7 +2,7 @@
 
 openTSNE runs on the CPU. A run's embeddings are submitted as soon as it has trained and been
 encoded, so they are computed while the GPU trains the runs still training and fits the probes.
-Each embedding is one process (``python -m bench.evaluations.tsne``, given its points as a .npy file, no
+Each embedding is one process (``python -m bench.evaluations._tsne``, given its points as a .npy file, no
 pickle) using a fixed number of threads, recorded in figures.json since openTSNE's result
 depends on it: with the same number, an embedding is the one the run's own process computes.
 At most ``workers`` of them run at once.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.evaluations.run_figures import TsneInputs, TsneWork
+from bench.evaluations._run_figures import TsneInputs, TsneWork
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `bench` is imported from
 
@@ -63,7 +63,7 @@ class TsnePool:
             if self.closed:
                 raise RuntimeError("the t-SNE workers were stopped")
             process = subprocess.Popen(
-                [sys.executable, "-m", "bench.evaluations.tsne", str(points_file), str(embedding_file),
+                [sys.executable, "-m", "bench.evaluations._tsne", str(points_file), str(embedding_file),
                  str(seed), str(self.threads)], env=environment, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             self.running.add(process)

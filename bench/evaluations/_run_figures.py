@@ -12,13 +12,13 @@ import torch
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from bench.evaluations import encoding as evaluate
+from bench.evaluations import _encoding as evaluate
 from bench.report import figures
 from bench import progress
 from bench.store import results
 from bench.run.build import derive_seed
 from bench.run.config import RunConfig
-from bench.evaluations.tsne import TSNE_PARAMETERS, tsne_embedding
+from bench.evaluations._tsne import TSNE_PARAMETERS, tsne_embedding
 from datasets import ImageSet
 from methods import Method
 
@@ -47,7 +47,7 @@ def tsne_inputs(config: RunConfig, method: Method, data: ImageSet, test_codes) -
 
 @dataclasses.dataclass(frozen=True)
 class TsneWork:
-    """A run's t-SNE embeddings computed elsewhere (CPU workers, bench/evaluations/tsne_pool.py): its inputs,
+    """A run's t-SNE embeddings computed elsewhere (CPU workers, bench/evaluations/_tsne_pool.py): its inputs,
     one future per code, and the threads each used."""
     inputs: TsneInputs
     embeddings: dict[str, Future]

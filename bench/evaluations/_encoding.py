@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torchvision.utils import make_grid
 
+from bench import progress
 from bench.metrics.probes import LatentCode, ProbeTask, fit_probe_tasks
 from bench.store.results import SPLITS
 from datasets import ImageSet
@@ -114,7 +115,7 @@ def fit_jobs(jobs: list[ProbeJob], between: Callable[[], None] | None = None
         fitted = iter(fit_probe_tasks([task for i in members for task in jobs[i].tasks.values()],
                                       first.num_classes, epochs=first.epochs,
                                       batch_size=first.batch_size, lr=first.lr,
-                                      between=between))
+                                      between=between, bar=progress.bar))
         for i in members:
             found[i] = jobs[i].accuracies([next(fitted) for _ in jobs[i].tasks])
     return found
@@ -163,7 +164,7 @@ def factor_accuracies(jobs: dict[str, ProbeJob], found: list[dict[tuple[str, str
 def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed: int):
     """MIG, SAP and DCI of the mean of z with respect to the unspecified factors (None without
     any)."""
-    from bench.metrics.disentanglement import score_representation
+    from bench.metrics.representation import score_representation
     if not data.unspecified_factors:
         return None
 
@@ -172,7 +173,7 @@ def disentanglement_scores(train: Encoding, test: Encoding, data: ImageSet, seed
 
     return score_representation(train.z_mean.cpu().numpy(), factors(data.train_factors),
                                 test.z_mean.cpu().numpy(), factors(data.test_factors), seed=seed,
-                                dci=True)
+                                dci=True, bar=progress.bar)
 
 
 def z_codes_to_embed(encoding: Encoding, generator: torch.Generator) -> dict[str, torch.Tensor]:
