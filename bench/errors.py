@@ -1,8 +1,33 @@
 import signal
 
 
-class UsageError(Exception):
-    """Bad input from the user: reported in one line, exit code 2, nothing written."""
+class InputError(Exception):
+    """Input the program cannot use, from the user or from a file it reads: the command line
+    reports it in one line with exit code 2, and nothing is written. Library code raises one of
+    the kinds below; bench/cli/ adds its own for arguments."""
+
+
+class ConfigError(InputError):
+    """An option, setting, name or option file that is not valid."""
+
+
+class UnusablePath(InputError):
+    """A path that cannot be read or written as asked (a file where a folder must be, no
+    permission, a link where none may be)."""
+
+
+class UnusableFile(InputError):
+    """A file whose contents cannot be used: a checkpoint, a run's record, a baseline."""
+
+
+class Refused(InputError):
+    """An action refused so that results stay sound: a baseline it would worsen, a run that is not
+    complete, runs of different configurations in one table."""
+
+
+class ClusterError(InputError):
+    """The SLURM cluster cannot be used as asked (no client, no controller, a refused
+    submission)."""
 
 
 class RunFailed(Exception):

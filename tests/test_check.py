@@ -7,7 +7,7 @@ import pytest
 from bench.report import check
 from bench.store import results
 from bench.cli import main
-from bench.errors import UsageError
+from bench.errors import Refused
 from bench.report.page import load_paper_table
 from tests.test_report import accuracies, fake_run
 
@@ -218,7 +218,7 @@ def test_mixed_configs_are_refused(tmp_path):
     other = fake_run(directory, "ccvae-y", 1, accuracies(z=15.0, s=90.0), preset="ci")
     config = (other / "config.json").read_text().replace('"z_dim": 16', '"z_dim": 16, "kl_weight": 0')
     (other / "config.json").write_text(config)
-    with pytest.raises(UsageError, match="runs of different configs for ccvae"):
+    with pytest.raises(Refused, match="runs of different configs for ccvae"):
         check.current_numbers(directory)
 
 

@@ -4,7 +4,7 @@ import dataclasses
 import pytest
 
 from bench.run.config import RunSettings, resolve
-from bench.errors import UsageError
+from bench.errors import ConfigError
 from bench.run.presets import PRESETS
 from methods import METHODS
 
@@ -52,7 +52,7 @@ def test_config_serialises_every_field():
 @pytest.mark.parametrize("overrides", [{"epochs": 0}, {"lr": "-1"}, {"betas": "0.5,1.5"},
                                        {"betas": "0.5"}, {"probe_epochs": "x"}, {"nope": 1}])
 def test_invalid_values_are_usage_errors(overrides):
-    with pytest.raises(UsageError):
+    with pytest.raises(ConfigError):
         resolve("ccvae", "mnist", "paper", 0, overrides)
 
 

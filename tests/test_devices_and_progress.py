@@ -9,8 +9,9 @@ import torch
 
 from bench import progress
 from bench.evaluations import _tsne as tsne
-from bench.cli import apply_gpu_options, main
-from bench.errors import UsageError
+from bench.cli import main
+from bench.cli.arguments import apply_gpu_options
+from bench.cli.arguments import UsageError
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke"]
 

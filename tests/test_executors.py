@@ -266,7 +266,8 @@ def test_slurms_refusal_is_one_line_and_nothing_is_submitted(cluster, tmp_path):
 
 
 def test_a_single_run_argv_resolves_to_the_same_run(tmp_path):
-    from bench.cli import parser, settings_overrides
+    from bench.cli import parser
+    from bench.cli.arguments import settings_overrides
     from bench.run.config import resolve
     from bench.launch.executors import single_run_argv
     overrides = {"lr": "0.0003", "epochs": 3, "probe_epochs": "2"}
@@ -279,7 +280,7 @@ def test_a_single_run_argv_resolves_to_the_same_run(tmp_path):
 
 
 def test_slurm_options_file_then_flags(tmp_path):
-    from bench.errors import UsageError
+    from bench.errors import ConfigError
     from bench.launch.slurm import SlurmOptions
     path = tmp_path / "slurm.json"
     path.write_text(json.dumps({"partition": "gpu", "gpus_per_job": 1, "time_minutes": 30,
@@ -290,12 +291,12 @@ def test_slurm_options_file_then_flags(tmp_path):
     assert parameters["additional_parameters"] == {"account": "proj"} and parameters["gpus_per_node"] == 1
     assert "export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1" in parameters["setup"]
     path.write_text(json.dumps({"partitoin": "gpu"}))
-    with pytest.raises(UsageError, match="unknown SLURM option.*partitoin"):
+    with pytest.raises(ConfigError, match="unknown SLURM option.*partitoin"):
         SlurmOptions.from_sources(path, {})
     path.write_text("{not json")
-    with pytest.raises(UsageError, match="--slurm-config .*slurm.json"):
+    with pytest.raises(ConfigError, match="--slurm-config .*slurm.json"):
         SlurmOptions.from_sources(path, {})
-    with pytest.raises(UsageError, match="cpus_per_job must be a positive integer"):
+    with pytest.raises(ConfigError, match="cpus_per_job must be a positive integer"):
         SlurmOptions.from_sources(None, {"cpus_per_job": 0})
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench.report import check
-from bench.errors import UsageError
+from bench.errors import Refused
 from tests.test_check import table
 from tests.test_report import accuracies, fake_run
 
@@ -66,7 +66,7 @@ def test_a_baseline_records_the_versions_its_runs_were_made_with(tmp_path):
 
 def test_runs_made_with_different_versions_make_no_baseline(tmp_path):
     path = tmp_path / "mnist-ci.csv"
-    with pytest.raises(UsageError, match="numpy 2.4.5 and with torch 2.14.1, numpy 2.4.6"):
+    with pytest.raises(Refused, match="numpy 2.4.5 and with torch 2.14.1, numpy 2.4.6"):
         check.update_baseline(check.current_numbers(runs(tmp_path / "r", ["2.4.6", "2.4.5"])), path,
                               force=True)
     assert not path.exists()

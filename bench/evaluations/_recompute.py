@@ -15,7 +15,7 @@ from bench.store import results
 from bench.run.build import run_data
 from bench.run.checkpoints import RunLock, load_method
 from bench.run.config import RunConfig
-from bench.errors import UsageError
+from bench.errors import ConfigError, Refused
 from bench.evaluations._encoding import encode_all
 from bench.evaluations import Context, Evaluation, is_current, run_evaluations
 from bench.store.records import RunRecord, load_runs
@@ -24,16 +24,16 @@ from datasets import ImageSet
 
 def choose_runs(results_dir: Path, run_ids: list[str] | None) -> list[RunRecord]:
     """The complete runs of ``results_dir`` (those of ``run_ids`` when given; an id that is not
-    there, or a run that is not complete, is a UsageError)."""
+    there, or a run that is not complete, is an InputError)."""
     records = {r.run_id: r for r in load_runs(results_dir)}
     if run_ids is None:
         return [r for r in records.values() if r.complete]
     unknown = [i for i in run_ids if i not in records]
     if unknown:
-        raise UsageError(f"no run {', '.join(unknown)} in {results_dir}")
+        raise ConfigError(f"no run {', '.join(unknown)} in {results_dir}")
     incomplete = [i for i in run_ids if not records[i].complete]
     if incomplete:
-        raise UsageError(f"run {', '.join(incomplete)} is not complete: only complete runs are "
+        raise Refused(f"run {', '.join(incomplete)} is not complete: only complete runs are "
                          "evaluated (python -m bench run resumes it)")
     return [records[i] for i in run_ids]
 

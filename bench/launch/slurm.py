@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.store import results
-from bench.errors import UsageError, first_line
+from bench.errors import ClusterError, ConfigError, first_line
 from bench.launch.executors import JOBS_DIR, RunRequest, link_job
 from bench.lifetime import stop_with_parent
 
@@ -55,20 +55,20 @@ class SlurmOptions:
             try:
                 values = json.loads(Path(config_file).read_text())
             except (OSError, ValueError) as error:
-                raise UsageError(f"--slurm-config {config_file}: {first_line(error)}") from None
+                raise ConfigError(f"--slurm-config {config_file}: {first_line(error)}") from None
             if not isinstance(values, dict):
-                raise UsageError(f"--slurm-config {config_file}: expected a JSON object")
+                raise ConfigError(f"--slurm-config {config_file}: expected a JSON object")
         values.update({k: v for k, v in flags.items() if v is not None and v != {}})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise UsageError(f"unknown SLURM option(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown SLURM option(s) {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
         options = cls(**values)
         for name in ("time_minutes", "cpus_per_job"):
             if not isinstance(getattr(options, name), int) or getattr(options, name) < 1:
-                raise UsageError(f"SLURM option {name} must be a positive integer, got {getattr(options, name)!r}")
+                raise ConfigError(f"SLURM option {name} must be a positive integer, got {getattr(options, name)!r}")
         if not isinstance(options.gpus_per_job, int) or options.gpus_per_job < 0:
-            raise UsageError(f"SLURM option gpus_per_job must be a non-negative integer, got {options.gpus_per_job!r}")
+            raise ConfigError(f"SLURM option gpus_per_job must be a non-negative integer, got {options.gpus_per_job!r}")
         return options
 
     def submitit_parameters(self) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def _command(*argv: str, timeout: float = 30) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise UsageError(f"{argv[0]} did not answer within {timeout:.0f} s: is the SLURM "
+        raise ClusterError(f"{argv[0]} did not answer within {timeout:.0f} s: is the SLURM "
                          "controller reachable?") from None
 
 
@@ -105,23 +105,23 @@ def check_cluster() -> None:
     """SLURM's client commands exist and the controller answers; else one line (exit 2)."""
     missing = [c for c in CLIENT_COMMANDS if shutil.which(c) is None]
     if missing:
-        raise UsageError(f"--executor slurm: {', '.join(missing)} not found on PATH (SLURM's client "
+        raise ClusterError(f"--executor slurm: {', '.join(missing)} not found on PATH (SLURM's client "
                          "commands are needed; scripts/slurm_single_node.sh starts a one-machine "
                          "SLURM for trying it)")
     import importlib.util
     if importlib.util.find_spec("submitit") is None:
-        raise UsageError("--executor slurm needs submitit: pip install -r requirements.txt")
+        raise ClusterError("--executor slurm needs submitit: pip install -r requirements.txt")
     ping = _command("scontrol", "ping")
     if ping.returncode != 0 or "DOWN" in ping.stdout or "UP" not in ping.stdout:
         answer = first_line(RuntimeError((ping.stdout + ping.stderr).strip() or "no answer"))
-        raise UsageError(f"--executor slurm: the SLURM controller does not answer: {answer}")
+        raise ClusterError(f"--executor slurm: the SLURM controller does not answer: {answer}")
 
 
 def queued_jobs() -> dict[str, tuple[str, str]]:
     """{job id: (state, reason)} of the jobs SLURM still knows (array tasks one by one)."""
     out = _command("squeue", "--noheader", "--array", "--format=%i|%T|%r")
     if out.returncode != 0:
-        raise UsageError(f"squeue failed: {first_line(RuntimeError(out.stderr.strip() or 'no output'))}")
+        raise ClusterError(f"squeue failed: {first_line(RuntimeError(out.stderr.strip() or 'no output'))}")
     jobs = {}
     for line in out.stdout.splitlines():
         job_id, state, reason = (line.split("|") + ["", ""])[:3]
@@ -281,7 +281,7 @@ def submit(requests: list[RunRequest], options: SlurmOptions, results_dir: Path)
         for directory in reversed(created):  # nothing submitted: leave no trace either
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
-        raise UsageError(f"SLURM refused the submission: {_refusal(error)}") from None
+        raise ClusterError(f"SLURM refused the submission: {_refusal(error)}") from None
     submitted = datetime.datetime.now().astimezone().isoformat()
     for request, slurm_job in zip(todo, jobs):
         results.write_json_atomic(record_dir(results_dir) / f"{request.run_id}.json", {
@@ -370,7 +370,7 @@ def status_table(results_dir: Path) -> list[RunState]:
     if shutil.which("squeue") and any(read_record(results_dir, i) for i in ids):
         try:
             queued = queued_jobs()
-        except UsageError:
+        except ClusterError:
             queued = {}
     states = []
     for run_id in sorted(ids):

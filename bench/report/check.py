@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.store import results
-from bench.errors import UsageError, first_line
+from bench.errors import Refused, UnusableFile, first_line
 from bench.evaluations import in_order
 from bench.store.records import RunRecord, load_runs
 
@@ -192,30 +192,30 @@ def against_paper(current: pd.DataFrame, paper: pd.DataFrame) -> tuple[pd.DataFr
 
 
 def read_baseline(path: Path) -> pd.DataFrame:
-    """A committed baseline, checked: a malformed one is a UsageError naming the file."""
+    """A committed baseline, checked: a malformed one is a UnusableFile naming the file."""
     try:
         table = pd.read_csv(path)
     except FileNotFoundError:
-        raise UsageError(f"no baseline {path} (write one with --update-baseline)") from None
+        raise UnusableFile(f"no baseline {path} (write one with --update-baseline)") from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise UsageError(f"malformed baseline {path}: {first_line(error)}") from None
+        raise UnusableFile(f"malformed baseline {path}: {first_line(error)}") from None
     missing = [c for c in BASELINE_COLUMNS if c not in table.columns]
     if missing:
-        raise UsageError(f"malformed baseline {path}: missing columns {', '.join(missing)}")
+        raise UnusableFile(f"malformed baseline {path}: missing columns {', '.join(missing)}")
     numbers = table[["z_dim", "s_dim", "mean", "std", "seeds"]].apply(pd.to_numeric, errors="coerce")
     if numbers.isna().any().any() or table.empty:
-        raise UsageError(f"malformed baseline {path}: empty, or a number that is not one")
+        raise UnusableFile(f"malformed baseline {path}: empty, or a number that is not one")
     unknown = set(table.probe) - set(HIGHER_IS_BETTER)
     if unknown:
-        raise UsageError(f"malformed baseline {path}: unknown probe {sorted(unknown)[0]!r}")
+        raise UnusableFile(f"malformed baseline {path}: unknown probe {sorted(unknown)[0]!r}")
     if table.duplicated(KEY).any():
-        raise UsageError(f"malformed baseline {path}: a row is listed twice")
+        raise UnusableFile(f"malformed baseline {path}: a row is listed twice")
     table[["z_dim", "s_dim", "seeds"]] = numbers[["z_dim", "s_dim", "seeds"]].astype(int)
     table[["mean", "std"]] = numbers[["mean", "std"]]
     for column in seed_columns(table):
         values = pd.to_numeric(table[column], errors="coerce")
         if not column[len(SEED_PREFIX):].isdigit() or (values.isna() & table[column].notna()).any():
-            raise UsageError(f"malformed baseline {path}: column {column!r} is not seed_<n> with "
+            raise UnusableFile(f"malformed baseline {path}: column {column!r} is not seed_<n> with "
                              "numbers")
         table[column] = values
     return table
@@ -292,7 +292,7 @@ def current_numbers(results_dir: Path) -> pd.DataFrame:
         variants.setdefault(key, {}).setdefault(record.variant, record.run_id)
     for key, found in variants.items():
         if len(found) > 1:
-            raise UsageError(f"runs of different configs for {key[0]} {key[1]} {key[2]} "
+            raise Refused(f"runs of different configs for {key[0]} {key[1]} {key[2]} "
                              f"{key[3]}/{key[4]} ({', '.join(found.values())}): keep one "
                              "config per method and size in the results checked")
     frames = [checked_numbers(r).assign(seed=r.seed, computed_on=r.computed_on,
@@ -333,7 +333,7 @@ def format_table(table: pd.DataFrame, reference_name: str) -> str:
 def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
     """Write ``numbers`` (current_numbers of one dataset and preset) as the baseline at ``path``:
     each number's mean, spread and seed count, and each seed's own number. Without ``force``,
-    refuse (UsageError naming the numbers) where a mean would be worse than in the baseline it
+    refuse (Refused naming the numbers) where a mean would be worse than in the baseline it
     replaces, or a number would be dropped."""
     # Compared as written: a mean of 10, 12, 10 is stored as 10.6667, and 10.666... must not
     # count as worse than itself.
@@ -345,15 +345,15 @@ def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
         if not worse.empty:
             names = ", ".join(f"{r.method} {r.z_dim}/{r.s_dim} {r.probe} {r.split}"
                               for r in worse.itertuples())
-            raise UsageError(f"not overwriting {path}: it would make these worse or drop them: "
+            raise Refused(f"not overwriting {path}: it would make these worse or drop them: "
                              f"{names} (use --force)")
     machines = sorted(set(numbers.computed_on))
     if len(machines) > 1:
-        raise UsageError(f"not writing {path}: its runs were computed on {' and on '.join(machines)}; "
+        raise Refused(f"not writing {path}: its runs were computed on {' and on '.join(machines)}; "
                          "a baseline's per-seed numbers come from one device, thread count and torch")
     libraries = sorted(set(numbers[LIBRARIES].dropna()) - {""}) if LIBRARIES in numbers else []
     if len(libraries) > 1:
-        raise UsageError(f"not writing {path}: its runs were computed with "
+        raise Refused(f"not writing {path}: its runs were computed with "
                          f"{' and with '.join(libraries)}; a baseline comes from one set")
     seeds = numbers.pivot_table(index=KEY, columns="seed", values="value", aggfunc="first")
     seeds.columns = [f"{SEED_PREFIX}{int(seed)}" for seed in seeds.columns]

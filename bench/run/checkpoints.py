@@ -26,7 +26,7 @@ import torch
 from bench.store import results
 from bench.run.build import build, derive_seed, run_data
 from bench.run.config import RunConfig
-from bench.errors import UsageError, first_line
+from bench.errors import Refused, UnusableFile, first_line
 from bench.store.records import RunRecord, load_run
 from bench.run.train import Progress
 from datasets import ImageSet
@@ -38,7 +38,7 @@ class CorruptRun(Exception):
     """A run folder or checkpoint that cannot be resumed."""
 
 
-class UnsafeCheckpoint(UsageError):
+class UnsafeCheckpoint(UnusableFile):
     """A checkpoint holding objects other than tensors and plain containers: refused unread."""
 
 
@@ -169,7 +169,7 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
     is loaded from its default place."""
     record = path if isinstance(path, RunRecord) else load_run(path)
     if not record.complete:
-        raise UsageError(f"{record.dir} is not a complete run (state: {record.state})")
+        raise Refused(f"{record.dir} is not a complete run (state: {record.state})")
     config = RunConfig.from_dict(record.config)
     if data is None:
         from datasets import DATASETS
@@ -178,7 +178,7 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
     try:
         state = load_checkpoint(checkpoint, config)
     except CorruptRun as error:
-        raise UsageError(str(error)) from None
+        raise UnusableFile(str(error)) from None
     method, _ = build(config, run_data(config, data), torch.device(device))
     method.load_state_dict(state["method"])
     return method

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from bench.errors import UsageError
+from bench.errors import ConfigError
 from bench.run.presets import LATENT_SIZES, PRESETS
 from methods import METHODS, MethodConfig
 
@@ -41,11 +41,11 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """The config written by ``to_dict`` (a run's config.json: JSON lists become tuples).
-        Raises UsageError for a method this installation does not have or a field it does not
+        Raises ConfigError for a method this installation does not have or a field it does not
         know."""
         method = data.get("method")
         if method not in METHODS:
-            raise UsageError(f"unknown method {method!r} (valid: {', '.join(METHODS)})")
+            raise ConfigError(f"unknown method {method!r} (valid: {', '.join(METHODS)})")
         config_class = METHODS[method].config_class
         try:
             fields = {f.name: f.default for f in dataclasses.fields(config_class)}
@@ -55,7 +55,7 @@ class RunConfig:
             return cls(method=method, dataset=data["dataset"], preset=data["preset"],
                        seed=int(data["seed"]), method_config=method_config, settings=settings)
         except (KeyError, TypeError) as error:
-            raise UsageError(f"a {method} config this version cannot read ({error})") from None
+            raise ConfigError(f"a {method} config this version cannot read ({error})") from None
 
     @property
     def run_id(self) -> str:
@@ -80,7 +80,7 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
             return None if value.lower() == "none" and default is None else int(value)
         return type(default)(value)
     except ValueError:
-        raise UsageError(f"--set {name}={value}: expected a value like {default!r}") from None
+        raise ConfigError(f"--set {name}={value}: expected a value like {default!r}") from None
 
 
 def _check_values(values: dict[str, Any], where: str) -> None:
@@ -96,16 +96,16 @@ def _check_values(values: dict[str, Any], where: str) -> None:
         else:
             ok = all(0 <= v < 1 for v in value)
         if not ok:
-            raise UsageError(f"{where}: invalid {name} {value!r}")
+            raise ConfigError(f"{where}: invalid {name} {value!r}")
 
 
 def resolve(method: str, dataset: str, preset: str, seed: int,
             overrides: dict[str, Any] | None = None) -> RunConfig:
     """The config of one run. ``overrides`` (from flags) win over the preset, which wins over the
     dataset's default latent sizes, which win over the method's paper defaults. Unknown keys are a
-    UsageError."""
+    ConfigError."""
     if preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r} (valid: {', '.join(PRESETS)})")
+        raise ConfigError(f"unknown preset {preset!r} (valid: {', '.join(PRESETS)})")
     method_class = METHODS[method]
     method_fields = {f.name: f.default for f in dataclasses.fields(method_class.config_class)}
     settings_fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}
@@ -125,7 +125,7 @@ def resolve(method: str, dataset: str, preset: str, seed: int,
             settings_values[key] = _coerce(key, value, settings_fields[key])
         else:
             valid = sorted(set(method_fields) | set(settings_fields))
-            raise UsageError(f"unknown setting {key!r} for {method} (valid: {', '.join(valid)})")
+            raise ConfigError(f"unknown setting {key!r} for {method} (valid: {', '.join(valid)})")
     _check_values(method_values | settings_values, method)
     return RunConfig(method=method, dataset=dataset, preset=preset, seed=seed,
                      method_config=method_class.config_class(**method_values),

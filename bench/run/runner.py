@@ -137,7 +137,7 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
         shutil.rmtree(run_dir)
     checkpoint_path = run_dir / results.CHECKPOINT_FILE
     restart_hint = f"rerun with --restart to discard this run's folder {run_dir} and train it again"
-    try:  # before anything is written: an unsafe checkpoint is refused (UsageError) untouched
+    try:  # before anything is written: an unsafe checkpoint is refused (UnusableFile) untouched
         resumed = load_checkpoint(checkpoint_path, config) if checkpoint_path.is_file() else None
     except CorruptRun as error:
         raise RunFailed(f"{error}: {restart_hint}") from None
