@@ -10,9 +10,9 @@ from torch import nn
 
 MNIST_SHAPE = (1, 28, 28)
 TRUNK_FEATURES = 256  # 64 channels x 2 x 2 after the third convolution
-# The generic family (no published network exists for other shapes; README, "Networks"): the
-# convolutional encoder/decoder of disentanglement_lib's standard architecture (Locatello et
-# al. 2019, after Burgess et al. 2018), with split z/s heads.
+# The generic family (no published network exists for other shapes; docs/datasets.md, "Networks
+# for other shapes"): the convolutional encoder/decoder of disentanglement_lib's standard
+# architecture (Locatello et al. 2019, after Burgess et al. 2018), with split z/s heads.
 GENERIC_CHANNELS = (32, 32, 64, 64)
 GENERIC_LAYERS = len(GENERIC_CHANNELS)
 GENERIC_HIDDEN = 256
@@ -38,7 +38,7 @@ def conv_sizes(side: int, layers: int = GENERIC_LAYERS) -> list[int]:
 def _generic_trunk(c_in: int, activation) -> nn.Sequential:
     """The conv family for images other than 1x28x28: four 4x4 stride-2 convolutions
     (c_in -> 32 -> 32 -> 64 -> 64), each followed by ``activation()``. No InstanceNorm: it would
-    rescale each channel per image, which erases how strongly a colour drives it (README)."""
+    rescale each channel per image, which erases how strongly a colour drives it (docs/methods.md)."""
     layers, channels = [], (c_in, *GENERIC_CHANNELS)
     for a, b in zip(channels, channels[1:]):
         layers += [nn.Conv2d(a, b, kernel_size=4, stride=2, padding=1), activation()]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What only a GPU can show, in one lease of at most BUDGET seconds (default 540: nine minutes of a
-# 15-minute lease with its start-up), resumed across leases (README, "On a GPU"):
+# 15-minute lease with its start-up), resumed across leases (docs/gpu.md):
 #   OUT=/some/dir scripts/gpu_evidence.sh [BUDGET_SECONDS]
 # 1. .whl/*.whl installed (the lent machines have no internet and no openTSNE), then one check that
 #    every package the protocol needs imports (and, on cuda, that a GPU is there): otherwise one
@@ -117,7 +117,7 @@ missing=$(awk '/^missing / { sub(/^missing /, ""); s = s (s ? "; " : "") $0 } EN
   "$checks/torch" "$checks/rest")
 version=$(awk '/^python / { print $2; exit }' "$checks/rest")
 if [ -n "$missing" ]; then
-  problem="cannot import $missing: put their wheels for Python ${version:-3.12} in .whl/ and carry it (README, \"On a GPU\")"
+  problem="cannot import $missing: put their wheels for Python ${version:-3.12} in .whl/ and carry it (docs/gpu.md)"
 elif [ "$(grep -c '^ok ' "$checks/torch" "$checks/rest" | awk -F: '{ n += $2 } END { print n }')" != 10 ]; then
   problem="$python did not run the import check (exit or timeout)"
 elif grep -q '^no GPU' "$checks/torch"; then

@@ -3,7 +3,7 @@ default CUDA path: eager steps, one stream per run, probes stacked), checkpoints
 the GPU and the CPU, and the recorded peak memory.
 
 Every test here needs a CUDA device and is skipped elsewhere (CI has none). scripts/gpu_evidence.sh
-runs this file first on a lent GPU; the README ("On a GPU") says which of them have run there.
+runs this file first on a lent GPU; docs/gpu.md says which of them have run there.
 
 On a GPU, a graph replay and the eager step it was captured from agree up to rounding (the
 kernels need not be the same), and so do probes fitted stacked and alone (one batched product

@@ -168,7 +168,7 @@ def add_common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--device", default="auto", type=device_argument, help=DEVICE_HELP)
     command.add_argument("--cuda-graphs", action="store_true",
                          help="CUDA: replay each training iteration as one CUDA graph "
-                              "(README, \"On a GPU\")")
+                              "(docs/gpu.md)")
     command.add_argument("--tf32", action="store_true",
                          help="CUDA: allow TF32 rounding in convolutions and matrix products "
                               "(default: float32 throughout)")

@@ -36,5 +36,5 @@ def add(commands) -> None:
                               "dataset's default place)")
     listing.add_argument("--download", metavar="NAME|all",
                          help="fetch NAME's published files (or every dataset's), check them and "
-                              "unpack them where the loader looks (README, \"Datasets\")")
+                              "unpack them where the loader looks (docs/datasets.md)")
     listing.set_defaults(handler=command_datasets)

@@ -191,7 +191,7 @@ def add(commands) -> None:
     run.add_argument("--s-dim", type=int_list, help="specified latent size(s), paired with --z-dim")
     run.add_argument("--paper-sizes", action="store_true",
                      help="run every latent size the paper gives for the dataset (MNIST: 16/16 "
-                          "and 64/64; Sprites: 512/64 and 1024/512; see README)")
+                          "and 64/64; Sprites: 512/64 and 1024/512; see docs/usage.md)")
     run.add_argument("--epochs", type=int,
                      help="training epochs (overrides the preset; a method trained in stages, "
                           "lord, trains this many in each)")
@@ -209,7 +209,7 @@ def add(commands) -> None:
     run.add_argument("--together", action=argparse.BooleanOptionalAction, default=None,
                      help="train the command's runs together in this process, one iteration of "
                           "each in turn (on CUDA each on its own stream, so their kernels "
-                          "overlap); default: on with a CUDA device, off elsewhere (README, "
+                          "overlap); default: on with a CUDA device, off elsewhere (docs/gpu.md, "
                           "\"Runs trained together\")")
     run.add_argument("--tsne-workers", type=int, metavar="N",
                      help="runs trained together: the t-SNE of each run in N CPU worker processes, "
