@@ -30,6 +30,11 @@ class ClusterError(InputError):
     submission)."""
 
 
+class CorruptRun(Exception):
+    """A run's own files disagree with each other or cannot be read (its checkpoint, losses.csv):
+    that run fails, with the hint to train it again with --restart."""
+
+
 class RunFailed(Exception):
     """A run stopped (non-finite loss, ...): reported in one line and recorded in its folder."""
 

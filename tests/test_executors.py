@@ -98,9 +98,9 @@ def fake_job(tmp_path, method, overrides=None):
     its own (SLURM signals every process of a job step); returns (process, run id, stdout path,
     stderr path)."""
     from bench.run.config import resolve
-    from bench.launch.executors import single_run_argv
+    from bench.run.options import RunOptions
     config = resolve(method, "mnist", "smoke", 0, overrides)
-    argv = single_run_argv(config, overrides or {}, tmp_path / "results", "cpu", None, restart=False)
+    argv = RunOptions(tmp_path / "results", device_request="cpu").child_argv(config, overrides or {})
     folder = tmp_path / "logs"
     folder.mkdir()
     environment = {**os.environ, "SUBMITIT_EXECUTOR": "slurm", "SUBMITIT_FOLDER": str(folder),
@@ -265,14 +265,14 @@ def test_slurms_refusal_is_one_line_and_nothing_is_submitted(cluster, tmp_path):
     assert not list((tmp_path / "jobs" / "slurm").glob("*.json"))
 
 
-def test_a_single_run_argv_resolves_to_the_same_run(tmp_path):
+def test_a_child_runs_argv_resolves_to_the_same_run(tmp_path):
     from bench.cli import parser
     from bench.cli.arguments import settings_overrides
     from bench.run.config import resolve
-    from bench.launch.executors import single_run_argv
+    from bench.run.options import RunOptions
     overrides = {"lr": "0.0003", "epochs": 3, "probe_epochs": "2"}
     config = resolve("mathieu", "shapes", "quick", 4, {**overrides, "z_dim": 8, "s_dim": 5})
-    argv = single_run_argv(config, overrides, tmp_path, "cpu", None, restart=False)
+    argv = RunOptions(tmp_path, device_request="cpu").child_argv(config, overrides)
     args = parser().parse_args(list(argv))
     again = resolve(args.methods, args.dataset, args.preset, args.seeds[0],
                     {**settings_overrides(args.set), "z_dim": args.z_dim[0], "s_dim": args.s_dim[0]})

@@ -139,13 +139,12 @@ def test_capturable_optimisers_from_a_gpu_become_plain_on_the_cpu(small_mnist):
 
 def test_gpu_flags_reach_every_child_run(tmp_path):
     from bench.cli import parser
-    from bench.launch.executors import single_run_argv
+    from bench.run.options import RunOptions
     config = resolve("szabo", "mnist", "quick", 1)
-    argv = single_run_argv(config, {}, tmp_path, "cuda", None, restart=False,
-                           gpu_flags=("--cuda-graphs", "--tf32"))
+    argv = RunOptions(tmp_path, device_request="cuda", cuda_graphs=True, tf32=True).child_argv(config, {})
     args = parser().parse_args(list(argv))
     assert args.cuda_graphs and args.tf32 and args.device == "cuda"
-    plain = parser().parse_args(list(single_run_argv(config, {}, tmp_path, "cpu", None, restart=False)))
+    plain = parser().parse_args(list(RunOptions(tmp_path, device_request="cpu").child_argv(config, {})))
     assert not plain.cuda_graphs and not plain.tf32
 
 

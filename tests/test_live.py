@@ -1,4 +1,4 @@
-"""Watching runs: --tensorboard's event files, and every run's run.log (bench/run/live.py)."""
+"""Watching runs: --tensorboard's event files, and every run's run.log (bench/run/monitors.py, bench/run/live.py)."""
 import os
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.run import live
+from bench.run import live, monitors
 from bench.store import results
 from bench.cli import main
 from tests.conftest import REPO
@@ -76,7 +76,7 @@ def test_tensorboard_holds_every_curve_and_a_resumed_run_adds_no_duplicate_point
     losses = pd.read_csv(run_dir / results.LOSSES_FILE)
     terms = [c for c in losses.columns if c not in ("epoch", "iteration")]
     assert len(losses) == 6 and terms
-    events = read_events(run_dir / live.TENSORBOARD_DIR)
+    events = read_events(run_dir / monitors.TENSORBOARD_DIR)
     scalars = set(events.Tags()["scalars"])
     assert {f"loss/{term}" for term in terms} <= scalars
     for term in terms:
@@ -108,14 +108,14 @@ def test_without_tensorboard_the_flag_is_one_line_exit_2_and_nothing_is_written(
     assert not (tmp_path / "results").exists()
 
 
-def test_a_single_run_argv_passes_tensorboard_on(tmp_path):
+def test_a_child_runs_argv_passes_tensorboard_on(tmp_path):
     from bench.cli import parser
     from bench.run.config import resolve
-    from bench.launch.executors import single_run_argv
+    from bench.run.options import RunOptions
     config = resolve("ccvae", "mnist", "smoke", 0, {})
-    with_flag = parser().parse_args(list(single_run_argv(config, {}, tmp_path, "cpu", None, False,
-                                                         (), tensorboard=True)))
-    without = parser().parse_args(list(single_run_argv(config, {}, tmp_path, "cpu", None, False)))
+    with_flag = parser().parse_args(list(RunOptions(tmp_path, device_request="cpu",
+                                                    tensorboard=True).child_argv(config, {})))
+    without = parser().parse_args(list(RunOptions(tmp_path, device_request="cpu").child_argv(config, {})))
     assert with_flag.tensorboard and not without.tensorboard
 
 
@@ -129,4 +129,50 @@ def test_jobs_children_write_run_logs_and_tensorboard(tmp_path):
     for run_dir in run_dirs:
         log = (run_dir / live.RUN_LOG).read_text()
         assert f"run {run_dir.name}" in log and f"done {run_dir.name}: test accuracy" in log
-        assert list((run_dir / live.TENSORBOARD_DIR).glob("events.out.tfevents.*"))
+        assert list((run_dir / monitors.TENSORBOARD_DIR).glob("events.out.tfevents.*"))
+
+
+class Recorder(monitors.Monitor):
+    """A user's monitor, as one would write an MLflow logger: it records what it is told."""
+    seen: list = []
+
+    def __init__(self, start: monitors.RunStart):
+        self.start = start
+        Recorder.seen.append(("start", start.config.run_id, start.epochs,
+                              start.iterations_per_epoch, start.logged_rows))
+
+    def epoch_end(self, epoch, names, losses):
+        Recorder.seen.append(("epoch", epoch, tuple(names), tuple(losses.shape)))
+
+    def evaluated(self, metrics, step):
+        Recorder.seen.append(("evaluated", step, sorted(zip(metrics.probe, metrics.split))))
+
+    def image(self, name, path, step):
+        Recorder.seen.append(("image", name, path.is_file(), step))
+
+    def close(self):
+        Recorder.seen.append(("close",))
+
+
+def test_a_monitor_passed_in_sees_every_epoch_the_probes_and_the_swap_grid(tmp_path, mnist):
+    import torch
+
+    from bench.run.config import resolve
+    from bench.run.options import RunOptions
+    from bench.run.runner import execute
+    from bench.run.train import StopOnSignal
+    config = resolve("ccvae", "mnist", "smoke", 0, {"epochs": 2})
+    options = RunOptions(tmp_path, device=torch.device("cpu"), device_request="cpu",
+                         monitors=(Recorder,))
+    Recorder.seen = []
+    with StopOnSignal() as stop:
+        assert execute(config, mnist, options, stop) == "complete"
+    run_dir = results.runs_dir(tmp_path) / config.run_id
+    names = tuple(pd.read_csv(run_dir / results.LOSSES_FILE).columns[2:])
+    probes = sorted((p, s) for p in ("s", "z_mean", "z_sample") for s in ("train", "test"))
+    assert Recorder.seen == [("start", config.run_id, 2, 3, 0),
+                             ("epoch", 1, names, (3, len(names))),
+                             ("epoch", 2, names, (3, len(names))),
+                             ("evaluated", 6, probes),
+                             ("image", "swap_grid", True, 6),
+                             ("close",)]

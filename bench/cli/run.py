@@ -3,11 +3,12 @@ jobs) and say how each ended."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
 from bench.cli.arguments import (UsageError, add_common, apply_gpu_options, check_cache_dir, choose,
-                                 data_dir, gpu_flags, int_list, known_dataset, latent_sizes,
+                                 data_dir, int_list, known_dataset, latent_sizes,
                                  load_data, require_figure_libraries, resolve_device,
                                  settings_overrides)
 from bench.errors import DeviceFault, RunFailed
@@ -61,47 +62,48 @@ def command_run(args) -> int:
         raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
     require_figure_libraries()
     if args.tensorboard:
-        from bench.run import live
-        if not live.tensorboard_available():
-            raise UsageError(live.TENSORBOARD_MISSING)
+        from bench.run import monitors
+        if not monitors.tensorboard_available():
+            raise UsageError(monitors.TENSORBOARD_MISSING)
     paths.output_folder(args.results, "--results")
     check_cache_dir()
     if args.slurm_config is not None:
         paths.input_file(args.slurm_config, "--slurm-config")
     if args.executor == "slurm":
         from bench.launch.slurm import SlurmOptions
-        options = SlurmOptions.from_sources(args.slurm_config, {
+        slurm_options = SlurmOptions.from_sources(args.slurm_config, {
             **slurm_flags, "array_parallelism": args.jobs if args.jobs > 1 else None})
-        if args.device.startswith("cuda") and not options.gpus_per_job:
+        if args.device.startswith("cuda") and not slurm_options.gpus_per_job:
             raise UsageError(f"--device {args.device} with --executor slurm needs --gpus-per-job 1")
     device = resolve_device(args.device) if args.executor == "local" else None
     apply_gpu_options(args, device)
+    from bench.run.options import RunOptions
+    options = RunOptions(results_dir=args.results, device=device, device_request=args.device,
+                         restart=args.restart, cuda_graphs=args.cuda_graphs, tf32=args.tf32,
+                         tensorboard=args.tensorboard, together=args.together,
+                         tsne_workers=args.tsne_workers, data_dir=data_dir(args.data_dir))
     # Bad data fails before anything is written or submitted (and caches are built once, here).
     data = load_data(args.dataset, args.data_dir, device or "cpu")
     if args.executor == "slurm" or args.jobs > 1:
-        from bench.launch.executors import RunRequest, single_run_argv
+        from bench.launch.executors import RunRequest
         del data
-        requests = [RunRequest(c, single_run_argv(c, overrides, args.results, args.device,
-                                                   data_dir(args.data_dir), args.restart,
-                                                   gpu_flags(args), args.tensorboard))
-                    for c in configs]
+        requests = [RunRequest(c, options.child_argv(c, overrides)) for c in configs]
         if args.executor == "local":
             from bench.launch.executors import run_concurrently
             return run_concurrently(requests, args.jobs, args.results)
         from bench.launch import slurm
-        slurm.submit(requests, options, args.results)
+        slurm.submit(requests, slurm_options, args.results)
         if args.no_wait:
             print("bench: submitted; python -m bench status --results "
                   f"{args.results} shows each run's state")
             return 0
         return slurm.wait(requests, args.results)
-    together = args.together if args.together is not None else device.type == "cuda"
-    if together and len(configs) > 1:
-        return run_together_in_process(configs, data, args, device)
-    return run_in_process(configs, data, args, device)
+    if options.trains_together(len(configs)):
+        return run_together_in_process(configs, data, options)
+    return run_in_process(configs, data, options)
 
 
-def run_in_process(configs, data, args, device) -> int:
+def run_in_process(configs, data, options) -> int:
     from bench.run.runner import execute
     from bench.run.train import Interrupted, StopOnSignal
 
@@ -109,8 +111,7 @@ def run_in_process(configs, data, args, device) -> int:
     with StopOnSignal() as stop:
         for config in configs:
             try:
-                outcome = execute(config, data, args.results, device, stop, restart=args.restart,
-                                  cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard)
+                outcome = execute(config, data, options, stop)
             except RunFailed as failure:
                 print(f"bench: run {config.run_id} failed: {failure}", file=sys.stderr)
                 failures.append(config.run_id)
@@ -127,22 +128,21 @@ def run_in_process(configs, data, args, device) -> int:
     return summarise(configs, failures, busy)
 
 
-def run_together_in_process(configs, data, args, device) -> int:
+def run_together_in_process(configs, data, options) -> int:
     """The runs trained together, in turn, in this process (bench/run/together.py)."""
     from bench.run.together import run_together
     from bench.run.train import StopOnSignal
     from bench.evaluations._tsne_pool import default_workers, threads_per_worker
 
-    workers = args.tsne_workers
+    device, workers = options.device, options.tsne_workers
     if workers is None:
         workers = default_workers(len(configs)) if device.type == "cuda" else 0
+        options = dataclasses.replace(options, tsne_workers=workers)
     where = "" if not workers else \
         f"; t-SNE in {workers} worker processes of {threads_per_worker(workers)} thread(s)"
     print(f"bench: training {len(configs)} runs together on {device}{where}")
     with StopOnSignal() as stop:
-        outcomes = run_together(configs, data, args.results, device, stop, restart=args.restart,
-                                cuda_graphs=args.cuda_graphs, tensorboard=args.tensorboard,
-                                tsne_workers=workers)
+        outcomes = run_together(configs, data, options, stop)
     if outcomes.device_fault is not None:
         print(device_fault_line(outcomes.device_fault, f"the {len(configs)} runs trained together"),
               file=sys.stderr)

@@ -34,27 +34,6 @@ class RunRequest:
         return self.config.run_id
 
 
-def single_run_argv(config: RunConfig, overrides: dict, results_dir: Path, device: str,
-                    data_dir: Path | None, restart: bool,
-                    gpu_flags: tuple[str, ...] = (), tensorboard: bool = False) -> tuple[str, ...]:
-    """The `bench run` arguments that resolve to ``config`` (same overrides, one seed, one size),
-    with the same device and GPU options (``--cuda-graphs``, ``--tf32``), and ``--tensorboard``."""
-    argv = ["run", "--methods", config.method, "--dataset", config.dataset, "--preset", config.preset,
-            "--seeds", str(config.seed), "--z-dim", str(config.method_config.z_dim),
-            "--s-dim", str(config.method_config.s_dim), "--results", str(Path(results_dir).resolve()),
-            "--device", device]
-    for key, value in overrides.items():
-        if key not in ("z_dim", "s_dim"):
-            argv += ["--set", f"{key}={value}"]
-    if data_dir is not None:
-        argv += ["--data-dir", str(Path(data_dir).resolve())]
-    if restart:
-        argv.append("--restart")
-    if tensorboard:
-        argv.append("--tensorboard")
-    return tuple(argv) + tuple(gpu_flags)
-
-
 def link_job(results_dir: Path, run_id: str, record: dict) -> None:
     """Write ``record`` (executor, log paths, job id) into the run's folder, when it exists."""
     run_dir = results.runs_dir(results_dir) / run_id

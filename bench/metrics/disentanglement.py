@@ -21,8 +21,6 @@ Pure numpy + scikit-learn; no torch.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC

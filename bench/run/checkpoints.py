@@ -26,16 +26,12 @@ import torch
 from bench.store import results
 from bench.run.build import build, derive_seed, run_data
 from bench.run.config import RunConfig
-from bench.errors import Refused, UnusableFile, first_line
+from bench.errors import CorruptRun, Refused, UnusableFile, first_line
 from bench.store.records import RunRecord, load_run
 from bench.run.train import Progress
 from datasets import ImageSet
 from datasets.samplers import PairedTrainingData
 from methods import Method
-
-
-class CorruptRun(Exception):
-    """A run folder or checkpoint that cannot be resumed."""
 
 
 class UnsafeCheckpoint(UnusableFile):

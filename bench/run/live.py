@@ -1,10 +1,7 @@
-"""Watching a run while it trains: its console lines in ``run.log``, and with ``--tensorboard`` its
-curves as TensorBoard event files in ``tensorboard/``, both in the run's folder.
-
-``run.log`` is written by every executor alike (a ``--jobs`` child or a SLURM job runs the same
-``bench run`` in its own process): what the run prints while it executes, appended across resumes,
-one line per start. TensorBoard is an optional dependency, imported only when a run asks for it.
-"""
+"""A run's console lines in ``run.log`` in its folder: what the run prints while it executes,
+appended across resumes, one line per start. Written by every executor alike (a ``--jobs`` child or
+a SLURM job runs the same ``bench run`` in its own process). The run's other watchers (losses.csv,
+TensorBoard, a user's own) are monitors: bench/run/monitors.py."""
 from __future__ import annotations
 
 import datetime
@@ -16,8 +13,6 @@ from collections.abc import Generator
 from pathlib import Path
 
 RUN_LOG = "run.log"
-TENSORBOARD_DIR = "tensorboard"
-TENSORBOARD_MISSING = "--tensorboard needs the tensorboard package: pip install tensorboard"
 
 
 class ConsoleLog:
@@ -145,85 +140,3 @@ class _Tee:
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
-
-
-def tensorboard_available() -> bool:
-    import importlib.util
-    return importlib.util.find_spec("tensorboard") is not None
-
-
-class TensorBoard:
-    """A run's curves as TensorBoard event files in ``<run dir>/tensorboard/``. Tags:
-    ``loss/<term>`` at every iteration (the step is the iteration number of losses.csv), ``lr/<optimiser>`` (one
-    point per epoch, at the epoch's first iteration; ``lr/<optimiser>/<group>`` for an optimiser
-    with several parameter groups), ``probe/<probe>/<split>`` (accuracy in percent) and the image
-    ``swap_grid``, both at the last iteration.
-
-    ``logged_rows``: the iterations already in losses.csv when the run resumes. The writer then
-    opens with ``purge_step`` = the next iteration, so that points an earlier attempt logged past
-    its last checkpoint (it was killed in between) are hidden and the resumed run's take their
-    place. (A run stopped during its evaluations, its training all logged, logs its probe
-    accuracies and swap grid again at the same step.)"""
-
-    def __init__(self, run_dir: Path, logged_rows: int = 0):
-        from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(str(Path(run_dir) / TENSORBOARD_DIR),
-                                    purge_step=logged_rows + 1 if logged_rows else None)
-
-    def losses(self, epoch: int, names: list[str], losses) -> None:
-        """One epoch's losses (iterations x terms, as handed to losses.csv)."""
-        first = (epoch - 1) * len(losses) + 1
-        for offset, row in enumerate(losses.tolist()):
-            for name, value in zip(names, row):
-                self.writer.add_scalar(f"loss/{name}", value, first + offset)
-        self.writer.flush()
-
-    def learning_rates(self, method, step: int) -> None:
-        """The learning rate of each of ``method``'s optimisers (each parameter group) now."""
-        for name, optimiser in method.optimisers.items():
-            groups = optimiser.param_groups
-            for index, group in enumerate(groups):
-                tag = f"lr/{name}" if len(groups) == 1 else f"lr/{name}/{index}"
-                self.writer.add_scalar(tag, float(group["lr"]), step)
-
-    def probes(self, rows, step: int) -> None:
-        """Probe accuracies: rows with ``probe``, ``split`` and ``accuracy`` (metrics.csv's)."""
-        for row in rows:
-            self.writer.add_scalar(f"probe/{row.probe}/{row.split}", float(row.accuracy), step)
-        self.writer.flush()
-
-    def image(self, tag: str, path: Path, step: int) -> None:
-        """The image file at ``path`` (a PNG the run drew)."""
-        import numpy as np
-        from PIL import Image
-        with Image.open(path) as picture:
-            pixels = np.asarray(picture.convert("RGB"))
-        self.writer.add_image(tag, pixels, step, dataformats="HWC")
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-class NoTensorBoard:
-    """What a run without ``--tensorboard`` logs to: nothing (and tensorboard is never imported)."""
-
-    def losses(self, epoch, names, losses) -> None:
-        pass
-
-    def learning_rates(self, method, step) -> None:
-        pass
-
-    def probes(self, rows, step) -> None:
-        pass
-
-    def image(self, tag, path, step) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def open_tensorboard(run_dir: Path, logged_rows: int, enabled: bool) -> TensorBoard | NoTensorBoard:
-    """A TensorBoard writer for the run when ``enabled``, else one that writes nothing."""
-    return TensorBoard(run_dir, logged_rows) if enabled else NoTensorBoard()

@@ -4,7 +4,8 @@ checkpoint), evaluate it (every registered evaluation that applies), draw its fi
 results/runs/<run-id>/ holds config.json, env.json, losses.csv (written per epoch),
 checkpoint.pt, metrics.csv and each evaluation's file, evaluation.json, the figures, and
 status.json, which says "complete" only once all the others exist; run.log, what the run printed
-(appended across resumes), and with ``tensorboard`` its curves in tensorboard/ (bench/run/live.py).
+(appended across resumes, bench/run/live.py), and what its monitors write (with --tensorboard its
+curves in tensorboard/, bench/run/monitors.py). How the run is computed comes as one RunOptions.
 """
 from __future__ import annotations
 
@@ -22,47 +23,20 @@ from tqdm.auto import tqdm
 
 from bench.evaluations import _encoding as evaluate
 from bench.run import live
+from bench.run.monitors import LossLog, Monitor, RunStart
+from bench.run.options import RunOptions
 from bench.store import results
 from bench.run.build import build, iterations_per_epoch, run_data
-from bench.run.checkpoints import (CorruptRun, RunLock, load_checkpoint, restore_generators,
-                               run_generators, save_checkpoint)
+from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
+                                   save_checkpoint)
 from bench.run.config import RunConfig
 from bench.run.environment import environment, peak_memory_mb
-from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
+from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
 from bench.evaluations._run_figures import TsneWork, write_figures
 from bench.run.train import Interrupted, Progress, StopOnSignal, training_steps
 from datasets import ImageSet
 from methods import METHODS
-
-
-class LossLog:
-    """losses.csv: one row per iteration (epoch, iteration, every loss term), rewritten atomically
-    once per epoch (the text of earlier epochs is kept, only the new rows are formatted).
-
-    Opened at a checkpoint's ``logged_rows``: rows past it (an epoch logged before a kill that came
-    ahead of its checkpoint) are dropped, so the log always matches the checkpoint."""
-
-    def __init__(self, path: Path, label: str, logged_rows: int):
-        self.path, self.label, self.started = path, label, time.perf_counter()
-        self.lines: list[str] = []
-        if logged_rows:
-            lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
-            if len(lines) < logged_rows + 1:
-                raise CorruptRun(f"{path} holds {max(len(lines) - 1, 0)} rows, its checkpoint "
-                                 f"{logged_rows}")
-            self.lines = lines[:logged_rows + 1]
-
-    def __call__(self, epoch: int, names: list[str], losses: torch.Tensor) -> None:
-        first = (epoch - 1) * len(losses) + 1
-        if not self.lines:
-            self.lines.append(",".join(["epoch", "iteration", *names]) + "\n")
-        self.lines += [",".join([str(epoch), str(first + i), *(f"{v:.6g}" for v in row)]) + "\n"
-                       for i, row in enumerate(losses.tolist())]
-        results.write_text_atomic(self.path, "".join(self.lines))
-        means = ", ".join(f"{n} {v:.4g}" for n, v in zip(names, losses.mean(0).tolist()))
-        tqdm.write(f"{self.label} epoch {epoch}: {means} "
-                   f"({time.perf_counter() - self.started:.0f} s)")
 
 
 TRAINED = "trained"  # what execute_steps yields once the run's training is done
@@ -84,16 +58,13 @@ class Shared:
     tsne: TsneWork | None = None
 
 
-def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
-            stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
-            tensorboard: bool = False) -> str:
-    """Train, probe and record one run, resuming from its checkpoint when it has one
-    (``cuda_graphs``: training iterations as CUDA graph replays, bench/run/graphs.py; ``tensorboard``:
-    its curves as TensorBoard event files too). What it prints meanwhile also goes to its run.log.
+def execute(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal) -> str:
+    """Train, probe and record one run on ``options.device``, resuming from its checkpoint when it
+    has one. What it prints meanwhile also goes to its run.log.
 
     Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
     raises RunFailed (recorded in the run's folder) or Interrupted (after a checkpoint)."""
-    steps = execute_steps(config, data, results_dir, device, stop, restart, cuda_graphs, tensorboard)
+    steps = execute_steps(config, data, options, stop)
     while True:
         try:
             next(steps)
@@ -101,17 +72,17 @@ def execute(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.
             return finished.value
 
 
-def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: torch.device,
-                  stop: StopOnSignal, restart: bool = False, cuda_graphs: bool = False,
-                  tensorboard: bool = False, together: bool = False,
+def execute_steps(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
+                  together: bool = False,
                   peak_memory: Callable[[], dict[str, float]] | None = None
                   ) -> Generator[str | Encoded | None, Shared | None, str]:
     """``execute`` one step at a time, for runs trained together (bench/run/together.py): yields None
     after every training iteration, TRAINED once training is done and ``Encoded`` before the
-    evaluations, and returns what ``execute`` returns. ``together``: no progress bars (they
-    would interleave). ``peak_memory``: what status.json records of the run's device memory
-    (runs trained together measure each run's own; by default the device's peak)."""
-    run_dir = results.runs_dir(results_dir) / config.run_id
+    evaluations, and returns what ``execute`` returns. ``together``: this run is one of several
+    in turn (no progress bars, which would interleave). ``peak_memory``: what status.json records
+    of the run's device memory (runs trained together measure each run's own; by default the
+    device's peak)."""
+    run_dir = results.runs_dir(options.results_dir) / config.run_id
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
     lock = RunLock(run_dir)
@@ -124,16 +95,15 @@ def execute_steps(config: RunConfig, data: ImageSet, results_dir: Path, device: 
         if results.is_complete(run_dir):  # --restart never discards a complete run
             tqdm.write(f"skip {label}: already complete in {run_dir}")
             return "skipped"
-        return (yield from _execute_locked(config, data, run_dir, device, stop, restart, label,
-                                           cuda_graphs, tensorboard, together, peak_memory))
+        return (yield from _execute_locked(config, data, run_dir, options, stop, label, together,
+                                           peak_memory))
     finally:
         lock.release()
 
 
-def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                    stop: StopOnSignal, restart: bool, label: str, cuda_graphs: bool,
-                    tensorboard: bool, together: bool, peak_memory):
-    if restart and run_dir.exists():
+def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, options: RunOptions,
+                    stop: StopOnSignal, label: str, together: bool, peak_memory):
+    if options.restart and run_dir.exists():
         shutil.rmtree(run_dir)
     checkpoint_path = run_dir / results.CHECKPOINT_FILE
     restart_hint = f"rerun with --restart to discard this run's folder {run_dir} and train it again"
@@ -151,8 +121,8 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
     with live.ConsoleLog(run_dir / live.RUN_LOG) as log:
         try:
             return (yield from log.steps(_execute_logged(
-                config, data, run_dir, device, stop, resumed, label, cuda_graphs, tensorboard,
-                restart_hint, together, peak_memory)))
+                config, data, run_dir, options, stop, resumed, label, restart_hint, together,
+                peak_memory)))
         except RunFailed as failure:
             log.note(f"failed {config.run_id}: {failure}")
             raise
@@ -165,9 +135,9 @@ def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, device: to
             raise
 
 
-def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                    stop: StopOnSignal, resumed: dict | None, label: str, cuda_graphs: bool,
-                    tensorboard: bool, restart_hint: str, together: bool, peak_memory):
+def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, options: RunOptions,
+                    stop: StopOnSignal, resumed: dict | None, label: str, restart_hint: str,
+                    together: bool, peak_memory):
     if resumed is None:
         tqdm.write(f"run {label}")
     else:
@@ -175,10 +145,11 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, device: to
             (run_dir / leftover).unlink(missing_ok=True)
         p = resumed["progress"]
         tqdm.write(f"resume {label} from its checkpoint (epoch {p.epoch}, iteration {p.iteration})")
-    results.write_json_atomic(run_dir / results.ENV_FILE, environment(device, cuda_graphs, together))
+    results.write_json_atomic(run_dir / results.ENV_FILE,
+                              environment(options.device, options.cuda_graphs, together))
     try:
-        seconds = yield from _train_and_evaluate(config, data, run_dir, device, stop, resumed,
-                                                 cuda_graphs, tensorboard, together, peak_memory)
+        seconds = yield from _train_and_evaluate(config, data, run_dir, options, stop, resumed,
+                                                 together, peak_memory)
     except RunFailed as failure:
         _record_failure(run_dir, str(failure))
         raise
@@ -213,9 +184,9 @@ def _record_failure(run_dir: Path, reason: str) -> None:
     results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": results.FAILED, "reason": reason})
 
 
-def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device: torch.device,
-                        stop: StopOnSignal, resumed: dict | None, cuda_graphs: bool,
-                        tensorboard: bool, together: bool, peak_memory):
+def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, options: RunOptions,
+                        stop: StopOnSignal, resumed: dict | None, together: bool, peak_memory):
+    device = options.device
     data = run_data(config, data)
     method, feed = build(config, data, device)
     progress = Progress()
@@ -236,24 +207,27 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
         save_checkpoint(run_dir / results.CHECKPOINT_FILE, config, method, feed, p)
 
     epochs, per_epoch = config.method_config.training_epochs, iterations_per_epoch(config, data)
-    loss_log = LossLog(run_dir / results.LOSSES_FILE, config.run_id, progress.logged_rows)
-    board = live.open_tensorboard(run_dir, progress.logged_rows, tensorboard)
+    start = RunStart(config, run_dir, method, epochs, per_epoch, progress.logged_rows)
+    monitors: list[Monitor] = [LossLog(start)]
+    try:
+        monitors += [make(start) for make in options.monitor_factories()]
+    except BaseException:
+        for monitor in monitors:
+            monitor.close()
+        raise
 
     def on_epoch_end(epoch: int, names: list[str], losses: torch.Tensor) -> None:
-        loss_log(epoch, names, losses)
-        board.losses(epoch, names, losses)
-        if epoch < epochs:  # the scheduler has stepped: the rates of the next epoch
-            board.learning_rates(method, epoch * per_epoch + 1)
+        for monitor in monitors:
+            monitor.epoch_end(epoch, names, losses)
 
     try:
-        if progress.epoch <= epochs:  # the rates of the first epoch still to train
-            board.learning_rates(method, progress.logged_rows + 1)
         if device.type == "cuda" and not together:  # together: reset once for the group
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         yield from training_steps(method, feed, epochs=epochs, iterations_per_epoch=per_epoch,
                                   on_epoch_end=on_epoch_end, checkpoint=save, stop=stop,
-                                  start=progress, label=config.run_id, cuda_graphs=cuda_graphs,
+                                  start=progress, label=config.run_id,
+                                  cuda_graphs=options.cuda_graphs,
                                   progress_bar=not together)
         train_seconds = time.perf_counter() - started
         yield TRAINED
@@ -274,11 +248,15 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, device
                         computed=shared.outcomes)
         last = epochs * per_epoch
         if (run_dir / results.METRICS_FILE).is_file():
-            board.probes(pd.read_csv(run_dir / results.METRICS_FILE).itertuples(), last)
+            metrics = pd.read_csv(run_dir / results.METRICS_FILE)
+            for monitor in monitors:
+                monitor.evaluated(metrics, last)
         write_figures(config, method, data, context.test, run_dir, tsne=shared.tsne)
-        board.image("swap_grid", run_dir / results.FIGURES["swap_grid"], last)
+        for monitor in monitors:
+            monitor.image("swap_grid", run_dir / results.FIGURES["swap_grid"], last)
     finally:
-        board.close()
+        for monitor in monitors:
+            monitor.close()
     # CUDA: this run's peak (trained together: its own tensors', and the group's beside);
     # CPU: the process's (all its runs so far)
     memory = peak_memory() if peak_memory else {"peak_memory_mb": round(peak_memory_mb(device), 1)}

@@ -35,7 +35,6 @@ import dataclasses
 import inspect
 import sys
 from collections.abc import Generator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -45,6 +44,7 @@ from bench.run.config import RunConfig
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import Context, compute_together, in_order
 from bench.evaluations._run_figures import TsneWork, tsne_inputs
+from bench.run.options import RunOptions
 from bench.run.runner import TRAINED, Encoded, Shared, execute_steps
 from bench.run.train import Interrupted, StopOnSignal
 from datasets import ImageSet
@@ -155,15 +155,15 @@ def _advance(member: Member, outcomes: Outcomes, sent=None):
     return TRAINED if item == TRAINED else STEP
 
 
-def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, device: torch.device,
-                 stop: StopOnSignal, *, restart: bool = False, cuda_graphs: bool = False,
-                 tensorboard: bool = False, tsne_workers: int = 0) -> Outcomes:
+def run_together(configs: list[RunConfig], data: ImageSet, options: RunOptions,
+                 stop: StopOnSignal) -> Outcomes:
     """Train ``configs`` in turn, one iteration each, then evaluate them (on CUDA in groups of
     at most CUDA_GROUP_SIZE, one after the other). After a signal every run still training has
     checkpointed and ``Outcomes.interrupted`` is set; after a device-wide fault, likewise as far
-    as the device allows, and ``Outcomes.device_fault`` says what it was. ``tsne_workers``: the
-    t-SNE of each run in that many CPU worker processes, started once the run is trained
-    (bench/evaluations/_tsne_pool.py); 0: in this process, in each run's turn."""
+    as the device allows, and ``Outcomes.device_fault`` says what it was. ``options.tsne_workers``:
+    the t-SNE of each run in that many CPU worker processes, started once the run is trained
+    (bench/evaluations/_tsne_pool.py); 0 or None: in this process, in each run's turn."""
+    device, tsne_workers = options.device, options.tsne_workers
     groups = in_groups(configs, device)
     if len(groups) > 1:
         print(f"bench: {len(configs)} runs are trained together in {len(groups)} groups of at most "
@@ -176,8 +176,7 @@ def run_together(configs: list[RunConfig], data: ImageSet, results_dir: Path, de
         pool = TsnePool(tsne_workers, threads_per_worker(tsne_workers))
     try:
         for group in groups:
-            _run_group(group, data, results_dir, device, stop, outcomes, pool,
-                       restart=restart, cuda_graphs=cuda_graphs, tensorboard=tensorboard)
+            _run_group(group, data, options, stop, outcomes, pool)
             if outcomes.interrupted is not None or outcomes.device_fault is not None:
                 break
     finally:
@@ -193,16 +192,16 @@ def in_groups(configs: list[RunConfig], device: torch.device) -> list[list[RunCo
     return [configs[i:i + size] for i in range(0, len(configs), size)]
 
 
-def _run_group(configs: list[RunConfig], data: ImageSet, results_dir: Path, device: torch.device,
-               stop: StopOnSignal, outcomes: Outcomes, pool: TsnePool | None, *, restart: bool,
-               cuda_graphs: bool, tensorboard: bool) -> None:
+def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, stop: StopOnSignal,
+               outcomes: Outcomes, pool: TsnePool | None) -> None:
+    device = options.device
     memory = GroupMemory(device) if device.type == "cuda" else None
     members = []
     for config in configs:
         member = Member(config, stream=_stream(device), memory=memory)
         member.steps = execute_steps(
-            config, data, results_dir, device, stop, restart, cuda_graphs, tensorboard,
-            together=True, peak_memory=None if memory is None else lambda m=member: memory.record(m))
+            config, data, options, stop, together=True,
+            peak_memory=None if memory is None else lambda m=member: memory.record(m))
         members.append(member)
     streams = [m.stream.cuda_stream for m in members if m.stream is not None]
     if len(set(streams)) != len(streams):

@@ -1,0 +1,62 @@
+"""How a command's runs are computed and watched, as one record from the command line down to each
+run. What a run computes is its RunConfig (its id is a hash of it); these options choose where and
+how: the device, CUDA graphs, TF32, training runs together, t-SNE workers, the monitors. Adding an
+option is adding a field here, its argument in bench/cli/run.py and the code that reads it."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.run.monitors import MonitorFactory, TensorBoard
+
+if TYPE_CHECKING:
+    import torch
+
+    from bench.run.config import RunConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    results_dir: Path
+    device: "torch.device | None" = None  # resolved; None where child processes train the runs
+    device_request: str = "auto"  # as given on the command line: what a child process resolves
+    restart: bool = False  # discard an unfinished run's folder and train it again
+    cuda_graphs: bool = False  # training iterations as CUDA graph replays (bench/run/graphs.py)
+    tf32: bool = False  # TF32 rounding in convolutions and matrix products (CUDA)
+    tensorboard: bool = False  # each run's curves as TensorBoard event files too
+    together: bool | None = None  # train the runs in turn in one process; None: on with CUDA
+    tsne_workers: int | None = None  # runs trained together: t-SNE in worker processes
+    data_dir: Path | None = None
+    monitors: tuple[MonitorFactory, ...] = ()  # a user's own, beside the loss log
+
+    def monitor_factories(self) -> tuple[MonitorFactory, ...]:
+        """The monitors each run gets besides its loss log: ``--tensorboard``'s, then the user's."""
+        return ((TensorBoard,) if self.tensorboard else ()) + self.monitors
+
+    def trains_together(self, runs: int) -> bool:
+        together = self.together if self.together is not None else (
+            self.device is not None and self.device.type == "cuda")
+        return together and runs > 1
+
+    def gpu_flags(self) -> tuple[str, ...]:
+        return tuple(flag for flag, given in (("--cuda-graphs", self.cuda_graphs),
+                                              ("--tf32", self.tf32)) if given)
+
+    def child_argv(self, config: RunConfig, overrides: dict) -> tuple[str, ...]:
+        """The `bench run` arguments of a child process (--jobs, SLURM) that trains ``config``
+        (same overrides, one seed, one size) with these options."""
+        argv = ["run", "--methods", config.method, "--dataset", config.dataset,
+                "--preset", config.preset, "--seeds", str(config.seed),
+                "--z-dim", str(config.method_config.z_dim), "--s-dim", str(config.method_config.s_dim),
+                "--results", str(Path(self.results_dir).resolve()), "--device", self.device_request]
+        for key, value in overrides.items():
+            if key not in ("z_dim", "s_dim"):
+                argv += ["--set", f"{key}={value}"]
+        if self.data_dir is not None:
+            argv += ["--data-dir", str(Path(self.data_dir).resolve())]
+        if self.restart:
+            argv.append("--restart")
+        if self.tensorboard:
+            argv.append("--tensorboard")
+        return tuple(argv) + self.gpu_flags()
