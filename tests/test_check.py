@@ -303,3 +303,16 @@ def test_seed_numbers_from_another_machine_or_thread_count_fall_back_to_the_spre
     code, out, _ = run(["check", "--results", str(now), "--baseline", str(path)], capsys)
     assert code == 0 and "1 threads" in out and "judged by the spread rule" in out
     assert {line.split()[5] for line in out.splitlines() if line.startswith("ccvae")} == {"spread"}
+
+
+def test_the_library_refuses_what_the_check_cannot_compare(tmp_path):
+    empty = pd.DataFrame({"preset": ["ci"], "computed_on": ["x"]})
+    with pytest.raises(Refused, match=r"no baseline for these runs \(mnist-nowhere\)"):
+        check.compare_with_baselines(empty, [("mnist", "nowhere")], None, check.Tolerance(2, 3, 0.5),
+                                     say=print)
+    with pytest.raises(Refused, match="--baseline names one file but the runs hold 2"):
+        check.update_baselines(empty, [("mnist", "ci"), ("mnist", "quick")], tmp_path / "b.csv",
+                               force=False)
+    with pytest.raises(Refused, match="no complete runs of the paper preset"):
+        check.compare_with_paper(empty, load_paper_table())
+    assert not (tmp_path / "b.csv").exists()

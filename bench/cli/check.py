@@ -30,49 +30,15 @@ def command_check(args) -> int:
     if args.update_baseline:
         if args.against == "paper":
             raise UsageError("--update-baseline writes a baseline; it cannot update the paper")
-        if args.baseline and len(groups) > 1:
-            raise UsageError(f"--baseline names one file but {args.results} holds runs of "
-                             f"{len(groups)} dataset/preset pairs")
-        for dataset, preset in groups:
-            path = args.baseline or check.baseline_path(dataset, preset)
-            check.update_baseline(numbers[(numbers.dataset == dataset) & (numbers.preset == preset)],
-                                  path, args.force)
+        for path in check.update_baselines(numbers, groups, args.baseline, args.force):
             print(f"wrote {path}")
         return 0
-
     if args.against == "paper":
-        paper_runs = current[current.preset == "paper"]
-        if paper_runs.empty:
-            raise UsageError(f"no complete runs of the paper preset in {args.results}")
-        table, disorder = check.against_paper(paper_runs, load_paper_table())
-        tables = [("paper", table)]
+        tables, disorder = check.compare_with_paper(current, load_paper_table())
     else:
-        baseline_files = ([args.baseline] if args.baseline else
-                          [p for p in (check.baseline_path(d, pr) for d, pr in groups) if p.exists()])
-        if not baseline_files:
-            raise UsageError(f"no baseline for the runs in {args.results} "
-                             f"({', '.join(f'{d}-{p}' for d, p in groups)}): "
-                             "write one with --update-baseline")
-        tables, disorder = [], []
         tolerance = check.Tolerance(args.tolerance, args.spread_factor, seed_tolerance)
-        for path in baseline_files:
-            baseline = check.read_baseline(path)
-            for line in check.version_notes(baseline, check.installed_versions()):
-                print(f"{line} [{path.name}]")
-            if not check.has_seed_numbers(baseline):
-                print(f"note: {path} has no per-seed numbers (an older baseline): every number is "
-                      "judged by the spread rule")
-            else:
-                elsewhere = sorted(set(numbers.computed_on) - check.seeds_computed_on(baseline))
-                if elsewhere:
-                    print(f"note: runs computed on {'; '.join(elsewhere)}, the baseline's seed "
-                          f"numbers on {'; '.join(sorted(check.seeds_computed_on(baseline)))}: "
-                          "they are judged by the spread rule")
-            for experiment in check.unjudged(numbers, baseline):
-                print(f"note: {experiment} has numbers {path.name} has no row for: not judged "
-                      "(add them with --update-baseline)")
-            tables.append((f"baseline {path.name}", check.against_baseline(numbers, baseline, tolerance)))
-
+        tables, disorder = check.compare_with_baselines(numbers, groups, args.baseline, tolerance,
+                                                         say=print)
     failing = 0
     for name, table in tables:
         print(f"against {name}:")

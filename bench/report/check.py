@@ -361,3 +361,65 @@ def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
     table = table.merge(seeds.reset_index(), on=KEY, how="left").assign(
         **{COMPUTED_ON: machines[0], LIBRARIES: libraries[0] if libraries else ""})
     results.write_text_atomic(path, table.to_csv(index=False))
+
+
+def update_baselines(numbers: pd.DataFrame, groups: list[tuple[str, str]], baseline: Path | None,
+                     force: bool) -> list[Path]:
+    """Write the baseline of each (dataset, preset) of ``groups`` from ``numbers``: to
+    ``baseline`` when given (then only one group may be present), else to its committed place.
+    Returns the files written (``update_baseline`` refuses what would make a baseline worse)."""
+    if baseline and len(groups) > 1:
+        raise Refused(f"--baseline names one file but the runs hold {len(groups)} dataset/preset "
+                      "pairs")
+    written = []
+    for dataset, preset in groups:
+        path = baseline or baseline_path(dataset, preset)
+        update_baseline(numbers[(numbers.dataset == dataset) & (numbers.preset == preset)], path,
+                        force)
+        written.append(path)
+    return written
+
+
+Table = tuple[str, pd.DataFrame]  # (what it is compared with, the verdict table)
+
+
+def compare_with_paper(current: pd.DataFrame, paper: pd.DataFrame) -> tuple[list[Table], list[str]]:
+    """The runs of the paper preset against the paper's table, and the leakage orders that differ."""
+    paper_runs = current[current.preset == "paper"]
+    if paper_runs.empty:
+        raise Refused("no complete runs of the paper preset to compare with the paper")
+    table, disorder = against_paper(paper_runs, paper)
+    return [("paper", table)], disorder
+
+
+def compare_with_baselines(numbers: pd.DataFrame, groups: list[tuple[str, str]],
+                           baseline: Path | None, tolerance: Tolerance,
+                           say=print) -> tuple[list[Table], list[str]]:
+    """``numbers`` against ``baseline``, or else the committed baseline of each (dataset, preset)
+    of ``groups`` that has one; ``say`` gets a note for each version difference, each number
+    judged by the spread rule instead of its seeds, and each experiment a baseline lacks."""
+    files = [baseline] if baseline else [p for p in (baseline_path(d, pr) for d, pr in groups)
+                                         if p.exists()]
+    if not files:
+        raise Refused(f"no baseline for these runs ({', '.join(f'{d}-{p}' for d, p in groups)}): "
+                      "write one with --update-baseline")
+    tables = []
+    for path in files:
+        reference = read_baseline(path)
+        for line in version_notes(reference, installed_versions()):
+            say(f"{line} [{path.name}]")
+        if not has_seed_numbers(reference):
+            say(f"note: {path} has no per-seed numbers (an older baseline): every number is "
+                "judged by the spread rule")
+        else:
+            elsewhere = sorted(set(numbers.computed_on) - seeds_computed_on(reference))
+            if elsewhere:
+                say(f"note: runs computed on {'; '.join(elsewhere)}, the baseline's seed numbers "
+                    f"on {'; '.join(sorted(seeds_computed_on(reference)))}: they are judged by "
+                    "the spread rule")
+        for experiment in unjudged(numbers, reference):
+            say(f"note: {experiment} has numbers {path.name} has no row for: not judged (add "
+                "them with --update-baseline)")
+        tables.append((f"baseline {path.name}", against_baseline(numbers, reference, tolerance)))
+    return tables, []
+
