@@ -39,12 +39,9 @@ from datasets import ImageSet
 from methods import METHODS
 
 
-TRAINED = "trained"  # what execute_steps yields once the run's training is done
-
-
 @dataclasses.dataclass(frozen=True)
 class Encoded:
-    """What execute_steps yields once the trained run is encoded, before its evaluations; what
+    """What the run's steps yield once it is trained and encoded, before its evaluations; what
     is sent back is ``Shared``."""
     context: Context
 
@@ -58,30 +55,78 @@ class Shared:
     tsne: TsneWork | None = None
 
 
+class Run:
+    """One run, driven a step at a time by the same code whether it runs alone (``execute``) or
+    with others in turn (bench/run/together.py). Its states, in order:
+
+    TRAINING  after each training iteration (``step()`` again trains the next);
+    TRAINED   its training is done (the next ``step()`` encodes both splits);
+    ENCODED   ``context`` holds the encoded run; the next ``step(shared)`` runs its evaluations
+              and figures, with what runs trained together ``shared`` (None: all its own);
+    ENDED     ``outcome`` is "complete", "skipped" (already complete) or "busy" (another
+              process holds it).
+
+    ``step`` raises RunFailed (recorded in the run's folder), Interrupted (after a checkpoint) or
+    DeviceFault; the run has then ended. ``close()`` releases what an unfinished run holds (its
+    lock, its monitors) and is safe to call at any time."""
+
+    TRAINING, TRAINED, ENCODED, ENDED = "training", "trained", "encoded", "ended"
+
+    def __init__(self, config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
+                 *, together: bool = False,
+                 peak_memory: Callable[[], dict[str, float]] | None = None):
+        self.config = config
+        self.state: str | None = None  # not started
+        self.context: Context | None = None
+        self.outcome: str | None = None
+        self._steps = _steps(config, data, options, stop, together, peak_memory)
+
+    @property
+    def started(self) -> bool:
+        return self.state is not None
+
+    def step(self, shared: Shared | None = None) -> str:
+        """Advance the run by one step; returns its new state."""
+        try:
+            item = self._steps.send(shared if self.state == self.ENCODED else None)
+        except StopIteration as finished:
+            self.state, self.outcome = self.ENDED, finished.value
+        except BaseException:
+            self.state = self.ENDED
+            raise
+        else:
+            if isinstance(item, Encoded):
+                self.state, self.context = self.ENCODED, item.context
+            else:
+                self.state = self.TRAINED if item == self.TRAINED else self.TRAINING
+        return self.state
+
+    def close(self) -> None:
+        self._steps.close()
+
+
 def execute(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal) -> str:
     """Train, probe and record one run on ``options.device``, resuming from its checkpoint when it
-    has one. What it prints meanwhile also goes to its run.log.
+    has one. What it prints meanwhile also goes to its run.log. Returns the run's ``outcome``
+    (``Run``); raises what ``Run.step`` raises."""
+    run = Run(config, data, options, stop)
+    try:
+        while run.step() != Run.ENDED:
+            pass
+    finally:
+        run.close()
+    return run.outcome
 
-    Returns "complete", "skipped" (already complete) or "busy" (another process holds the run);
-    raises RunFailed (recorded in the run's folder) or Interrupted (after a checkpoint)."""
-    steps = execute_steps(config, data, options, stop)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as finished:
-            return finished.value
 
-
-def execute_steps(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
+def _steps(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
                   together: bool = False,
                   peak_memory: Callable[[], dict[str, float]] | None = None
                   ) -> Generator[str | Encoded | None, Shared | None, str]:
-    """``execute`` one step at a time, for runs trained together (bench/run/together.py): yields None
-    after every training iteration, TRAINED once training is done and ``Encoded`` before the
-    evaluations, and returns what ``execute`` returns. ``together``: this run is one of several
-    in turn (no progress bars, which would interleave). ``peak_memory``: what status.json records
-    of the run's device memory (runs trained together measure each run's own; by default the
-    device's peak)."""
+    """The steps behind ``Run``: yields None after every training iteration, Run.TRAINED once
+    training is done and ``Encoded`` before the evaluations, and returns the outcome.
+    ``together``: this run is one of several in turn (no progress bars, which would interleave).
+    ``peak_memory``: what status.json records of the run's device memory (runs trained together
+    measure each run's own; by default the device's peak)."""
     run_dir = results.runs_dir(options.results_dir) / config.run_id
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
@@ -230,7 +275,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, option
                                   cuda_graphs=options.cuda_graphs,
                                   progress_bar=not together)
         train_seconds = time.perf_counter() - started
-        yield TRAINED
+        yield Run.TRAINED
         stop.check()
         context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
                           evaluate.encode_all(method, data.test_images), stop=stop.check)

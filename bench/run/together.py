@@ -32,9 +32,7 @@ On the CPU a run trained together computes what it computes alone, bit for bit
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import sys
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -42,17 +40,16 @@ from tqdm.auto import tqdm
 
 from bench.run.config import RunConfig
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
-from bench.evaluations import Context, compute_together, in_order
+from bench.evaluations import compute_together, in_order
 from bench.evaluations._run_figures import TsneWork, tsne_inputs
 from bench.run.options import RunOptions
-from bench.run.runner import TRAINED, Encoded, Shared, execute_steps
+from bench.run.runner import Run, Shared
 from bench.run.train import Interrupted, StopOnSignal
 from datasets import ImageSet
 
 if TYPE_CHECKING:
     from bench.evaluations._tsne_pool import TsnePool
 
-STEP, ENDED = "step", "ended"
 CUDA_GROUP_SIZE = 32  # torch's CUDA streams per device and priority, handed out round robin
 
 
@@ -92,22 +89,21 @@ class GroupMemory:
 
 @dataclasses.dataclass
 class Member:
-    """One run of the group: its steps (runner.execute_steps) and, on CUDA, its stream and the
-    memory its steps hold."""
+    """One run of the group (bench/run/runner.py's Run) and, on CUDA, its stream and the memory its
+    steps hold."""
     config: RunConfig
-    steps: Generator | None = None
+    run: Run | None = None
     stream: Any = None
     memory: GroupMemory | None = None
-    encoded: Context | None = None  # once trained and encoded
     tsne: TsneWork | None = None  # its t-SNE, under way in worker processes
     held: int = 0  # bytes its steps allocated and still hold
     peak: int = 0
 
-    def advance(self, sent=None):
+    def advance(self, shared: Shared | None = None) -> str:
         if self.stream is None:
-            return self.steps.send(sent)
+            return self.run.step(shared)
         with torch.cuda.stream(self.stream):
-            return self.memory.measure(self, lambda: self.steps.send(sent))
+            return self.memory.measure(self, lambda: self.run.step(shared))
 
     def synchronise(self) -> None:
         """Wait for the work queued on its stream (before its tensors are read elsewhere)."""
@@ -131,28 +127,24 @@ def _stream(device: torch.device):
     return stream
 
 
-def _advance(member: Member, outcomes: Outcomes, sent=None):
-    """One step of ``member``: STEP, TRAINED, ENDED (finished, busy, failed or interrupted), or
-    the run's ``Encoded`` (its evaluations are next)."""
+def _advance(member: Member, outcomes: Outcomes, shared: Shared | None = None) -> str:
+    """One step of ``member``'s run; its new state (Run.ENDED too when it failed, was interrupted
+    or met a device fault, each noted in ``outcomes``)."""
     try:
-        item = member.advance(sent)
-    except StopIteration as finished:
-        if finished.value == "busy":
-            outcomes.busy.append(member.config.run_id)
-        return ENDED
+        state = member.advance(shared)
     except RunFailed as failure:  # recorded in its folder; the others go on
         print(f"bench: run {member.config.run_id} failed: {failure}", file=sys.stderr)
         outcomes.failures.append(member.config.run_id)
-        return ENDED
+        return Run.ENDED
     except Interrupted as interruption:  # checkpointed
         outcomes.interrupted = interruption
-        return ENDED
+        return Run.ENDED
     except DeviceFault as fault:  # the group stops (run_together)
         outcomes.device_fault = outcomes.device_fault or str(fault)
-        return ENDED
-    if isinstance(item, Encoded):
-        return item
-    return TRAINED if item == TRAINED else STEP
+        return Run.ENDED
+    if state == Run.ENDED and member.run.outcome == "busy":
+        outcomes.busy.append(member.config.run_id)
+    return state
 
 
 def run_together(configs: list[RunConfig], data: ImageSet, options: RunOptions,
@@ -199,9 +191,8 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
     members = []
     for config in configs:
         member = Member(config, stream=_stream(device), memory=memory)
-        member.steps = execute_steps(
-            config, data, options, stop, together=True,
-            peak_memory=None if memory is None else lambda m=member: memory.record(m))
+        member.run = Run(config, data, options, stop, together=True,
+                         peak_memory=None if memory is None else lambda m=member: memory.record(m))
         members.append(member)
     streams = [m.stream.cuda_stream for m in members if m.stream is not None]
     if len(set(streams)) != len(streams):
@@ -211,13 +202,12 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
         while training and outcomes.device_fault is None:
             for member in list(training):
                 state = _advance(member, outcomes)
-                if state == STEP:
+                if state == Run.TRAINING:
                     continue
                 training.remove(member)
-                if state == TRAINED:  # encoded now: its t-SNE can start while the others train
+                if state == Run.TRAINED:  # encoded now: its t-SNE can start while the others train
                     state = _advance(member, outcomes)
-                if isinstance(state, Encoded):
-                    member.encoded = state.context
+                if state == Run.ENCODED:
                     if pool is not None:
                         member.tsne = _start_tsne(member, pool)
                     encoded.append(member)
@@ -229,7 +219,7 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
             _checkpoint_after_fault(training, outcomes, stop)
     finally:
         for member in members:  # releases the locks of runs left unfinished
-            member.steps.close()
+            member.run.close()
 
 
 def _checkpoint_after_fault(training: list[Member], outcomes: Outcomes, stop: StopOnSignal) -> None:
@@ -239,7 +229,7 @@ def _checkpoint_after_fault(training: list[Member], outcomes: Outcomes, stop: St
     for their evaluations are already checkpointed. No run is marked failed."""
     stop.request("stopped with the runs trained together by a device-wide fault")
     for member in training:
-        if inspect.getgeneratorstate(member.steps) != inspect.GEN_CREATED:
+        if member.run.started:
             _advance(member, outcomes)
 
 
@@ -247,7 +237,7 @@ def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
     """Submit the run's embeddings to the workers; None (the run then embeds in its turn, where a
     failure is its own) if preparing them fails."""
     member.synchronise()
-    context = member.encoded
+    context = member.run.context
     try:
         return pool.submit(tsne_inputs(context.config, context.method, context.data, context.test))
     except Exception as error:  # noqa: BLE001 - contained: the run computes it in its turn
@@ -263,7 +253,7 @@ def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
     def shared() -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
-        found = compute_together(in_order(), [m.encoded for m in encoded], say=tqdm.write)
+        found = compute_together(in_order(), [m.run.context for m in encoded], say=tqdm.write)
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # and what was computed here is used on those streams
         return found
@@ -280,6 +270,4 @@ def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
     for member in encoded:
         if outcomes.interrupted is not None or outcomes.device_fault is not None:
             return  # the rest are trained and checkpointed: a rerun evaluates them
-        state = _advance(member, outcomes, Shared(computed[member.config.run_id], member.tsne))
-        while state == STEP:
-            state = _advance(member, outcomes)
+        _advance(member, outcomes, Shared(computed[member.config.run_id], member.tsne))
