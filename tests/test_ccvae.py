@@ -5,11 +5,11 @@ import torch
 from torch import nn
 from torch.distributions import Normal, kl_divergence
 
-from bench.run.config import resolve
 from bench.run.build import build
+from bench.run.config import resolve
+from methods._nets import Decoder, Encoder
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig
-from methods._nets import Decoder, Encoder
 from tests.helpers import changed, snapshot
 
 

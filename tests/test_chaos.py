@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.store import results
 from bench.run.checkpoints import RunLock
+from bench.store import results
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux",

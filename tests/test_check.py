@@ -4,11 +4,11 @@ import json
 import pandas as pd
 import pytest
 
-from bench.report import check
-from bench.store import results
 from bench.cli import main
 from bench.errors import Refused
+from bench.report import check
 from bench.report.page import load_paper_table
+from bench.store import results
 from tests.test_report import accuracies, fake_run
 
 KEYS = dict(dataset="mnist", preset="ci", z_dim=16, s_dim=16)

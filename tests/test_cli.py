@@ -7,11 +7,11 @@ import sys
 import pytest
 import torch
 
-from bench.store import results
 from bench.cli import main
+from bench.store import results
 from methods import METHODS
-from methods.ccvae import CycleConsistentVAE
 from methods._straightforward import STRAIGHTFORWARD
+from methods.ccvae import CycleConsistentVAE
 from tests.conftest import REPO
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke"]

@@ -3,8 +3,8 @@ import dataclasses
 
 import pytest
 
-from bench.run.config import RunSettings, resolve
 from bench.errors import ConfigError
+from bench.run.config import RunSettings, resolve
 from bench.run.presets import PRESETS
 from methods import METHODS
 

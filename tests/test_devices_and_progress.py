@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from bench import progress
-from bench.evaluations import _tsne as tsne
 from bench.cli import main
 from bench.cli.arguments import apply_gpu_options
 from bench.cli.arguments import UsageError
+from bench.evaluations import _tsne as tsne
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke"]
 

@@ -14,8 +14,8 @@ import dataclasses
 import pytest
 import torch
 
-from bench.run.config import resolve
 from bench.run.build import build
+from bench.run.config import resolve
 from methods import METHODS
 from methods._straightforward import STRAIGHTFORWARD
 

@@ -9,14 +9,14 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.store import results
-from bench.run.checkpoints import load_method
 from bench.cli import main
-from bench.report.document import to_markdown
 from bench.evaluations import EVALUATIONS, Evaluation, Outcome, ReportTable
 from bench.evaluations.base import is_current
-from bench.store.records import NotARun, load_run
+from bench.report.document import to_markdown
 from bench.report.page import build
+from bench.run.checkpoints import load_method
+from bench.store import results
+from bench.store.records import NotARun, load_run
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu"]
 SEEN: dict[str, torch.Tensor] = {}

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from bench.store import results
 from bench.launch.slurm import queued_jobs, read_record
+from bench.store import results
 from tests.conftest import REPO
 
 SMOKE = ["run", "--dataset", "mnist", "--preset", "smoke"]

@@ -8,9 +8,9 @@ import dataclasses
 import pytest
 import torch
 
+from bench.run.build import build
 from bench.run.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
-from bench.run.build import build
 from methods import METHODS
 from methods._adversarial import gated_step
 from methods._straightforward import STRAIGHTFORWARD

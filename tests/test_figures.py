@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from bench.cli import main
 from bench.evaluations import _encoding as evaluate, _tsne as tsne
 from bench.report import figures
-from bench.store import results
-from bench.run.build import build
-from bench.cli import main
-from bench.run.config import resolve
 from bench.report.page import write_report
+from bench.run.build import build
+from bench.run.config import resolve
+from bench.store import results
 from methods import METHODS
 
 TILE = 28 + evaluate.SWAP_PADDING

@@ -8,13 +8,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.evaluations import _encoding as evaluate
-from bench.store import results
 from bench.cli import main
-from bench.run.config import resolve
+from bench.evaluations import _encoding as evaluate
 from bench.evaluations import EVALUATIONS
-from bench.run.presets import LATENT_SIZES
 from bench.metrics.probes import LatentCode
+from bench.run.config import resolve
+from bench.run.presets import LATENT_SIZES
+from bench.store import results
 from methods._nets import MNIST_SHAPE, Decoder, Encoder, PairDiscriminator
 from tests.conftest import REPO
 

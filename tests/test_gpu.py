@@ -20,11 +20,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.store import results
-from bench.run.build import build
 from bench.cli import main
+from bench.run.build import build
 from bench.run.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
+from bench.store import results
 from methods import METHODS
 from tests.helpers import dies_after_first_epoch, snapshot
 from tests.test_together import fast_runs, run_dirs  # noqa: F401 - fast_runs is a fixture

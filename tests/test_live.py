@@ -6,9 +6,9 @@ import sys
 import pandas as pd
 import pytest
 
+from bench.cli import main
 from bench.run import live, monitors
 from bench.store import results
-from bench.cli import main
 from tests.conftest import REPO
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu"]

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.store import results
-from bench.run.build import build
 from bench.cli import main
+from bench.run.build import build
 from bench.run.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
+from bench.store import results
 from datasets.samplers import PairSampler
 from methods import PairGraph
 from methods.lord import AMORTISATION, LATENT_OPTIMISATION

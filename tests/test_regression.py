@@ -7,10 +7,10 @@ import sys
 import pandas as pd
 import pytest
 
-from bench.report import check
-from bench.store import results
 from bench.cli import main
 from bench.evaluations import in_order
+from bench.report import check
+from bench.store import results
 from methods import METHODS
 from tests.conftest import REPO
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.store import results
 from bench.cli import main
+from bench.store import results
 from methods.mathieu import Mathieu
 from methods.szabo import Szabo
 from tests.conftest import REPO

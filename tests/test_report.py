@@ -4,9 +4,9 @@ import json
 import pandas as pd
 import pytest
 
-from bench.store import results
 from bench.report.document import to_markdown
 from bench.report.page import build, load_paper_table, write_report
+from bench.store import results
 
 
 def render(directory):

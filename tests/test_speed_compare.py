@@ -5,8 +5,8 @@ import torch
 
 from bench.run.speed import measure_speed, no_twin_line
 from methods import METHODS, register
-from methods.ccvae import CycleConsistentVAE
 from methods._straightforward import STRAIGHTFORWARD
+from methods.ccvae import CycleConsistentVAE
 
 TWINLESS = "twinless-test-method"
 

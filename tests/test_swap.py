@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.metrics.probes import accuracy
 from bench.evaluations._swap_classifier import CACHE_FOLDER, cached_target_classifier
+from bench.metrics.probes import accuracy
 from bench.metrics.swap import (TargetClassifier, fit_target_classifier, predict_targets,
                                 swap_agreement, swap_pairs)
 from datasets.base import CACHE_ENV, load_arrays, save_arrays

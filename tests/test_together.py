@@ -11,13 +11,13 @@ import time
 import pytest
 import torch
 
-from bench.store import results
-from bench.run.checkpoints import RunLock
 from bench.cli import main
 from bench.evaluations import EVALUATIONS
-from tests.conftest import REPO
+from bench.run.checkpoints import RunLock
+from bench.store import results
 from methods import METHODS, register
 from methods.ccvae import CycleConsistentVAE
+from tests.conftest import REPO
 
 SMOKE = ["run", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu"]
 COMPARED = (results.LOSSES_FILE, results.METRICS_FILE)

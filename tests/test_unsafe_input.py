@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.store import paths, results
-from bench.run.checkpoints import save_checkpoint
 from bench.cli import main
+from bench.run.checkpoints import save_checkpoint
 from bench.run.config import resolve
 from bench.run.train import Progress
+from bench.store import paths, results
 from tests.conftest import REPO
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke", "--device", "cpu"]

@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-from bench.report import check
 from bench.errors import Refused
+from bench.report import check
 from tests.test_check import table
 from tests.test_report import accuracies, fake_run
 

@@ -12,13 +12,13 @@ import torch
 from torchvision.utils import save_image
 from tqdm.auto import tqdm
 
-from bench.evaluations import _encoding as evaluate
-from bench.report import figures
 from bench import progress
-from bench.store import results
+from bench.evaluations import _encoding as evaluate
+from bench.evaluations._tsne import TSNE_PARAMETERS, tsne_embedding
+from bench.report import figures
 from bench.run.build import derive_seed
 from bench.run.config import RunConfig
-from bench.evaluations._tsne import TSNE_PARAMETERS, tsne_embedding
+from bench.store import results
 from datasets import ImageSet
 from methods import Method
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from bench.store import results
 from bench.errors import Interrupted, is_device_fault
+from bench.store import results
 from bench.store.records import run_columns
 
 if TYPE_CHECKING:

@@ -2,8 +2,8 @@
 posterior mean of z and from a sample of z (metrics.csv, the paper's table)."""
 from __future__ import annotations
 
-from bench.store import results
 from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register, stop_checks
+from bench.store import results
 
 
 def probe_rows_together(contexts: list[Context]) -> list[Outcome]:

@@ -16,9 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.store import results
-from bench.run.config import RunConfig
 from bench.lifetime import stop_with_parent
+from bench.run.config import RunConfig
+from bench.store import results
 
 JOBS_DIR = "jobs"  # results/jobs/: job logs and records, per executor
 JOB_FILE = "job.json"  # in a run's folder: where the job that trained it logged

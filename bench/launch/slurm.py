@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.store import results
 from bench.errors import ClusterError, ConfigError, first_line
 from bench.launch.executors import JOBS_DIR, RunRequest, link_job
 from bench.lifetime import stop_with_parent
+from bench.store import results
 
 SLURM_DIR = "slurm"
 CLIENT_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.store import results
 from bench.errors import Refused, UnusableFile, first_line
 from bench.evaluations import in_order
+from bench.store import results
 from bench.store.records import RunRecord, load_runs
 
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from bench import progress
-from bench.store import results
+from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
 from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table, to_html,
                             to_markdown)
-from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
+from bench.store import results
 from bench.store.records import RunRecord, differing_settings, load_runs, metrics_of
 
 PAPER_TABLE = Path(__file__).resolve().parent / "paper_table.csv"

@@ -23,12 +23,12 @@ from pathlib import Path
 
 import torch
 
-from bench.store import results
+from bench.errors import CorruptRun, Refused, UnusableFile, first_line
 from bench.run.build import build, derive_seed, run_data
 from bench.run.config import RunConfig
-from bench.errors import CorruptRun, Refused, UnusableFile, first_line
-from bench.store.records import RunRecord, load_run
 from bench.run.train import Progress
+from bench.store import results
+from bench.store.records import RunRecord, load_run
 from datasets import ImageSet
 from datasets.samplers import PairedTrainingData
 from methods import Method

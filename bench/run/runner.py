@@ -21,20 +21,20 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import _encoding as evaluate
+from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
+from bench.evaluations._run_figures import TsneWork, write_figures
 from bench.run import live
-from bench.run.monitors import LossLog, Monitor, RunStart
-from bench.run.options import RunOptions
-from bench.store import results
 from bench.run.build import build, iterations_per_epoch, run_data
 from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
                                    save_checkpoint)
 from bench.run.config import RunConfig
 from bench.run.environment import environment, peak_memory_mb
-from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
-from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
-from bench.evaluations._run_figures import TsneWork, write_figures
+from bench.run.monitors import LossLog, Monitor, RunStart
+from bench.run.options import RunOptions
 from bench.run.train import Interrupted, Progress, StopOnSignal, training_steps
+from bench.store import results
 from datasets import ImageSet
 from methods import METHODS
 
@@ -119,9 +119,8 @@ def execute(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOn
 
 
 def _steps(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
-                  together: bool = False,
-                  peak_memory: Callable[[], dict[str, float]] | None = None
-                  ) -> Generator[str | Encoded | None, Shared | None, str]:
+           together: bool = False, peak_memory: Callable[[], dict[str, float]] | None = None
+           ) -> Generator[str | Encoded | None, Shared | None, str]:
     """The steps behind ``Run``: yields None after every training iteration, Run.TRAINED once
     training is done and ``Encoded`` before the evaluations, and returns the outcome.
     ``together``: this run is one of several in turn (no progress bars, which would interleave).

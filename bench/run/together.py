@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from bench.run.config import RunConfig
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import compute_together, in_order
 from bench.evaluations._run_figures import TsneWork, tsne_inputs
+from bench.run.config import RunConfig
 from bench.run.options import RunOptions
 from bench.run.runner import Run, Shared
 from bench.run.train import Interrupted, StopOnSignal
