@@ -117,7 +117,7 @@ def fake_job(tmp_path, method, overrides=None):
 
 
 def test_a_slurm_job_runs_bench_in_a_child_process_without_importing_the_cli(tmp_path):
-    source = (REPO / "bench" / "slurm.py").read_text()
+    source = (REPO / "bench" / "launch" / "slurm.py").read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):  # anywhere, functions included
         if isinstance(node, ast.Import):
