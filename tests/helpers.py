@@ -1,7 +1,10 @@
 """Small helpers shared by the tests."""
 import contextlib
+import os
 
 import torch
+
+from tests.conftest import REPO
 
 
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -29,3 +32,10 @@ def dies_after_first_epoch():
         yield
     finally:
         bench.run.runner.save_checkpoint = original
+
+
+def held_after(iterations: int) -> dict[str, str]:
+    """The environment that makes a `bench run` subprocess wait after its training's ``iterations``-th
+    iteration until it is asked to stop (tests/hold/sitecustomize.py)."""
+    return {"BENCH_TEST_HOLD_AFTER": str(iterations), "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO / "tests" / "hold"), os.environ.get("PYTHONPATH")]))}

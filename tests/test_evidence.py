@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import REPO
+from tests.helpers import held_after
 
 SCRIPT = REPO / "scripts" / "gpu_evidence.sh"
 EPOCHS, ITERATIONS = 4, 10
@@ -29,8 +30,7 @@ BENCH_RUN = [sys.executable, "-m", "bench", "run", "--methods", "szabo", "--data
              "cpu", "--together", "--epochs", str(EPOCHS), "--set", f"iterations_per_epoch={ITERATIONS}"]
 STEADY = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 HOLD_AFTER = 15  # in epoch 2 of 4
-HOLD = {"BENCH_TEST_HOLD_AFTER": str(HOLD_AFTER), "PYTHONPATH": os.pathsep.join(
-    filter(None, [str(REPO / "tests" / "hold"), os.environ.get("PYTHONPATH")]))}
+HOLD = held_after(HOLD_AFTER)
 
 
 def lease(tmp: Path, name: str, budget: int = 900, **extra) -> str:

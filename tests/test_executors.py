@@ -17,6 +17,7 @@ import pytest
 from bench.launch.slurm import queued_jobs, read_record
 from bench.store import results
 from tests.conftest import REPO
+from tests.helpers import held_after
 
 SMOKE = ["run", "--dataset", "mnist", "--preset", "smoke"]
 SLURM_REQUIRED = os.environ.get("BENCH_TEST_SLURM") == "1"
@@ -311,10 +312,8 @@ def test_a_job_at_its_time_limit_is_requeued_and_resumes(cluster, tmp_path):
     options = tmp_path / "slurm.json"
     options.write_text(json.dumps({"time_minutes": 2, "signal_delay_s": 25}))
     run = ["--methods", "szabo", "--epochs", "4"]
-    hold = {"BENCH_TEST_HOLD_AFTER": "5", "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(REPO / "tests" / "hold"), os.environ.get("PYTHONPATH")]))}
     out = bench(*SMOKE, "--executor", "slurm", "--cpus-per-job", "1", *run, "--slurm-config",
-                str(options), "--results", str(tmp_path / "slurm"), env=hold, timeout=900)
+                str(options), "--results", str(tmp_path / "slurm"), env=held_after(5), timeout=900)
     assert out.returncode == 0, out.stderr
     (job_file,) = results.runs_dir(tmp_path / "slurm").glob(f"*/{'job.json'}")
     job = json.loads(job_file.read_text())

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from bench.errors import InputError
+from bench.run import options
 from bench.store import paths
 
 
@@ -99,8 +100,7 @@ def resolve_device(name: str):
 
 
 def gpu_flags(args) -> tuple[str, ...]:
-    return tuple(flag for flag, given in (("--cuda-graphs", args.cuda_graphs), ("--tf32", args.tf32))
-                 if given)
+    return options.gpu_flags(args.cuda_graphs, args.tf32)
 
 
 def apply_gpu_options(args, device) -> None:

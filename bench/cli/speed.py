@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from bench.cli.arguments import (UsageError, add_common, apply_gpu_options, check_cache_dir, choose,
                                  known_dataset, load_data, resolve_device)
+from bench.cli.run import together_limit
 
 
 def command_speed(args) -> int:

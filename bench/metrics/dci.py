@@ -39,7 +39,7 @@ import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
 
 from bench.metrics import Bar, no_bar
-from bench.metrics.inputs import codes_array, factors_array, same_length, two_dimensional
+from bench.metrics.inputs import train_and_test, two_dimensional
 
 __all__ = ["DCIScores", "importance_matrix", "disentanglement", "completeness", "dci"]
 
@@ -66,18 +66,8 @@ def _importance(values) -> np.ndarray:
 
 
 def _check_inputs(train_codes, train_factors, test_codes, test_factors):
-    train_codes = codes_array(train_codes, "train_codes")
-    test_codes = codes_array(test_codes, "test_codes")
-    train_factors = factors_array(train_factors, "train_factors")
-    test_factors = factors_array(test_factors, "test_factors")
-    same_length(train_codes, train_factors, "dci (train)")
-    same_length(test_codes, test_factors, "dci (test)")
-    if train_codes.shape[1] != test_codes.shape[1]:
-        raise ValueError(f"train_codes have {train_codes.shape[1]} dimensions but test_codes have "
-                         f"{test_codes.shape[1]}")
-    if train_factors.shape[1] != test_factors.shape[1]:
-        raise ValueError(f"train_factors have {train_factors.shape[1]} factors but test_factors "
-                         f"have {test_factors.shape[1]}")
+    train_codes, train_factors, test_codes, test_factors = train_and_test(
+        train_codes, train_factors, test_codes, test_factors, "dci")
     for j in range(train_factors.shape[1]):
         if np.unique(train_factors[:, j]).size < 2:
             raise ValueError(f"factor #{j} is constant in train_factors; a classifier needs at "

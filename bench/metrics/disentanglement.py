@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
-from bench.metrics.inputs import codes_array, factor_label, factors_array, same_length
+from bench.metrics.inputs import codes_array, factor_label, factors_array, same_length, train_and_test
 
 __all__ = ["discretize", "mutual_information_matrix", "mutual_information_gap", "sap_score"]
 
@@ -103,17 +103,8 @@ def mutual_information_gap(codes: np.ndarray, factors: np.ndarray, bins: int = 2
 def _sap_score_matrix(train_codes, train_factors, test_codes, test_factors, C: float,
                       names=None) -> np.ndarray:
     """(d, k) test accuracies of a LinearSVC fitted on one train code column per factor."""
-    train_codes, test_codes = codes_array(train_codes, "train_codes"), codes_array(test_codes, "test_codes")
-    train_factors = factors_array(train_factors, "train_factors")
-    test_factors = factors_array(test_factors, "test_factors")
-    same_length(train_codes, train_factors, "sap_score (train)")
-    same_length(test_codes, test_factors, "sap_score (test)")
-    if train_codes.shape[1] != test_codes.shape[1]:
-        raise ValueError(f"sap_score: train codes have {train_codes.shape[1]} dimensions but test "
-                         f"codes have {test_codes.shape[1]}")
-    if train_factors.shape[1] != test_factors.shape[1]:
-        raise ValueError(f"sap_score: train has {train_factors.shape[1]} factors but test has "
-                         f"{test_factors.shape[1]}")
+    train_codes, train_factors, test_codes, test_factors = train_and_test(
+        train_codes, train_factors, test_codes, test_factors, "sap_score")
     if train_codes.shape[1] < 2:
         raise ValueError(f"SAP needs a code with at least 2 dimensions, got "
                          f"{train_codes.shape[1]}")

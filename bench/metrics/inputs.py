@@ -47,6 +47,23 @@ def same_length(codes: np.ndarray, factors: np.ndarray, what: str) -> None:
                          f"{factors.shape[0]}")
 
 
+def train_and_test(train_codes, train_factors, test_codes, test_factors, what: str):
+    """The four arrays of a metric fitted on train and scored on test, checked: codes and factors
+    of each split of equal length, and the same code dimensions and factors in both splits."""
+    train_codes, test_codes = codes_array(train_codes, "train_codes"), codes_array(test_codes, "test_codes")
+    train_factors = factors_array(train_factors, "train_factors")
+    test_factors = factors_array(test_factors, "test_factors")
+    same_length(train_codes, train_factors, f"{what} (train)")
+    same_length(test_codes, test_factors, f"{what} (test)")
+    if train_codes.shape[1] != test_codes.shape[1]:
+        raise ValueError(f"{what}: train_codes have {train_codes.shape[1]} dimensions but test_codes "
+                         f"have {test_codes.shape[1]}")
+    if train_factors.shape[1] != test_factors.shape[1]:
+        raise ValueError(f"{what}: train_factors have {train_factors.shape[1]} factors but "
+                         f"test_factors have {test_factors.shape[1]}")
+    return train_codes, train_factors, test_codes, test_factors
+
+
 def factor_label(j: int, names) -> str:
     return repr(names[j]) if names is not None else f"#{j}"
 

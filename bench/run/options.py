@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from bench.run.config import RunConfig
 
 
+def gpu_flags(cuda_graphs: bool, tf32: bool) -> tuple[str, ...]:
+    """The CUDA-only options given, as `bench run` flags."""
+    return tuple(flag for flag, given in (("--cuda-graphs", cuda_graphs), ("--tf32", tf32)) if given)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     results_dir: Path
@@ -40,8 +45,7 @@ class RunOptions:
         return together and runs > 1
 
     def gpu_flags(self) -> tuple[str, ...]:
-        return tuple(flag for flag, given in (("--cuda-graphs", self.cuda_graphs),
-                                              ("--tf32", self.tf32)) if given)
+        return gpu_flags(self.cuda_graphs, self.tf32)
 
     def child_argv(self, config: RunConfig, overrides: dict) -> tuple[str, ...]:
         """The `bench run` arguments of a child process (--jobs, SLURM) that trains ``config``
