@@ -1,5 +1,11 @@
 import sys
 
-from bench.cli import main
+from bench.cpu_kernels import use_avx2_kernels
+from bench.lifetime import stop_with_parent_if_asked
+
+stop_with_parent_if_asked()  # a --jobs child or SLURM job's run: it ends when its parent dies
+use_avx2_kernels()  # before bench.cli imports torch
+
+from bench.cli import main  # noqa: E402
 
 sys.exit(main())

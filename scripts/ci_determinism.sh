@@ -23,11 +23,12 @@ import sys
 from bench.report import check
 numbers = check.current_numbers(sys.argv[1])
 baseline = check.read_baseline(sys.argv[2])
-seeds = check.seed_numbers(baseline).merge(numbers, on=[*check.KEY, "seed"])
+reference = check.seed_numbers(check.reference_rows(baseline)).drop(columns="computed_on")
+seeds = reference.merge(numbers, on=[*check.KEY, "seed"])
 seeds["difference"] = (seeds["value"] - seeds["reference"]).abs() / seeds["probe"].map(check.POINT)
 on = sorted(set(numbers.computed_on))
-print(f"threads {sys.argv[3]}; computed on {'; '.join(on)}; baseline's seeds on "
-      f"{'; '.join(sorted(check.seeds_computed_on(baseline)))}")
+print(f"threads {sys.argv[3]}; computed on {'; '.join(on)}; the baseline's reference machine: "
+      f"{check.machines(baseline)[0]}")
 for seed, part in seeds.groupby("seed"):
     worst = part.loc[part["difference"].idxmax()]
     print(f"seed {seed}: largest difference {worst['difference']:.4f} points "

@@ -316,3 +316,54 @@ def test_the_library_refuses_what_the_check_cannot_compare(tmp_path):
     with pytest.raises(Refused, match="no complete runs of the paper preset"):
         check.compare_with_paper(empty, load_paper_table())
     assert not (tmp_path / "b.csv").exists()
+
+
+def machine_numbers(machine, seed, s_test):
+    return pd.DataFrame([dict(method="ccvae", probe="s", split="test", value=s_test, seed=seed,
+                              computed_on=machine, libraries="", **KEYS)])
+
+
+def test_each_machine_keeps_its_own_per_seed_block_and_the_first_sets_the_spread(tmp_path):
+    """A user adds their machine's rows beside the reference rows: runs of either machine are
+    held per seed to their own machine's numbers; a third machine falls back to the reference
+    machine's mean and spread, never to the added block's."""
+    path = tmp_path / "mnist-ci.csv"
+    reference = pd.concat([machine_numbers("A", 0, 90.0), machine_numbers("A", 1, 92.0)])
+    check.update_baseline(reference, path, force=False)
+    check.update_baseline(machine_numbers("B", 0, 80.0), path, force=False)
+    baseline = check.read_baseline(path)
+    assert check.machines(baseline) == ["A", "B"]
+    assert check.reference_rows(baseline)["mean"].tolist() == [91.0]
+
+    def judged(machine, value):
+        row = check.against_baseline(machine_numbers(machine, 0, value), baseline,
+                                     check.Tolerance(2.0, 3.0, 0.5)).iloc[0]
+        return row.rule, row.reference, row.verdict
+
+    assert judged("A", 89.0) == ("seed", 90.0, "WORSE")  # A's seed 0, not B's
+    assert judged("B", 80.0) == ("seed", 80.0, "ok")
+    assert judged("B", 79.0) == ("seed", 80.0, "WORSE")
+    assert judged("C", 80.0)[:2] == ("spread", 91.0)  # the reference's mean, not B's 80
+    assert judged("C", 80.0)[2] == "WORSE"
+
+    # B's block is replaced in place (refused where it would get worse); A's stays first
+    with pytest.raises(Refused, match="ccvae 16/16 s test"):
+        check.update_baseline(machine_numbers("B", 0, 70.0), path, force=False)
+    check.update_baseline(machine_numbers("B", 0, 85.0), path, force=False)
+    baseline = check.read_baseline(path)
+    assert check.machines(baseline) == ["A", "B"] and len(baseline) == 2
+    assert check.machine_rows(baseline, "B")["seed_0"].tolist() == [85.0]
+    assert check.machine_rows(baseline, "A")["seed_1"].tolist() == [92.0]
+    # --force: these runs alone, their machine the reference
+    check.update_baseline(machine_numbers("B", 0, 70.0), path, force=True)
+    assert check.machines(check.read_baseline(path)) == ["B"]
+
+
+def test_a_row_listed_twice_for_one_machine_is_refused_but_once_per_machine_is_read(tmp_path):
+    path = tmp_path / "mnist-ci.csv"
+    rows = table([("ccvae", "s", "test", 90.0)]).assign(seed_0=90.0, seeds_computed_on="A")
+    pd.concat([rows, rows.assign(seeds_computed_on="B")]).to_csv(path, index=False)
+    assert len(check.read_baseline(path)) == 2
+    pd.concat([rows, rows]).to_csv(path, index=False)
+    with pytest.raises(check.UnusableFile, match="a row is listed twice"):
+        check.read_baseline(path)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.cpu_kernels import has_avx2
 from bench.store import results
 from methods import METHODS
 from methods._straightforward import STRAIGHTFORWARD
@@ -116,6 +117,9 @@ def test_smoke_run_writes_its_folder_skips_a_rerun_and_reports(tmp_path):
     assert config["method_config"]["reverse_cycle_weight"] == 10.0
     env = json.loads((run_dir / "env.json").read_text())
     assert env["libraries"]["torch"] == torch.__version__.split("+")[0] and "git" in env
+    # `python -m bench` asked for the AVX2 kernels before torch loaded (bench/cpu_kernels.py)
+    assert env["cpu_kernels"] == ("AVX2" if has_avx2() else torch.backends.cpu.get_cpu_capability())
+    assert len(env["numerics"]) == 8
 
     rows = read_metrics(results_dir)
     assert list(rows[0]) == list(results.METRICS_COLUMNS)

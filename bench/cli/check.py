@@ -6,6 +6,7 @@ from pathlib import Path
 from bench.cli.arguments import UsageError
 from bench.store import paths
 from bench.store.results import DEFAULT_RESULTS
+from bench.terminal import printable
 
 
 def command_check(args) -> int:
@@ -38,14 +39,14 @@ def command_check(args) -> int:
     else:
         tolerance = check.Tolerance(args.tolerance, args.spread_factor, seed_tolerance)
         tables, disorder = check.compare_with_baselines(numbers, groups, args.baseline, tolerance,
-                                                         say=print)
+                                                         say=lambda line: print(printable(line)))
     failing = 0
     for name, table in tables:
         print(f"against {name}:")
         print(check.format_table(table, "reference"))
         failing += int(table.verdict.isin(check.FAILING).sum())
     for line in disorder:
-        print(f"WORSE: {line}")
+        print(printable(f"WORSE: {line}"))
     numbers = sum(len(t) for _, t in tables)
     verdict = "FAIL" if failing or disorder else "pass"
     print(f"check: {verdict}: {numbers} numbers, {failing} worse or missing"

@@ -6,10 +6,14 @@ the leakage, lower is better) and how much z is used (style retention and active
 better). A number fails when it is worse than the reference by more than its tolerance; better, or
 worse within tolerance, passes.
 
-Against a baseline, every run is judged on its own. A seed the baseline holds is held to that
-seed's own numbers within a small tolerance (the CPU is deterministic: the same seed gives the
-same table, up to the rounding differences measured across installs and thread counts); a seed it
-does not hold is held to the baseline's mean within its spread over seeds.
+Against a baseline, every run is judged on its own. A seed the baseline holds for the machine the
+run was computed on (RunRecord.computed_on) is held to that seed's own numbers within a small
+tolerance (the CPU is deterministic: the same seed on the same kernels gives the same table);
+any other run is held to the reference machine's mean within its spread over seeds.
+
+A baseline holds one block of rows per machine: the reference machine's first (it sets the means
+the spread rule uses), then any other machine's per-seed rows, which a user adds for their own
+machine from a known-good commit to get the tight check there (docs/usage.md).
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from bench.errors import Refused, UnusableFile, first_line
 from bench.evaluations import in_order
 from bench.store import results
 from bench.store.records import RunRecord, load_runs
+from bench.terminal import printable
 
 BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
 KEY = ["method", "dataset", "preset", "z_dim", "s_dim", "probe", "split"]
@@ -67,6 +72,12 @@ PAPER_COLUMN = {("s", "train"): "s_train_acc", ("s", "test"): "s_test_acc",
 
 
 def baseline_path(dataset: str, preset: str, directory: Path = BASELINE_DIR) -> Path:
+    """``<dataset>-<preset>.csv`` in ``directory``; names read from run files must be plain (a
+    crafted preset such as ``../../x`` would otherwise choose where a baseline is written)."""
+    for what, name in (("dataset", dataset), ("preset", preset)):
+        if not results.is_plain_name(name):
+            raise UnusableFile(f"runs name the {what} {str(name)[:80]!r}: not a plain name, so no "
+                               "baseline file is named after it")
     return Path(directory) / f"{dataset}-{preset}.csv"
 
 
@@ -112,18 +123,39 @@ def seed_columns(baseline: pd.DataFrame) -> list[str]:
 
 def seeds_computed_on(baseline: pd.DataFrame) -> set[str]:
     """What the baseline's per-seed numbers were computed on (empty: it has none)."""
+    return set(machines(baseline)) - {""}
+
+
+def machines(baseline: pd.DataFrame) -> list[str]:
+    """The baseline's machines in the order of its rows, the reference machine first ("" for a
+    baseline without a COMPUTED_ON column)."""
     if COMPUTED_ON not in baseline.columns:
-        return set()
-    return set(baseline[COMPUTED_ON].dropna().astype(str))
+        return [""]
+    return list(dict.fromkeys(baseline[COMPUTED_ON].fillna("").astype(str)))
+
+
+def reference_rows(baseline: pd.DataFrame) -> pd.DataFrame:
+    """The reference machine's rows (those of the first machine listed)."""
+    if COMPUTED_ON not in baseline.columns:
+        return baseline
+    return baseline[baseline[COMPUTED_ON].fillna("").astype(str) == machines(baseline)[0]]
+
+
+def machine_rows(baseline: pd.DataFrame, machine: str) -> pd.DataFrame:
+    """The rows of one machine (none when the baseline has no block for it)."""
+    if COMPUTED_ON not in baseline.columns:  # an older baseline: one machine, unnamed
+        return baseline
+    return baseline[baseline[COMPUTED_ON].fillna("").astype(str) == machine]
 
 
 def seed_numbers(baseline: pd.DataFrame) -> pd.DataFrame:
-    """The baseline's per-seed numbers: KEY, seed, reference (none in a baseline written before
-    baselines kept them)."""
+    """The baseline's per-seed numbers: KEY, seed, computed_on, reference (none in a baseline
+    written before baselines kept them)."""
     columns = seed_columns(baseline)
-    if not columns:
-        return pd.DataFrame(columns=[*KEY, "seed", "reference"])
-    table = baseline[[*KEY, *columns]].melt(id_vars=KEY, var_name="seed", value_name="reference")
+    if not columns or COMPUTED_ON not in baseline.columns:
+        return pd.DataFrame(columns=[*KEY, "seed", "computed_on", "reference"])
+    table = baseline[[*KEY, COMPUTED_ON, *columns]].rename(columns={COMPUTED_ON: "computed_on"})
+    table = table.melt(id_vars=[*KEY, "computed_on"], var_name="seed", value_name="reference")
     table = table.dropna(subset=["reference"])
     return table.assign(seed=table["seed"].str[len(SEED_PREFIX):].astype(int))
 
@@ -131,18 +163,17 @@ def seed_numbers(baseline: pd.DataFrame) -> pd.DataFrame:
 def against_baseline(numbers: pd.DataFrame, baseline: pd.DataFrame, tolerance: Tolerance) -> pd.DataFrame:
     """Judge every run's number (``numbers``: KEY, seed, computed_on, value) against the
     baseline: by its own seed's number within ``tolerance.seed`` points where the baseline holds
-    that seed computed on the same device, thread count and torch (rule "seed"), else by the
-    baseline's mean within max(absolute points, spread_factor x spread) (rule "spread"). A
-    baseline number no run gives is MISSING; numbers the baseline lacks are not judged."""
-    points = baseline["probe"].map(POINT).fillna(1.0)
-    spread = baseline.assign(spread_reference=baseline["mean"],
-                             spread_tolerance=np.maximum(tolerance.absolute * points,
-                                                         tolerance.spread_factor * baseline["std"]))
+    that seed for the machine it was computed on (rule "seed"), else by the reference machine's
+    mean within max(absolute points, spread_factor x spread) (rule "spread"). A reference number
+    no run gives is MISSING; numbers the baseline lacks are not judged."""
+    reference = reference_rows(baseline)
+    points = reference["probe"].map(POINT).fillna(1.0)
+    spread = reference.assign(spread_reference=reference["mean"],
+                              spread_tolerance=np.maximum(tolerance.absolute * points,
+                                                          tolerance.spread_factor * reference["std"]))
     table = spread[[*KEY, "spread_reference", "spread_tolerance"]].merge(
         numbers[[*KEY, "seed", "computed_on", "value"]], on=KEY, how="left")
-    same_machine = numbers[numbers.computed_on.isin(seeds_computed_on(baseline))]
-    table = table.merge(seed_numbers(baseline).merge(same_machine[[*KEY, "seed"]], on=[*KEY, "seed"]),
-                        on=[*KEY, "seed"], how="left")
+    table = table.merge(seed_numbers(baseline), on=[*KEY, "seed", "computed_on"], how="left")
     by_seed = table["reference"].notna()
     table["rule"] = np.where(by_seed, SEED_RULE, SPREAD_RULE)
     table["reference"] = table["reference"].where(by_seed, table["spread_reference"])
@@ -208,7 +239,7 @@ def read_baseline(path: Path) -> pd.DataFrame:
     unknown = set(table.probe) - set(HIGHER_IS_BETTER)
     if unknown:
         raise UnusableFile(f"malformed baseline {path}: unknown probe {sorted(unknown)[0]!r}")
-    if table.duplicated(KEY).any():
+    if table.duplicated([*KEY, COMPUTED_ON] if COMPUTED_ON in table.columns else KEY).any():
         raise UnusableFile(f"malformed baseline {path}: a row is listed twice")
     table[["z_dim", "s_dim", "seeds"]] = numbers[["z_dim", "s_dim", "seeds"]].astype(int)
     table[["mean", "std"]] = numbers[["mean", "std"]]
@@ -230,10 +261,11 @@ def checked_numbers(record: RunRecord) -> pd.DataFrame:
     (an evaluation's name column becomes "probe")."""
     frames = []
     for evaluation in in_order():
-        table = record.table(evaluation.file) if evaluation.checked else None
+        checked = evaluation.checked
+        needed = (*[c for c in KEY if c != "probe"], checked.key, checked.value) if checked else ()
+        table = record.table(evaluation.file, needed) if checked else None
         if table is None or table.empty:
             continue
-        checked = evaluation.checked
         table = table[table[checked.key].isin(list(checked.higher_is_better))]
         frames.append(table.assign(probe=table[checked.key],
                                    value=pd.to_numeric(table[checked.value], errors="coerce"))
@@ -325,42 +357,59 @@ def format_table(table: pd.DataFrame, reference_name: str) -> str:
              _number(r.reference, r.probe), _number(r.now, r.probe),
              _number(r.delta, r.probe, signed=True), _number(r.tolerance, r.probe), r.verdict]
             for r in table.itertuples()]
+    rows = [[printable(x) for x in row] for row in rows]  # names read from run files
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
     return "\n".join("  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip()
                      for line in [header, *rows])
 
 
 def update_baseline(numbers: pd.DataFrame, path: Path, force: bool) -> None:
-    """Write ``numbers`` (current_numbers of one dataset and preset) as the baseline at ``path``:
-    each number's mean, spread and seed count, and each seed's own number. Without ``force``,
-    refuse (Refused naming the numbers) where a mean would be worse than in the baseline it
-    replaces, or a number would be dropped."""
+    """Write ``numbers`` (current_numbers of one dataset and preset, computed on one machine) into
+    the baseline at ``path``: each number's mean, spread and seed count, and each seed's own number,
+    as that machine's block. The other machines' blocks are kept (a new machine's block goes
+    last); with ``force`` the file holds this block alone, whose machine becomes the reference.
+    Without ``force``, refuse (Refused naming the numbers) where a mean would be worse than in the
+    block it replaces, or a number of that block would be dropped."""
+    machines_now = sorted(set(numbers.computed_on))
+    if len(machines_now) > 1:
+        raise Refused(f"not writing {path}: its runs were computed on "
+                      f"{' and on '.join(machines_now)}; a baseline's per-seed numbers come from "
+                      "one machine, thread count and torch")
+    libraries = sorted(set(numbers[LIBRARIES].dropna()) - {""}) if LIBRARIES in numbers else []
+    if len(libraries) > 1:
+        raise Refused(f"not writing {path}: its runs were computed with "
+                      f"{' and with '.join(libraries)}; a baseline comes from one set")
+    machine = machines_now[0] if machines_now else ""
     # Compared as written: a mean of 10, 12, 10 is stored as 10.6667, and 10.666... must not
     # count as worse than itself.
     current = current_results(numbers).round({"mean": 4, "std": 4})
-    if path.exists() and not force:
-        old = read_baseline(path)
-        judged = judge(old, current, pd.Series(np.zeros(len(old))))
+    old = read_baseline(path) if path.exists() and not force else None
+    if old is not None:
+        replaced = machine_rows(old, machine)
+        judged = judge(replaced, current, pd.Series(np.zeros(len(replaced))))
         worse = judged[judged.verdict.isin(FAILING)]
         if not worse.empty:
             names = ", ".join(f"{r.method} {r.z_dim}/{r.s_dim} {r.probe} {r.split}"
                               for r in worse.itertuples())
             raise Refused(f"not overwriting {path}: it would make these worse or drop them: "
-                             f"{names} (use --force)")
-    machines = sorted(set(numbers.computed_on))
-    if len(machines) > 1:
-        raise Refused(f"not writing {path}: its runs were computed on {' and on '.join(machines)}; "
-                         "a baseline's per-seed numbers come from one device, thread count and torch")
-    libraries = sorted(set(numbers[LIBRARIES].dropna()) - {""}) if LIBRARIES in numbers else []
-    if len(libraries) > 1:
-        raise Refused(f"not writing {path}: its runs were computed with "
-                         f"{' and with '.join(libraries)}; a baseline comes from one set")
+                          f"{names} (use --force)")
     seeds = numbers.pivot_table(index=KEY, columns="seed", values="value", aggfunc="first")
     seeds.columns = [f"{SEED_PREFIX}{int(seed)}" for seed in seeds.columns]
-    table = current[list(BASELINE_COLUMNS)]
-    table = table.merge(seeds.reset_index(), on=KEY, how="left").assign(
-        **{COMPUTED_ON: machines[0], LIBRARIES: libraries[0] if libraries else ""})
-    results.write_text_atomic(path, table.to_csv(index=False))
+    block = current[list(BASELINE_COLUMNS)]
+    block = block.merge(seeds.reset_index(), on=KEY, how="left").assign(
+        **{COMPUTED_ON: machine, LIBRARIES: libraries[0] if libraries else ""})
+    if old is not None and COMPUTED_ON in old.columns:
+        blocks = [block if m == machine else machine_rows(old, m) for m in machines(old)]
+        if machine not in machines(old):
+            blocks.append(block)
+        block = pd.concat(blocks, ignore_index=True)
+        block = block[[*BASELINE_COLUMNS, *sorted(seed_columns(block), key=_seed_order),
+                       COMPUTED_ON, LIBRARIES]]
+    results.write_text_atomic(path, block.to_csv(index=False))
+
+
+def _seed_order(column: str) -> int:
+    return int(column[len(SEED_PREFIX):])
 
 
 def update_baselines(numbers: pd.DataFrame, groups: list[tuple[str, str]], baseline: Path | None,
@@ -414,9 +463,12 @@ def compare_with_baselines(numbers: pd.DataFrame, groups: list[tuple[str, str]],
         else:
             elsewhere = sorted(set(numbers.computed_on) - seeds_computed_on(reference))
             if elsewhere:
-                say(f"note: runs computed on {'; '.join(elsewhere)}, the baseline's seed numbers "
-                    f"on {'; '.join(sorted(seeds_computed_on(reference)))}: they are judged by "
-                    "the spread rule")
+                say(f"note: the per-seed numbers do not apply to runs computed on "
+                    f"{'; '.join(elsewhere)} ({path.name} holds them for "
+                    f"{'; '.join(machines(reference))}): those runs are judged by the spread rule, "
+                    f"worse than the reference mean by at most max({tolerance.absolute:g} points, "
+                    f"{tolerance.spread_factor:g} x its spread over seeds); to check them per "
+                    "seed, add this machine's rows from a known-good commit (docs/usage.md)")
         for experiment in unjudged(numbers, reference):
             say(f"note: {experiment} has numbers {path.name} has no row for: not judged (add "
                 "them with --update-baseline)")

@@ -1,6 +1,7 @@
 """What a result was computed with: library versions, git revision, device."""
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
@@ -40,6 +41,39 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_kernels() -> str:
+    """The instruction set of torch's vectorised CPU kernels in this process (AVX2, AVX512, ...)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def numerics_fingerprint() -> str:
+    """A short hash of the bits two Adam steps of the MNIST encoder and decoder leave, computed on
+    the CPU from fixed weights and a fixed batch. Two machines with the same fingerprint, thread
+    count and torch compute these networks alike; the CPU's name does not tell (bench/cpu_kernels.py).
+    The global random state is left as it was."""
+    from methods._nets import Decoder, Encoder  # the run layer trains methods; imported late: heavy
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        encoder, decoder = Encoder(16, 16).float(), Decoder(16, 16).float()
+        images = torch.rand(64, 1, 28, 28)
+        parameters = [*encoder.parameters(), *decoder.parameters()]
+        optimizer = torch.optim.Adam(parameters, lr=1e-3)
+        digest = hashlib.sha256()
+        for _ in range(2):
+            z_mean, z_logvar, s = encoder(images)
+            z = z_mean + torch.randn_like(z_mean) * torch.exp(0.5 * z_logvar)
+            loss = (torch.nn.functional.binary_cross_entropy(decoder(z, s), images)
+                    - 0.5 * torch.mean(1 + z_logvar - z_mean**2 - z_logvar.exp()))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            digest.update(loss.detach().numpy().tobytes())
+        for parameter in parameters:
+            digest.update(parameter.detach().numpy().tobytes())
+    return digest.hexdigest()[:8]
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """Peak device memory since the last reset (CUDA), or the process's peak resident memory."""
     if device.type == "cuda":
@@ -75,6 +109,9 @@ def environment(device: torch.device, cuda_graphs: bool = False, together: bool 
             "device": str(device),
             "device_name": device_name(device),
             "torch_threads": torch.get_num_threads(),
+            # CPU only: the kernels' instruction set and what they compute (RunRecord.computed_on)
+            "cpu_kernels": cpu_kernels() if device.type == "cpu" else None,
+            "numerics": numerics_fingerprint() if device.type == "cpu" else None,
             # CUDA only: whether TF32 rounding was allowed, and iterations replayed as CUDA graphs
             "tf32": tf32_allowed() if device.type == "cuda" else None,
             "cuda_graphs": cuda_graphs,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.errors import UnusableFile, first_line
 from bench.store import results
 
 UNFINISHED = "unfinished"  # the state of a folder with no readable status.json
@@ -83,11 +84,18 @@ class RunRecord:
 
     @property
     def computed_on(self) -> str:
-        """What a run's numbers depend on beyond its config: device, thread count and torch
-        version (on the CPU a seed gives the same numbers bit for bit only when these agree)."""
+        """What a run's numbers depend on beyond its config; a seed gives the same numbers bit for
+        bit where this agrees. On the CPU: the kernels' instruction set and what they compute
+        (environment.numerics_fingerprint), not the CPU's name, which machines that compute
+        differently can share; elsewhere, and for runs recorded without a fingerprint, the device's
+        name. Then the thread count and torch's version."""
         env = self.env
-        return (f"{env.get('device')} ({env.get('device_name')}), {env.get('torch_threads')} "
-                f"threads, torch {env.get('libraries', {}).get('torch')}")
+        if env.get("device") == "cpu" and env.get("numerics"):
+            device = f"cpu ({env.get('cpu_kernels')} kernels, numerics {env.get('numerics')})"
+        else:
+            device = f"{env.get('device')} ({env.get('device_name')})"
+        return (f"{device}, {env.get('torch_threads')} threads, "
+                f"torch {env.get('libraries', {}).get('torch')}")
 
     def label(self) -> str:
         return f"{self.method} (z/s {self.z_dim}/{self.s_dim}, seed {self.seed})"
@@ -95,15 +103,27 @@ class RunRecord:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def table(self, name: str) -> pd.DataFrame | None:
-        """The run's CSV ``name`` (metrics.csv, an evaluation's file), or None when absent."""
+    def table(self, name: str, columns: tuple[str, ...] = results.RUN_COLUMNS) -> pd.DataFrame | None:
+        """The run's CSV ``name`` (metrics.csv, an evaluation's file), or None when absent. A
+        file that is not a table with ``columns`` (by default the run columns every table opens
+        with) is an UnusableFile naming it: a results folder may come from someone else."""
         path = self.path(name)
-        return pd.read_csv(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            table = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
+            raise UnusableFile(f"{path}: not a readable table ({first_line(error)})") from None
+        missing = [column for column in columns if column not in table.columns]
+        if missing:
+            raise UnusableFile(f"{path}: not a table of this benchmark (no column "
+                               f"{', '.join(missing)})")
+        return table
 
     @functools.cached_property
     def metrics(self) -> pd.DataFrame:
         """metrics.csv: the latent probes (empty when the run has none yet)."""
-        table = self.table(results.METRICS_FILE)
+        table = self.table(results.METRICS_FILE, results.METRICS_COLUMNS)
         return table if table is not None else pd.DataFrame(columns=list(results.METRICS_COLUMNS))
 
     @property
