@@ -5,6 +5,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from bench.cli import MINIMUM_TORCH
 from bench.report import check
 from tests.conftest import REPO
 
@@ -112,3 +113,12 @@ def test_the_committed_baseline_was_made_with_the_pinned_torch_and_numpy():
     pinned = pins(read("constraints.txt"))
     assert check.version_notes(baseline, {name: pinned[name] for name in check.VERSIONED}) == []
     assert set(baseline[check.LIBRARIES]) == {check.libraries_text(pinned)}
+
+
+def test_the_start_up_refusal_and_the_requirements_share_one_torch_floor():
+    """requirements.txt's floor for torch is the one `bench` refuses below at start-up, and it is
+    no older than 2.10, whose safe loading of checkpoints the project relies on."""
+    (torch,) = [Requirement(line) for line in requirement_lines(read("requirements.txt"))
+                if Requirement(line).name == "torch"]
+    (floor,) = [spec.version for spec in torch.specifier if spec.operator == ">="]
+    assert tuple(int(part) for part in floor.split(".")[:2]) == MINIMUM_TORCH >= (2, 10)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,13 +176,27 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
                                                                         capsys):
     """--tsne-workers: each run's t-SNE computed in a worker process while the others train is,
     with as many threads, the one computed in the run's own process; the workers end with the
-    command."""
-    import multiprocessing
+    command and leave no temporary folder."""
     import bench.run.runner as runner
     from bench.evaluations import _tsne_pool as tsne_pool
+    from tests.test_lifetime import alive
     monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
     embed, calls = tsne_pool.TsnePool._embed, []
+    workers, folders, popen, start = [], [], subprocess.Popen, tsne_pool.TsnePool.__init__
+
+    def recorded_popen(command, *args, **kwargs):  # every process the pool starts
+        process = popen(command, *args, **kwargs)
+        if "bench.evaluations._tsne" in command:
+            workers.append(process.pid)
+        return process
+
+    def recorded_start(pool, *args, **kwargs):
+        start(pool, *args, **kwargs)
+        folders.append(Path(pool.folder.name))
+
+    monkeypatch.setattr(tsne_pool.subprocess, "Popen", recorded_popen)
+    monkeypatch.setattr(tsne_pool.TsnePool, "__init__", recorded_start)
 
     def first_worker_fails(pool, points, seed):  # that embedding is then computed in the process
         calls.append(seed)
@@ -205,10 +220,8 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
         for name in (*COMPARED, results.TSNE_FILE, results.FIGURES_FILE):
             assert (together[run_id] / name).read_bytes() == (folder / name).read_bytes(), (run_id, name)
         assert "from a worker process" in (together[run_id] / "run.log").read_text()
-    deadline = time.monotonic() + 30
-    while multiprocessing.active_children() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not multiprocessing.active_children()
+    assert len(workers) == 2 and not any(map(alive, workers))  # the failed one never started
+    assert len(folders) == 1 and not folders[0].exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -242,13 +242,23 @@ def test_a_write_failure_outside_a_run_is_one_line_and_keeps_the_file(tmp_path, 
     assert not list(tmp_path.glob(f".*{results.TEMPORARY_SUFFIX}"))
 
 
-def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
+def test_stale_temporaries_of_this_hosts_dead_writers_are_removed_and_others_kept(tmp_path):
+    """A pid names a process on its own host only: on a shared filesystem another host's writer
+    may be alive with a pid that is free here. A link is never followed or removed."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / f".metrics.csv.{dead.pid}.abc123.tmp"
-    live = tmp_path / f".losses.csv.{os.getpid()}.def456.tmp"
+    host = results._HOST
+    stale = tmp_path / f".metrics.csv.{host}.{dead.pid}.abc123.tmp"
+    live = tmp_path / f".losses.csv.{host}.{os.getpid()}.def456.tmp"
+    elsewhere = tmp_path / f".losses.csv.other-host.{dead.pid}.aaa111.tmp"
+    older = tmp_path / f".losses.csv.{dead.pid}.bbb222.tmp"  # before temporaries named their host
     other = tmp_path / "metrics.csv"
-    for path in (stale, live, other):
+    for path in (stale, live, elsewhere, older, other):
         path.write_text("x")
+    link = tmp_path / f".env.json.{host}.{dead.pid}.ccc333.tmp"
+    link.symlink_to(other)
     assert results.remove_stale_temporaries(tmp_path) == [stale]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        p.name for p in (live, elsewhere, older, other, link))
+    results.write_text_atomic(tmp_path / "new.txt", "y")  # its temporary carried this host
+    assert (tmp_path / "new.txt").read_text() == "y"

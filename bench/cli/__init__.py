@@ -9,11 +9,39 @@ Heavy imports (torch) happen inside the commands that need them.
 from __future__ import annotations
 
 import errno
+import importlib.metadata
+import re
 import sys
 
 from bench.cli import check, datasets, evaluate, report, run, speed, status
 from bench.cli.arguments import Parser
 from bench.errors import InputError, RunFailed
+from bench.terminal import printable
+
+# The oldest torch bench runs on (requirements.txt says the same): checkpoints are loaded with
+# weights_only=True, which older releases let a crafted file bypass (before 2.6) or corrupt memory
+# with (before 2.10), and a results folder may come from someone else.
+MINIMUM_TORCH = (2, 10)
+
+
+def torch_refusal(version: str | None) -> str | None:
+    """The one line refusing ``version`` of torch (None: not installed), or None when it is new
+    enough."""
+    if version is None:
+        return "torch is not installed: pip install -r requirements.txt -c constraints.txt"
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    if numbers is None or tuple(map(int, numbers.groups())) < MINIMUM_TORCH:
+        return (f"torch {version} is older than {'.'.join(map(str, MINIMUM_TORCH))}, whose safe "
+                "loading of checkpoints bench relies on: pip install -r requirements.txt "
+                "-c constraints.txt")
+    return None
+
+
+def installed_torch() -> str | None:
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def parser() -> Parser:
@@ -30,13 +58,17 @@ DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES,
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    refusal = torch_refusal(installed_torch())
+    if refusal is not None:
+        print(f"bench: error: {refusal}", file=sys.stderr)
+        return 2
     try:
         return args.handler(args)
-    except InputError as error:
-        print(f"bench: error: {error}", file=sys.stderr)
+    except InputError as error:  # messages may quote a results folder's files: shown escaped
+        print(printable(f"bench: error: {error}"), file=sys.stderr)
         return 2
     except RunFailed as error:
-        print(f"bench: error: {error}", file=sys.stderr)
+        print(printable(f"bench: error: {error}"), file=sys.stderr)
         return 1
     except OSError as error:
         if error.errno not in DISK_ERRORS:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from bench.store import paths
 from bench.store.results import DEFAULT_RESULTS
+from bench.terminal import printable
 
 
 def command_status(args) -> int:
@@ -18,7 +19,7 @@ def command_status(args) -> int:
     width = max(len(s.run_id) for s in states)
     for s in states:
         detail = "; ".join(part for part in (s.reason, f"log: {s.log}" if s.log else "") if part)
-        print(f"{s.run_id:<{width}}  {s.state:<10}  {detail}".rstrip())
+        print(printable(f"{s.run_id:<{width}}  {s.state:<10}  {detail}".rstrip()))
     counts: dict[str, int] = {}
     for s in states:
         counts[s.state] = counts.get(s.state, 0) + 1

@@ -46,6 +46,9 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
     evaluated, up to date and busy (another process holds their lock)."""
     counts = {"evaluated": 0, "up to date": 0, "busy": 0}
     datasets: dict[str, ImageSet] = {}
+    for record in records:  # a folder from someone else: no link may redirect a write
+        results.not_a_link(record.dir.parent)
+        results.no_links_in(record.dir)
     for record in records:
         lock = RunLock(record.dir)
         if not lock.acquire():
@@ -54,7 +57,7 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
             continue
         try:
             results.remove_stale_temporaries(record.dir)
-            config = RunConfig.from_dict(record.config)
+            config = RunConfig.from_dict(record.config, str(record.path(results.CONFIG_FILE)))
             if config.dataset not in datasets:
                 datasets[config.dataset] = load_data(config.dataset)
             data = run_data(config, datasets[config.dataset])

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.lifetime import stop_with_parent
+from bench.lifetime import child_environment
 from bench.run.config import RunConfig
 from bench.store import results
 
@@ -37,7 +37,7 @@ class RunRequest:
 def link_job(results_dir: Path, run_id: str, record: dict) -> None:
     """Write ``record`` (executor, log paths, job id) into the run's folder, when it exists."""
     run_dir = results.runs_dir(results_dir) / run_id
-    if run_dir.is_dir():
+    if run_dir.is_dir() and not run_dir.is_symlink():
         results.write_json_atomic(run_dir / JOB_FILE, record)
 
 
@@ -58,6 +58,10 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
     each child checkpoints first)."""
     from tqdm import tqdm
 
+    log_dir = Path(results_dir) / JOBS_DIR / "local"
+    results.not_a_link(results.runs_dir(results_dir), log_dir.parent, log_dir)
+    for request in requests:  # nothing is written through a link (checked before anything is)
+        results.no_links_in(results.runs_dir(results_dir) / request.run_id)
     for request in requests:  # left by a process killed mid-write (a parent's job.json too)
         if (results.runs_dir(results_dir) / request.run_id).is_dir():
             results.remove_stale_temporaries(results.runs_dir(results_dir) / request.run_id)
@@ -65,7 +69,6 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
     for request in complete:
         print(f"skip {request.run_id}: already complete")
     requests = [r for r in requests if r not in complete]
-    log_dir = Path(results_dir) / JOBS_DIR / "local"
     log_dir.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
@@ -84,11 +87,11 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
             while pending and len(running) < jobs and not stopped:
                 request = pending.pop(0)
                 log = log_dir / f"{request.run_id}.log"
-                with open(log, "w") as out:
+                with results.open_unlinked(log, "w") as out:
                     child = subprocess.Popen([sys.executable, "-m", "bench", *request.argv],
-                                             cwd=results.REPO_ROOT, env=environment, stdout=out,
-                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             preexec_fn=stop_with_parent)
+                                             cwd=results.REPO_ROOT, env=child_environment(environment),
+                                             stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL)
                 running[child] = (request, log, datetime.datetime.now().astimezone().isoformat())
             for child in [c for c in running if c.poll() is not None]:
                 request, log, started = running.pop(child)

@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.errors import ClusterError, ConfigError, first_line
 from bench.launch.executors import JOBS_DIR, RunRequest, link_job
-from bench.lifetime import stop_with_parent
+from bench.lifetime import child_environment
 from bench.store import results
 
 SLURM_DIR = "slurm"
@@ -199,16 +199,16 @@ def _spawn(command: list[str], ignore: signal.Signals | None) -> subprocess.Pope
     signal stays blocked here while its handler is swapped, so that one arriving meanwhile is
     delivered to this process's handler afterwards, not lost; the child inherits the mask too
     (blocked and ignored: it never acts on that signal). The child gets SIGTERM if this process
-    dies (lifetime.stop_with_parent): a job killed outright leaves no run training on."""
+    dies (bench/lifetime.py): a job killed outright leaves no run training on."""
     for stream in (sys.stdout, sys.stderr):  # our lines before the run's, in the job's logs
         stream.flush()
     if ignore is None:
-        return subprocess.Popen(command, cwd=results.REPO_ROOT, preexec_fn=stop_with_parent)
+        return subprocess.Popen(command, cwd=results.REPO_ROOT, env=child_environment(os.environ))
     signal.pthread_sigmask(signal.SIG_BLOCK, {ignore})
     try:
         handler = signal.signal(ignore, signal.SIG_IGN)
         try:
-            return subprocess.Popen(command, cwd=results.REPO_ROOT, preexec_fn=stop_with_parent)
+            return subprocess.Popen(command, cwd=results.REPO_ROOT, env=child_environment(os.environ))
         finally:
             signal.signal(ignore, signal.SIG_DFL if handler is None else handler)
     finally:

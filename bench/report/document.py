@@ -50,8 +50,20 @@ class Details:
 Block = Heading | Paragraph | Table | Figure | Gallery | Details
 
 
+def _md(text: str) -> str:
+    """Text for Markdown that renders as the same text: on one line, with no raw HTML (a value
+    read from a run's files may hold ``<script>``; a renderer would pass it on)."""
+    return " ".join(str(text).splitlines()).replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell_md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _md(text).replace("|", "\\|")
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text``, which therefore cannot close it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def to_markdown(blocks: list[Block], base: Path) -> str:
@@ -59,21 +71,23 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
     out = []
     for block in _flatten(blocks):
         if isinstance(block, Heading):
-            out.append(f"{'#' * block.level} {block.text}")
+            out.append(f"{'#' * block.level} {_md(block.text)}")
         elif isinstance(block, Paragraph):
-            out.append(("> " if block.quote else "") + block.text)
+            out.append(("> " if block.quote else "") + _md(block.text))
         elif isinstance(block, Table):
             out.append("| " + " | ".join(map(_cell_md, block.header)) + " |")
             out.append("|" + "---|" * len(block.header))
             out += ["| " + " | ".join(map(_cell_md, row)) + " |" for row in block.rows]
         elif isinstance(block, Figure):
             if block.path is not None:
-                out.append(f"![{block.caption}]({Path(os.path.relpath(block.path, base)).as_posix()})")
+                alt = _md(block.caption).replace("[", "(").replace("]", ")")
+                out.append(f"![{alt}]({Path(os.path.relpath(block.path, base)).as_posix()})")
                 out.append("")
-            out.append(f"*{block.caption}*")
+            out.append(f"*{_md(block.caption)}*")
         elif isinstance(block, Details):
-            out.append(f"<details><summary>{html.escape(block.summary)}</summary>\n\n```\n"
-                       f"{block.text}\n```\n</details>")
+            fence = _fence(block.text)
+            out.append(f"<details><summary>{html.escape(block.summary)}</summary>\n\n{fence}\n"
+                       f"{block.text}\n{fence}\n</details>")
         out.append("")
     return "\n".join(out)
 
@@ -86,6 +100,25 @@ def _inline_html(text: str) -> str:
     text = html.escape(text, quote=False)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def embeddable(path: Path, inside: Path) -> bool:
+    """Whether the report may embed ``path``: a PNG that is a regular file, not a link, lying in
+    the folder ``inside`` (a run's folder, or the report's own figures). A results folder may
+    come from someone else, and a "figure" that links to a key file would be shared with it."""
+    path, inside = Path(path), Path(inside)
+    if path.is_symlink() or not path.is_file() or os.path.islink(path.parent):
+        return False
+    if Path(os.path.realpath(path)).parent != Path(os.path.realpath(inside)):
+        return False
+    try:
+        with open(path, "rb") as image:
+            return image.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
+        return False
 
 
 def _image_data(path: Path) -> str:

@@ -15,8 +15,8 @@ import pandas as pd
 
 from bench import progress
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
-from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table, to_html,
-                            to_markdown)
+from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table,
+                                   embeddable, to_html, to_markdown)
 from bench.store import results
 from bench.store.records import RunRecord, differing_settings, load_runs, metrics_of
 
@@ -240,8 +240,11 @@ def tsne_comparison(records: list[RunRecord], path: Path, title: str, dataset: s
 
 def _figure(record: RunRecord, name: str, caption: str, width: int) -> Figure:
     path = record.path(results.FIGURES[name])
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return Figure(None, f"{record.label()}: no {name.replace('_', ' ')} figure in {record.dir}")
+    if not embeddable(path, record.dir):
+        return Figure(None, f"{record.label()}: {path.name} left out: only a PNG file of the run's "
+                            "own folder is shown (not a link, nor any other file)")
     return Figure(path, caption, width)
 
 
@@ -290,7 +293,12 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
         for record in group:
             first_seeds.setdefault(record.method, record)
         with_tsne = [r for r in first_seeds.values() if r.path(results.TSNE_FILE).is_file()]
-        if with_tsne:
+        plain = all(map(results.is_plain_name, (dataset, preset))) and all(
+            isinstance(d, int) and not isinstance(d, bool) for d in (z, s))
+        if with_tsne and not plain:  # names from run files never choose where a file is written
+            blocks.append(Paragraph(f"No side-by-side t-SNE for z/s {z}/{s}: the runs' dataset or "
+                                    "preset is not a plain name, and figures are named after it."))
+        elif with_tsne:
             path = results_dir / FIGURES_DIR / f"tsne-{dataset}-{preset}-z{z}-s{s}.png"
             blocks.append(tsne_comparison(with_tsne, path, f"t-SNE of z, {dataset}, z/s {z}/{s}, "
                                           f"{preset} preset (first run of each method)", dataset))
@@ -395,6 +403,7 @@ def build(results_dir: Path) -> list[Block]:
 def write_report(results_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html into ``results_dir``; returns their paths."""
     results_dir = Path(results_dir)
+    results.not_a_link(results_dir / FIGURES_DIR)  # report.md and .html replace a link, never follow it
     results.remove_stale_temporaries(results_dir)
     blocks = build(results_dir)
     markdown, page = results_dir / REPORT_FILE, results_dir / REPORT_HTML

@@ -50,8 +50,9 @@ class RunLock:
         self.handle = None
 
     def acquire(self) -> bool:
+        results.not_a_link(self.path.parent)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.path.open("a+")
+        self.handle = results.open_unlinked(self.path, "r+")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -129,6 +130,19 @@ def _undated_generators(state: dict) -> dict[str, dict]:
             "batches": {"device": None, "state": state["data"].pop("batches")["generator"]}}
 
 
+def _check_progress(progress: Progress) -> None:
+    """A checkpoint's progress record, typed: its fields reach the console and the loss log."""
+    def count(value, least: int) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= least
+    if not (count(progress.epoch, 1) and count(progress.iteration, 0)
+            and count(progress.logged_rows, 0)):
+        raise ValueError("progress counts that are not non-negative integers")
+    if not (isinstance(progress.names, list) and all(isinstance(n, str) for n in progress.names)):
+        raise ValueError("progress names that are not a list of strings")
+    if progress.partial is not None and not isinstance(progress.partial, torch.Tensor):
+        raise ValueError("progress losses that are not a tensor")
+
+
 def load_checkpoint(path: Path, config: RunConfig) -> dict:
     """{"progress", "method", "data", "generators"} of the checkpoint at ``path``, written for
     ``config``."""
@@ -145,6 +159,7 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
         raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
     try:
         progress = Progress(**state["progress"])
+        _check_progress(progress)
         method_state, data_state = state["method"], state["data"]
         generators = state["generators"] if "generators" in state else _undated_generators(state)
         if any(set(g) != {"device", "state"} for g in generators.values()):
@@ -166,7 +181,7 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
     record = path if isinstance(path, RunRecord) else load_run(path)
     if not record.complete:
         raise Refused(f"{record.dir} is not a complete run (state: {record.state})")
-    config = RunConfig.from_dict(record.config)
+    config = RunConfig.from_dict(record.config, str(record.path(results.CONFIG_FILE)))
     if data is None:
         from datasets import DATASETS
         data = DATASETS[config.dataset](None, torch.device("cpu"))

@@ -7,8 +7,9 @@ import json
 import math
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, first_line
 from bench.run.presets import LATENT_SIZES, PRESETS
+from datasets import DATASETS
 from methods import METHODS, MethodConfig
 
 
@@ -39,23 +40,44 @@ class RunConfig:
                 "settings": dataclasses.asdict(self.settings)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        """The config written by ``to_dict`` (a run's config.json: JSON lists become tuples).
-        Raises ConfigError for a method this installation does not have or a field it does not
-        know."""
+    def from_dict(cls, data: Any, source: str = "config") -> "RunConfig":
+        """The config written by ``to_dict`` (a run's config.json: JSON lists become tuples),
+        held to the checks a config from the command line passes: a known method, dataset and
+        preset, every field of its type and within its bounds. A config.json may come from
+        someone else's results folder; anything else is a ConfigError naming ``source``."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: not a JSON object")
         method = data.get("method")
         if method not in METHODS:
-            raise ConfigError(f"unknown method {method!r} (valid: {', '.join(METHODS)})")
+            raise ConfigError(f"{source}: unknown method {method!r} (valid: {', '.join(METHODS)})")
+        if data.get("dataset") not in DATASETS:
+            raise ConfigError(f"{source}: unknown dataset {data.get('dataset')!r}")
+        if data.get("preset") not in PRESETS:
+            raise ConfigError(f"{source}: unknown preset {data.get('preset')!r}")
+        seed = data.get("seed")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"{source}: seed {seed!r} is not a non-negative integer")
         config_class = METHODS[method].config_class
+        sections = {"method_config": config_class, "settings": RunSettings}
+        values = {}
+        for section, record in sections.items():
+            given = data.get(section)
+            if not isinstance(given, dict):
+                raise ConfigError(f"{source}: {section} is not a JSON object")
+            fields = {f.name: f.default for f in dataclasses.fields(record)}
+            unknown = sorted(set(given) - set(fields))
+            if unknown:
+                raise ConfigError(f"{source}: a {method} config this version cannot read "
+                                  f"(unknown {section} field {unknown[0]!r})")
+            values[section] = {k: _typed(k, v, fields[k], source) for k, v in given.items()}
+            _check_values(values[section], source)
         try:
-            fields = {f.name: f.default for f in dataclasses.fields(config_class)}
-            method_config = config_class(**{k: _coerce(k, v, fields[k])
-                                            for k, v in data["method_config"].items()})
-            settings = RunSettings(**data["settings"])
-            return cls(method=method, dataset=data["dataset"], preset=data["preset"],
-                       seed=int(data["seed"]), method_config=method_config, settings=settings)
-        except (KeyError, TypeError) as error:
-            raise ConfigError(f"a {method} config this version cannot read ({error})") from None
+            return cls(method=method, dataset=data["dataset"], preset=data["preset"], seed=seed,
+                       method_config=config_class(**values["method_config"]),
+                       settings=RunSettings(**values["settings"]))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{source}: a {method} config this version cannot read "
+                              f"({first_line(error)})") from None
 
     @property
     def run_id(self) -> str:
@@ -83,14 +105,42 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         raise ConfigError(f"--set {name}={value}: expected a value like {default!r}") from None
 
 
+def _typed(name: str, value: Any, default: Any, source: str) -> Any:
+    """A value read from JSON, of the type of ``default`` (lists as tuples), else ConfigError."""
+    if value is None and default is None:
+        return None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif default is None or isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, (list, tuple)) and len(value) == len(default)
+        if ok:
+            return tuple(_typed(name, v, d, source) for v, d in zip(value, default))
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise ConfigError(f"{source}: {name} {value!r} is not like {default!r}")
+    return value
+
+
+# Upper bounds of sizes a config may ask for: a latent code or batch this large is not an
+# experiment but a request for all the memory there is (a config may come from a stranger).
+LARGEST = {"z_dim": 4096, "s_dim": 4096, "batch_size": 65536, "probe_batch_size": 65536}
+
+
 def _check_values(values: dict[str, Any], where: str) -> None:
-    """Counts and sizes are positive integers; weights and rates finite and non-negative (a zero
-    weight switches a loss term off); Adam's betas lie in [0, 1)."""
+    """Counts and sizes are positive integers (the sizes of LARGEST at most that); weights and
+    rates finite and non-negative (a zero weight switches a loss term off); Adam's betas lie in
+    [0, 1)."""
     for name, value in values.items():
-        if isinstance(value, bool) or value is None:
+        if isinstance(value, (bool, str)) or value is None:
             continue
         if isinstance(value, int):
-            ok = value >= 1
+            ok = 1 <= value <= LARGEST.get(name, value)
         elif isinstance(value, float):
             ok = math.isfinite(value) and value >= 0
         else:

@@ -12,6 +12,8 @@ import threading
 from collections.abc import Generator
 from pathlib import Path
 
+from bench.store import results
+
 RUN_LOG = "run.log"
 
 
@@ -31,7 +33,7 @@ class ConsoleLog:
 
     def __enter__(self) -> "ConsoleLog":
         try:
-            self._file = open(self.path, "a", encoding="utf-8", errors="replace")
+            self._file = results.open_unlinked(self.path, "a")  # a link is refused: UnusablePath
         except OSError:
             self._file = None
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")

@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import IO, Any, Callable
+
+from bench.errors import UnusablePath
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS = REPO_ROOT / "results"
@@ -39,16 +44,26 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+# A name read from a run's files (its dataset, preset, method) may become part of a file name
+# only when it is plain: letters, digits, "_" and "-", not starting with "-".
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}")
+
+
+def is_plain_name(text: object) -> bool:
+    return isinstance(text, str) and PLAIN_NAME.fullmatch(text) is not None
+
+
 def runs_dir(results: Path) -> Path:
     return Path(results) / "runs"
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``:
-    a reader sees the old file or the new one, never half of one."""
+    a reader sees the old file or the new one, never half of one. A link at ``path`` is replaced,
+    never written through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.",
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_HOST}.{os.getpid()}.",
                                    suffix=TEMPORARY_SUFFIX)
     os.close(handle)
     try:
@@ -61,20 +76,70 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 
 TEMPORARY_SUFFIX = ".tmp"
+# This machine, as a temporary's name carries it: a results folder on a shared filesystem is
+# written from several hosts, and a pid means nothing on another host.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporaries of ``write_atomic`` in ``folder`` whose writer is gone (a process
-    killed mid-write, SIGKILL or power loss, never reaches its clean-up); a live writer's are
-    kept. Returns the deleted paths."""
+    """Delete the temporaries of ``write_atomic`` in ``folder`` that this host's dead writers left
+    (a process killed mid-write, SIGKILL or power loss, never reaches its clean-up); a live
+    writer's, another host's and any other file are kept. Returns the deleted paths."""
     removed = []
     for tmp in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
-        parts = tmp.name.split(".")  # "", name..., pid, random, "tmp"
-        if len(parts) < 4 or not parts[-3].isdigit() or _alive(int(parts[-3])):
+        parts = tmp.name.split(".")  # "", name..., host, pid, random, "tmp"
+        if (len(parts) < 5 or parts[-4] != _HOST or not parts[-3].isdigit()
+                or _alive(int(parts[-3])) or not tmp.is_file() or tmp.is_symlink()):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
+
+
+def _link_refused(path) -> UnusablePath:
+    return UnusablePath(f"{path} is a symbolic link: bench writes nothing through one in a "
+                        "results folder (a results folder may come from someone else)")
+
+
+def not_a_link(*paths: Path) -> None:
+    """Refuse (UnusablePath, naming it) any of ``paths`` that is a symbolic link: a link in a
+    results folder would send the files bench writes there (a log appended to, a lock
+    truncated) wherever it points."""
+    for path in paths:
+        if Path(path).is_symlink():
+            raise _link_refused(path)
+
+
+def no_links_in(folder: Path) -> None:
+    """Refuse (UnusablePath) a folder that is a link or holds one anywhere inside (a run's
+    folder, before bench writes into it)."""
+    not_a_link(folder)
+    for parent, names, files in os.walk(folder):
+        for name in (*names, *files):
+            if os.path.islink(os.path.join(parent, name)):
+                raise _link_refused(os.path.join(parent, name))
+
+
+_OPEN_FLAGS = {"a": os.O_WRONLY | os.O_CREAT | os.O_APPEND, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+               "r+": os.O_RDWR | os.O_CREAT}
+
+
+def open_unlinked(path: Path, mode: str) -> IO[str]:
+    """Open ``path`` as text for appending ("a"), writing anew ("w") or reading and writing ("r+";
+    created when absent), never through a link and only as a regular file (a FIFO would block
+    the writer): either is an UnusablePath naming the file."""
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS[mode] | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             0o666)
+    except OSError:
+        if os.path.islink(path):
+            raise _link_refused(path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise UnusablePath(f"{path} is not a regular file: bench writes only files it made")
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, mode, encoding="utf-8", errors="replace")
 
 
 def _alive(pid: int) -> bool:

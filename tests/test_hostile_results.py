@@ -1,0 +1,232 @@
+"""A results folder from someone else is data, never a command. Each test builds one trap into a
+copy of a genuine run's folder and runs a command over it, then requires: one line and a non-zero
+exit where the command refuses, nothing outside the folder changed or created, and the run's own
+files as they were."""
+import hashlib
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from bench.cli import main, torch_refusal
+from bench.report import page
+from bench.report.document import Details, Paragraph, Table, to_markdown
+from bench.store import results
+from bench.terminal import printable
+from tests.test_cli import SMOKE
+
+SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- not really\n"
+
+
+@pytest.fixture(scope="module")
+def genuine(tmp_path_factory):
+    """One complete smoke run of ccvae (trained once for the module)."""
+    directory = tmp_path_factory.mktemp("genuine") / "results"
+    assert main([*SMOKE, "--results", str(directory)]) == 0
+    return directory
+
+
+@pytest.fixture
+def world(genuine, tmp_path):
+    """(results folder, its run folder, a folder outside with files a trap points at)."""
+    directory = tmp_path / "results"
+    shutil.copytree(genuine, directory, symlinks=True)
+    (run_dir,) = results.runs_dir(directory).iterdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "site.pth").write_text("# a user's file\n")
+    (outside / "id_rsa").write_bytes(SECRET)
+    return directory, run_dir, outside
+
+
+def snapshot(*folders):
+    """Every file under ``folders`` (links as links) and its contents' hash."""
+    seen = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink():
+                seen[str(path)] = "link -> " + str(path.readlink())
+            elif path.is_file():
+                seen[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return seen
+
+
+def refused(argv, capsys, naming):
+    """``argv`` exits 2 with one line on stderr that names ``naming``."""
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and naming in err[0] and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_a_run_log_linked_to_a_users_file_is_refused_before_anything_is_written(world, capsys):
+    """The trap of the issue: run.log links to a .pth file in site-packages, which Python runs
+    at its next start; appending the resume line there would run code."""
+    directory, run_dir, outside = world
+    (run_dir / "run.log").unlink()
+    (run_dir / "run.log").symlink_to(outside / "site.pth")
+    before = snapshot(outside, run_dir)
+    refused([*SMOKE, "--results", str(directory)], capsys, "run.log is a symbolic link")
+    assert snapshot(outside, run_dir) == before
+
+
+@pytest.mark.parametrize("trap", ["lock file", "locks folder", "run folder", "runs folder"])
+def test_a_link_where_bench_locks_or_writes_is_refused(world, capsys, trap):
+    directory, run_dir, outside = world
+    victim = outside / "site.pth"
+    if trap == "lock file":
+        (directory / "locks").mkdir(exist_ok=True)
+        link = directory / "locks" / f"{run_dir.name}.lock"
+        link.unlink(missing_ok=True)
+        link.symlink_to(victim)
+    elif trap == "locks folder":
+        shutil.rmtree(directory / "locks", ignore_errors=True)
+        (directory / "locks").symlink_to(outside, target_is_directory=True)
+        link = directory / "locks"
+    elif trap == "run folder":
+        moved = outside / run_dir.name
+        shutil.move(run_dir, moved)
+        run_dir.symlink_to(moved, target_is_directory=True)
+        link = run_dir
+    else:
+        moved = outside / "runs"
+        shutil.move(results.runs_dir(directory), moved)
+        results.runs_dir(directory).symlink_to(moved, target_is_directory=True)
+        link = results.runs_dir(directory)
+    before = snapshot(outside, directory)
+    refused([*SMOKE, "--results", str(directory)], capsys, f"{link} is a symbolic link")
+    if trap in ("run folder", "runs folder"):
+        refused(["evaluate", "--results", str(directory)], capsys, "is a symbolic link")
+    assert snapshot(outside, directory) == before
+    assert victim.read_text() == "# a user's file\n"
+
+
+def test_the_jobs_log_folder_as_a_link_is_refused(world, capsys):
+    directory, run_dir, outside = world
+    (directory / "jobs").mkdir(exist_ok=True)
+    (directory / "jobs" / "local").symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside, directory)
+    refused([*SMOKE, "--seeds", "0,1", "--jobs", "2", "--results", str(directory)], capsys,
+            "is a symbolic link")
+    assert snapshot(outside, directory) == before
+
+
+def test_the_report_embeds_no_link_and_no_file_that_is_not_a_png(world, capsys):
+    directory, run_dir, outside = world
+    (run_dir / "curves.png").unlink()
+    (run_dir / "curves.png").symlink_to(outside / "id_rsa")
+    (run_dir / "swap_grid.png").write_bytes(SECRET)  # a regular file, but not a picture
+    assert main(["report", "--results", str(directory)]) == 0
+    page_html = (directory / "report.html").read_bytes()
+    markdown = (directory / "report.md").read_text()
+    for leaked in (SECRET, __import__("base64").b64encode(SECRET)[:40]):
+        assert leaked not in page_html
+    assert "curves.png left out" in markdown and "swap_grid.png left out" in markdown
+    assert (outside / "id_rsa").read_bytes() == SECRET
+
+
+def craft(run_dir, **config):
+    """Rewrite the run's config.json and every table's run columns with ``config``'s values."""
+    path = run_dir / results.CONFIG_FILE
+    data = json.loads(path.read_text())
+    for key, value in config.items():
+        if key in ("z_dim",):
+            data["method_config"][key] = value
+        else:
+            data[key] = value
+    path.write_text(json.dumps(data))
+    for table in run_dir.glob("*.csv"):
+        frame = pd.read_csv(table)
+        for key, value in config.items():
+            if key in frame.columns:
+                frame[key] = value
+        frame.to_csv(table, index=False)
+
+
+def test_a_crafted_preset_never_chooses_where_the_report_or_the_check_writes(world, capsys):
+    directory, run_dir, outside = world
+    escape = "../../outside/x"
+    craft(run_dir, preset=escape)
+    before = snapshot(outside)
+    assert main(["report", "--results", str(directory)]) == 0
+    assert "not a plain name" in (directory / "report.md").read_text()
+    refused(["check", "--results", str(directory), "--update-baseline"], capsys, "not a plain name")
+    assert snapshot(outside) == before
+    assert not list(directory.parent.rglob("x-*")) and not list(directory.parent.rglob("*x.csv"))
+    assert not (directory / "figures").exists() or not any(
+        "outside" in str(p) for p in (directory / "figures").rglob("*"))
+
+
+def test_a_config_asking_for_all_the_memory_is_refused_naming_its_file(world, capsys):
+    directory, run_dir, outside = world
+    craft(run_dir, z_dim=10**9)
+    line = refused(["evaluate", "--results", str(directory), "--force"], capsys, "config.json")
+    assert "invalid z_dim" in line
+
+
+def test_a_checkpoint_with_crafted_progress_fails_that_run_in_one_line(world, capsys):
+    """The progress fields reach the console's resume line: a string there is refused as a
+    corrupt checkpoint, not printed."""
+    directory, run_dir, outside = world
+    state = torch.load(run_dir / results.CHECKPOINT_FILE, weights_only=True)
+    state["progress"]["epoch"] = "1)\n\x1b]0;pwned\x07import os"
+    torch.save(state, run_dir / results.CHECKPOINT_FILE)
+    (run_dir / results.STATUS_FILE).unlink()  # incomplete: the next run resumes it
+    code = main([*SMOKE, "--results", str(directory)])
+    captured = capsys.readouterr()
+    assert code == 1 and "corrupt checkpoint" in captured.err
+    assert "\x1b" not in captured.out + captured.err and "pwned" not in captured.out
+
+
+def test_status_and_check_print_escape_sequences_from_run_files_escaped(world, capsys):
+    directory, run_dir, outside = world
+    status = {"state": "failed", "reason": "boom \x1b]0;title\x07\x1b[2J\u202egnp.exe"}
+    (run_dir / results.STATUS_FILE).write_text(json.dumps(status))
+    assert main(["status", "--results", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out and "\\x1b]0;title" in out
+
+
+def test_text_from_run_files_cannot_open_html_or_break_a_fence_in_the_markdown():
+    hostile = "<script>alert(1)</script> | ```\n# heading"
+    text = to_markdown([Paragraph(hostile), Table(["setting"], [[hostile]]),
+                        Details("settings", f"lr: {hostile}\n````")], base=results.REPO_ROOT)
+    rendered, details = text.split("<details>")
+    assert "<script>" not in rendered and "&lt;script&gt;" in rendered
+    assert "\n# heading" not in rendered  # a line break in a value never starts a heading
+    fence = details.split("<summary>settings</summary>\n\n")[1].split("\n")[0]
+    assert set(fence) == {"`"} and len(fence) == 5  # longer than any run of backticks inside
+    assert details.count(fence) == 2 and details.endswith(f"{fence}\n</details>\n")
+
+
+def test_printable_escapes_what_a_terminal_would_obey():
+    assert printable("plain text, ümlaut") == "plain text, ümlaut"
+    assert printable("a\x1b[31mred\x07\r\n") == "a\\x1b[31mred\\x07\\r\\n"
+    assert printable("\u202e") == "\\u202e"
+
+
+@pytest.mark.parametrize("version, ok", [("2.10.0", True), ("2.14.1+cu130", True), ("3.0", True),
+                                         ("2.9.1", False), ("2.5.0", False), ("junk", False),
+                                         (None, False)])
+def test_an_older_torch_is_refused_in_one_line(version, ok):
+    line = torch_refusal(version)
+    assert (line is None) == ok
+    assert ok or "\n" not in line
+
+
+def test_the_report_figures_folder_as_a_link_is_refused(world, capsys):
+    directory, run_dir, outside = world
+    (directory / page.FIGURES_DIR).symlink_to(outside, target_is_directory=True)
+    before = snapshot(outside)
+    refused(["report", "--results", str(directory)], capsys, "is a symbolic link")
+    assert snapshot(outside) == before
+
+
+@pytest.mark.parametrize("contents", ["run_id,method\nx,y\n", "\x00\x01\x02 not a table", ""])
+def test_a_table_that_is_not_one_is_named_in_one_line_by_report_and_check(world, capsys, contents):
+    directory, run_dir, outside = world
+    (run_dir / results.METRICS_FILE).write_text(contents)
+    for command in ("report", "check"):
+        refused([command, "--results", str(directory)], capsys, "metrics.csv")
