@@ -106,22 +106,20 @@ def test_main_passes_the_committed_baseline(ci_results):
         assert sum("the per-seed numbers do not apply" in line for line in out.stdout.splitlines()) == 1
 
 
-@pytest.mark.parametrize("mutation, leaks", [
-    ("kl_weight=0", ("ccvae", "16/16", "z_sample", "test")),  # z is not pushed to the prior: leaks
-    ("reverse_cycle_weight=0", None),  # a subtle regression: only the per-seed rule sees it
-])
-def test_a_degraded_method_fails_the_check(ci_results, this_machine, tmp_path, mutation, leaks):
-    """The cycle-consistent VAE without its KL term, or without its reverse cycle, against this
-    machine's own numbers: the check fails, and only ccvae's numbers are named."""
+def test_a_subtly_degraded_method_fails_the_check(ci_results, this_machine, tmp_path):
+    """The cycle-consistent VAE without its reverse cycle, against this machine's own numbers:
+    s moves by about a point (80.03 -> 79.10 on its test split here; 80.35 -> 79.08 on the machine
+    of the earlier baseline), which only the per-seed rule sees; the check fails naming ccvae
+    alone. (That a gross leak fails, the direction of z's numbers included, the detection table
+    above shows for every number.)"""
     degraded = tmp_path / "results"
     for run_dir in results.runs_dir(ci_results).iterdir():
         if not run_dir.name.startswith("ccvae-"):
             shutil.copytree(run_dir, results.runs_dir(degraded) / run_dir.name)
     out = bench("run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "ci", "--seeds", "0",
-                "--device", "cpu", "--set", mutation, "--results", str(degraded))
+                "--device", "cpu", "--set", "reverse_cycle_weight=0", "--results", str(degraded))
     assert out.returncode == 0, out.stderr[-2000:]
     out = bench("check", "--results", str(degraded), "--baseline", str(this_machine))
     assert out.returncode == 1, out.stdout
     worse = {tuple(line.split()[:4]) for line in out.stdout.splitlines() if line.endswith("WORSE")}
     assert worse and all(method == "ccvae" for method, *_ in worse)
-    assert leaks is None or leaks in worse
