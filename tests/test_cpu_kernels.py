@@ -53,10 +53,11 @@ def fingerprint_in_a_process(**environ):
 
 @pytest.mark.skipif(not has_avx2(), reason="needs an x86-64 CPU with AVX2")
 def test_the_fingerprint_tells_kernels_that_compute_differently_apart():
-    """MKL's AVX2 code and its SSE2 code (MKL_CBWR=COMPATIBLE) round differently: the fingerprint,
-    and so the machine string of a run, must differ (the same kernels agree: the test above)."""
+    """oneDNN's SSE4.1 convolutions and its AVX2 ones round differently (oneDNN picks its code by
+    instruction set alone, on any vendor's CPU): the fingerprint, and so the machine string of a
+    run, must differ (the same kernels agree: the test above)."""
     avx2 = fingerprint_in_a_process(**AVX2_KERNELS)
-    assert fingerprint_in_a_process(**{**AVX2_KERNELS, "MKL_CBWR": "COMPATIBLE"}) != avx2
+    assert fingerprint_in_a_process(**{**AVX2_KERNELS, "ONEDNN_MAX_CPU_ISA": "SSE41"}) != avx2
 
 
 def record(tmp_path, env):
