@@ -230,3 +230,20 @@ def test_a_table_that_is_not_one_is_named_in_one_line_by_report_and_check(world,
     (run_dir / results.METRICS_FILE).write_text(contents)
     for command in ("report", "check"):
         refused([command, "--results", str(directory)], capsys, "metrics.csv")
+
+
+@pytest.mark.parametrize("mode", ["a", "w", "r+"])
+def test_a_log_or_lock_is_opened_only_as_a_regular_file_of_its_own(tmp_path, mode):
+    """A FIFO would block the writer forever, a link would send the text elsewhere."""
+    import os
+    from bench.errors import UnusablePath
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "target").write_text("kept\n")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    for name, message in (("fifo", "not a regular file"), ("link", "is a symbolic link")):
+        with pytest.raises(UnusablePath, match=message):
+            results.open_unlinked(tmp_path / name, mode)
+    assert (tmp_path / "target").read_text() == "kept\n"
+    with results.open_unlinked(tmp_path / "plain", mode) as out:
+        out.write("written\n")
+    assert (tmp_path / "plain").read_text() == "written\n"

@@ -1,6 +1,7 @@
 """The layout of results/ and safe writes into it. No torch here: report and check use it too."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -131,9 +132,11 @@ def open_unlinked(path: Path, mode: str) -> IO[str]:
     try:
         descriptor = os.open(path, _OPEN_FLAGS[mode] | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
                              0o666)
-    except OSError:
+    except OSError as error:
         if os.path.islink(path):
             raise _link_refused(path) from None
+        if error.errno == errno.ENXIO:  # a FIFO without a reader
+            raise UnusablePath(f"{path} is not a regular file: bench writes only files it made") from None
         raise
     if not stat.S_ISREG(os.fstat(descriptor).st_mode):
         os.close(descriptor)
