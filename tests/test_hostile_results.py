@@ -247,3 +247,9 @@ def test_a_log_or_lock_is_opened_only_as_a_regular_file_of_its_own(tmp_path, mod
     with results.open_unlinked(tmp_path / "plain", mode) as out:
         out.write("written\n")
     assert (tmp_path / "plain").read_text() == "written\n"
+
+
+def test_a_tsne_table_that_is_not_one_is_named_in_one_line_by_the_report(world, capsys):
+    directory, run_dir, outside = world
+    (run_dir / results.TSNE_FILE).write_text("code,x\nz_sample,1\n")
+    refused(["report", "--results", str(directory)], capsys, "tsne.csv")

@@ -252,6 +252,12 @@ def submit(requests: list[RunRequest], options: SlurmOptions, results_dir: Path)
 
     check_cluster()
     queued = queued_jobs()
+    # nothing is written through a link (checked before anything is written or submitted)
+    folder = record_dir(results_dir) / "logs"
+    results.not_a_link(results.runs_dir(results_dir), Path(results_dir) / JOBS_DIR,
+                       record_dir(results_dir), folder)
+    for request in requests:
+        results.no_links_in(results.runs_dir(results_dir) / request.run_id)
     todo = []
     for request in requests:
         run_dir = results.runs_dir(results_dir) / request.run_id
@@ -265,7 +271,6 @@ def submit(requests: list[RunRequest], options: SlurmOptions, results_dir: Path)
             todo.append(request)
     if not todo:
         return []
-    folder = record_dir(results_dir) / "logs"
     created = [p for p in (Path(results_dir), Path(results_dir) / JOBS_DIR, record_dir(results_dir), folder)
                if not p.exists()]
     earlier = set(folder.glob("*")) | set(folder.glob(".*"))

@@ -216,7 +216,7 @@ def tsne_comparison(records: list[RunRecord], path: Path, title: str, dataset: s
     parameters = results.read_json(records[0].path(results.FIGURES_FILE)).get("tsne", {})
     label_name = parameters.get("label_name", "digit")
     for record in records:
-        table = pd.read_csv(record.path(results.TSNE_FILE))
+        table = record.table(results.TSNE_FILE, ("code", "label", "x", "y"))
         classes = max(classes, int(table["label"].max()) + 1)
         columns.append({code: part for code, part in table.groupby("code", sort=False)})
     classes = max(classes, int(parameters.get("classes", 0)))
