@@ -35,8 +35,9 @@ def stop_with_parent(parent: int | None = None) -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent if parent is not None else os.getppid() == 1:
-        os._exit(128 + signal.SIGTERM)  # the parent died before prctl: no signal will come
+    orphaned = os.getppid() != parent if parent is not None else os.getppid() == 1
+    if orphaned:  # the parent died before prctl: no signal will come
+        os._exit(128 + signal.SIGTERM)
 
 
 def stop_with_parent_if_asked(environ: MutableMapping[str, str] = os.environ) -> None:

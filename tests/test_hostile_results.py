@@ -2,8 +2,10 @@
 copy of a genuine run's folder and runs a command over it, then requires: one line and a non-zero
 exit where the command refuses, nothing outside the folder changed or created, and the run's own
 files as they were."""
+import base64
 import hashlib
 import json
+import os
 import shutil
 
 import pandas as pd
@@ -11,6 +13,7 @@ import pytest
 import torch
 
 from bench.cli import main, torch_refusal
+from bench.errors import UnusablePath
 from bench.report import page
 from bench.report.document import Details, Paragraph, Table, to_markdown
 from bench.store import results
@@ -121,7 +124,7 @@ def test_the_report_embeds_no_link_and_no_file_that_is_not_a_png(world, capsys):
     assert main(["report", "--results", str(directory)]) == 0
     page_html = (directory / "report.html").read_bytes()
     markdown = (directory / "report.md").read_text()
-    for leaked in (SECRET, __import__("base64").b64encode(SECRET)[:40]):
+    for leaked in (SECRET, base64.b64encode(SECRET)[:40]):
         assert leaked not in page_html
     assert "curves.png left out" in markdown and "swap_grid.png left out" in markdown
     assert (outside / "id_rsa").read_bytes() == SECRET
@@ -235,8 +238,6 @@ def test_a_table_that_is_not_one_is_named_in_one_line_by_report_and_check(world,
 @pytest.mark.parametrize("mode", ["a", "w", "r+"])
 def test_a_log_or_lock_is_opened_only_as_a_regular_file_of_its_own(tmp_path, mode):
     """A FIFO would block the writer forever, a link would send the text elsewhere."""
-    import os
-    from bench.errors import UnusablePath
     os.mkfifo(tmp_path / "fifo")
     (tmp_path / "target").write_text("kept\n")
     (tmp_path / "link").symlink_to(tmp_path / "target")

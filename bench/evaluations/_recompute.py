@@ -46,9 +46,7 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
     evaluated, up to date and busy (another process holds their lock)."""
     counts = {"evaluated": 0, "up to date": 0, "busy": 0}
     datasets: dict[str, ImageSet] = {}
-    for record in records:  # a folder from someone else: no link may redirect a write
-        results.not_a_link(record.dir.parent)
-        results.no_links_in(record.dir)
+    results.no_links_for([r.dir for r in records])  # from someone else: no link redirects a write
     for record in records:
         lock = RunLock(record.dir)
         if not lock.acquire():

@@ -59,9 +59,9 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
     from tqdm import tqdm
 
     log_dir = Path(results_dir) / JOBS_DIR / "local"
-    results.not_a_link(results.runs_dir(results_dir), log_dir.parent, log_dir)
-    for request in requests:  # nothing is written through a link (checked before anything is)
-        results.no_links_in(results.runs_dir(results_dir) / request.run_id)
+    # nothing is written through a link (checked before anything is)
+    results.no_links_for([results.runs_dir(results_dir) / r.run_id for r in requests],
+                         results.runs_dir(results_dir), log_dir.parent, log_dir)
     for request in requests:  # left by a process killed mid-write (a parent's job.json too)
         if (results.runs_dir(results_dir) / request.run_id).is_dir():
             results.remove_stale_temporaries(results.runs_dir(results_dir) / request.run_id)

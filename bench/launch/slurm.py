@@ -254,10 +254,9 @@ def submit(requests: list[RunRequest], options: SlurmOptions, results_dir: Path)
     queued = queued_jobs()
     # nothing is written through a link (checked before anything is written or submitted)
     folder = record_dir(results_dir) / "logs"
-    results.not_a_link(results.runs_dir(results_dir), Path(results_dir) / JOBS_DIR,
-                       record_dir(results_dir), folder)
-    for request in requests:
-        results.no_links_in(results.runs_dir(results_dir) / request.run_id)
+    results.no_links_for([results.runs_dir(results_dir) / r.run_id for r in requests],
+                         results.runs_dir(results_dir), Path(results_dir) / JOBS_DIR,
+                         record_dir(results_dir), folder)
     todo = []
     for request in requests:
         run_dir = results.runs_dir(results_dir) / request.run_id

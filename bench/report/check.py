@@ -136,9 +136,7 @@ def machines(baseline: pd.DataFrame) -> list[str]:
 
 def reference_rows(baseline: pd.DataFrame) -> pd.DataFrame:
     """The reference machine's rows (those of the first machine listed)."""
-    if COMPUTED_ON not in baseline.columns:
-        return baseline
-    return baseline[baseline[COMPUTED_ON].fillna("").astype(str) == machines(baseline)[0]]
+    return machine_rows(baseline, machines(baseline)[0])
 
 
 def machine_rows(baseline: pd.DataFrame, machine: str) -> pd.DataFrame:

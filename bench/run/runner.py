@@ -130,8 +130,7 @@ def _steps(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnS
     label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
             f"{config.method_config.s_dim})"
     # A folder from someone else: no link may redirect what this run writes (nothing written yet)
-    results.not_a_link(results.runs_dir(options.results_dir))
-    results.no_links_in(run_dir)
+    results.no_links_for([run_dir])
     lock = RunLock(run_dir)
     if not lock.acquire():
         tqdm.write(f"busy {label}: another process (pid {lock.holder()}) is working on it")

@@ -121,6 +121,15 @@ def no_links_in(folder: Path) -> None:
                 raise _link_refused(os.path.join(parent, name))
 
 
+def no_links_for(run_dirs: list[Path], *folders: Path) -> None:
+    """Refuse (UnusablePath) a link among ``folders`` and the folders holding ``run_dirs``, or in
+    any of ``run_dirs``: what every command checks before it writes into runs of a results folder
+    (nothing is written yet)."""
+    not_a_link(*folders, *dict.fromkeys(Path(run_dir).parent for run_dir in run_dirs))
+    for run_dir in run_dirs:
+        no_links_in(run_dir)
+
+
 _OPEN_FLAGS = {"a": os.O_WRONLY | os.O_CREAT | os.O_APPEND, "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
                "r+": os.O_RDWR | os.O_CREAT}
 
