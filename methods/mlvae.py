@@ -27,7 +27,7 @@ def product_of_gaussians(mean: torch.Tensor, logvar: torch.Tensor) -> tuple[torc
 @dataclasses.dataclass(frozen=True)
 class MLVAEConfig(MethodConfig):
     epochs: int = 100  # as the cycle-consistent VAE on the same networks (none published for MNIST)
-    lr: float = 1e-4
+    lr: float = 1e-3  # the authors' and Hosoya's Adam rate
     betas: tuple[float, float] = (0.9, 0.999)
     beta: float = 1.0  # weight of both KL terms
     # "group": one s sample per group, shared by its members; "member": one per member, each from
@@ -72,6 +72,10 @@ class MultiLevelVAE(Method):
         """The group's s posterior from its members' (dim 0: the member)."""
         return product_of_gaussians(mean, logvar)
 
+    def reconstruction_error(self, reconstructed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood of the images, summed: squared error over every pixel."""
+        return F.mse_loss(reconstructed, x, reduction="sum")
+
     def objective(self, x1: torch.Tensor, x2: torch.Tensor) -> dict[str, torch.Tensor]:
         """The negative objective of a batch of pairs, summed over groups and divided by the number
         of groups: squared error summed over each image's pixels, the z KL once per image, the s KL
@@ -88,7 +92,7 @@ class MultiLevelVAE(Method):
             s = self.reparameterise(group_mean.repeat(GROUP_SIZE, 1),
                                     group_logvar.repeat(GROUP_SIZE, 1))
         reconstructed = self.decode(self.reparameterise(z_mean, z_logvar), s)
-        terms = {"reconstruction": F.mse_loss(reconstructed, x, reduction="sum") / groups,
+        terms = {"reconstruction": self.reconstruction_error(reconstructed, x) / groups,
                  "kl_z": kl_to_standard_normal(z_mean, z_logvar) / groups,
                  "kl_s": kl_to_standard_normal(group_mean, group_logvar) / groups}
         terms["total"] = terms["reconstruction"] + c.beta * (terms["kl_z"] + terms["kl_s"])

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from methods import METHODS
-from methods.base import kl_to_standard_normal
 from methods.gvae import average_of_gaussians
 from methods.mlvae import product_of_gaussians
 
@@ -57,18 +56,56 @@ def build(name, image_shape=(1, 28, 28), **settings):
     return cls(cls.config_class(**settings), image_shape, torch.device("cpu"), seed=0)
 
 
+def kl_by_hand(mean, var):
+    """KL(N(mean, var) || N(0, 1)), summed: written out here, not taken from the code under test."""
+    return 0.5 * torch.sum(var + mean ** 2 - 1 - torch.log(var))
+
+
+def group_by_hand(name, mean, var):
+    """The group posterior of a pair (dim 0: the member), from the papers' definitions: ML-VAE's
+    product (precisions add, means weighted by precision), GVAE's average (of means, of variances)."""
+    if name == "mlvae":
+        precision = (1 / var).sum(dim=0)
+        return (mean / var).sum(dim=0) / precision, 1 / precision
+    return mean.mean(dim=0), var.mean(dim=0)
+
+
 @pytest.mark.parametrize("name", GROUP_METHODS)
 def test_the_s_kl_counts_once_per_group(name, small_mnist):
     method = build(name)
     x1, x2 = small_mnist.train_images[:8], small_mnist.train_images[8:16]
     terms = method.objective(x1, x2)
     _, _, s_mean, s_logvar = method.posteriors(torch.cat([x1, x2]))
-    group = method.group_posterior(s_mean.view(2, 8, -1), s_logvar.view(2, 8, -1))
-    once = kl_to_standard_normal(*group) / 8
-    per_member = kl_to_standard_normal(s_mean, s_logvar) / 8
-    assert torch.allclose(terms["kl_s"], once)
-    assert not torch.allclose(terms["kl_s"], per_member)
+    mean, var = s_mean.double().view(2, 8, -1), s_logvar.double().exp().view(2, 8, -1)
+    once = kl_by_hand(*group_by_hand(name, mean, var)) / 8
+    per_member = kl_by_hand(mean, var) / 8
+    assert torch.allclose(terms["kl_s"].double(), once, rtol=1e-4)
+    assert not torch.allclose(terms["kl_s"].double(), per_member, rtol=1e-2)
     assert torch.allclose(terms["total"], terms["reconstruction"] + terms["kl_z"] + terms["kl_s"])
+
+
+def test_ml_vae_and_gvae_differ_on_the_same_weights(small_mnist):
+    """The two objectives from one set of weights: the s KLs must differ (product against
+    average), so that GVAE falling back to ML-VAE's posterior would fail here."""
+    mlvae, gvae = build("mlvae"), build("gvae")
+    gvae.networks.load_state_dict(mlvae.networks.state_dict())
+    x1, x2 = small_mnist.train_images[:8], small_mnist.train_images[8:16]
+    kl_product, kl_average = mlvae.objective(x1, x2)["kl_s"], gvae.objective(x1, x2)["kl_s"]
+    assert not torch.allclose(kl_product, kl_average, rtol=1e-2)
+
+
+@pytest.mark.parametrize("name, weight", [("mlvae", 1.0), ("gvae", 1 / (2 * 0.3081 ** 2))])
+def test_the_reconstruction_term_is_each_methods_likelihood(name, weight, small_mnist):
+    """ML-VAE: the squared error summed over pixels; GVAE: Hosoya's unit-variance Gaussian on
+    standardised pixels, 1/2 SSE / std^2 on raw ones (MNIST's std 0.3081): both per group."""
+    method = build(name)
+    x1, x2 = small_mnist.train_images[:8], small_mnist.train_images[8:16]
+    decoded = []
+    decode = method.decode
+    method.decode = lambda z, s: decoded.append(decode(z, s)) or decoded[-1]
+    terms = method.objective(x1, x2)
+    squared_error = ((decoded[0].double() - torch.cat([x1, x2]).double()) ** 2).sum()
+    assert terms["reconstruction"].item() == pytest.approx(weight * squared_error.item() / 8, rel=1e-5)
 
 
 @pytest.mark.parametrize("name", GROUP_METHODS)
@@ -107,3 +144,10 @@ def test_one_s_sample_per_group_or_per_member(small_mnist):
     assert seen == {"group": True, "member": False}
     with pytest.raises(ValueError, match="s_sample"):
         build("mlvae", s_sample="image")
+
+
+def test_gvae_refuses_what_is_not_hosoyas_model():
+    with pytest.raises(ValueError, match="once per group"):
+        build("gvae", s_sample="member")
+    with pytest.raises(ValueError, match="likelihood_std"):
+        build("gvae", likelihood_std=0.0)

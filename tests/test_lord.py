@@ -92,6 +92,39 @@ def test_gradients_reach_every_parameter_each_stage_trains(small_mnist):
         method.epochs_done += 1  # the next stage, without stepping a schedule
 
 
+def test_stage_two_regresses_each_images_own_stage_one_codes(small_mnist, monkeypatch):
+    """The oracle is written here, not asked of ``method.codes``: the image fed as x[j] is the
+    training image index[j], and the targets the encoder regresses are row index[j] of the z code
+    table and the row of its class in the s embedding table."""
+    import types
+    import torch.nn.functional as F
+    import methods.lord as lord_module
+
+    method, feed = make(small_mnist, epochs=1)
+    n, d_z = method.networks.z_codes.weight.shape
+    with torch.no_grad():  # row r of each table holds r: a target names the row it came from
+        method.networks.z_codes.weight.copy_(torch.arange(n, dtype=torch.float32)[:, None].repeat(1, d_z))
+        s_rows = method.networks.s_embeddings.weight
+        s_rows.copy_(torch.arange(len(s_rows), dtype=torch.float32)[:, None].repeat(1, s_rows.shape[1]))
+    targets = []
+    monkeypatch.setattr(lord_module, "F", types.SimpleNamespace(
+        l1_loss=F.l1_loss, mse_loss=lambda got, target: targets.append(target) or F.mse_loss(got, target)))
+    method.epochs_done += 1  # stage 2, without stepping a schedule
+    assert method.phase == AMORTISATION
+    i1, i2, x1, x2 = feed.indexed_pair()
+    index, x = torch.cat([i1, i2]), torch.cat([x1, x2])
+    assert torch.equal(x, small_mnist.train_images[index])  # image j is training image index[j]
+    method.amortisation_loss(index, x)
+    z_target, s_target = targets
+    assert torch.equal(z_target[:, 0].long(), index) and torch.equal(z_target[:, -1].long(), index)
+    # One s row per class, a different one for each class (the groups are the classes here).
+    labels = small_mnist.train_labels[index]
+    row = s_target[:, 0].long()
+    for label in labels.unique():
+        assert len(row[labels == label].unique()) == 1
+    assert len(row.unique()) == len(labels.unique())
+
+
 def test_the_stage_one_noise_is_in_training_only(small_mnist):
     method, feed = make(small_mnist)
     seen = []
@@ -140,3 +173,21 @@ def test_a_run_trains_both_stages_and_probes_the_codes(tmp_path):
     assert list(leakage.probe) == ["z_code", "z_code"] and list(leakage.split) == ["train", "test"]
     assert leakage.accuracy.between(0, 100).all()
     assert not (runs["ccvae"] / "code_leakage.csv").exists()  # it learns no per-image codes
+
+
+@pytest.mark.parametrize("codes, low, high", [("one-hot", 95.0, 100.0), ("noise", 0.0, 20.0)])
+def test_code_leakage_knows_a_code_that_is_the_label_from_noise(codes, low, high, small_mnist):
+    """Known answers for the code probe: one-hot class codes give the class away (above 95 %),
+    independent noise leaks nothing beyond chance (10 classes: near 10 %)."""
+    from types import SimpleNamespace
+    from bench.evaluations.base import Context
+    from bench.evaluations.code_leakage import code_leakage_rows
+    labels = small_mnist.train_labels
+    generator = torch.Generator().manual_seed(0)
+    table = (torch.nn.functional.one_hot(labels, 10).float() if codes == "one-hot"
+             else torch.randn(len(labels), 10, generator=generator))
+    config = resolve("lord", "mnist", "smoke", 0, {"probe_epochs": 20})
+    context = Context(config=config, method=SimpleNamespace(training_codes=lambda: table),
+                      data=small_mnist, train=None, test=None)
+    accuracy = {row["split"]: row["accuracy"] for row in code_leakage_rows(context).rows}
+    assert low <= accuracy["test"] <= high, accuracy

@@ -45,6 +45,35 @@ def test_a_decoder_that_returns_the_z_image_retains_all_style():
     assert style_retention(own, other) == 1.0
 
 
+def test_a_decoder_that_returns_the_image_of_s_retains_no_style():
+    """Dec(z, s_k) = x_k whatever z is: both decodings are x_k, so E_own = E_other and retention 0.
+    Pairing z_i with s_i instead of s_k would make E_own zero and retention 1."""
+    images, labels = labelled_images()
+    z = torch.randn(N, Z_DIM)
+    s = torch.zeros(N, S_DIM)
+    s[:, 0] = torch.arange(N, dtype=torch.float32)  # s identifies its image
+    decode = lambda z, s: images[s[:, 0].long()]  # noqa: E731
+    triples = same_label_triples(labels.numpy(), 2000, seed=3)
+    own, other = triple_errors(decode, z, s, images, triples)
+    assert np.array_equal(own, other) and own.mean() > 0
+    assert style_retention(own, other) == 0.0
+
+
+def test_the_decoder_receives_z_of_i_and_of_m_with_s_of_k():
+    images, labels = labelled_images()
+    z = torch.arange(N, dtype=torch.float32)[:, None].repeat(1, Z_DIM)  # row n holds n
+    s = -torch.arange(N, dtype=torch.float32)[:, None].repeat(1, S_DIM)  # row n holds -n
+    calls = []
+    decode = lambda z, s: calls.append((z[:, 0].long(), (-s[:, 0]).long())) or images[z[:, 0].long()]  # noqa: E731
+    i, k, m = triples = same_label_triples(labels.numpy(), 700, seed=3)
+    triple_errors(decode, z, s, images, triples, batch_size=300)
+    own_calls, other_calls = calls[0::2], calls[1::2]
+    assert np.array_equal(torch.cat([c[0] for c in own_calls]).numpy(), i)
+    assert np.array_equal(torch.cat([c[0] for c in other_calls]).numpy(), m)
+    for side in (own_calls, other_calls):
+        assert np.array_equal(torch.cat([c[1] for c in side]).numpy(), k)
+
+
 def test_a_partly_used_z_lies_between():
     images, labels = labelled_images()
     z = torch.zeros(N, Z_DIM)

@@ -177,6 +177,9 @@ def resolve(method: str, dataset: str, preset: str, seed: int,
             valid = sorted(set(method_fields) | set(settings_fields))
             raise ConfigError(f"unknown setting {key!r} for {method} (valid: {', '.join(valid)})")
     _check_values(method_values | settings_values, method)
-    return RunConfig(method=method, dataset=dataset, preset=preset, seed=seed,
-                     method_config=method_class.config_class(**method_values),
-                     settings=RunSettings(**settings_values))
+    try:  # a config's own checks (__post_init__) refuse values that are not the method
+        return RunConfig(method=method, dataset=dataset, preset=preset, seed=seed,
+                         method_config=method_class.config_class(**method_values),
+                         settings=RunSettings(**settings_values))
+    except ValueError as error:
+        raise ConfigError(first_line(error)) from None

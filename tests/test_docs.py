@@ -1,0 +1,53 @@
+"""The README and docs/ render cleanly: no control characters (a formula once lost the backslash
+of every \\frac, \\big and \\rVert to form-feed, backspace and carriage-return characters), and
+every math block and inline formula is closed."""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def prose_paragraphs(text: str) -> list[str]:
+    """The paragraphs outside fenced code blocks, with code spans removed."""
+    text = re.sub(r"^(```+|~~~+).*?^\1[ \t]*$", "", text, flags=re.S | re.M)
+    text = re.sub(r"(`+)(.+?)\1", "", text, flags=re.S)
+    return re.split(r"\n[ \t]*\n", text)
+
+
+def unclosed_math(paragraph: str) -> str | None:
+    """What is left open in a paragraph: a display block ($$) or an inline formula ($)."""
+    unescaped = re.sub(r"\\\$", "", paragraph)
+    if unescaped.count("$$") % 2:
+        return "$$"
+    if unescaped.replace("$$", "").count("$") % 2:
+        return "$"
+    return None
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_no_control_characters(document):
+    for number, line in enumerate(document.read_text(encoding="utf-8").splitlines(), 1):
+        found = CONTROL.search(line)
+        assert found is None, f"{document.name}:{number}: control character {found.group()!r}"
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_every_formula_is_closed(document):
+    for paragraph in prose_paragraphs(document.read_text(encoding="utf-8")):
+        assert unclosed_math(paragraph) is None, f"{document.name}: unclosed math in\n{paragraph}"
+
+
+@pytest.mark.parametrize("text, left_open", [
+    ("$$a$$ and $b$", None), ("the cost $5 alone", "$"), ("$$\\frac{1}{2}", "$$"),
+    ("price \\$5 and `$x` in code", None), ("$\\mu$ and $\\sigma", "$")])
+def test_the_checker_finds_what_it_claims(text, left_open):
+    assert unclosed_math(prose_paragraphs(text)[0]) == left_open
+
+
+def test_the_checker_finds_the_corruption_it_was_written_for():
+    corrupted = "$$\\mathcal L = \x0crac{1}{2BP}$$"
+    assert CONTROL.search(corrupted)
