@@ -4,8 +4,11 @@ are neither bundled nor generated, check them, unpack them and put them where th
 Each dataset is a ``Download``: its published files (``RemoteFile``: address, name, published
 checksum and, where published, size), the folder its loader reads under a data root, and how the
 checked files become that folder. The addresses and checksums are the dataset modules' own constants
-(and, for Fashion-MNIST, torchvision's ``FashionMNIST.mirrors`` and ``resources``); fetching,
-MD5 and extraction are torchvision's (``torchvision.datasets.utils``).
+(and, for Fashion-MNIST, torchvision's ``FashionMNIST.mirrors`` and ``resources``); MD5 and
+extraction are torchvision's (``torchvision.datasets.utils``). Fetching is ours, for two things
+torchvision's ``download_url`` does not do: it stops a file at its size bound (the published size,
+else a bound from the published description, else MAX_DOWNLOAD_BYTES), so a server cannot fill
+the disk, and it never retries an HTTPS address over plain HTTP.
 
 One attempt, for data root ROOT:
     1. When the loader already finds the data (its ``locate``), nothing is fetched ("present").
@@ -19,7 +22,7 @@ One attempt, for data root ROOT:
        deleted; files that passed their checks stay in the partial folder for the next attempt (the
        partial folder is removed when nothing is left in it). The error is one line (``DataError``):
        the dataset, the file or step, and the cause (no network, connection refused, connection
-       dropped, HTTP status, checksum or size mismatch, disk full).
+       dropped, HTTP status, checksum or size mismatch, a file larger than its bound, disk full).
 
 $BENCH_DOWNLOAD_MIRROR, when set, replaces every address by MIRROR/<published file name>: a local
 mirror, e.g. a folder of the published files served over HTTP (the tests do this).
@@ -40,6 +43,9 @@ from datasets.base import DataError, data_root, first_line
 
 MIRROR_ENV = "BENCH_DOWNLOAD_MIRROR"
 TIMEOUT_S = 60  # a connection silent this long fails the download
+MAX_DOWNLOAD_BYTES = 4 << 30  # the bound of a file whose size is published nowhere
+CHUNK_BYTES = 1 << 16
+USER_AGENT = "weakly-disentangled-bench"
 # The registered datasets that have nothing to fetch, and why.
 NOTHING_TO_FETCH = {"mnist": "bundled with the project (datasets/data/mnist)",
                     "shapes": "generated on first use"}
@@ -53,6 +59,12 @@ class RemoteFile:
     md5: str | None = None
     sha256: str | None = None
     size: int | None = None
+    at_most: int | None = None  # a bound, where the exact size is not published
+
+    @property
+    def limit(self) -> int:
+        """The most bytes fetched before the file is refused as too large."""
+        return self.size or self.at_most or MAX_DOWNLOAD_BYTES
 
     def problem(self, path: Path) -> str | None:
         """Why the file at ``path`` is not this published file, or None when every check passes."""
@@ -137,7 +149,8 @@ def downloads(mirror: str | None = None,
 
     records = (
         Download("fashion-mnist", fashion_mnist.FASHION_MNIST.title,
-                 tuple(remote(FashionMNIST.mirrors[0] + filename, filename, md5=md5)
+                 tuple(remote(FashionMNIST.mirrors[0] + filename, filename, md5=md5,
+                              at_most=fashion_mnist.AT_MOST_BYTES[filename])
                        for filename, md5 in FashionMNIST.resources),
                  target=lambda root: fashion_mnist.FASHION_MNIST.directory(root),
                  unpack=_unpack_fashion_mnist),
@@ -215,7 +228,6 @@ def _download_one(record: Download, root: Path, log: Callable[[str], None]) -> P
 
 def _fetch(record: Download, file: RemoteFile, path: Path, log: Callable[[str], None]) -> None:
     """``file`` at ``path``, fetched unless an earlier attempt left it there whole; checked."""
-    from torchvision.datasets.utils import download_url
     if path.is_file():
         problem = file.problem(path)
         if problem is None:
@@ -226,12 +238,39 @@ def _fetch(record: Download, file: RemoteFile, path: Path, log: Callable[[str], 
             "fetching it again")
         path.unlink()
     log(f"{record.name}: fetching {file.url}")
-    with _socket_timeout(TIMEOUT_S):
-        download_url(file.url, str(path.parent), file.filename)
+    received = _stream(file.url, path, file.limit)
+    if received is None:
+        path.unlink(missing_ok=True)
+        raise DataError(f"{record.title}: {file.filename} from {file.url}: larger than its bound of "
+                        f"{file.limit} bytes ({'its published size' if file.size else 'none published'}"
+                        "): stopped there")
     problem = file.problem(path)
     if problem is not None:
         path.unlink(missing_ok=True)
         raise DataError(f"{record.title}: {file.filename} from {file.url}: {problem}")
+
+
+def _stream(url: str, path: Path, limit: int) -> int | None:
+    """Write what ``url`` serves to ``path``; the bytes received, or None (the file incomplete)
+    when the server announced or sent more than ``limit``. A connection silent for TIMEOUT_S
+    fails (TimeoutError)."""
+    import urllib.request
+
+    from tqdm.auto import tqdm
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        if response.length is not None and response.length > limit:
+            return None
+        received = 0
+        with open(path, "wb") as out, tqdm(total=response.length, unit="B", unit_scale=True,
+                                           leave=False) as bar:
+            while chunk := response.read(CHUNK_BYTES):
+                received += len(chunk)
+                if received > limit:
+                    return None
+                out.write(chunk)
+                bar.update(len(chunk))
+    return received
 
 
 def _clean(partial: Path, kept: set[str]) -> None:
@@ -276,17 +315,6 @@ def _cause(error: BaseException) -> str | None:
     if isinstance(error, (OSError, ValueError, RuntimeError)):  # a bad address, permissions, ...
         return first_line(error)
     return None
-
-
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    """torchvision opens connections without a timeout: a silent server would wait forever."""
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,14 @@ CHECKSUMS = {
     "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
     "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
 }
+# Bounds on the published .gz files for downloads (twice the sizes the release's README gives:
+# 26 MB, 29 KB, 4.3 MB, 5.1 KB; exact sizes are not published).
+AT_MOST_BYTES = {
+    "train-images-idx3-ubyte.gz": 52_000_000,
+    "train-labels-idx1-ubyte.gz": 58_000,
+    "t10k-images-idx3-ubyte.gz": 8_600_000,
+    "t10k-labels-idx1-ubyte.gz": 10_200,
+}
 FASHION_MNIST = IdxSource(
     title="Fashion-MNIST", torchvision_class="FashionMNIST", checksums=CHECKSUMS, default_dir=DEBIAN_DIR,
     checksum_origin="the Fashion-MNIST release", fallback_dir=DOWNLOAD_DIR,

@@ -35,12 +35,13 @@ NORB_FILES = tuple(smallnorb.PUBLISHED_GZ)
 class Mirror:
     """A loopback HTTP server of ``files`` ({name: bytes}); counts GETs per name. Names in
     ``truncate`` announce their full length but send half and close; names in ``drop`` send half,
-    then reset the connection."""
+    then reset the connection; names in ``unannounced`` are sent whole without a length."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncate: set[str] = set()
         self.drop: set[str] = set()
+        self.unannounced: set[str] = set()
         self.requests = collections.Counter()
         mirror = self
 
@@ -54,7 +55,10 @@ class Mirror:
                     return
                 try:
                     self.send_response(200)
-                    self.send_header("Content-Length", str(len(data)))
+                    if name in mirror.unannounced:
+                        self.close_connection = True  # the end of the file is the end of the connection
+                    else:
+                        self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     if name in mirror.truncate:
                         self.wfile.write(data[:len(data) // 2])
@@ -294,6 +298,45 @@ def test_a_truncated_file_is_one_line_and_leaves_nothing(mirror, tmp_path, root)
     assert leftovers(root) == []
 
 
+def test_a_file_announced_larger_than_its_published_size_is_not_fetched(mirror, tmp_path, root):
+    serve_smallnorb(mirror, tmp_path)
+    first = NORB_FILES[0]
+    published = len(mirror.files[first]) - 10
+    message = failure("smallnorb", root, mirror.records({first: {"size": published}}))
+    assert (f"smallNORB: {first} from {mirror.url}/{first}: larger than its bound of {published} bytes "
+            "(its published size): stopped there") in message
+    assert leftovers(root) == []
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_a_file_without_a_published_size_stops_at_the_bound(announced, mirror, tmp_path, root,
+                                                            monkeypatch):
+    """Sprites publishes no size: the bound for every such file holds, whether the server announces
+    its length or streams past the bound without one."""
+    serve_sprites(mirror, tmp_path)
+    if not announced:
+        mirror.unannounced.add(sprites.TARBALL)
+    bound = len(mirror.files[sprites.TARBALL]) // 3
+    monkeypatch.setattr(dl, "MAX_DOWNLOAD_BYTES", bound)
+    monkeypatch.setattr(dl, "CHUNK_BYTES", 256)
+    message = failure("sprites", root, mirror.records())
+    assert f"larger than its bound of {bound} bytes (none published): stopped there" in message
+    assert leftovers(root) == []
+
+
+def test_a_file_without_a_length_within_its_bound_is_fetched(mirror, tmp_path, root):
+    serve_sprites(mirror, tmp_path)
+    mirror.unannounced.add(sprites.TARBALL)
+    dl.download("sprites", root, log=lambda line: None, records=mirror.records())
+    assert load("sprites", root).train_images.shape[0] > 0
+
+
+def test_fashion_mnist_files_have_bounds_near_their_published_sizes():
+    files = dl.downloads()["fashion-mnist"].files
+    assert {f.filename: f.limit for f in files} == fashion_mnist.AT_MOST_BYTES
+    assert all(f.limit < 60_000_000 for f in files)
+
+
 def test_a_truncated_tarball_fails_its_md5(mirror, tmp_path, root):
     serve_sprites(mirror, tmp_path)
     mirror.truncate.add(sprites.TARBALL)
@@ -334,11 +377,11 @@ def test_a_missing_file_on_the_server_names_the_http_status(mirror, tmp_path, ro
 def test_a_full_disk_is_one_line(mirror, tmp_path, root, monkeypatch):
     serve_sprites(mirror, tmp_path)
 
-    def full(url, filename, chunk_size=0):
-        with open(filename, "wb") as file:
+    def full(url, path, limit):
+        with open(path, "wb") as file:
             file.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr("torchvision.datasets.utils._urlretrieve", full)
+    monkeypatch.setattr(dl, "_stream", full)
     message = failure("sprites", root, mirror.records())
     assert "failed: disk full ([Errno 28] No space left on device)" in message
     assert leftovers(root) == []

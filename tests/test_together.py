@@ -327,7 +327,40 @@ def test_on_cuda_at_most_32_runs_share_a_group():
     assert CUDA_GROUP_SIZE == 32
     assert [len(g) for g in in_groups(configs, torch.device("cuda"))] == [32, 32, 6]
     assert sum(in_groups(configs, torch.device("cuda")), []) == configs
-    assert in_groups(configs, torch.device("cpu")) == [configs]
+    assert in_groups(configs, torch.device("cpu"), file_limit=4096) == [configs]
+
+
+def test_the_open_file_limit_bounds_a_group():
+    from bench.run.together import FILES_PER_RUN, RESERVED_FILES, in_groups
+    configs = list(range(70))
+    room_for_20 = RESERVED_FILES + 20 * FILES_PER_RUN
+    assert [len(g) for g in in_groups(configs, torch.device("cpu"), room_for_20)] == [20, 20, 20, 10]
+    assert [len(g) for g in in_groups(configs, torch.device("cuda"), room_for_20)] == [20, 20, 20, 10]
+    assert [len(g) for g in in_groups(configs[:3], torch.device("cpu"), 1)] == [1, 1, 1]
+
+
+def test_runs_beyond_the_open_file_limit_train_in_groups(tmp_path, fast_runs, capsys, monkeypatch):
+    import bench.run.together as together
+    monkeypatch.setattr(together, "open_file_limit",
+                        lambda: together.RESERVED_FILES + together.FILES_PER_RUN)
+    assert main([*SMOKE, "--methods", "ccvae", "--seeds", "0,1", "--together",
+                 "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "2 runs are trained together in 2 groups of at most 1" in out and "ulimit -n" in out
+    assert all(results.is_complete(folder) for folder in run_dirs(tmp_path).values())
+    assert len(run_dirs(tmp_path)) == 2
+
+
+def test_too_many_open_files_is_one_line(monkeypatch, capsys, tmp_path):
+    import errno
+    import bench.cli.status as status
+
+    def exhausted(args):
+        raise OSError(errno.EMFILE, "Too many open files")
+    monkeypatch.setattr(status, "command_status", exhausted)
+    assert main(["status", "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Too many open files" in err and "ulimit -n" in err
 
 
 def test_each_run_trained_together_is_charged_its_own_memory(monkeypatch):

@@ -44,6 +44,11 @@ def installed_torch() -> str | None:
         return None
 
 
+def open_file_limit() -> int:
+    import resource
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def parser() -> Parser:
     root = Parser(prog="bench", description="Weakly supervised disentanglement benchmark.")
     commands = root.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -71,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         print(printable(f"bench: error: {error}"), file=sys.stderr)
         return 1
     except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            print(f"bench: error: {error.strerror}: this process may open "
+                  f"{open_file_limit()} files; raise the limit (ulimit -n) or give fewer runs "
+                  "(files already written are unchanged)", file=sys.stderr)
+            return 2
         if error.errno not in DISK_ERRORS:
             raise
         print(f"bench: error: {error} (files already written are unchanged)", file=sys.stderr)

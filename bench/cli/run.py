@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -45,12 +46,20 @@ def command_run(args) -> int:
                for method in methods for sizes in sizes_list for seed in args.seeds]
     if args.jobs < 1:
         raise UsageError(f"--jobs must be positive, got {args.jobs}")
+    if args.executor == "local" and args.jobs > most_processes():
+        raise UsageError(f"--jobs {args.jobs}: this machine has {cores()} CPU core(s); at most "
+                         f"{most_processes()} runs at once ({PROCESSES_PER_CORE} per core: more "
+                         "only slow each other and hold memory)")
     if args.together and (args.jobs > 1 or args.executor == "slurm"):
         raise UsageError("--together trains the runs in this process: not with --jobs or "
                          "--executor slurm")
     if args.tsne_workers is not None:
         if args.tsne_workers < 0:
             raise UsageError(f"--tsne-workers must be 0 or more, got {args.tsne_workers}")
+        if args.tsne_workers > most_processes():
+            raise UsageError(f"--tsne-workers {args.tsne_workers}: this machine has {cores()} CPU "
+                             f"core(s); at most {most_processes()} workers ({PROCESSES_PER_CORE} "
+                             "per core)")
         if args.together is False or args.jobs > 1 or args.executor == "slurm":
             raise UsageError("--tsne-workers is for runs trained together in this process: not "
                              "with --no-together, --jobs or --executor slurm")
@@ -101,6 +110,17 @@ def command_run(args) -> int:
     if options.trains_together(len(configs)):
         return run_together_in_process(configs, data, options)
     return run_in_process(configs, data, options)
+
+
+PROCESSES_PER_CORE = 4  # the most --jobs children or t-SNE workers per CPU core
+
+
+def cores() -> int:
+    return os.cpu_count() or 1
+
+
+def most_processes() -> int:
+    return PROCESSES_PER_CORE * cores()
 
 
 def run_in_process(configs, data, options) -> int:

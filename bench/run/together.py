@@ -18,7 +18,10 @@ them all in a new process.
 On CUDA every run has a stream of its own, for its eager steps and its CUDA graphs alike (each
 graph is captured on its run's stream, so no two runs share a cuBLAS workspace). torch hands
 streams out round robin from a pool of 32 per device, so at most 32 runs are trained together:
-a command with more trains them in consecutive groups of at most 32, and says so. Each run's
+a command with more trains them in consecutive groups of at most 32, and says so. On any device
+a group is also kept within the open-file limit (a training run holds its lock, its run.log and,
+with --tensorboard, an event file): a command with more runs than the limit allows trains them in
+consecutive groups, says so, and names `ulimit -n`. Each run's
 status.json records the device memory its own steps allocated at their peak (its networks,
 optimisers and graphs; not the dataset the group shares) and, beside it, the group's peak.
 
@@ -32,6 +35,7 @@ On the CPU a run trained together computes what it computes alone, bit for bit
 from __future__ import annotations
 
 import dataclasses
+import resource
 import sys
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -51,6 +55,21 @@ if TYPE_CHECKING:
     from bench.evaluations._tsne_pool import TsnePool
 
 CUDA_GROUP_SIZE = 32  # torch's CUDA streams per device and priority, handed out round robin
+FILES_PER_RUN = 4  # a training run's lock, run.log, TensorBoard event file, and a file being written
+RESERVED_FILES = 128  # the process's own: libraries, the dataset, t-SNE workers' pipes, the console
+
+
+def open_file_limit() -> int:
+    """This process's soft limit on open files (``ulimit -n``)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def group_size(device: torch.device, file_limit: int) -> int:
+    """The most runs trained together at once: the runs' open files within ``file_limit``, and
+    on CUDA a stream each."""
+    by_files = max(1, (file_limit - RESERVED_FILES) // FILES_PER_RUN)
+    return min(CUDA_GROUP_SIZE, by_files) if device.type == "cuda" else by_files
 
 
 @dataclasses.dataclass
@@ -156,11 +175,16 @@ def run_together(configs: list[RunConfig], data: ImageSet, options: RunOptions,
     the t-SNE of each run in that many CPU worker processes, started once the run is trained
     (bench/evaluations/_tsne_pool.py); 0 or None: in this process, in each run's turn."""
     device, tsne_workers = options.device, options.tsne_workers
-    groups = in_groups(configs, device)
+    file_limit = open_file_limit()
+    groups = in_groups(configs, device, file_limit)
     if len(groups) > 1:
+        size = len(groups[0])
+        why = (f"each run has a CUDA stream of its own, and torch has {CUDA_GROUP_SIZE} per device"
+               if size == CUDA_GROUP_SIZE and device.type == "cuda" else
+               f"each training run holds up to {FILES_PER_RUN} open files, and this process may "
+               f"open {file_limit} (ulimit -n raises it)")
         print(f"bench: {len(configs)} runs are trained together in {len(groups)} groups of at most "
-              f"{CUDA_GROUP_SIZE}, one group after the other (each run has a CUDA stream of its "
-              f"own, and torch has {CUDA_GROUP_SIZE} per device)")
+              f"{size}, one group after the other ({why})")
     outcomes = Outcomes()
     pool = None
     if tsne_workers:
@@ -177,10 +201,12 @@ def run_together(configs: list[RunConfig], data: ImageSet, options: RunOptions,
     return outcomes
 
 
-def in_groups(configs: list[RunConfig], device: torch.device) -> list[list[RunConfig]]:
-    """The groups the runs are trained in, one after the other: on CUDA at most
-    CUDA_GROUP_SIZE runs each, so that no two runs share a stream; elsewhere one group."""
-    size = CUDA_GROUP_SIZE if device.type == "cuda" else max(len(configs), 1)
+def in_groups(configs: list[RunConfig], device: torch.device,
+              file_limit: int | None = None) -> list[list[RunConfig]]:
+    """The groups the runs are trained in, one after the other, of at most ``group_size`` runs
+    each: no two runs share a CUDA stream, and the open-file limit (``file_limit``, by default
+    this process's) holds."""
+    size = group_size(device, open_file_limit() if file_limit is None else file_limit)
     return [configs[i:i + size] for i in range(0, len(configs), size)]
 
 
