@@ -156,6 +156,9 @@ def test_compute_together_gives_each_run_its_outcome_and_leaves_a_failure_to_eac
     def broken(chosen):
         raise RuntimeError("out of memory")
 
+    def short(chosen):  # one outcome too few: no run may be given another's
+        return [Outcome([{"value": c.config.run_id}]) for c in chosen[1:]]
+
     def alone(context):
         raise AssertionError("compute_together never calls compute")
 
@@ -164,6 +167,7 @@ def test_compute_together_gives_each_run_its_outcome_and_leaves_a_failure_to_eac
                                          description=name, **kw)
     evaluations = [made("shared", compute_together=together),
                    made("broken", compute_together=broken),
+                   made("short", compute_together=short),
                    made("lord_only", compute_together=together,
                         applies_to_method=lambda method: method == "lord"),
                    made("one_by_one")]
@@ -171,6 +175,8 @@ def test_compute_together_gives_each_run_its_outcome_and_leaves_a_failure_to_eac
     computed = compute_together(evaluations, contexts, say=said.append)
     assert computed == {f"run{i}": {"shared": Outcome([{"value": f"run{i}"}])} for i in range(3)}
     assert any(line.startswith("broken of 3 runs together failed (RuntimeError: out of memory)")
+               and line.endswith("each run computes it alone") for line in said)
+    assert any(line.startswith("short of 3 runs together failed (ValueError: ")
                and line.endswith("each run computes it alone") for line in said)
     assert any(line.startswith("shared of 3 runs together: ") for line in said)
 

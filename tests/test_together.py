@@ -2,6 +2,7 @@
 numbers as one by one, every run resumed after SIGTERM and SIGKILL, a failing run failing alone,
 and `bench speed --together`."""
 import json
+import os
 import re
 import signal
 import subprocess
@@ -175,20 +176,31 @@ def test_sigterm_and_sigkill_during_a_together_run_resume_every_run(tmp_path, fa
 def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, monkeypatch,
                                                                         capsys):
     """--tsne-workers: each run's t-SNE computed in a worker process while the others train is,
-    with as many threads, the one computed in the run's own process; the workers end with the
-    command and leave no temporary folder."""
+    with as many threads, the one computed in the run's own process. The first worker is killed
+    (SIGKILL) mid-embedding, once it has read its points: that embedding is computed in the
+    process instead, with one line, and equals the rest. The workers end with the command and
+    leave no temporary folder."""
+    import threading
     import bench.run.runner as runner
     from bench.evaluations import _tsne_pool as tsne_pool
     from tests.test_lifetime import alive
     monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
-    embed, calls = tsne_pool.TsnePool._embed, []
-    workers, folders, popen, start = [], [], subprocess.Popen, tsne_pool.TsnePool.__init__
+    workers, folders, killed, popen, start = [], [], [], subprocess.Popen, tsne_pool.TsnePool.__init__
+
+    def kill_once_embedding(process, points_file):
+        while Path(points_file).exists() and process.poll() is None:
+            time.sleep(0.001)  # the worker deletes its points file once it has read them
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed.append(process.pid)
 
     def recorded_popen(command, *args, **kwargs):  # every process the pool starts
         process = popen(command, *args, **kwargs)
         if "bench.evaluations._tsne" in command:
             workers.append(process.pid)
+            if len(workers) == 1:
+                threading.Thread(target=kill_once_embedding, args=(process, command[3])).start()
         return process
 
     def recorded_start(pool, *args, **kwargs):
@@ -197,14 +209,6 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
 
     monkeypatch.setattr(tsne_pool.subprocess, "Popen", recorded_popen)
     monkeypatch.setattr(tsne_pool.TsnePool, "__init__", recorded_start)
-
-    def first_worker_fails(pool, points, seed):  # that embedding is then computed in the process
-        calls.append(seed)
-        if len(calls) == 1:
-            raise RuntimeError("t-SNE worker exited with -9")
-        return embed(pool, points, seed)
-
-    monkeypatch.setattr(tsne_pool.TsnePool, "_embed", first_worker_fails)
     # lord trains for 2 + 2 epochs, ccvae for 2: ccvae's t-SNE starts while lord trains
     argv = [*SMOKE, "--methods", "ccvae,lord", "--seeds", "0", "--epochs", "2"]
     assert main([*argv, "--results", str(tmp_path / "alone")]) == 0
@@ -212,16 +216,61 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     assert main([*argv, "--together", "--tsne-workers", "2",
                  "--results", str(tmp_path / "together")]) == 0
     out = capsys.readouterr().out
-    assert "t-SNE in 2 worker processes" in out and len(calls) == 3  # ccvae 2 codes, lord 1
-    assert out.count("the worker failed (RuntimeError: t-SNE worker exited with -9); "
-                     "computing it here") == 1
+    assert "t-SNE in 2 worker processes" in out
+    assert len(workers) == 3 and killed == workers[:1]  # ccvae 2 codes, lord 1; the first killed
+    assert out.count("the worker failed (RuntimeError: t-SNE worker exited with -9") == 1
     together = run_dirs(tmp_path / "together")
     for run_id, folder in run_dirs(tmp_path / "alone").items():
         for name in (*COMPARED, results.TSNE_FILE, results.FIGURES_FILE):
             assert (together[run_id] / name).read_bytes() == (folder / name).read_bytes(), (run_id, name)
         assert "from a worker process" in (together[run_id] / "run.log").read_text()
-    assert len(workers) == 2 and not any(map(alive, workers))  # the failed one never started
+    assert not any(map(alive, workers))
     assert len(folders) == 1 and not folders[0].exists()
+
+
+def tsne_workers_of(pid: int) -> set[int]:
+    """The t-SNE worker processes whose parent is ``pid``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+        if parent == pid and b"bench.evaluations._tsne" in command:
+            found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_sigterm_during_the_tsne_workers_ends_them_and_leaves_no_folder(tmp_path):
+    """SIGTERM while a run's t-SNE is under way in a worker (lord still training): the command
+    checkpoints and exits 143, every worker it started is gone, and its temporary folder too."""
+    from tests.test_lifetime import alive
+    script = FAST.replace("runner.write_figures = lambda *args, **kwargs: None\n", "")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    command = subprocess.Popen(
+        [sys.executable, "-c", script, *SMOKE, "--methods", "ccvae,lord", "--seeds", "0",
+         "--epochs", "2", "--together", "--tsne-workers", "1", "--results", str(tmp_path / "r")],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(temporary)})
+    seen: set[int] = set()
+
+    def a_worker_runs():
+        seen.update(tsne_workers_of(command.pid))
+        return bool(seen)
+
+    wait_for(a_worker_runs, command)
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(timeout=120) == 128 + signal.SIGTERM, command.stderr.read()
+    deadline = time.monotonic() + 10
+    while any(map(alive, seen)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert seen and not any(map(alive, seen))
+    assert not list(temporary.glob("bench-tsne-*"))
 
 
 @pytest.mark.parametrize("argv, message", [
