@@ -89,7 +89,6 @@ class Method(abc.ABC):
             self.networks = nn.ModuleDict(self.build_networks(image_shape)).to(self.device)
         self.optimisers: dict[str, torch.optim.Optimizer] = self.build_optimisers()
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = self.build_schedulers()
-        self.fit_optimisers_to_device()
 
     # --- what a method defines -------------------------------------------------------------
     @abc.abstractmethod
@@ -125,28 +124,10 @@ class Method(abc.ABC):
         code = self.encode(torch.cat([z_source, s_source]))
         return self.decode(code.z_mean[:len(z_source)], code.s[len(z_source):])
 
-    def fit_optimisers_to_device(self) -> None:
-        """On CUDA every optimiser is capturable, its learning rate a device tensor: its whole
-        step stays on the device (no host synchronisation; it can be captured in a CUDA graph,
-        and a schedule changes the rate in place). Elsewhere, the plain form. Applied after
-        building (the schedulers keep float base rates) and after loading a checkpoint, which may
-        come from another device."""
-        on_cuda = self.device.type == "cuda"
-        for optimiser in self.optimisers.values():
-            for group in optimiser.param_groups:
-                lr = float(group["lr"])
-                group["lr"] = torch.tensor(lr, device=self.device) if on_cuda else lr
-                group["capturable"] = on_cuda
-                for parameter in group["params"]:
-                    state = optimiser.state.get(parameter, {})
-                    if "step" in state:
-                        state["step"] = state["step"].to(self.device if on_cuda else "cpu",
-                                                         torch.float32)
-
     @property
     def phase(self) -> int:
-        """Which ``train_step`` the method takes now: a method whose step changes between epochs
-        (LORD's two stages) numbers them, so that a CUDA graph is captured per phase."""
+        """The method's training stage: a method whose ``train_step`` changes between epochs
+        (LORD's two stages) numbers its stages; one stage is 0."""
         return 0
 
     def end_epoch(self) -> None:
@@ -174,7 +155,6 @@ class Method(abc.ABC):
             optimiser.load_state_dict(state["optimisers"][key])
         for key, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][key])
-        self.fit_optimisers_to_device()
 
 
 def kl_to_standard_normal(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from bench.run.build import build
+from bench.run.build import build, restore
 from bench.run.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
 from methods import METHODS
@@ -128,7 +128,7 @@ def test_capturable_optimisers_from_a_gpu_become_plain_on_the_cpu(small_mnist):
         for group in optimiser_state["param_groups"]:
             group["lr"], group["capturable"] = torch.tensor(group["lr"]), True
     resumed, resumed_feed = build(config, small_mnist, torch.device("cpu"))
-    resumed.load_state_dict(state)
+    restore(resumed, state)
     for optimiser in resumed.optimisers.values():
         for group in optimiser.param_groups:
             assert type(group["lr"]) is float and group["capturable"] is False

@@ -94,11 +94,15 @@ def test_ml_vae_and_gvae_differ_on_the_same_weights(small_mnist):
     assert not torch.allclose(kl_product, kl_average, rtol=1e-2)
 
 
-@pytest.mark.parametrize("name, weight", [("mlvae", 1.0), ("gvae", 1 / (2 * 0.3081 ** 2))])
-def test_the_reconstruction_term_is_each_methods_likelihood(name, weight, small_mnist):
-    """ML-VAE: the squared error summed over pixels; GVAE: Hosoya's unit-variance Gaussian on
-    standardised pixels, 1/2 SSE / std^2 on raw ones (MNIST's std 0.3081): both per group."""
-    method = build(name)
+@pytest.mark.parametrize("name, settings, weight", [
+    ("mlvae", {}, 1.0), ("gvae", {}, 1.0),
+    # Hosoya's unit-variance Gaussian on standardised pixels: 1/2 SSE / 0.3081^2 on MNIST's raw ones
+    ("gvae", {"reconstruction_weight": 1 / (2 * 0.3081 ** 2)}, 1 / (2 * 0.3081 ** 2))])
+def test_the_reconstruction_term_is_the_weighted_squared_error_per_group(name, settings, weight,
+                                                                         small_mnist):
+    """The squared error summed over pixels, times the method's weight (1 for both by default),
+    divided by the number of groups."""
+    method = build(name, **settings)
     x1, x2 = small_mnist.train_images[:8], small_mnist.train_images[8:16]
     decoded = []
     decode = method.decode
@@ -149,5 +153,5 @@ def test_one_s_sample_per_group_or_per_member(small_mnist):
 def test_gvae_refuses_what_is_not_hosoyas_model():
     with pytest.raises(ValueError, match="once per group"):
         build("gvae", s_sample="member")
-    with pytest.raises(ValueError, match="likelihood_std"):
-        build("gvae", likelihood_std=0.0)
+    with pytest.raises(ValueError, match="reconstruction_weight"):
+        build("gvae", reconstruction_weight=0.0)

@@ -31,7 +31,34 @@ def build(config: RunConfig, data: ImageSet, device: torch.device) -> tuple[Meth
     method = METHODS[config.method](config.method_config, data.image_shape, device,
                                     derive_seed(config.seed, "method"),
                                     pair_graph=PairGraph(len(data.train_images), *pairs.graph()))
+    fit_optimisers_to_device(method)
     return method, feed
+
+
+def restore(method: Method, state: dict) -> None:
+    """``method`` in a checkpoint's state (written on any device), its optimisers fitted to its
+    device."""
+    method.load_state_dict(state)
+    fit_optimisers_to_device(method)
+
+
+def fit_optimisers_to_device(method: Method) -> None:
+    """On CUDA every optimiser is capturable, its learning rate a device tensor: its whole step
+    stays on the device (no host synchronisation; it can be captured in a CUDA graph, and a
+    schedule changes the rate in place). Elsewhere, the plain form. Applied after building (the
+    schedulers keep float base rates) and after loading a checkpoint, which may come from another
+    device. The method itself knows nothing of this: its optimisers are plain Adams."""
+    on_cuda = method.device.type == "cuda"
+    for optimiser in method.optimisers.values():
+        for group in optimiser.param_groups:
+            lr = float(group["lr"])
+            group["lr"] = torch.tensor(lr, device=method.device) if on_cuda else lr
+            group["capturable"] = on_cuda
+            for parameter in group["params"]:
+                state = optimiser.state.get(parameter, {})
+                if "step" in state:
+                    state["step"] = state["step"].to(method.device if on_cuda else "cpu",
+                                                     torch.float32)
 
 
 def iterations_per_epoch(config: RunConfig, data: ImageSet) -> int:

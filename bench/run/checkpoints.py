@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import CorruptRun, Refused, UnusableFile, first_line
-from bench.run.build import build, derive_seed, run_data
+from bench.run.build import build, derive_seed, restore, run_data
 from bench.run.config import RunConfig
 from bench.run.train import Progress
 from bench.store import results
@@ -191,5 +191,5 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
     except CorruptRun as error:
         raise UnusableFile(str(error)) from None
     method, _ = build(config, run_data(config, data), torch.device(device))
-    method.load_state_dict(state["method"])
+    restore(method, state["method"])
     return method

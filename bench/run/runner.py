@@ -26,7 +26,7 @@ from bench.evaluations import _encoding as evaluate
 from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
 from bench.evaluations._run_figures import TsneWork, write_figures
 from bench.run import live
-from bench.run.build import build, iterations_per_epoch, run_data
+from bench.run.build import build, iterations_per_epoch, restore, run_data
 from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
                                    save_checkpoint)
 from bench.run.config import RunConfig
@@ -237,7 +237,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, option
     method, feed = build(config, data, device)
     progress = Progress()
     if resumed is not None:
-        method.load_state_dict(resumed["method"])
+        restore(method, resumed["method"])
         feed.load_state_dict(resumed["data"])
         progress = resumed["progress"]
         done = progress.logged_rows + progress.iteration
