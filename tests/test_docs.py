@@ -51,3 +51,46 @@ def test_the_checker_finds_what_it_claims(text, left_open):
 def test_the_checker_finds_the_corruption_it_was_written_for():
     corrupted = "$$\\mathcal L = \x0crac{1}{2BP}$$"
     assert CONTROL.search(corrupted)
+
+
+
+def without_code_blocks(text: str) -> str:
+    return re.sub(r"^(```+|~~~+).*?^\1[ \t]*$", "", text, flags=re.S | re.M)
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub makes for a document's headings: lower case, punctuation dropped
+    (letters with accents kept), spaces as hyphens; a repeated heading gets -1, -2, ..."""
+    found, seen = set(), {}
+    for heading in re.findall(r"^#{1,6}[ \t]+(.+?)[ \t]*#*$", without_code_blocks(text), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+        seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+def section_links(text: str) -> list[tuple[str, str]]:
+    """(file, anchor) of every link to a section: `(#anchor)` (file "") or `(other.md#anchor)`."""
+    return re.findall(r"\]\(([^)\s#]*\.md|)#([^)\s]+)\)", without_code_blocks(text))
+
+
+def test_the_slugs_and_links_are_found_as_github_makes_them():
+    assert anchors("## Szabó et al. 2018\n## Deviations from the authors, method by method\n"
+                   "## `bench check`: regression checks\n## Notes\n## Notes\n"
+                   "```\n# a comment in code\n```\n") == {
+        "szabó-et-al-2018", "deviations-from-the-authors-method-by-method",
+        "bench-check-regression-checks", "notes", "notes-1"}
+    assert section_links("see [a](#one), [b](usage.md#two), [c](https://x.org/#three) and "
+                         "[d](usage.md)") == [("", "one"), ("usage.md", "two")]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: p.name)
+def test_every_link_to_a_section_finds_its_heading(document):
+    """A link `(#anchor)` or `(other.md#anchor)` between the project's documents names a heading
+    that exists (a renamed section once left links pointing nowhere)."""
+    links = section_links(document.read_text(encoding="utf-8"))
+    for target, anchor in links:
+        linked = (document.parent / target).resolve() if target else document
+        assert linked.exists(), f"{document.name}: links to {target}, which does not exist"
+        assert anchor in anchors(linked.read_text(encoding="utf-8")), \
+            f"{document.name}: no heading for {target}#{anchor}"

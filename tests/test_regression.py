@@ -108,8 +108,9 @@ def test_main_passes_the_committed_baseline(ci_results):
 
 def test_a_subtly_degraded_method_fails_the_check(ci_results, this_machine, tmp_path):
     """The cycle-consistent VAE without its reverse cycle, against this machine's own numbers:
-    s moves by about a point (80.03 -> 79.10 on its test split here; 80.35 -> 79.08 on the machine
-    of the earlier baseline), which only the per-seed rule sees; the check fails naming ccvae
+    s moves by about a point (seed 0's test split: 80.16 -> 79.20 on the AMD machine of the
+    baseline's first block, 80.03 -> 79.10 on the Intel machine of its second), which only the
+    per-seed rule sees; the check fails naming ccvae
     alone. (That a gross leak fails, the direction of z's numbers included, the detection table
     above shows for every number.)"""
     degraded = tmp_path / "results"
