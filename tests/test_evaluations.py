@@ -66,7 +66,7 @@ def test_an_evaluation_added_in_a_test_file_reaches_the_run_folder_and_the_repor
         del EVALUATIONS[EXTRA.name]
     assert "### Code means (a test evaluation)" in text
     s_mean = f"{table.value.iloc[0]:.4f}"
-    assert f"| ccvae | 16 / 16 | 1 | {s_mean} |" in text
+    assert f"| ccvae | 16 / 16 | 1 | {s_mean} (one seed) |" in text
 
 
 def test_load_method_gives_the_encodings_the_run_evaluated(trained, small_mnist):
@@ -132,6 +132,29 @@ def test_an_interrupted_evaluate_leaves_the_old_files(trained, tmp_path, monkeyp
     after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     assert after.keys() == before.keys()  # no temporary file left behind
     assert after["swap.csv"] == before["swap.csv"] and after["metrics.csv"] == before["metrics.csv"]
+
+
+def test_an_opt_in_evaluation_is_computed_only_when_named(trained, tmp_path, capsys):
+    """A run and a plain `bench evaluate` leave mdl_leakage out; named, it is written and the
+    report shows it, and the other files stay as they were."""
+    assert not EVALUATIONS["mdl_leakage"].by_default and not (trained / "mdl.csv").exists()
+    run_dir = copy_results(trained, tmp_path / "copy")
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    assert not (run_dir / "mdl.csv").exists()
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu",
+                 "--evaluations", "mdl_leakage"]) == 0
+    table = pd.read_csv(run_dir / "mdl.csv")
+    assert list(table.probe) == ["s", "z_mean", "z_sample"]
+    assert (table.bits > 0).all()
+    assert ((table.compression - table.uniform_bits / table.bits).abs() < 1e-3 * table.compression).all()
+    assert json.loads((run_dir / results.EVALUATION_FILE).read_text())["mdl_leakage"]["version"] == 1
+    for name, content in before.items():
+        if name != results.EVALUATION_FILE:
+            assert (run_dir / name).read_bytes() == content, name
+    text = to_markdown(build(tmp_path / "copy"), tmp_path / "copy")
+    assert "### Leakage as description length (MDL, online code)" in text
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -45,9 +45,12 @@ def test_mean_spread_and_difference_to_the_paper(tmp_path):
     fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
     fake_run(tmp_path, "ccvae-b", 1, accuracies(z=19.0, s=99.0))
     text = render(tmp_path)
-    # z test: mean 18, sample std sqrt(2); paper 17.56
-    assert "| ccvae | 16 / 16 | 2 | 19.00 ± 1.41 (paper 17.72, +1.28) | 18.00 ± 1.41 (paper 17.56, +0.44) |" in text
-    assert "98.50 ± 0.71 (paper 98.35, +0.15)" in text
+    # z test: mean 18, sample std sqrt(2), two seeds: the 95 % interval is 18 +- t(0.975, 1) x
+    # sqrt(2) / sqrt(2) = 18 +- 12.7062; paper 17.56
+    assert "| ccvae | 16 / 16 | 2 | 19.00 [6.29, 31.71] (paper 17.72, +1.28) | " \
+           "18.00 [5.29, 30.71] (paper 17.56, +0.44) |" in text
+    assert "98.50 [92.15, 104.85] (paper 98.35, +0.15)" in text  # 98.5 +- 12.7062 / 2
+    assert "its 95% confidence interval (Student's t" in text
 
 
 def test_one_seed_has_no_spread_and_methods_follow_the_papers_order(tmp_path):
@@ -55,8 +58,9 @@ def test_one_seed_has_no_spread_and_methods_follow_the_papers_order(tmp_path):
     fake_run(tmp_path, "szabo-a", 0, accuracies(z=96.0, s=98.0), method="szabo", dims=(64, 64),
              variational=False)
     text = render(tmp_path)
-    assert "| ccvae | 16 / 16 | 1 | 21.00 (paper 17.72, +3.28) |" in text
-    assert "| szabo † | 64 / 64 | 1 | 97.00 (paper 99.69, -2.69) | 96.00 (paper 98.14, -2.14) |" in text
+    assert "| ccvae | 16 / 16 | 1 | 21.00 (one seed) (paper 17.72, +3.28) |" in text
+    assert "| szabo † | 64 / 64 | 1 | 97.00 (one seed) (paper 99.69, -2.69) | " \
+           "96.00 (one seed) (paper 98.14, -2.14) |" in text
     assert "† deterministic z" in text
     assert text.index("| szabo") < text.index("| ccvae |")
 
@@ -65,8 +69,9 @@ def test_a_method_the_paper_did_not_run_is_marked_and_listed_after_the_papers(tm
     fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
     fake_run(tmp_path, "mlvae-a", 0, accuracies(z=18.0, s=95.0), method="mlvae")
     text = render(tmp_path)
-    assert "| mlvae | 16 / 16 | 1 | 19.00 (no paper row) | 18.00 (no paper row) |" in text
-    assert "| ccvae | 16 / 16 | 1 | 21.00 (paper 17.72, +3.28) |" in text
+    assert "| mlvae | 16 / 16 | 1 | 19.00 (one seed) (no paper row) | 18.00 (one seed) (no paper row) |" in text
+    assert "| ccvae | 16 / 16 | 1 | 21.00 (one seed) (paper 17.72, +3.28) |" in text
+    assert "Differences the seeds" not in text  # no two experiments with two seeds
     assert text.index("| ccvae |") < text.index("| mlvae |")
 
 
@@ -92,7 +97,7 @@ def test_incomplete_and_failed_runs(tmp_path):
     failed.mkdir()
     (failed / "status.json").write_text(json.dumps({"state": "failed", "reason": "loss is nan"}))
     text = render(tmp_path)
-    assert "| ccvae | 16 / 16 | 1 | 18.00 (paper 17.72" in text  # the unfinished run is left out
+    assert "| ccvae | 16 / 16 | 1 | 18.00 (one seed) (paper 17.72" in text  # the unfinished run is left out
     assert "| ccvae-c | failed | loss is nan |" in text
     assert "| ccvae-b | unfinished | no status: interrupted, or still running |" in text
 
@@ -139,8 +144,8 @@ def test_runs_that_differ_in_a_setting_are_separate_rows_not_seeds(tmp_path):
     fake_run(tmp_path, "ccvae-c", 1, accuracies(z=14.0, s=62.0), settings={"kl_weight": 3.0})
     text = render(tmp_path)
     assert "| method | z / s | settings | seeds | z train |" in text
-    assert "| ccvae | 16 / 16 | kl_weight 0.0 | 1 | 61.00 (paper" in text
-    assert "| ccvae | 16 / 16 | kl_weight 3.0 | 2 | 14.00 ± 1.41 (paper" in text
+    assert "| ccvae | 16 / 16 | kl_weight 0.0 | 1 | 61.00 (one seed) (paper" in text
+    assert "| ccvae | 16 / 16 | kl_weight 3.0 | 2 | 14.00 [1.29, 26.71] (paper" in text
     assert "36.00" not in text  # never the mean of the two configs
 
 
@@ -152,5 +157,20 @@ def test_z_usage_is_shown_beside_the_leakage(tmp_path):
                  ).to_csv(run_dir / "z_usage.csv", index=False)
     text = render(tmp_path)
     assert "| z train | z test | z style retention | z active units | s train | s test |" in text
-    assert "| 0.46 | 11 / 16 | 99.00" in text
+    assert "| 0.46 (one seed) | 11 / 16 | 99.00 (one seed)" in text
     assert "Read the z columns together" in text
+
+
+def test_the_pairs_the_seeds_do_not_separate_are_named(tmp_path):
+    """Welch's t-test, Holm-corrected: mathieu and ccvae (z test 10.5, 11.5, 12.5 against 10, 11,
+    12) are not separated; szabo (90, 91, 92) is separated from both; lord has one seed."""
+    for seed, shift in enumerate((0.0, 1.0, 2.0)):
+        fake_run(tmp_path, f"ccvae-{seed}", seed, accuracies(z=10.0 + shift, s=90.0 + shift))
+        fake_run(tmp_path, f"mathieu-{seed}", seed, accuracies(z=10.5 + shift, s=80.0 + shift),
+                 method="mathieu")
+        fake_run(tmp_path, f"szabo-{seed}", seed, accuracies(z=90.0 + shift, s=70.0 + shift),
+                 method="szabo", variational=False)
+    fake_run(tmp_path, "lord-0", 0, accuracies(z=50.0, s=50.0), method="lord", variational=False)
+    text = render(tmp_path)
+    assert "**z test**: mathieu 16/16 and ccvae 16/16. **s train**: every pair differs." in text
+    assert "Not tested (one seed): lord 16/16." in text

@@ -12,7 +12,7 @@ from bench.store.results import DEFAULT_RESULTS
 
 def command_evaluate(args) -> int:
     """Recompute evaluations of complete runs from their checkpoints (bench/evaluations/_recompute.py)."""
-    from bench.evaluations import EVALUATIONS, in_order
+    from bench.evaluations import EVALUATIONS, by_default, in_order
     from bench.evaluations._recompute import choose_runs, reevaluate
     from bench.run.train import Interrupted, StopOnSignal
 
@@ -30,7 +30,7 @@ def command_evaluate(args) -> int:
         known_dataset(dataset)
     with StopOnSignal() as stop:
         try:
-            counts = reevaluate(records, in_order(names), device,
+            counts = reevaluate(records, by_default() if names is None else in_order(names), device,
                                 lambda name: load_data(name, args.data_dir, device), args.force,
                                 between=stop.check)
         except Interrupted as interruption:
@@ -48,7 +48,8 @@ def add(commands) -> None:
                                                     "their checkpoints (no training)")
     evaluate.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     evaluate.add_argument("--evaluations", help="comma-separated evaluation names, or all (default: "
-                                                "all)")
+                                                "those every run computes; all and a name add "
+                                                "the opt-in ones, such as mdl_leakage)")
     evaluate.add_argument("--runs", help="comma-separated run ids (default: every complete run)")
     evaluate.add_argument("--force", action="store_true",
                           help="recompute even the evaluations already computed at their version")

@@ -7,7 +7,7 @@ import importlib
 import pkgutil
 
 from bench.evaluations.base import (EVALUATIONS, Checked, Context, Evaluation, Outcome, ReportTable,
-                                    compute_together, in_order, is_current, register,
+                                    by_default, compute_together, in_order, is_current, register,
                                     run_evaluations)
 
 for _module in pkgutil.iter_modules(__path__):
@@ -15,4 +15,4 @@ for _module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["EVALUATIONS", "Checked", "Context", "Evaluation", "Outcome", "ReportTable",
-           "compute_together", "in_order", "is_current", "register", "run_evaluations"]
+           "by_default", "compute_together", "in_order", "is_current", "register", "run_evaluations"]

@@ -115,6 +115,9 @@ class Evaluation:
     # alone; runs trained together (bench/run/together.py) share the work, e.g. probes fitted side
     # by side as one stacked model.
     compute_together: Callable[[list[Context]], list[Outcome]] | None = None
+    # False: computed only when named (`bench evaluate --evaluations NAME`), an extra beside the
+    # protocol, too slow to add to every run
+    by_default: bool = True
 
     def applies_to(self, context: Context) -> bool:
         return self.applies(context.data) and self.applies_to_method(context.config.method)
@@ -138,6 +141,11 @@ def in_order(names=None) -> list[Evaluation]:
     """The registered evaluations (those named), in their run and report order."""
     chosen = EVALUATIONS.values() if names is None else [EVALUATIONS[n] for n in names]
     return sorted(chosen, key=lambda e: (e.order, e.name))
+
+
+def by_default() -> list[Evaluation]:
+    """The evaluations every run computes, in order (the opt-in ones are left out)."""
+    return [evaluation for evaluation in in_order() if evaluation.by_default]
 
 
 def is_current(evaluation: Evaluation, run_dir: Path) -> bool:

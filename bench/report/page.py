@@ -17,6 +17,7 @@ from bench import progress
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
 from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table,
                                    embeddable, to_html, to_markdown)
+from bench.report.statistics import ALPHA, LEVEL, interval_half_width, not_significant
 from bench.store import results
 from bench.store.records import RunRecord, differing_settings, load_runs, metrics_of
 
@@ -61,9 +62,14 @@ def summarise(table: pd.DataFrame, value: str = "accuracy", by: tuple[str, ...] 
 
 
 def _format(mean: float, std: float, seeds: int, decimals: int = 2) -> str:
+    """The mean over seeds with its 95 % confidence interval (statistics.interval_half_width), or
+    the mean and "one seed" where there is no interval."""
     if pd.isna(mean):
         return "n/a"
-    return f"{mean:.{decimals}f} ± {std:.{decimals}f}" if seeds > 1 else f"{mean:.{decimals}f}"
+    half = interval_half_width(std, seeds)
+    if half is None:
+        return f"{mean:.{decimals}f} (one seed)"
+    return f"{mean:.{decimals}f} [{mean - half:.{decimals}f}, {mean + half:.{decimals}f}]"
 
 
 def _method_order(methods, paper_order: list[str]) -> list[str]:
@@ -91,6 +97,11 @@ class Experiments:
 
     def header(self) -> list[str]:
         return ["method", "z / s", *(["settings"] if self.show_settings else []), "seeds"]
+
+    def name(self, key) -> str:
+        """The experiment in words: method, latent sizes and its differing settings."""
+        settings = self.settings.get(key.variant) if self.show_settings else ""
+        return f"{key.method} {key.z_dim}/{key.s_dim}" + (f" ({settings})" if settings else "")
 
     def cells(self, key, seeds: int) -> list[str]:
         label = key.method + (f" {DETERMINISTIC_MARK}" if key.method in self.deterministic else "")
@@ -144,6 +155,38 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
         if z_usage is not None and name == "z test":
             header += ["z style retention", "z active units"]
     return Table([*experiments.header(), *header], rows)
+
+
+CELLS = (f"Each cell: the mean over seeds and its {LEVEL:.0%} confidence interval (Student's t "
+         "over the seeds; none with one seed).")
+
+
+def significance(part: pd.DataFrame, columns: dict[str, tuple[str, str]],
+                 experiments: Experiments, paper_order: list[str],
+                 value: str = "accuracy") -> list[Paragraph]:
+    """For each column, the experiments of equal latent sizes whose difference the seeds do not
+    establish (Welch's t-test, Holm-corrected over the column's pairs: bench/report/statistics.py);
+    none where no two experiments have two seeds each."""
+    lines, single = [], set()
+    for name, (probe, split) in columns.items():
+        chosen = part[(part.probe == probe) & (part.split == split)]
+        found, pairs = [], 0
+        for _, sized in chosen.groupby(["z_dim", "s_dim"], sort=True):
+            values = {experiments.name(key): list(pd.to_numeric(rows[value], errors="coerce").dropna())
+                      for key, rows in _keyed_rows(sized, paper_order)}
+            single |= {n for n, v in values.items() if len(v) < 2}
+            tested = {n: v for n, v in values.items() if len(v) >= 2}
+            pairs += len(tested) * (len(tested) - 1) // 2
+            found += [f"{a} and {b}" for a, b in not_significant(tested)]
+        if pairs:
+            lines.append(f"**{name}**: " + ("; ".join(found) if found else "every pair differs"))
+    if not lines:
+        return []
+    text = (f"Differences the seeds do not establish (Welch's t-test, Holm-corrected over each "
+            f"column's pairs of equal latent sizes, α = {ALPHA}): " + ". ".join(lines) + ".")
+    if single:
+        text += f" Not tested (one seed): {', '.join(sorted(single))}."
+    return [Paragraph(text)]
 
 
 def _select(table: pd.DataFrame, where: dict, keep: bool) -> pd.DataFrame:
@@ -265,7 +308,8 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
                Paragraph("z is probed on a **sample** of the posterior, as the paper did (the "
                          "paper-comparable figure)."),
                accuracy_table(summary, paper_part, TABLE_COLUMNS, paper_order, experiments,
-                              z_usage_summary)]
+                              z_usage_summary),
+               Paragraph(CELLS), *significance(part, TABLE_COLUMNS, experiments, paper_order)]
     if z_usage_summary is not None:
         blocks.append(Paragraph(Z_USAGE_READING + " " + EVALUATIONS[Z_USAGE].description))
     if experiments.deterministic & set(part.method):
@@ -273,11 +317,12 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
     if experiments.show_settings:
         blocks.append(Paragraph("Rows differ in the settings shown (the others are equal); each "
                                 "row averages runs that differ in their seed only."))
+    z_mean_columns = {"z mean train": ("z_mean", "train"), "z mean test": ("z_mean", "test")}
     blocks += [Paragraph("z probed on the posterior mean (not the paper's figure; the mean of "
                          "q(z|x) carries more class information than a sample of it):"),
-               accuracy_table(summary, paper_part.iloc[0:0],
-                              {"z mean train": ("z_mean", "train"), "z mean test": ("z_mean", "test")},
-                              paper_order, experiments)]
+               accuracy_table(summary, paper_part.iloc[0:0], z_mean_columns, paper_order,
+                              experiments),
+               *significance(part, z_mean_columns, experiments, paper_order)]
     protocols = {r.evaluations.get("probes", {}).get("specified") for r in records} - {None}
     if protocols:
         blocks.append(Paragraph("Probe protocol: " + "; ".join(sorted(protocols)) + "."))

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import _encoding as evaluate
-from bench.evaluations import Context, Outcome, in_order, is_current, run_evaluations
+from bench.evaluations import Context, Outcome, by_default, is_current, run_evaluations
 from bench.evaluations._run_figures import TsneWork, write_figures
 from bench.run import live
 from bench.run.build import build, iterations_per_epoch, restore, run_data
@@ -281,7 +281,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, option
         context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
                           evaluate.encode_all(method, data.test_images), stop=stop.check)
         shared = (yield Encoded(context)) or Shared({})
-        evaluations = in_order()
+        evaluations = by_default()
         if resumed is not None and resumed["progress"].epoch > epochs:
             # Trained before this process: what an earlier attempt already evaluated from this
             # same final state is kept, so that attempts shorter than all the evaluations (a

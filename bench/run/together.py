@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
-from bench.evaluations import compute_together, in_order
+from bench.evaluations import by_default, compute_together
 from bench.evaluations._run_figures import TsneWork, tsne_inputs
 from bench.run.config import RunConfig
 from bench.run.options import RunOptions
@@ -279,7 +279,7 @@ def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
     def shared() -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
-        found = compute_together(in_order(), [m.run.context for m in encoded], say=tqdm.write)
+        found = compute_together(by_default(), [m.run.context for m in encoded], say=tqdm.write)
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # and what was computed here is used on those streams
         return found
