@@ -63,7 +63,7 @@ def probes_only():
     import bench.run.runner
     from bench.evaluations import EVALUATIONS
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench.run.runner, "in_order", lambda: [EVALUATIONS["probes"]])
+        patch.setattr(bench.run.runner, "by_default", lambda: [EVALUATIONS["probes"]])
         patch.setattr(bench.run.runner, "write_figures", lambda *args, **kwargs: None)
         yield
 

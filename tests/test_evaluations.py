@@ -134,26 +134,32 @@ def test_an_interrupted_evaluate_leaves_the_old_files(trained, tmp_path, monkeyp
     assert after["swap.csv"] == before["swap.csv"] and after["metrics.csv"] == before["metrics.csv"]
 
 
-def test_an_opt_in_evaluation_is_computed_only_when_named(trained, tmp_path, capsys):
-    """A run and a plain `bench evaluate` leave mdl_leakage out; named, it is written and the
-    report shows it, and the other files stay as they were."""
-    assert not EVALUATIONS["mdl_leakage"].by_default and not (trained / "mdl.csv").exists()
+def test_opt_in_evaluations_are_computed_only_when_named(trained, tmp_path, capsys):
+    """A run and a plain `bench evaluate` leave mdl_leakage and probe_sensitivity out; named,
+    they are written and the report shows them, and the other files stay as they were."""
+    opt_in = ("mdl_leakage", "probe_sensitivity")
+    assert not any(EVALUATIONS[name].by_default for name in opt_in)
+    assert not (trained / "mdl.csv").exists() and not (trained / "probe_sensitivity.csv").exists()
     run_dir = copy_results(trained, tmp_path / "copy")
     before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
     assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
     assert not (run_dir / "mdl.csv").exists()
     assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu",
-                 "--evaluations", "mdl_leakage"]) == 0
+                 "--evaluations", ",".join(opt_in)]) == 0
     table = pd.read_csv(run_dir / "mdl.csv")
-    assert list(table.probe) == ["s", "z_mean", "z_sample"]
-    assert (table.bits > 0).all()
+    assert list(table.probe) == ["s", "z_mean", "z_sample"] and (table.bits > 0).all()
     assert ((table.compression - table.uniform_bits / table.bits).abs() < 1e-3 * table.compression).all()
-    assert json.loads((run_dir / results.EVALUATION_FILE).read_text())["mdl_leakage"]["version"] == 1
+    curves = pd.read_csv(run_dir / "probe_sensitivity.csv")
+    assert len(curves) == 3 * 3 * 4 * 2  # codes x capacities x budgets x splits
+    assert set(curves.capacity) == {"linear", "paper", "wide"} and set(curves.epochs) == {5, 20, 50, 100}
+    recorded = json.loads((run_dir / results.EVALUATION_FILE).read_text())
+    assert all(recorded[name]["version"] == 1 for name in opt_in)
     for name, content in before.items():
         if name != results.EVALUATION_FILE:
             assert (run_dir / name).read_bytes() == content, name
     text = to_markdown(build(tmp_path / "copy"), tmp_path / "copy")
     assert "### Leakage as description length (MDL, online code)" in text
+    assert "### How the probes' numbers depend on the probe" in text
     capsys.readouterr()
 
 

@@ -5,7 +5,8 @@ import math
 import pytest
 from scipy import stats
 
-from bench.report.statistics import holm, interval_half_width, not_significant, welch_p_value
+from bench.report.statistics import (holm, interval_half_width, not_significant, ranking_agreement,
+                                     welch_p_value)
 
 
 def test_the_interval_is_students_t_and_absent_with_one_seed():
@@ -58,3 +59,18 @@ def test_the_pairs_not_separated_are_named():
                             "c": [100.0, 100.5, 101.0]}) == []
     with pytest.raises(ValueError, match="two seeds"):
         not_significant({"a": [1.0, 2.0], "d": [5.0]})
+
+
+def test_the_same_order_everywhere_agrees():
+    values = {"paper": {"a": 10.0, "b": 20.0, "c": 30.0}, "linear": {"a": 1.0, "b": 2.0, "c": 3.0}}
+    found = ranking_agreement(values, "paper")
+    assert found.swapped == [] and found.lowest_tau == 1.0 and found.lowest_at == "paper"
+
+
+def test_a_swapped_pair_is_named_with_its_tau():
+    # b and c change places under "wide": one discordant pair of three, tau = (2 - 1) / 3
+    values = {"paper": {"a": 10.0, "b": 20.0, "c": 30.0}, "linear": {"a": 1.0, "b": 2.0, "c": 3.0},
+              "wide": {"a": 10.0, "b": 35.0, "c": 30.0}}
+    found = ranking_agreement(values, "paper")
+    assert found.swapped == [("b", "c")]
+    assert found.lowest_tau == pytest.approx(1 / 3) and found.lowest_at == "wide"

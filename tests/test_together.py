@@ -32,7 +32,7 @@ import bench.run.runner as runner
 import bench.run.together as together
 from bench.evaluations import EVALUATIONS
 runner.write_figures = lambda *args, **kwargs: None
-runner.in_order = together.in_order = lambda names=None: [EVALUATIONS["probes"]]
+runner.by_default = together.by_default = lambda: [EVALUATIONS["probes"]]
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -44,9 +44,9 @@ def fast_runs(monkeypatch):
     import bench.run.runner as runner
     import bench.run.together as together
     monkeypatch.setattr(runner, "write_figures", lambda *args, **kwargs: None)
-    chosen = lambda names=None: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]]  # noqa: E731
-    monkeypatch.setattr(runner, "in_order", chosen)
-    monkeypatch.setattr(together, "in_order", chosen)
+    chosen = lambda: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]]  # noqa: E731
+    monkeypatch.setattr(runner, "by_default", chosen)
+    monkeypatch.setattr(together, "by_default", chosen)
 
 
 def run_dirs(results_dir):
@@ -184,7 +184,7 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     import bench.run.runner as runner
     from bench.evaluations import _tsne_pool as tsne_pool
     from tests.test_lifetime import alive
-    monkeypatch.setattr(runner, "in_order", lambda names=None: [EVALUATIONS["probes"]])
+    monkeypatch.setattr(runner, "by_default", lambda: [EVALUATIONS["probes"]])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
     workers, folders, killed, popen, start = [], [], [], subprocess.Popen, tsne_pool.TsnePool.__init__
 

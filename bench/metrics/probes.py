@@ -202,3 +202,53 @@ class StackedProbes(nn.Module):
                 norm.bias.copy_(self.shifts[i][part])
                 norm.running_mean.copy_(getattr(self, f"running_mean{i}")[part])
                 norm.running_var.copy_(getattr(self, f"running_var{i}")[part])
+
+
+def linear_classifier(in_features: int, num_classes: int) -> nn.Module:
+    """Multinomial logistic regression: the smallest probe."""
+    return nn.Sequential(nn.Linear(in_features, num_classes))
+
+
+def wide_classifier(in_features: int, num_classes: int) -> nn.Module:
+    """The paper's probe twice as wide and one hidden layer deeper."""
+    layers: list[nn.Module] = []
+    for width_in in (in_features, 512, 512):
+        layers += [nn.Linear(width_in, 512), nn.BatchNorm1d(512), nn.LeakyReLU(0.2)]
+    return nn.Sequential(*layers, nn.Linear(512, num_classes))
+
+
+# Probes of increasing capacity, by name: what a probe's accuracy depends on beside the code.
+CAPACITIES: dict[str, Callable[[int, int], nn.Module]] = {
+    "linear": linear_classifier, "paper": probe_classifier, "wide": wide_classifier}
+
+
+def accuracy_curve(task: ProbeTask, num_classes: int, *, capacity: str, budgets: tuple[int, ...],
+                   batch_size: int, lr: float, between: Callable[[], None] | None = None
+                   ) -> dict[int, tuple[float, float]]:
+    """{epochs: (train, test) accuracy in percent} of one probe of ``capacity`` (CAPACITIES),
+    read after each number of epochs in ``budgets`` of one training (Adam at ``lr``; batches as
+    the latent probes draw them, a sampled code drawn anew every epoch)."""
+    device = task.train.mean.device
+    generator = torch.Generator(device=device).manual_seed(task.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(task.seed)
+        model = CAPACITIES[capacity](task.width, num_classes).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    n = task.train_labels.numel()
+    batches = max(n // batch_size, 1)
+    read = {}
+    for epoch in range(1, max(budgets) + 1):
+        model.train()
+        features = task.train.draw(generator)
+        order = torch.randperm(n, generator=generator, device=device)[:batches * batch_size]
+        for rows in order.view(batches, -1):
+            loss = F.cross_entropy(model(features[rows]), task.train_labels[rows])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        if epoch in budgets:
+            read[epoch] = (accuracy(predict(model, task.train.draw(generator)), task.train_labels),
+                           accuracy(predict(model, task.test.draw(generator)), task.test_labels))
+        if between is not None:
+            between()
+    return read

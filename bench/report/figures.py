@@ -108,3 +108,34 @@ def plot_curves(losses: pd.DataFrame, path: Path, title: str) -> None:
                     fontsize=10)
     figure.tight_layout()
     save_figure(figure, path)
+
+
+CAPACITY_STYLES = {"linear": ":", "paper": "-", "wide": "--"}
+
+
+def plot_probe_sensitivity(means: pd.DataFrame, path: Path, title: str) -> None:
+    """One panel per code: the test accuracy (``means``: method, probe, capacity, epochs, mean)
+    against the probe's training epochs, a colour per method and a line style per capacity."""
+    codes = [c for c in ("z_sample", "z_mean", "s") if c in set(means.probe)]
+    methods = list(dict.fromkeys(means.method))
+    palette = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    figure, axes = plt.subplots(1, len(codes), figsize=(4.2 * len(codes), 3.4), squeeze=False)
+    for ax, code in zip(axes[0], codes):
+        for (method, capacity), line in means[means.probe == code].groupby(["method", "capacity"],
+                                                                           sort=False):
+            line = line.sort_values("epochs")
+            ax.plot(line.epochs, line["mean"], CAPACITY_STYLES.get(capacity, "-"), marker="o",
+                    markersize=3, color=palette[method], linewidth=1.2)
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(set(means.epochs)), [str(e) for e in sorted(set(means.epochs))])
+        ax.set_xlabel("probe training epochs", fontsize=8)
+        ax.set_ylabel("test accuracy (%)", fontsize=8)
+        ax.set_title(CODE_TITLES.get(code, code), fontsize=9)
+        ax.tick_params(labelsize=7)
+    handles = [plt.Line2D([], [], color=palette[m], label=m) for m in methods] + [
+        plt.Line2D([], [], color="black", linestyle=style, label=f"{capacity} probe")
+        for capacity, style in CAPACITY_STYLES.items() if capacity in set(means.capacity)]
+    figure.legend(handles=handles, loc="center right", frameon=False, fontsize=8)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout(rect=(0, 0, 0.84, 0.93))
+    save_figure(figure, path)

@@ -200,7 +200,7 @@ def _select(table: pd.DataFrame, where: dict, keep: bool) -> pd.DataFrame:
 def evaluation_table(spec: ReportTable, table: pd.DataFrame, paper_order: list[str],
                      experiments: Experiments) -> Table | None:
     """An evaluation's table, the same way for every evaluation: a row per experiment, a column
-    per value of the pivot columns, each cell the mean (± sd) over seeds."""
+    per value of the pivot columns, each cell the mean over seeds and its interval."""
     part = _select(_select(table, spec.where, True), spec.exclude, False)
     if part.empty:
         return None
@@ -249,6 +249,75 @@ def evaluation_blocks(records: list[RunRecord], paper_order: list[str],
             rendered = evaluation_table(spec, table, paper_order, experiments)
             if rendered is not None:
                 blocks += ([Paragraph(spec.caption)] if spec.caption else []) + [rendered]
+    return blocks
+
+
+def plain_figure_name(dataset: str, preset: str, z, s) -> bool:
+    """Whether a report figure may be named after these (read from run files, they never choose
+    where a file is written): plain dataset and preset names, integer latent sizes."""
+    return all(map(results.is_plain_name, (dataset, preset))) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in (z, s))
+
+
+PROBE_SENSITIVITY = "probe_sensitivity"
+SENSITIVITY_CODES = {"z_sample": "the z sample's leakage", "z_mean": "the z mean's leakage",
+                     "s": "s"}
+
+
+def probe_dependence(records: list[RunRecord], paper_order: list[str], experiments: Experiments,
+                     results_dir: Path, dataset: str, preset: str) -> list[Block]:
+    """Where runs computed probe_sensitivity, per latent size: a figure of accuracy against the
+    probe's budget, and whether the methods' order is the same under every probe of the sweep
+    (Kendall's tau against the paper's probe at its largest budget)."""
+    if PROBE_SENSITIVITY not in EVALUATIONS:
+        return []
+    from bench.report.statistics import ranking_agreement
+    blocks: list[Block] = []
+    for z, s in sorted({(r.z_dim, r.s_dim) for r in records}, key=str):
+        frames = []
+        for record in (r for r in records if (r.z_dim, r.s_dim) == (z, s)):
+            table = record.table(EVALUATIONS[PROBE_SENSITIVITY].file)
+            if table is not None and not table.empty:  # the run's own identity, not the file's
+                frames.append(table.assign(method=record.method, z_dim=z, s_dim=s,
+                                           variant=record.variant))
+        if not frames:
+            continue
+        table = pd.concat(frames, ignore_index=True)
+        table = table[table.split.astype(str) == "test"].assign(
+            epochs=pd.to_numeric(table.epochs, errors="coerce"))
+        means = summarise(table, "accuracy", ("probe", "capacity", "epochs")).dropna(subset=["mean"])
+        order = _method_order(means.method, paper_order)
+        means = means.assign(label=[experiments.name(key) for key in means.itertuples()],
+                             order=means.method.map(order.index)).sort_values("order", kind="stable")
+        sentences = []
+        for code, words in SENSITIVITY_CODES.items():
+            part = means[means.probe == code]
+            values = {f"{capacity} probe at {epochs:g} epochs": dict(zip(rows.label, rows["mean"]))
+                      for (capacity, epochs), rows in part.groupby(["capacity", "epochs"], sort=False)}
+            budget = part[part.capacity == "paper"].epochs.max()
+            reference = f"paper probe at {budget:g} epochs"
+            if reference not in values or len(values[reference]) < 2:
+                continue
+            found = ranking_agreement(values, reference)
+            if not found.swapped:
+                sentences.append(f"by {words}, the same under every probe of the sweep")
+            else:
+                sentences.append(
+                    f"by {words}, Kendall's τ with the order under the {reference} falls to "
+                    f"{found.lowest_tau:.2f} (under the {found.lowest_at}); pairs that change "
+                    f"places under some probe: {'; '.join(f'{a} and {b}' for a, b in found.swapped)}")
+        if sentences:
+            blocks.append(Paragraph(f"**How the methods' order depends on the probe** (z/s {z}/{s}, "
+                                    f"evaluation `{PROBE_SENSITIVITY}`): " + "; ".join(sentences)
+                                    + "."))
+        if plain_figure_name(dataset, preset, z, s) and means.label.nunique() > 0:
+            from bench.report import figures  # matplotlib: only where a figure is drawn
+            path = results_dir / FIGURES_DIR / f"probe-sensitivity-{dataset}-{preset}-z{z}-s{s}.png"
+            figures.plot_probe_sensitivity(means.assign(method=means.label), path,
+                                           f"Probe accuracy against the probe's budget, {dataset}, "
+                                           f"z/s {z}/{s}, {preset} preset (means over seeds)")
+            blocks.append(Figure(path, "Test accuracy of each code's probes: a colour per method, "
+                                       "a line style per probe capacity.", width=1150))
     return blocks
 
 
@@ -323,6 +392,7 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
                accuracy_table(summary, paper_part.iloc[0:0], z_mean_columns, paper_order,
                               experiments),
                *significance(part, z_mean_columns, experiments, paper_order)]
+    blocks += probe_dependence(records, paper_order, experiments, results_dir, dataset, preset)
     protocols = {r.evaluations.get("probes", {}).get("specified") for r in records} - {None}
     if protocols:
         blocks.append(Paragraph("Probe protocol: " + "; ".join(sorted(protocols)) + "."))
@@ -338,8 +408,7 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
         for record in group:
             first_seeds.setdefault(record.method, record)
         with_tsne = [r for r in first_seeds.values() if r.path(results.TSNE_FILE).is_file()]
-        plain = all(map(results.is_plain_name, (dataset, preset))) and all(
-            isinstance(d, int) and not isinstance(d, bool) for d in (z, s))
+        plain = plain_figure_name(dataset, preset, z, s)
         if with_tsne and not plain:  # names from run files never choose where a file is written
             blocks.append(Paragraph(f"No side-by-side t-SNE for z/s {z}/{s}: the runs' dataset or "
                                     "preset is not a plain name, and figures are named after it."))

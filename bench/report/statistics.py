@@ -9,6 +9,7 @@ and rejects at least as much as Bonferroni). Pure functions on numbers; no torch
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -58,3 +59,30 @@ def not_significant(values: dict[str, list[float]], alpha: float = ALPHA) -> lis
     pairs = list(itertools.combinations(values, 2))
     adjusted = holm([welch_p_value(values[a], values[b]) for a, b in pairs])
     return [pair for pair, p in zip(pairs, adjusted) if p >= alpha]
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """How the order of the methods under every probe setting compares with one reference
+    setting: the lowest Kendall's tau and where, and the pairs ordered otherwise somewhere."""
+    lowest_tau: float
+    lowest_at: str
+    swapped: list[tuple[str, str]]
+
+
+def ranking_agreement(values: dict[str, dict[str, float]], reference: str) -> Agreement:
+    """``values``: {setting: {method: number}}; each setting's order of the methods against the
+    ``reference`` setting's (Kendall's tau-b over the methods both have)."""
+    base = values[reference]
+    lowest, lowest_at, swapped = 1.0, reference, []
+    for setting, numbers in values.items():
+        common = [m for m in base if m in numbers]
+        if len(common) < 2:
+            continue
+        tau = stats.kendalltau([base[m] for m in common], [numbers[m] for m in common]).statistic
+        if tau == tau and tau < lowest:  # not NaN (every number equal)
+            lowest, lowest_at = float(tau), setting
+        swapped += [(a, b) for a, b in itertools.combinations(common, 2)
+                    if (base[a] - base[b]) * (numbers[a] - numbers[b]) < 0
+                    and (a, b) not in swapped]
+    return Agreement(lowest, lowest_at, swapped)
