@@ -56,7 +56,8 @@ def test_the_budgets_are_readings_of_one_training():
     assert both[5] == alone[5]
 
 
-def fake_sensitivity(results_dir, run_id, method, seed, accuracy_of):
+def fake_sensitivity(results_dir, run_id, method, seed, accuracy_of, settings=None,
+                     capacities=tuple(CAPACITIES)):
     """A run folder with probe_sensitivity.csv: accuracy_of(code, capacity, epochs) -> percent."""
     run_dir = results.runs_dir(results_dir) / run_id
     run_dir.mkdir(parents=True)
@@ -66,11 +67,11 @@ def fake_sensitivity(results_dir, run_id, method, seed, accuracy_of):
                   for sp in results.SPLITS]).to_csv(run_dir / results.METRICS_FILE, index=False)
     pd.DataFrame([dict(base, probe=code, capacity=capacity, epochs=epochs, split=split,
                        accuracy=accuracy_of(code, capacity, epochs))
-                  for code in results.PROBES for capacity in CAPACITIES for epochs in (5, 20, 50, 100)
+                  for code in results.PROBES for capacity in capacities for epochs in (5, 20, 50, 100)
                   for split in results.SPLITS]).to_csv(run_dir / "probe_sensitivity.csv", index=False)
     (run_dir / "config.json").write_text(json.dumps({
         "method": method, "dataset": "mnist", "preset": "quick", "seed": seed, "variational_z": True,
-        "method_config": {"z_dim": 16, "s_dim": 16}}))
+        "method_config": {"z_dim": 16, "s_dim": 16, **(settings or {})}}))
     (run_dir / "env.json").write_text(json.dumps({"device": "cpu"}))
     (run_dir / "status.json").write_text(json.dumps({"state": "complete", "train_seconds": 1}))
 
@@ -97,3 +98,16 @@ def test_the_same_order_under_every_probe_is_said(tmp_path):
     fake_sensitivity(tmp_path, "mathieu-0", "mathieu", 0, lambda code, capacity, epochs: 40.0)
     text = to_markdown(build(tmp_path), tmp_path)
     assert "by the z sample's leakage, the same under every probe of the sweep" in text
+
+
+def test_text_from_run_files_neither_breaks_the_figure_nor_adds_a_probe(tmp_path):
+    """A setting holding an unbalanced formula names an experiment in the figure's legend, and a
+    capacity the evaluation never writes is in a run's file: the report is still written, with
+    the figure, and the unknown capacity is neither drawn nor counted."""
+    fake_sensitivity(tmp_path, "ccvae-0", "ccvae", 0, lambda code, capacity, epochs: 30.0,
+                     settings={"kl_weight": "$\\frac{1"})
+    fake_sensitivity(tmp_path, "ccvae-1", "ccvae", 0, lambda code, capacity, epochs: 40.0,
+                     settings={"kl_weight": 3.0}, capacities=(*CAPACITIES, "evil"))
+    text = to_markdown(build(tmp_path), tmp_path)
+    assert (tmp_path / "figures" / "probe-sensitivity-mnist-quick-z16-s16.png").stat().st_size > 0
+    assert "the same under every probe of the sweep" in text and "evil probe" not in text

@@ -116,6 +116,9 @@ CAPACITY_STYLES = {"linear": ":", "paper": "-", "wide": "--"}
 def plot_probe_sensitivity(means: pd.DataFrame, path: Path, title: str) -> None:
     """One panel per code: the test accuracy (``means``: method, probe, capacity, epochs, mean)
     against the probe's training epochs, a colour per method and a line style per capacity."""
+    # Read from run files, a label must not reach matplotlib's formula parser ("$"; an unbalanced
+    # formula would fail the whole report).
+    means = means.assign(method=means.method.astype(str).str.replace("$", r"\$", regex=False))
     codes = [c for c in ("z_sample", "z_mean", "s") if c in set(means.probe)]
     methods = list(dict.fromkeys(means.method))
     palette = dict(zip(methods, sns.color_palette("tab10", len(methods))))

@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench import progress
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
+from bench.evaluations.probe_sensitivity import CAPACITIES
 from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table,
                                    embeddable, to_html, to_markdown)
 from bench.report.statistics import ALPHA, LEVEL, interval_half_width, not_significant
@@ -269,8 +270,6 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
     """Where runs computed probe_sensitivity, per latent size: a figure of accuracy against the
     probe's budget, and whether the methods' order is the same under every probe of the sweep
     (Kendall's tau against the paper's probe at its largest budget)."""
-    if PROBE_SENSITIVITY not in EVALUATIONS:
-        return []
     from bench.report.statistics import ranking_agreement
     blocks: list[Block] = []
     for z, s in sorted({(r.z_dim, r.s_dim) for r in records}, key=str):
@@ -286,6 +285,9 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
         table = table[table.split.astype(str) == "test"].assign(
             epochs=pd.to_numeric(table.epochs, errors="coerce"))
         means = summarise(table, "accuracy", ("probe", "capacity", "epochs")).dropna(subset=["mean"])
+        means = means[means.capacity.astype(str).isin(CAPACITIES)]  # nothing else is drawn
+        if means.empty:
+            continue
         order = _method_order(means.method, paper_order)
         means = means.assign(label=[experiments.name(key) for key in means.itertuples()],
                              order=means.method.map(order.index)).sort_values("order", kind="stable")
@@ -310,7 +312,7 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
             blocks.append(Paragraph(f"**How the methods' order depends on the probe** (z/s {z}/{s}, "
                                     f"evaluation `{PROBE_SENSITIVITY}`): " + "; ".join(sentences)
                                     + "."))
-        if plain_figure_name(dataset, preset, z, s) and means.label.nunique() > 0:
+        if plain_figure_name(dataset, preset, z, s):
             from bench.report import figures  # matplotlib: only where a figure is drawn
             path = results_dir / FIGURES_DIR / f"probe-sensitivity-{dataset}-{preset}-z{z}-s{s}.png"
             figures.plot_probe_sensitivity(means.assign(method=means.label), path,
