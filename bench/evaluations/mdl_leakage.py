@@ -52,5 +52,5 @@ MDL_LEAKAGE = register(Evaluation(
                 "little with the probe's training length. Opt-in (bench evaluate "
                 "--evaluations mdl_leakage).",
     tables=(ReportTable(pivot=("probe",), value="compression",
-                        caption="Compression of the test labels given each code (mean ± sd "
-                                "over seeds)."),)))
+                        caption="Compression of the test labels given each code (the mean over "
+                                "seeds and its 95 % interval)."),)))

@@ -89,20 +89,8 @@ class ProbeTask:
 def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch_size: int,
                     lr: float, between: Callable[[], None] | None = None, bar: Bar = no_bar
                     ) -> list[tuple[float, float]]:
-    """Train one probe per task (``train_probes``) and return each probe's (train, test) accuracy
-    in percent."""
-    return [(accuracy(predict(model, task.train.draw(g)), task.train_labels),
-             accuracy(predict(model, task.test.draw(g)), task.test_labels))
-            for (model, g), task in zip(train_probes(tasks, num_classes, epochs=epochs,
-                                                     batch_size=batch_size, lr=lr,
-                                                     between=between, bar=bar), tasks)]
-
-
-def train_probes(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch_size: int,
-                 lr: float, between: Callable[[], None] | None = None, bar: Bar = no_bar
-                 ) -> list[tuple[nn.Module, torch.Generator]]:
-    """Train one probe per task (all fitted on the same number of images): each trained probe,
-    with the generator that draws its task's sampled codes from here on.
+    """Train one probe per task (all fitted on the same number of images) and return each
+    probe's (train, test) accuracy in percent.
 
     Each probe is what it would be alone: initialised from its seed, with its own generator seeded
     the same for its batch order and, for a sampled code, a fresh draw every epoch (as encoding
@@ -140,7 +128,9 @@ def train_probes(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch
         if between is not None:
             between()
     stack.unstack_into(models)
-    return list(zip(models, generators))
+    return [(accuracy(predict(model, task.train.draw(g)), task.train_labels),
+             accuracy(predict(model, task.test.draw(g)), task.test_labels))
+            for model, task, g in zip(models, tasks, generators)]
 
 
 class StackedProbes(nn.Module):

@@ -15,7 +15,7 @@ import pandas as pd
 
 from bench import progress
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
-from bench.evaluations.probe_sensitivity import CAPACITIES
+from bench.evaluations.probe_sensitivity import CAPACITIES, PROBE_SENSITIVITY
 from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table,
                                    embeddable, to_html, to_markdown)
 from bench.report.statistics import ALPHA, LEVEL, interval_half_width, not_significant
@@ -260,7 +260,6 @@ def plain_figure_name(dataset: str, preset: str, z, s) -> bool:
         isinstance(d, int) and not isinstance(d, bool) for d in (z, s))
 
 
-PROBE_SENSITIVITY = "probe_sensitivity"
 SENSITIVITY_CODES = {"z_sample": "the z sample's leakage", "z_mean": "the z mean's leakage",
                      "s": "s"}
 
@@ -275,7 +274,7 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
     for z, s in sorted({(r.z_dim, r.s_dim) for r in records}, key=str):
         frames = []
         for record in (r for r in records if (r.z_dim, r.s_dim) == (z, s)):
-            table = record.table(EVALUATIONS[PROBE_SENSITIVITY].file)
+            table = record.table(PROBE_SENSITIVITY.file)
             if table is not None and not table.empty:  # the run's own identity, not the file's
                 frames.append(table.assign(method=record.method, z_dim=z, s_dim=s,
                                            variant=record.variant))
@@ -310,7 +309,7 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
                     f"places under some probe: {'; '.join(f'{a} and {b}' for a, b in found.swapped)}")
         if sentences:
             blocks.append(Paragraph(f"**How the methods' order depends on the probe** (z/s {z}/{s}, "
-                                    f"evaluation `{PROBE_SENSITIVITY}`): " + "; ".join(sentences)
+                                    f"evaluation `{PROBE_SENSITIVITY.name}`): " + "; ".join(sentences)
                                     + "."))
         if plain_figure_name(dataset, preset, z, s):
             from bench.report import figures  # matplotlib: only where a figure is drawn
