@@ -84,6 +84,14 @@ def test_tsne_figure_has_one_colour_per_digit():
         assert {k: c.pop() for k, c in by_label.items()} == {k: legend_colours[k] for k in range(10)}
 
 
+def test_the_tsne_gradient_method_follows_the_number_of_points():
+    """Barnes-Hut below 10,000 points, FFT from there: every MNIST test image (the paper and
+    quick presets) keeps the FFT; the ci and smoke presets' few points skip its fixed cost."""
+    assert tsne.parameters_for(9_999)["negative_gradient_method"] == "bh"
+    assert tsne.parameters_for(10_000)["negative_gradient_method"] == "fft"
+    assert tsne.parameters_for(200)["perplexity"] == 30
+
+
 def test_tsne_is_seeded():
     points = np.random.default_rng(1).normal(size=(150, 8))
     first, again = tsne.tsne_embedding(points, 3), tsne.tsne_embedding(points, 3)
@@ -104,6 +112,7 @@ def test_every_run_has_its_figures_and_their_parameters(smoke_results):
             assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (run_dir, name)
         record = json.loads((run_dir / results.FIGURES_FILE).read_text())
         assert record["tsne"]["points"] == 200 and record["tsne"]["parameters"]["perplexity"] == 30
+        assert record["tsne"]["parameters"]["negative_gradient_method"] == "bh"
         variational = json.loads((run_dir / "config.json").read_text())["variational_z"]
         assert record["tsne"]["codes"] == (["z_sample", "z_mean"] if variational else ["z"])
 

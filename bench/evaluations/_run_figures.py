@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from bench import progress
 from bench.evaluations import _encoding as evaluate
-from bench.evaluations._tsne import TSNE_PARAMETERS, tsne_embedding
+from bench.evaluations._tsne import parameters_for, tsne_embedding
 from bench.report import figures
 from bench.run.build import derive_seed
 from bench.run.config import RunConfig
@@ -107,7 +107,7 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
                  "threads": threads,  # openTSNE's result depends on its number of threads
                  "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",
                  "classes": data.num_classes, "label_name": data.label_name,
-                 "parameters": TSNE_PARAMETERS},
+                 "parameters": parameters_for(points)},
         "swap_grid": {"rule": f"columns (s): the first test image of each of up to "
                               f"{evaluate.SWAP_CLASSES} classes spread over the sorted classes; "
                               "rows (z): the second",

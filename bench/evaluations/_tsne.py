@@ -18,9 +18,19 @@ import numpy as np
 from bench import progress
 from bench.lifetime import stop_with_parent
 
-# openTSNE's defaults with its FFT-accelerated gradients; recorded beside every embedding.
+# openTSNE's defaults; recorded beside every embedding with the gradient method it used.
 TSNE_PARAMETERS = {"perplexity": 30, "n_iter": 500, "early_exaggeration_iter": 250,
-                   "initialization": "pca", "metric": "euclidean", "negative_gradient_method": "fft"}
+                   "initialization": "pca", "metric": "euclidean"}
+# From this many points the gradients are FFT-accelerated, below it Barnes-Hut (openTSNE's own
+# "auto" rule). The FFT's interpolation grid costs about 10 s per embedding on a 2-core CPU
+# whatever the number of points; Barnes-Hut takes under a second for 300 points, 4 s for 1,000.
+FFT_FROM_POINTS = 10_000
+
+
+def parameters_for(points: int) -> dict:
+    """The t-SNE's parameters for an embedding of ``points`` points, gradient method included."""
+    return {**TSNE_PARAMETERS,
+            "negative_gradient_method": "fft" if points >= FFT_FROM_POINTS else "bh"}
 
 TSNE_REPORT_EVERY = 50  # iterations between progress updates (observing does not change the result)
 
@@ -38,7 +48,7 @@ def tsne_embedding(points: np.ndarray, seed: int, n_jobs: int | None = None) -> 
             bar.update()
             return False  # True would stop the optimisation
 
-        embedding = openTSNE.TSNE(**TSNE_PARAMETERS, random_state=seed, n_jobs=n_jobs,
+        embedding = openTSNE.TSNE(**parameters_for(len(points)), random_state=seed, n_jobs=n_jobs,
                                   callbacks=None if bar.disable else observe,
                                   callbacks_every_iters=TSNE_REPORT_EVERY).fit(
             np.ascontiguousarray(points, dtype=np.float32))
