@@ -100,13 +100,29 @@ def test_triples_need_a_label_with_three_images():
         same_label_triples(np.array([0, 0, 1, 1]), 10, seed=0)
 
 
-def test_active_units_count_the_dimensions_that_vary():
+def test_active_units_of_a_variational_z_count_the_dimensions_that_vary_on_the_priors_scale():
     generator = np.random.default_rng(0)
-    assert active_units(np.full((500, Z_DIM), 0.7)) == 0
+    assert active_units(np.full((500, Z_DIM), 0.7), variational=True) == 0
     z = np.full((500, Z_DIM), 0.3)
     z[:, [2, 7, 11]] = generator.normal(size=(500, 3))  # 3 informative dimensions out of 16
     z[:, 5] = generator.normal(scale=0.05, size=500)  # variance 0.0025: below the threshold
-    assert active_units(z) == 3
+    assert active_units(z, variational=True) == 3
+    # the unit prior fixes the scale: a posterior mean shrunk 100-fold has collapsed
+    assert active_units(0.01 * z, variational=True) == 0
+
+
+def test_active_units_of_a_deterministic_z_do_not_change_when_the_code_is_rescaled():
+    """LORD's penalty keeps its codes near zero: on Burda's absolute scale a used code would
+    count no unit at all. Relative to the code's mean variance per dimension it counts the same
+    at any scale: 3 used dimensions, a fourth whose variance is 1e-6 of theirs, 12 constant."""
+    generator = np.random.default_rng(1)
+    z = np.full((500, Z_DIM), 0.3)
+    z[:, [1, 4, 9]] = generator.normal(size=(500, 3))
+    z[:, 6] = generator.normal(scale=1e-3, size=500)
+    for scale in (1.0, 0.01, 1e-4, 100.0):
+        assert active_units(scale * z, variational=False) == 3, scale
+    assert active_units(0.01 * z, variational=True) == 0  # what the absolute rule would say
+    assert active_units(np.full((500, Z_DIM), 0.7), variational=False) == 0  # nothing varies
 
 
 def test_the_evaluation_writes_both_numbers():
@@ -121,3 +137,4 @@ def test_the_evaluation_writes_both_numbers():
     values = {row["metric"]: row["value"] for row in outcome.rows}
     assert values == {"style_retention": 1.0, "active_units": 1}
     assert outcome.details["mean_own_error"] == 0
+    assert "scale-free" in outcome.details["active_units"]  # z_logvar None: a deterministic z

@@ -6,8 +6,11 @@ has no leakage either, and must not pass for a disentangled one.
   1 - mean(E_own) / mean(E_other). 0 when the decoder ignores z (the two decodings are the same
   image), 1 when Dec(z_i, s_k) gives back x_i; negative only when i's own z fits x_i worse than a
   classmate's does.
-- Active units (Burda et al. 2016): the dimensions of z whose posterior mean varies across test
-  images with variance above 0.01.
+- Active units: the dimensions of z that vary across test images. For a variational z, Burda et
+  al.'s (2016) count: posterior-mean variance above 0.01, on the scale its unit-variance prior
+  sets. A deterministic z has no prior to set a scale (LORD's penalty keeps its codes small by
+  design), so there the 0.01 is of the code's own mean variance per dimension: the count does not
+  change when the code is rescaled.
 """
 from __future__ import annotations
 
@@ -28,11 +31,27 @@ def style_retention(own_errors, other_errors) -> float:
     return float("nan") if other == 0 else 1.0 - own / other
 
 
-def active_units(z_means, threshold: float = ACTIVE_VARIANCE) -> int:
+def active_units(z_means, variational: bool, threshold: float = ACTIVE_VARIANCE) -> int:
     """The number of columns of ``z_means`` (images x dimensions) whose variance across images
-    exceeds ``threshold``."""
+    exceeds ``threshold`` times the code's scale: 1 for a variational z (its prior's variance),
+    the mean of the columns' variances for a deterministic one (0 when no column varies)."""
     z_means = np.asarray(z_means, dtype=np.float64)
-    return int(np.count_nonzero(z_means.var(axis=0) > threshold))
+    variances = z_means.var(axis=0)
+    # A constant column's variance is rounding, not 0: none above float32's resolution at the
+    # code's magnitude counts, so a constant code has no scale of its own.
+    resolution = (np.finfo(np.float32).eps * np.sqrt(np.mean(z_means ** 2))) ** 2
+    variances = np.where(variances > resolution, variances, 0.0)
+    scale = 1.0 if variational else float(variances.mean())
+    if scale == 0.0:
+        return 0
+    return int(np.count_nonzero(variances > threshold * scale))
+
+
+def active_rule(variational: bool) -> str:
+    """How a run's active units were counted (recorded in evaluation.json)."""
+    return (f"posterior-mean variance above {ACTIVE_VARIANCE} (the unit prior's scale)" if variational
+            else f"variance above {ACTIVE_VARIANCE} x the code's mean variance per dimension "
+                 "(deterministic z: scale-free)")
 
 
 def same_label_triples(labels, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,17 +96,18 @@ def z_usage_rows(context: Context) -> Outcome:
                                  context.seed("style retention") % 2**32)
     own, other = triple_errors(context.method.decode, test.z_mean, test.s, data.test_images, triples)
     retention = style_retention(own, other)
-    units = active_units(test.z_mean.cpu().numpy())
+    variational = test.z_logvar is not None
+    units = active_units(test.z_mean.cpu().numpy(), variational)
     rows = [dict(metric="style_retention", split="test",
                  value=round(retention, 4) if np.isfinite(retention) else "nan"),
             dict(metric="active_units", split="test", value=units)]
-    return Outcome(rows, {"triples": TRIPLES, "code": "z_mean", "active_variance": ACTIVE_VARIANCE,
+    return Outcome(rows, {"triples": TRIPLES, "code": "z_mean", "active_units": active_rule(variational),
                           "mean_own_error": round(float(own.mean()), 6),
                           "mean_other_error": round(float(other.mean()), 6)})
 
 
 Z_USAGE = register(Evaluation(
-    name="z_usage", version=1, file="z_usage.csv", columns=("metric", "split", "value"),
+    name="z_usage", version=2, file="z_usage.csv", columns=("metric", "split", "value"),
     compute=z_usage_rows, order=5,
     title="How much style z carries",  # shown beside the leakage columns of the paper's table
     description=f"Style retention: 1 - E_own / E_other over {TRIPLES:,} seeded triples (i, k, m) "
@@ -95,8 +115,11 @@ Z_USAGE = register(Evaluation(
                 "image i and E_other that of Dec(z_m, s_k) (z the posterior mean); 0 when the "
                 "decoder ignores z, near 1 when z holds what distinguishes image i from its "
                 f"classmates. Active units: dimensions of z whose posterior mean varies across "
-                f"test images with variance above {ACTIVE_VARIANCE} (Burda et al. 2016). Higher "
-                "is better for both.",
+                f"test images with variance above {ACTIVE_VARIANCE} (Burda et al. 2016), on the "
+                "scale of the unit prior for a variational z and of the code's own mean "
+                "variance per dimension for a deterministic z (a penalty may keep such codes "
+                "small; the count does not change when they are rescaled). Higher is better "
+                "for both.",
     checked=Checked(key="metric", value="value",
                     higher_is_better={"style_retention": True, "active_units": True},
                     point={"style_retention": 0.01})))

@@ -44,7 +44,9 @@ DETERMINISTIC_NOTE = (f"{DETERMINISTIC_MARK} deterministic z: there is no poster
 Z_USAGE = "z_usage"
 Z_USAGE_READING = ("Read the z columns together: a low z accuracy means little leakage only when z "
                    "is used. **z style retention** (higher is better; 0 when the decoder ignores "
-                   "z) and **z active units** (dimensions of z that vary across images) say "
+                   "z) and **z active units** (dimensions of z that vary across images: on the "
+                   "unit prior's scale for a variational z, on the code's own for a deterministic "
+                   "one, so a code kept small by a penalty still counts) say "
                    "whether it is; a z with low leakage, retention near 0 and few active units has "
                    "collapsed, it has not disentangled anything.")
 MISSING = "–"
