@@ -1,5 +1,5 @@
 """Probe sensitivity: probes of three capacities read at several budgets of one training
-(bench.metrics.probes.accuracy_curve), and the report's figure and sentence on whether the
+(bench.metrics.probes.accuracy_curves), and the report's figure and sentence on whether the
 methods' order depends on the probe."""
 import json
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.metrics.probes import CAPACITIES, LatentCode, ProbeTask, accuracy_curve
+from bench.metrics.probes import CAPACITIES, LatentCode, ProbeTask, accuracy_curves
 from bench.report.document import to_markdown
 from bench.report.page import build
 from bench.store import results
@@ -29,6 +29,35 @@ def task(code: torch.Tensor, labels: torch.Tensor, std=None) -> ProbeTask:
                      LatentCode(code[half:], None if std is None else std[half:]), labels[half:], 0)
 
 
+def accuracy_curve(one: ProbeTask, num_classes: int, **options) -> dict:
+    return accuracy_curves([one], num_classes, **options)[0]
+
+
+def curve_alone(one: ProbeTask, num_classes: int, *, capacity, budgets, batch_size, lr) -> dict:
+    """The straightforward probe of ``capacity``: its own model and loop, read at ``budgets``."""
+    from bench.metrics.probes import accuracy, predict
+    generator = torch.Generator().manual_seed(one.seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(one.seed)
+        model = CAPACITIES[capacity](one.width, num_classes)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    n = one.train_labels.numel()
+    batches, read = n // batch_size, {}
+    for epoch in range(1, max(budgets) + 1):
+        model.train()
+        features = one.train.draw(generator)
+        order = torch.randperm(n, generator=generator)[:batches * batch_size]
+        for rows in order.view(batches, -1):
+            loss = nn.functional.cross_entropy(model(features[rows]), one.train_labels[rows])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        if epoch in budgets:
+            read[epoch] = (accuracy(predict(model, one.train.draw(generator)), one.train_labels),
+                           accuracy(predict(model, one.test.draw(generator)), one.test_labels))
+    return read
+
+
 @pytest.mark.parametrize("capacity", list(CAPACITIES))
 def test_each_capacity_reads_the_label_and_not_noise(capacity):
     generator = torch.Generator().manual_seed(0)
@@ -41,6 +70,26 @@ def test_each_capacity_reads_the_label_and_not_noise(capacity):
     guessed = accuracy_curve(task(noise, labels), 10, capacity=capacity, budgets=(20,),
                              batch_size=64, lr=1e-2)
     assert guessed[20][1] < 20.0  # chance is 10 %
+
+
+@pytest.mark.parametrize("capacity", list(CAPACITIES))
+def test_a_capacitys_probes_stacked_are_each_probe_trained_alone(capacity, float64):
+    """The sweep fits every code's probe of a capacity (and, with runs trained together, every
+    run's) as one stacked model: each probe reads what it reads alone, at every budget, whatever
+    its code's width, seed or sampling."""
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 10, (600,), generator=generator)
+    tasks = []
+    for seed, width, sampled in ((0, 6, False), (1, 9, True), (2, 6, False)):
+        code = torch.randn(600, width, generator=generator)
+        code[:, 0] += labels * (seed + 1) / 4
+        std = torch.full((600, width), 0.5) if sampled else None
+        one = task(code, labels, std)
+        tasks.append(ProbeTask(one.train, one.train_labels, one.test, one.test_labels, seed))
+    options = dict(capacity=capacity, budgets=(1, 3), batch_size=50, lr=1e-3)
+    stacked = accuracy_curves(tasks, 10, **options)
+    assert stacked == [curve_alone(one, 10, **options) for one in tasks]
+    assert len({tuple(curve[3]) for curve in stacked}) == len(tasks)
 
 
 def test_the_budgets_are_readings_of_one_training():

@@ -156,8 +156,8 @@ def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
     runs = [(1, 6), (2, 6), (3, 9), (11, 6), (12, 6), (4, 9), (5, 6)]
     alone = [fit_jobs([job])[0] for job in run_probe_jobs(runs)]
     stacks = []
-    original = evaluate.fit_probe_tasks
-    monkeypatch.setattr(evaluate, "fit_probe_tasks",
+    original = evaluate.accuracy_curves
+    monkeypatch.setattr(evaluate, "accuracy_curves",
                         lambda tasks, *args, **kw: (stacks.append(len(tasks)),
                                                     original(tasks, *args, **kw))[1])
     jobs = run_probe_jobs(runs)

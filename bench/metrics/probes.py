@@ -89,12 +89,24 @@ class ProbeTask:
 def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, batch_size: int,
                     lr: float, between: Callable[[], None] | None = None, bar: Bar = no_bar
                     ) -> list[tuple[float, float]]:
-    """Train one probe per task (all fitted on the same number of images) and return each
-    probe's (train, test) accuracy in percent.
+    """Train one paper probe per task (all fitted on the same number of images) and return each
+    probe's (train, test) accuracy in percent after ``epochs`` epochs (``accuracy_curves``)."""
+    curves = accuracy_curves(tasks, num_classes, capacity="paper", budgets=(epochs,),
+                             batch_size=batch_size, lr=lr, between=between, bar=bar)
+    return [curve[epochs] for curve in curves]
+
+
+def accuracy_curves(tasks: list[ProbeTask], num_classes: int, *, capacity: str,
+                    budgets: tuple[int, ...], batch_size: int, lr: float,
+                    between: Callable[[], None] | None = None, bar: Bar = no_bar
+                    ) -> list[dict[int, tuple[float, float]]]:
+    """For each task, {epochs: (train, test) accuracy in percent} of one probe of ``capacity``
+    (CAPACITIES) read after each number of epochs in ``budgets`` of one training (Adam at
+    ``lr``); the tasks must be fitted on the same number of images.
 
     Each probe is what it would be alone: initialised from its seed, with its own generator seeded
     the same for its batch order and, for a sampled code, a fresh draw every epoch (as encoding
-    with the reparameterisation on the fly would) and one for each evaluation. They train side by
+    with the reparameterisation on the fly would) and one for each reading. They train side by
     side as one stacked model (``StackedProbes``): one pass and one backward per iteration for all
     of them instead of one each (tests/test_probes.py compares it with probes trained one by one).
     ``between`` runs after every epoch: a stop check, which may raise (a long fit of many runs'
@@ -109,13 +121,14 @@ def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, ba
     for task in tasks:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(task.seed)
-            models.append(probe_classifier(task.width, num_classes).to(device))
+            models.append(CAPACITIES[capacity](task.width, num_classes).to(device))
     stack = StackedProbes(models)
     optimiser = torch.optim.Adam(stack.parameters(), lr=lr)
     batches = max(n // batch_size, 1)  # the last incomplete batch is dropped (BatchNorm needs > 1)
     which = torch.arange(len(tasks), device=device)[:, None]
     labels = torch.stack([task.train_labels for task in tasks])
-    for _ in bar(range(epochs), "probe epochs"):
+    curves: list[dict[int, tuple[float, float]]] = [{} for _ in tasks]
+    for epoch in bar(range(1, max(budgets) + 1), "probe epochs"):
         features = stack.pad([task.train.draw(g) for task, g in zip(tasks, generators)])
         orders = torch.stack([torch.randperm(n, generator=g, device=device)[:batches * batch_size]
                               for g in generators]).view(len(tasks), batches, -1)
@@ -125,26 +138,29 @@ def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, ba
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+        if epoch in budgets:
+            stack.unstack_into(models)
+            for curve, model, task, g in zip(curves, models, tasks, generators):
+                curve[epoch] = (accuracy(predict(model, task.train.draw(g)), task.train_labels),
+                                accuracy(predict(model, task.test.draw(g)), task.test_labels))
         if between is not None:
             between()
-    stack.unstack_into(models)
-    return [(accuracy(predict(model, task.train.draw(g)), task.train_labels),
-             accuracy(predict(model, task.test.draw(g)), task.test_labels))
-            for model, task, g in zip(models, tasks, generators)]
+    return curves
 
 
 class StackedProbes(nn.Module):
-    """K probe classifiers as one model: each Linear a batched matrix product over (K, batch,
-    features), each BatchNorm1d one batch norm over the K x 256 features side by side (it
+    """K probe classifiers of one architecture (CAPACITIES: hidden blocks of Linear, BatchNorm1d
+    and LeakyReLU, then a Linear) as one model: each Linear a batched matrix product over (K,
+    batch, features), each BatchNorm1d one batch norm over the K x width features side by side (it
     normalises each feature on its own, so this is each probe's own batch norm). Inputs narrower
     than the widest are padded with zero features, whose weights get zero gradients and stay zero:
     each probe computes exactly its own function."""
 
     def __init__(self, models: list[nn.Sequential]):
         super().__init__()
-        self.width = max(m[0].in_features for m in models)
-        linears = [[m[i] for m in models] for i in (0, 3, 6)]
-        norms = [[m[i] for m in models] for i in (1, 4)]
+        linears = list(zip(*[[m for m in model if isinstance(m, nn.Linear)] for model in models]))
+        norms = list(zip(*[[m for m in model if isinstance(m, nn.BatchNorm1d)] for model in models]))
+        self.width = max(layer.in_features for layer in linears[0])
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.stack([F.pad(l.weight.detach().t(), (0, 0, 0, self.width - l.in_features))
                                        if depth == 0 else l.weight.detach().t() for l in layer]))
@@ -158,8 +174,10 @@ class StackedProbes(nn.Module):
         for i, layer in enumerate(norms):
             self.register_buffer(f"running_mean{i}", torch.cat([b.running_mean for b in layer]))
             self.register_buffer(f"running_var{i}", torch.cat([b.running_var for b in layer]))
-        self.momentum, self.eps = norms[0][0].momentum, norms[0][0].eps
-        self.slope = models[0][2].negative_slope
+        activations = [m for m in models[0] if isinstance(m, nn.LeakyReLU)]
+        self.momentum = norms[0][0].momentum if norms else None
+        self.eps = norms[0][0].eps if norms else None
+        self.slope = activations[0].negative_slope if activations else None
 
     def pad(self, features: list[torch.Tensor]) -> torch.Tensor:
         """(K, n, width): each probe's features, zero-padded to the widest."""
@@ -169,7 +187,7 @@ class StackedProbes(nn.Module):
         """(K, batch, width) -> (K, batch, classes), in training mode."""
         for depth, (weight, bias) in enumerate(zip(self.weights, self.biases)):
             x = torch.baddbmm(bias[:, None], x, weight)
-            if depth < 2:
+            if depth < len(self.scales):
                 k, batch, features = x.shape
                 flat = x.transpose(0, 1).reshape(batch, k * features)
                 flat = F.batch_norm(flat, getattr(self, f"running_mean{depth}"),
@@ -183,10 +201,11 @@ class StackedProbes(nn.Module):
     def unstack_into(self, models: list[nn.Sequential]) -> None:
         """Copy each probe's trained parameters and batch-norm statistics back into ``models``."""
         for k, model in enumerate(models):
-            for linear, weight, bias in zip((model[0], model[3], model[6]), self.weights, self.biases):
+            linears = [m for m in model if isinstance(m, nn.Linear)]
+            for linear, weight, bias in zip(linears, self.weights, self.biases):
                 linear.weight.copy_(weight[k, :linear.in_features].t())
                 linear.bias.copy_(bias[k])
-            for i, norm in enumerate((model[1], model[4])):
+            for i, norm in enumerate(m for m in model if isinstance(m, nn.BatchNorm1d)):
                 part = slice(k * norm.num_features, (k + 1) * norm.num_features)
                 norm.weight.copy_(self.scales[i][part])
                 norm.bias.copy_(self.shifts[i][part])
@@ -210,35 +229,3 @@ def wide_classifier(in_features: int, num_classes: int) -> nn.Module:
 # Probes of increasing capacity, by name: what a probe's accuracy depends on beside the code.
 CAPACITIES: dict[str, Callable[[int, int], nn.Module]] = {
     "linear": linear_classifier, "paper": probe_classifier, "wide": wide_classifier}
-
-
-def accuracy_curve(task: ProbeTask, num_classes: int, *, capacity: str, budgets: tuple[int, ...],
-                   batch_size: int, lr: float, between: Callable[[], None] | None = None
-                   ) -> dict[int, tuple[float, float]]:
-    """{epochs: (train, test) accuracy in percent} of one probe of ``capacity`` (CAPACITIES),
-    read after each number of epochs in ``budgets`` of one training (Adam at ``lr``; batches as
-    the latent probes draw them, a sampled code drawn anew every epoch)."""
-    device = task.train.mean.device
-    generator = torch.Generator(device=device).manual_seed(task.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(task.seed)
-        model = CAPACITIES[capacity](task.width, num_classes).to(device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    n = task.train_labels.numel()
-    batches = max(n // batch_size, 1)
-    read = {}
-    for epoch in range(1, max(budgets) + 1):
-        model.train()
-        features = task.train.draw(generator)
-        order = torch.randperm(n, generator=generator, device=device)[:batches * batch_size]
-        for rows in order.view(batches, -1):
-            loss = F.cross_entropy(model(features[rows]), task.train_labels[rows])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-        if epoch in budgets:
-            read[epoch] = (accuracy(predict(model, task.train.draw(generator)), task.train_labels),
-                           accuracy(predict(model, task.test.draw(generator)), task.test_labels))
-        if between is not None:
-            between()
-    return read
