@@ -10,7 +10,7 @@ import torch
 from torchvision.utils import make_grid
 
 from bench import progress
-from bench.metrics.probes import LatentCode, ProbeTask, fit_probe_tasks
+from bench.metrics.probes import LatentCode, ProbeTask, accuracy_curves
 from bench.store.results import SPLITS
 from datasets import ImageSet
 from methods import Encoding, Method
@@ -102,22 +102,33 @@ def probe_job(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCo
 
 def fit_jobs(jobs: list[ProbeJob], between: Callable[[], None] | None = None
              ) -> list[dict[tuple[str, str], float]]:
-    """Each job's {(code, split): accuracy}. The probes of all jobs with equal ``stack_key``
-    (several targets, or several runs trained together) train side by side as one stack; on the
-    CPU each probe ends exactly as it would alone (tests/test_probes.py). ``between``: a stop
-    check after every probe epoch."""
+    """Each job's {(code, split): accuracy} after its epochs (``fit_job_curves``)."""
+    return [job.accuracies([curves[name][job.epochs] for name in job.tasks])
+            for job, curves in zip(jobs, fit_job_curves(jobs, between=between))]
+
+
+def fit_job_curves(jobs: list[ProbeJob], *, capacity: str = "paper",
+                   budgets: tuple[int, ...] | None = None,
+                   between: Callable[[], None] | None = None
+                   ) -> list[dict[str, dict[int, tuple[float, float]]]]:
+    """Each job's {task's code: {epochs: (train, test) accuracy}}, for probes of ``capacity``
+    read after each of ``budgets`` epochs (default: the job's own epochs). The probes of all jobs
+    with equal ``stack_key`` (several targets, or several runs trained together) train side by
+    side as one stack; on the CPU each probe ends exactly as it would alone
+    (tests/test_probes.py). ``between``: a stop check after every probe epoch."""
     stacks: dict[tuple, list[int]] = {}
     for i, job in enumerate(jobs):
         stacks.setdefault(job.stack_key(), []).append(i)
     found: list = [None] * len(jobs)
     for members in stacks.values():
         first = jobs[members[0]]
-        fitted = iter(fit_probe_tasks([task for i in members for task in jobs[i].tasks.values()],
-                                      first.num_classes, epochs=first.epochs,
+        fitted = iter(accuracy_curves([task for i in members for task in jobs[i].tasks.values()],
+                                      first.num_classes, capacity=capacity,
+                                      budgets=budgets or (first.epochs,),
                                       batch_size=first.batch_size, lr=first.lr,
                                       between=between, bar=progress.bar))
         for i in members:
-            found[i] = jobs[i].accuracies([next(fitted) for _ in jobs[i].tasks])
+            found[i] = {name: next(fitted) for name in jobs[i].tasks}
     return found
 
 
