@@ -30,6 +30,12 @@ class ClusterError(InputError):
     submission)."""
 
 
+class UnusableModel(InputError):
+    """An external model (python -m bench evaluate-model) that cannot be evaluated: its file or
+    module is missing, its code raises, or what it returns is not codes or images as the
+    protocol says (bench/external.py)."""
+
+
 class CorruptRun(Exception):
     """A run's own files disagree with each other or cannot be read (its checkpoint, losses.csv):
     that run fails, with the hint to train it again with --restart."""

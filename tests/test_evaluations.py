@@ -153,7 +153,7 @@ def test_opt_in_evaluations_are_computed_only_when_named(trained, tmp_path, caps
     assert len(curves) == 3 * 3 * 4 * 2  # codes x capacities x budgets x splits
     assert set(curves.capacity) == {"linear", "paper", "wide"} and set(curves.epochs) == {5, 20, 50, 100}
     recorded = json.loads((run_dir / results.EVALUATION_FILE).read_text())
-    assert all(recorded[name]["version"] == 1 for name in opt_in)
+    assert all(recorded[name]["version"] == EVALUATIONS[name].version for name in opt_in)
     for name, content in before.items():
         if name != results.EVALUATION_FILE:
             assert (run_dir / name).read_bytes() == content, name

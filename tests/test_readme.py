@@ -20,3 +20,28 @@ def test_readme_main_command_uses_the_bundled_data_and_the_cli():
     text = (REPO / "README.md").read_text()
     assert "python -m bench run --methods all --dataset mnist" in text
     assert "python -m bench report" in text
+
+
+def test_the_readme_example_of_an_external_model_runs_as_written(tmp_path):
+    """"Evaluate your own model": its file, saved as its first line says, and the command that
+    line gives, run from the folder holding it, evaluate the model (exit 0, a complete run)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Evaluate your own model"):]
+    code = re.search(r"```python\n(.+?)```", section, re.S).group(1)
+    first = code.splitlines()[0]
+    file_name, command = re.fullmatch(r"# (\S+); then: (python -m bench .+)", first).groups()
+    (tmp_path / file_name).write_text(code)
+    argv = shlex.split(command)
+    assert argv[:4] == ["python", "-m", "bench", "evaluate-model"]
+    out = subprocess.run([sys.executable, *argv[1:], "--results", str(tmp_path / "results")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run_dir,) = (tmp_path / "results" / "runs").iterdir()
+    assert (run_dir / "status.json").is_file() and (run_dir / "swap.csv").is_file()
+    assert out.stdout.splitlines()[-1].startswith(f"done {run_dir.name}: test accuracy s ")

@@ -21,8 +21,12 @@ def command_check(args) -> int:
             paths.input_file(args.baseline, "--baseline")
     numbers = check.current_numbers(args.results)
     current = check.current_results(numbers)
+    external = check.external_runs(args.results)
+    if external:
+        print(printable(f"note: {len(external)} run(s) of external models not checked (no "
+                        f"baseline for a model outside the suite): {', '.join(external)}"))
     if current.empty:
-        raise UsageError(f"no complete runs in {args.results}")
+        raise UsageError(f"no complete runs of suite methods in {args.results}")
     seed_tolerance = check.SEED_TOLERANCE if args.seed_tolerance is None else args.seed_tolerance
     if args.tolerance < 0 or args.spread_factor < 0 or seed_tolerance < 0:
         raise UsageError("--tolerance, --spread-factor and --seed-tolerance must be non-negative")

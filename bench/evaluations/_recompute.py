@@ -42,12 +42,19 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
                load_data: Callable[[str], ImageSet], force: bool, between: Callable[[], None],
                say: Callable[[str], None] = print) -> dict[str, int]:
     """Compute, for each run, the chosen evaluations that apply to its dataset and are not yet in
-    its folder at their current version (all of them with ``force``). Returns how many runs were
-    evaluated, up to date and busy (another process holds their lock)."""
-    counts = {"evaluated": 0, "up to date": 0, "busy": 0}
+    its folder at their current version (all of them with ``force``); an external model's run
+    is skipped with a line (bench evaluate never imports a model named in a results folder).
+    Returns how many runs were evaluated, up to date, busy (another process holds their lock)
+    and skipped as external."""
+    counts = {"evaluated": 0, "up to date": 0, "busy": 0, "external (skipped)": 0}
     datasets: dict[str, ImageSet] = {}
     results.no_links_for([r.dir for r in records])  # from someone else: no link redirects a write
     for record in records:
+        if record.external is not None:  # its model is code named in the folder: never imported
+            say(f"skip {record.run_id}: an external model's run; rerun python -m bench "
+                "evaluate-model with the model to recompute it")
+            counts["external (skipped)"] += 1
+            continue
         lock = RunLock(record.dir)
         if not lock.acquire():
             say(f"busy {record.run_id}: another process (pid {lock.holder()}) is working on it")

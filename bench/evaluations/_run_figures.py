@@ -66,9 +66,10 @@ def _worker_embedding(tsne: TsneWork, code: str, run_id: str) -> np.ndarray | No
 
 
 def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes, run_dir: Path,
-                  tsne: TsneWork | None = None) -> None:
-    """The run's t-SNE of z (tsne.csv and tsne.png), swap grid and training curves, and the
-    parameters that made them (figures.json). ``tsne``: the embeddings, already under way
+                  tsne: TsneWork | None = None, curves: bool = True) -> None:
+    """The run's t-SNE of z (tsne.csv and tsne.png), swap grid (when the method decodes: an
+    external model may not) and training curves (``curves``: an external model has none), and
+    the parameters that made them (figures.json). ``tsne``: the embeddings, already under way
     elsewhere (otherwise computed here, with torch's number of threads)."""
     label = f"{config.method}, z/s {config.method_config.z_dim}/{config.method_config.s_dim}, " \
             f"seed {config.seed}, {config.preset} preset"
@@ -91,6 +92,22 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
                             f"t-SNE of z on {points} test images: {label}", data.num_classes,
                             data.label_name)
 
+    drawn = {"tsne": {"points": points, "which": "the first test images", "seed": inputs.seed,
+                      "threads": threads,  # openTSNE's result depends on its number of threads
+                      "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",
+                      "classes": data.num_classes, "label_name": data.label_name,
+                      "parameters": parameters_for(points)}}
+    if method.decodes:
+        drawn["swap_grid"] = write_swap_grid(config, method, data, run_dir)
+    if curves:
+        with progress.step(f"{config.run_id} training curves"):
+            losses = pd.read_csv(run_dir / results.LOSSES_FILE)
+            figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {label}")
+    results.write_json_atomic(run_dir / results.FIGURES_FILE, drawn)
+
+
+def write_swap_grid(config: RunConfig, method: Method, data: ImageSet, run_dir: Path) -> dict:
+    """The swap grid (swap_grid.png); returns what made it, for figures.json."""
     with progress.step(f"{config.run_id} swap grid"):
         s_index, z_index = evaluate.swap_header_indices(data.test_labels)
         s_images, z_images = data.test_images[s_index], data.test_images[z_index]
@@ -98,20 +115,10 @@ def write_figures(config: RunConfig, method: Method, data: ImageSet, test_codes,
                                         s_images)
         results.write_atomic(run_dir / results.FIGURES["swap_grid"],
                              lambda tmp: save_image(grid, tmp, format="png"))
-
-    with progress.step(f"{config.run_id} training curves"):
-        losses = pd.read_csv(run_dir / results.LOSSES_FILE)
-        figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {label}")
-    results.write_json_atomic(run_dir / results.FIGURES_FILE, {
-        "tsne": {"points": points, "which": "the first test images", "seed": inputs.seed,
-                 "threads": threads,  # openTSNE's result depends on its number of threads
-                 "codes": [t.code.iloc[0] for t in tables], "library": "openTSNE",
-                 "classes": data.num_classes, "label_name": data.label_name,
-                 "parameters": parameters_for(points)},
-        "swap_grid": {"rule": f"columns (s): the first test image of each of up to "
-                              f"{evaluate.SWAP_CLASSES} classes spread over the sorted classes; "
-                              "rows (z): the second",
-                      "s_images": s_index, "z_images": z_index,
-                      "cell": "Dec(z_mean of row image, s of column image)"}})
+    return {"rule": f"columns (s): the first test image of each of up to "
+                    f"{evaluate.SWAP_CLASSES} classes spread over the sorted classes; rows (z): "
+                    "the second",
+            "s_images": s_index, "z_images": z_index,
+            "cell": "Dec(z_mean of row image, s of column image)"}
 
 

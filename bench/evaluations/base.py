@@ -118,9 +118,13 @@ class Evaluation:
     # False: computed only when named (`bench evaluate --evaluations NAME`), an extra beside the
     # protocol, too slow to add to every run
     by_default: bool = True
+    # True: it decodes (Method.decode or transfer), so an external model without a decoder
+    # (bench/external.py) skips it
+    needs_decoder: bool = False
 
     def applies_to(self, context: Context) -> bool:
-        return self.applies(context.data) and self.applies_to_method(context.config.method)
+        return (self.applies(context.data) and self.applies_to_method(context.config.method)
+                and (not self.needs_decoder or context.method.decodes))
 
     @property
     def all_columns(self) -> tuple[str, ...]:

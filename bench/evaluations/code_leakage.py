@@ -15,8 +15,10 @@ PROBE = "z_code"
 
 
 def learns_training_codes(method: str) -> bool:
+    """Whether the suite method ``method`` learns per-image codes; an external model's name
+    (bench/external.py) is no suite method, and has none."""
     from methods import METHODS, Method
-    return METHODS[method].training_codes is not Method.training_codes
+    return method in METHODS and METHODS[method].training_codes is not Method.training_codes
 
 
 PROTOCOL = "fitted on a seeded half of the training images' codes, scored on both halves " \

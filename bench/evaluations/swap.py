@@ -46,7 +46,7 @@ def swap_rows(context: Context) -> Outcome:
 SWAP = register(Evaluation(
     name="swap", version=1, file="swap.csv",
     columns=("target", "side", "follows", "value", "pairs", "chance", "classifier_accuracy"),
-    compute=swap_rows, order=30,
+    compute=swap_rows, order=30, needs_decoder=True,
     title="Swap accuracy: what the swap grid shows, measured",
     description=f"A classifier trained on the dataset's real training images (its test accuracy "
                 f"in each column's header) classifies Dec(z of test image i, s of test image j) "

@@ -108,7 +108,7 @@ def z_usage_rows(context: Context) -> Outcome:
 
 Z_USAGE = register(Evaluation(
     name="z_usage", version=2, file="z_usage.csv", columns=("metric", "split", "value"),
-    compute=z_usage_rows, order=5,
+    compute=z_usage_rows, order=5, needs_decoder=True,
     title="How much style z carries",  # shown beside the leakage columns of the paper's table
     description=f"Style retention: 1 - E_own / E_other over {TRIPLES:,} seeded triples (i, k, m) "
                 "of test images with the same label, E_own the squared error of Dec(z_i, s_k) to "

@@ -312,10 +312,11 @@ def version_notes(baseline: pd.DataFrame, installed: dict[str, str | None]) -> l
 
 
 def current_numbers(results_dir: Path) -> pd.DataFrame:
-    """Every checked number of every complete run in results_dir (KEY, seed, computed_on,
-    LIBRARIES, value); refuses runs of one method and size that differ in more than their seed
-    (the report's rule: RunRecord.variant)."""
-    complete = [r for r in load_runs(results_dir) if r.complete]
+    """Every checked number of every complete run of a suite method in results_dir (KEY, seed,
+    computed_on, LIBRARIES, value; an external model has no baseline: ``external_runs``);
+    refuses runs of one method and size that differ in more than their seed (the report's rule:
+    RunRecord.variant)."""
+    complete = [r for r in load_runs(results_dir) if r.complete and r.external is None]
     variants: dict[tuple, dict[str, str]] = {}
     for record in complete:
         key = (record.method, record.dataset, record.preset, record.z_dim, record.s_dim)
@@ -330,6 +331,12 @@ def current_numbers(results_dir: Path) -> pd.DataFrame:
               for r in complete]
     return (pd.concat(frames, ignore_index=True) if frames
             else pd.DataFrame(columns=[*KEY, "seed", "computed_on", LIBRARIES, "value"]))
+
+
+def external_runs(results_dir: Path) -> list[str]:
+    """The ids of the complete runs of external models (python -m bench evaluate-model): the check
+    judges none of their numbers."""
+    return [r.run_id for r in load_runs(results_dir) if r.complete and r.external is not None]
 
 
 def current_results(numbers: pd.DataFrame) -> pd.DataFrame:

@@ -40,6 +40,7 @@ PAPER_SWAP = "every cell (i, j) shows digit j written in the style of row i"
 DETERMINISTIC_MARK = "†"
 DETERMINISTIC_NOTE = (f"{DETERMINISTIC_MARK} deterministic z: there is no posterior to sample, "
                       "so the z columns probe z itself (z_sample and z_mean are the same code).")
+EXTERNAL_MARK = "(external)"  # a model of the user's own (python -m bench evaluate-model)
 # Beside the leakage columns: how much z is used (the z_usage evaluation).
 Z_USAGE = "z_usage"
 Z_USAGE_READING = ("Read the z columns together: a low z accuracy means little leakage only when z "
@@ -90,12 +91,14 @@ def _keyed_rows(table: pd.DataFrame, paper_order: list[str]):
 
 
 class Experiments:
-    """The leading cells of a row: method (marked when its z is deterministic), latent sizes, the
-    settings in which it differs from other experiments of the method (when any do), seeds."""
+    """The leading cells of a row: method (marked when its z is deterministic, and when it is an
+    external model), latent sizes, the settings in which it differs from other experiments of the
+    method (when any do), seeds."""
 
     def __init__(self, records: list[RunRecord]):
         self.settings = differing_settings(records)
         self.deterministic = {r.method for r in records if not r.variational_z}
+        self.external = {r.method for r in records if r.external is not None}
         self.show_settings = any(self.settings.values())
 
     def header(self) -> list[str]:
@@ -108,6 +111,7 @@ class Experiments:
 
     def cells(self, key, seeds: int) -> list[str]:
         label = key.method + (f" {DETERMINISTIC_MARK}" if key.method in self.deterministic else "")
+        label += f" {EXTERNAL_MARK}" if key.method in self.external else ""
         settings = [self.settings.get(key.variant) or "defaults"] if self.show_settings else []
         return [label, f"{key.z_dim} / {key.s_dim}", *settings, str(seeds)]
 
@@ -363,6 +367,28 @@ def _figure(record: RunRecord, name: str, caption: str, width: int) -> Figure:
     return Figure(path, caption, width)
 
 
+def external_models(records: list[RunRecord]) -> list[Paragraph]:
+    """A sentence on the external models among ``records``: what they are, and what each
+    skipped for want of a decoder."""
+    external = {r.method: r.external for r in records if r.external is not None}
+    if not external:
+        return []
+    skipped = [f"{name} has no decoder: {', '.join(source.skipped_without_decoder)} skipped "
+               "(they decode)" for name, source in sorted(external.items())
+               if source.skipped_without_decoder]
+    return [Paragraph(f"{EXTERNAL_MARK}: a model of the user's own ({', '.join(sorted(external))}), "
+                      "evaluated by `python -m bench evaluate-model`; not trained by the suite, it "
+                      "has no paper row and no training curves."
+                      + (" " + "; ".join(skipped) + "." if skipped else ""))]
+
+
+def _swap_grid(record: RunRecord) -> Figure:
+    source = record.external
+    if source is not None and not source.decoder:
+        return Figure(None, f"{record.label()}: no swap grid (the model has no decoder)")
+    return _figure(record, "swap_grid", f"Swap grid: {record.label()}", width=360)
+
+
 def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list[RunRecord],
                     paper: pd.DataFrame, results_dir: Path) -> list[Block]:
     paper_part = paper[paper.dataset == dataset]
@@ -386,6 +412,7 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
         blocks.append(Paragraph(Z_USAGE_READING + " " + EVALUATIONS[Z_USAGE].description))
     if experiments.deterministic & set(part.method):
         blocks.append(Paragraph(DETERMINISTIC_NOTE))
+    blocks += external_models(records)
     if experiments.show_settings:
         blocks.append(Paragraph("Rows differ in the settings shown (the others are equal); each "
                                 "row averages runs that differ in their seed only."))
@@ -428,13 +455,12 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
                             "the s of column image j."
                             + (f" What the paper shows: {PAPER_SWAP}." if dataset == "mnist" else "")))
     for group in by_dims.values():
-        blocks.append(Gallery([_figure(r, "swap_grid", f"Swap grid: {r.label()}", width=360)
-                               for r in group]))
+        blocks.append(Gallery([_swap_grid(r) for r in group]))
     blocks.append(Heading(3, "Training curves"))
     blocks.append(Paragraph("The paper shows no training curves; each run's `losses.csv` holds "
                             "every term at every iteration."))
     for group in by_dims.values():
-        for record in group:
+        for record in (r for r in group if r.external is None):  # an external model has none
             blocks.append(_figure(record, "curves", f"Training curves: {record.label()}", width=900))
     return blocks
 
@@ -462,8 +488,10 @@ def runs_section(complete: list[RunRecord], others: list[RunRecord]) -> list[Blo
     for r in complete:
         git = r.env.get("git", {})
         seconds = r.status.get("train_seconds")
+        training = ("none (external)" if r.external is not None
+                    else "?" if seconds is None else f"{seconds / 60:.1f} min")
         rows.append([r.run_id, r.method, r.preset, str(r.seed), f"{r.z_dim} / {r.s_dim}",
-                     _device_cell(r.env), "?" if seconds is None else f"{seconds / 60:.1f} min",
+                     _device_cell(r.env), training,
                      _memory_cell(r.status),
                      str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else ""),
                      str(r.env.get("libraries", {}).get("torch"))])

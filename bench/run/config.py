@@ -47,6 +47,10 @@ class RunConfig:
         someone else's results folder; anything else is a ConfigError naming ``source``."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: not a JSON object")
+        if "external" in data:
+            raise ConfigError(f"{source}: the run of an external model (python -m bench "
+                              "evaluate-model), not of a suite method: it has no training config "
+                              "and no checkpoint")
         method = data.get("method")
         if method not in METHODS:
             raise ConfigError(f"{source}: unknown method {method!r} (valid: {', '.join(METHODS)})")
@@ -70,7 +74,7 @@ class RunConfig:
                 raise ConfigError(f"{source}: a {method} config this version cannot read "
                                   f"(unknown {section} field {unknown[0]!r})")
             values[section] = {k: _typed(k, v, fields[k], source) for k, v in given.items()}
-            _check_values(values[section], source)
+            check_values(values[section], source)
         try:
             return cls(method=method, dataset=data["dataset"], preset=data["preset"], seed=seed,
                        method_config=config_class(**values["method_config"]),
@@ -87,7 +91,7 @@ class RunConfig:
         return f"{self.method}-{self.dataset}-{digest}"
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
+def coerce_setting(name: str, value: Any, default: Any) -> Any:
     """``value`` (a string from the command line, or a preset's value) as the type of ``default``."""
     if not isinstance(value, str):
         return tuple(value) if isinstance(default, tuple) else value
@@ -132,7 +136,7 @@ def _typed(name: str, value: Any, default: Any, source: str) -> Any:
 LARGEST = {"z_dim": 4096, "s_dim": 4096, "batch_size": 65536, "probe_batch_size": 65536}
 
 
-def _check_values(values: dict[str, Any], where: str) -> None:
+def check_values(values: dict[str, Any], where: str) -> None:
     """Counts and sizes are positive integers (the sizes of LARGEST at most that); weights and
     rates finite and non-negative (a zero weight switches a loss term off); Adam's betas lie in
     [0, 1)."""
@@ -170,13 +174,13 @@ def resolve(method: str, dataset: str, preset: str, seed: int,
     method_values, settings_values = {}, {}
     for key, value in chosen.items():
         if key in method_fields:
-            method_values[key] = _coerce(key, value, method_fields[key])
+            method_values[key] = coerce_setting(key, value, method_fields[key])
         elif key in settings_fields:
-            settings_values[key] = _coerce(key, value, settings_fields[key])
+            settings_values[key] = coerce_setting(key, value, settings_fields[key])
         else:
             valid = sorted(set(method_fields) | set(settings_fields))
             raise ConfigError(f"unknown setting {key!r} for {method} (valid: {', '.join(valid)})")
-    _check_values(method_values | settings_values, method)
+    check_values(method_values | settings_values, method)
     try:  # a config's own checks (__post_init__) refuse values that are not the method
         return RunConfig(method=method, dataset=dataset, preset=preset, seed=seed,
                          method_config=method_class.config_class(**method_values),

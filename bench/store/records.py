@@ -21,6 +21,26 @@ UNFINISHED = "unfinished"  # the state of a folder with no readable status.json
 
 
 @dataclasses.dataclass(frozen=True)
+class ExternalSource:
+    """Where an external model's run came from (config.json's ``external``, written by
+    python -m bench evaluate-model): shown, never imported or opened (a results folder may come
+    from someone else)."""
+    source: str  # the model as given on the command line
+    kind: str
+    sha256: str
+    decoder: bool
+    skipped_without_decoder: tuple[str, ...]  # evaluations (and figures) that needed a decoder
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ExternalSource":
+        skipped = data.get("skipped_without_decoder")
+        return cls(source=str(data.get("source")), kind=str(data.get("kind")),
+                   sha256=str(data.get("sha256")), decoder=data.get("decoder") is True,
+                   skipped_without_decoder=tuple(map(str, skipped))
+                   if isinstance(skipped, list) else ())
+
+
+@dataclasses.dataclass(frozen=True)
 class RunRecord:
     """One run folder: its resolved config, environment and status as written, and its tables."""
     run_id: str
@@ -60,6 +80,13 @@ class RunRecord:
     @property
     def s_dim(self) -> int | None:
         return self.config.get("method_config", {}).get("s_dim")
+
+    @property
+    def external(self) -> ExternalSource | None:
+        """Where the model came from, for a run of an external model (no suite method, no
+        training, no checkpoint); None for a suite run."""
+        found = self.config.get("external")
+        return ExternalSource.from_dict(found) if isinstance(found, dict) else None
 
     @property
     def variational_z(self) -> bool:
