@@ -10,8 +10,8 @@ An external model is any object with
 tensor (N, C, H, W) in [0, 1] on the evaluation device (datasets/base.py ``ImageSet``). The codes
 are floating tensors (N, d); ``z_logvar`` (the log-variance of a Gaussian posterior over z) makes
 z probed on a sample as well as on its mean. ``decode(z, s)`` gives images of the input's shape;
-without it the evaluations that decode (``Evaluation.needs_decoder``) and the swap grid are
-skipped. ``python -m bench evaluate-model`` loads one from
+without it the evaluations that decode (``Evaluation.needs_decoder``: the swap grid among them)
+are skipped. ``python -m bench evaluate-model`` loads one from
 
 - ``path/to/file.py:factory`` or ``package.module:factory``: the user's own code, imported and
   run as it is; ``factory()`` returns the model (an ``nn.Module`` is moved to the device and put

@@ -8,9 +8,9 @@ temporary file, no lock held, and `bench status` agreeing with the folders.
 
 A kill counts only in the phase it landed in, read from the files of the runs the killed process
 held locked at that moment (``phase``): training until losses.csv holds every iteration,
-evaluation until evaluation.json records every evaluation of the run, figures until the run is
-complete. A kill of a process that holds no run (interpreter start-up, between runs) is made but
-not counted. Each test requires a minimum of kills per phase (MINIMUMS): while a phase is short of
+evaluation until evaluation.json records every evaluation of the run that draws no figure, then
+figures (the t-SNE, the swap grid, the training curves) until the run is complete. A kill of a
+process that holds no run (interpreter start-up, between runs) is made but not counted. Each test requires a minimum of kills per phase (MINIMUMS): while a phase is short of
 it, the next kill waits for a process in that phase, then lands at a random moment of it; a grid
 that completes first (its reruns skip what is done, so a missed phase may not come again) is
 followed by a new one in a new folder, up to ROUNDS, each held to the grid without faults.
@@ -103,16 +103,19 @@ def grid_complete(results_dir: Path, runs: int) -> bool:
 
 
 def evaluations_of(data) -> dict[str, set[str]]:
-    """{method: the evaluations a run of it on ``data`` records}: those that apply to the dataset
-    (MNIST has no factors: no factor probes, no MIG) and to the method (LORD's code_leakage)."""
-    return {method: {e.name for e in by_default() if e.applies(data) and e.applies_to_method(method)}
+    """{method: the evaluations a run of it on ``data`` records before its figures}: those that
+    apply to the dataset (MNIST has no factors: no factor probes, no MIG) and to the method
+    (LORD's code_leakage), and draw no figure (the t-SNE and the swap grid are the figures)."""
+    return {method: {e.name for e in by_default() if e.figures is None and e.applies(data)
+                     and e.applies_to_method(method)}
             for method in METHODS}
 
 
 def phase(run_dir: Path, evaluations: dict[str, set[str]]) -> str | None:
     """Where a run is, read from its files: training until losses.csv holds every iteration,
-    evaluation until evaluation.json records each of the run's ``evaluations`` (by method),
-    figures until it is complete (None once it is)."""
+    evaluation until evaluation.json records each of the run's ``evaluations`` (by method), then
+    figures (the t-SNE, the swap grid, the training curves) until it is complete (None once it
+    is)."""
     if results.is_complete(run_dir):
         return None
     try:
@@ -302,7 +305,7 @@ def test_a_kill_is_counted_in_the_phase_its_runs_files_show(tmp_path, mnist):
     (run_dir / results.LOSSES_FILE).write_text(header + "1,1,0.5\n" * TRAINING_ROWS)
     assert phase_of(run_dir) == "evaluation"
     names = sorted(evaluations["lord"])
-    assert "code_leakage" in names  # LORD's own evaluation counts too
+    assert "code_leakage" in names and "tsne" not in names  # LORD's own counts; figures not
     (run_dir / results.EVALUATION_FILE).write_text(json.dumps({n: {} for n in names[:-1]}))
     assert phase_of(run_dir) == "evaluation"
     (run_dir / results.EVALUATION_FILE).write_text(json.dumps({n: {} for n in names}))

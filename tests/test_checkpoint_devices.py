@@ -64,7 +64,7 @@ def probes_only():
     from bench.evaluations import EVALUATIONS
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bench.run.runner, "by_default", lambda: [EVALUATIONS["probes"]])
-        patch.setattr(bench.run.runner, "write_figures", lambda *args, **kwargs: None)
+        patch.setattr(bench.run.runner, "draw_curves", lambda *args, **kwargs: None)
         yield
 
 

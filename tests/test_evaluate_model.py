@@ -29,7 +29,7 @@ def fake_tsne(points, seed, n_jobs=None):
 
 @pytest.fixture(autouse=True)
 def quick_tsne(monkeypatch):
-    monkeypatch.setattr("bench.evaluations._run_figures.tsne_embedding", fake_tsne)
+    monkeypatch.setattr("bench.evaluations.tsne.tsne_embedding", fake_tsne)
 
 
 def evaluate_model(model, name, results_dir, *extra):
@@ -76,7 +76,7 @@ def both(tmp_path_factory):
     that run's method wrapped as an external model and evaluated by `bench evaluate-model`."""
     folder = tmp_path_factory.mktemp("both")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("bench.evaluations._run_figures.tsne_embedding", fake_tsne)
+        patch.setattr("bench.evaluations.tsne.tsne_embedding", fake_tsne)
         assert main(["run", "--methods", "ccvae", *SMOKE, "--results", str(folder)]) == 0
         suite = only_run(folder, "ccvae")
         factory = folder.parent / "wrapper.py"
@@ -175,7 +175,7 @@ def test_a_torchscript_export_gives_the_numbers_of_its_python_original(tmp_path,
     traced.save(str(tmp_path / "encoder.pt"))
     assert evaluate_model(f"{factory}:model", "python", tmp_path / "res") == 0
     out = capsys.readouterr().out
-    assert "python has no decode method: skipped z_usage, swap, swap grid (they decode)" in out
+    assert "python has no decode method: skipped z_usage, swap, swap_grid (they decode)" in out
     assert evaluate_model(tmp_path / "encoder.pt", "scripted", tmp_path / "res") == 0
     python, scripted = only_run(tmp_path / "res", "python"), only_run(tmp_path / "res", "scripted")
     for name in (results.METRICS_FILE, results.TSNE_FILE):
@@ -184,9 +184,9 @@ def test_a_torchscript_export_gives_the_numbers_of_its_python_original(tmp_path,
     assert not (scripted / results.FIGURES["swap_grid"]).exists()
     external = json.loads((scripted / results.CONFIG_FILE).read_text())["external"]
     assert external["kind"] == "torchscript" and external["decoder"] is False
-    assert external["skipped_without_decoder"] == ["z_usage", "swap", "swap grid"]
+    assert external["skipped_without_decoder"] == ["z_usage", "swap", "swap_grid"]
     text = to_markdown(build(tmp_path / "res"), tmp_path / "res")
-    assert "python has no decoder: z_usage, swap, swap grid skipped (they decode)" in text
+    assert "python has no decoder: z_usage, swap, swap_grid skipped (they decode)" in text
     assert "no swap grid (the model has no decoder)" in text
 
 

@@ -100,6 +100,69 @@ def test_bench_evaluate_reproduces_the_run_files_bit_for_bit(trained, tmp_path, 
     assert "up to date" in capsys.readouterr().out  # nothing to recompute at the same version
 
 
+FIGURE_FILES = (results.TSNE_FILE, "swap_grid.csv", results.FIGURES["tsne"],
+                results.FIGURES["swap_grid"], results.FIGURES_FILE)
+
+
+def test_bench_evaluate_recomputes_the_tsne_and_the_swap_grid(trained, tmp_path, capsys):
+    """Both are evaluations: --force redraws them as the run drew them (tables, PNGs and
+    figures.json byte for byte), and a plain evaluate brings back a t-SNE whose file and entry
+    were removed, alone."""
+    run_dir = copy_results(trained, tmp_path / "copy")
+    written = {name: (run_dir / name).read_bytes() for name in FIGURE_FILES}
+    table = pd.read_csv(run_dir / results.TSNE_FILE)
+    assert list(table.columns) == [*results.RUN_COLUMNS, "code", "index", "label", "x", "y"]
+    assert list(table.code.unique()) == ["z_sample", "z_mean"] and len(table) == 2 * 200
+    assert (table.run_id == trained.name).all()
+    recorded = json.loads((run_dir / results.EVALUATION_FILE).read_text())
+    figures = json.loads(written[results.FIGURES_FILE])
+    assert recorded["tsne"] == {**figures["tsne"], "version": 1} and figures["tsne"]["points"] == 200
+    assert figures["swap_grid"]["s_images"] == pd.read_csv(run_dir / "swap_grid.csv").s_image.tolist()
+    for name in FIGURE_FILES:
+        (run_dir / name).unlink()
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu",
+                 "--evaluations", "tsne,swap_grid", "--force"]) == 0
+    for name, content in written.items():
+        assert (run_dir / name).read_bytes() == content, name
+    out = capsys.readouterr().out
+    assert f"{trained.name} swap_grid: " in out and f"{trained.name} tsne: " in out
+
+    (run_dir / results.TSNE_FILE).unlink()
+    del recorded["tsne"]
+    (run_dir / results.EVALUATION_FILE).write_text(json.dumps(recorded))
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"{trained.name} tsne: " in out and f"{trained.name} swap_grid: " not in out
+    assert f"{trained.name} probes: " not in out
+    for name, content in written.items():
+        assert (run_dir / name).read_bytes() == content, name
+
+
+def test_a_run_folder_from_before_the_tsne_was_an_evaluation_renders_and_is_completed(
+        trained, tmp_path, capsys):
+    """A folder written when the figures bypassed the registry (tsne.csv without the run columns,
+    no swap_grid.csv, no entries in evaluation.json): the report draws it as it is, and a plain
+    evaluate computes the two once."""
+    run_dir = copy_results(trained, tmp_path / "copy")
+    new = (run_dir / results.TSNE_FILE).read_text()
+    old = pd.read_csv(run_dir / results.TSNE_FILE).drop(columns=list(results.RUN_COLUMNS))
+    old.to_csv(run_dir / results.TSNE_FILE, index=False, float_format="%.4f")
+    (run_dir / "swap_grid.csv").unlink()
+    recorded = json.loads((run_dir / results.EVALUATION_FILE).read_text())
+    del recorded["tsne"], recorded["swap_grid"]
+    (run_dir / results.EVALUATION_FILE).write_text(json.dumps(recorded))
+    text = to_markdown(build(tmp_path / "copy"), tmp_path / "copy")
+    assert "Points: test images, coloured by digit." in text  # the methods' panels, drawn
+    assert (tmp_path / "copy" / "figures" / "tsne-mnist-smoke-z16-s16.png").is_file()
+    assert "Swap grid: ccvae (z/s 16/16, seed 0)" in text
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"{trained.name} tsne: " in out and f"{trained.name} swap_grid: " in out
+    assert (run_dir / results.TSNE_FILE).read_text() == new
+    assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
+    assert "up to date" in capsys.readouterr().out
+
+
 def test_a_new_version_is_recomputed_and_the_others_are_skipped(trained, tmp_path, capsys,
                                                                    monkeypatch):
     run_dir = copy_results(trained, tmp_path / "copy")

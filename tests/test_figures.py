@@ -5,6 +5,7 @@ import shutil
 
 import matplotlib.colors
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -115,6 +116,15 @@ def test_every_run_has_its_figures_and_their_parameters(smoke_results):
         assert record["tsne"]["parameters"]["negative_gradient_method"] == "bh"
         variational = json.loads((run_dir / "config.json").read_text())["variational_z"]
         assert record["tsne"]["codes"] == (["z_sample", "z_mean"] if variational else ["z"])
+        # both are evaluations: their tables, and their entries in evaluation.json
+        evaluated = json.loads((run_dir / results.EVALUATION_FILE).read_text())
+        assert evaluated["tsne"] == {**record["tsne"], "version": 1}
+        assert evaluated["swap_grid"]["version"] == 1
+        header = pd.read_csv(run_dir / "swap_grid.csv")
+        assert header.s_image.tolist() == record["swap_grid"]["s_images"]
+        assert header.z_image.tolist() == record["swap_grid"]["z_images"]
+        assert header.label.tolist() == list(range(10)) == header.position.tolist()
+        assert len(pd.read_csv(run_dir / results.TSNE_FILE)) == 200 * len(record["tsne"]["codes"])
 
 
 def test_report_embeds_every_figure_and_names_runs_without_them(smoke_results, tmp_path):

@@ -31,7 +31,7 @@ import sys
 import bench.run.runner as runner
 import bench.run.together as together
 from bench.evaluations import EVALUATIONS
-runner.write_figures = lambda *args, **kwargs: None
+runner.draw_curves = lambda *args, **kwargs: None
 runner.by_default = together.by_default = lambda: [EVALUATIONS["probes"]]
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -43,7 +43,7 @@ def fast_runs(monkeypatch):
     """The probes of every run and lord's code probes only."""
     import bench.run.runner as runner
     import bench.run.together as together
-    monkeypatch.setattr(runner, "write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(runner, "draw_curves", lambda *args, **kwargs: None)
     chosen = lambda: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]]  # noqa: E731
     monkeypatch.setattr(runner, "by_default", chosen)
     monkeypatch.setattr(together, "by_default", chosen)
@@ -184,7 +184,8 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     import bench.run.runner as runner
     from bench.evaluations import _tsne_pool as tsne_pool
     from tests.test_lifetime import alive
-    monkeypatch.setattr(runner, "by_default", lambda: [EVALUATIONS["probes"]])
+    monkeypatch.setattr(runner, "by_default", lambda: [EVALUATIONS[name] for name in
+                                                       ("probes", "swap_grid", "tsne")])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
     workers, folders, killed, popen, start = [], [], [], subprocess.Popen, tsne_pool.TsnePool.__init__
 
@@ -249,7 +250,8 @@ def test_sigterm_during_the_tsne_workers_ends_them_and_leaves_no_folder(tmp_path
     """SIGTERM while a run's t-SNE is under way in a worker (lord still training): the command
     checkpoints and exits 143, every worker it started is gone, and its temporary folder too."""
     from tests.test_lifetime import alive
-    script = FAST.replace("runner.write_figures = lambda *args, **kwargs: None\n", "")
+    script = FAST.replace('[EVALUATIONS["probes"]]', '[EVALUATIONS["probes"], EVALUATIONS["tsne"]]')
+    assert script != FAST
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     command = subprocess.Popen(

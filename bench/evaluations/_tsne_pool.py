@@ -3,8 +3,10 @@
 openTSNE runs on the CPU. A run's embeddings are submitted as soon as it has trained and been
 encoded, so they are computed while the GPU trains the runs still training and fits the probes.
 Each embedding is one process (``python -m bench.evaluations._tsne``, given its points as a .npy file, no
-pickle) using a fixed number of threads, recorded in figures.json since openTSNE's result
-depends on it: with the same number, an embedding is the one the run's own process computes.
+pickle) using a fixed number of threads, recorded in evaluation.json and figures.json since
+openTSNE's result depends on it: with the same number, an embedding is the one the run's own
+process computes. The run's ``tsne`` evaluation (bench/evaluations/tsne.py) takes the embeddings
+through ``Context.started``.
 At most ``workers`` of them run at once.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.evaluations._run_figures import TsneInputs, TsneWork
+from bench.evaluations.tsne import TsneInputs, TsneWork
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `bench` is imported from
 

@@ -2,9 +2,9 @@
 
 An evaluation is one object: a name and a version, the datasets it applies to, a function from a
 trained run (its method, data and codes: ``Context``) to long-format rows, the file it writes in
-the run's folder, and how the report shows it and the check judges it. The runner computes every
-registered evaluation that applies; ``python -m bench evaluate`` recomputes them from a run's
-checkpoint. The report and the check import the registry without torch, so an evaluation's module
+the run's folder, optionally figures drawn beside that file, and how the report shows it and the
+check judges it. The runner computes every registered evaluation that applies; ``python -m bench
+evaluate`` recomputes them from a run's checkpoint. The report and the check import the registry without torch, so an evaluation's module
 imports torch (and anything heavy) inside its function only.
 """
 from __future__ import annotations
@@ -28,13 +28,16 @@ if TYPE_CHECKING:
 class Context:
     """A trained run as its evaluations see it: the method in its final state, the run's data
     (its settings may keep the first images only) and both splits encoded once. ``stop`` is a
-    stop check that long computations call at their boundaries (it raises Interrupted)."""
+    stop check that long computations call at their boundaries (it raises Interrupted).
+    ``started``: work begun elsewhere for an evaluation, by its name (runs trained together start
+    each run's t-SNE in worker processes as soon as it is encoded: ``{"tsne": TsneWork}``)."""
     config: RunConfig
     method: Method
     data: ImageSet
     train: Encoding
     test: Encoding
     stop: Callable[[], None] = lambda: None
+    started: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def seed(self, stream: str) -> int:
         """A seed of its own for each evaluation's random draws, from the run's seed."""
@@ -48,11 +51,21 @@ class Context:
         return dict(epochs=s.probe_epochs, batch_size=s.probe_batch_size, lr=s.probe_lr,
                     seed=self.seed("probe"))
 
+    @property
+    def label(self) -> str:
+        """The run as a figure's title names it: "ccvae, z/s 16/16, seed 0, smoke preset"."""
+        c = self.config
+        return (f"{c.method}, z/s {c.method_config.z_dim}/{c.method_config.s_dim}, "
+                f"seed {c.seed}, {c.preset} preset")
+
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     rows: list[dict[str, Any]]  # the evaluation's own columns; the run columns are added
     details: dict[str, Any] = dataclasses.field(default_factory=dict)  # -> evaluation.json
+    # What the evaluation's ``figures`` draw from beside the rows (the t-SNE's embeddings at full
+    # precision, where its table rounds them); never written
+    drawing: Any = dataclasses.field(default=None, compare=False, repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +134,10 @@ class Evaluation:
     # True: it decodes (Method.decode or transfer), so an external model without a decoder
     # (bench/external.py) skips it
     needs_decoder: bool = False
+    # Optional: figures beside the table (the t-SNE's tsne.png, the swap grid), drawn from the
+    # outcome into the run's folder, each PNG written atomically; returns what made them, which
+    # figures.json records under the evaluation's name
+    figures: Callable[[Context, Outcome, Path], dict[str, Any]] | None = None
 
     def applies_to(self, context: Context) -> bool:
         return (self.applies(context.data) and self.applies_to_method(context.config.method)
@@ -191,9 +208,10 @@ def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluatio
                     between: Callable[[], None] = lambda: None,
                     say: Callable[[str], None] = print,
                     computed: dict[str, Outcome] | None = None) -> list[str]:
-    """Compute ``evaluations`` (those that apply to the run's dataset), writing each one's file
-    and then its entry in evaluation.json, each atomically: an interruption leaves every file
-    whole, old or new (an evaluation whose file is new and entry old is recomputed next time).
+    """Compute ``evaluations`` (those that apply to the run's dataset), writing each one's file,
+    its figures and their entry in figures.json (if it draws any), and then its entry in
+    evaluation.json, each atomically: an interruption leaves every file whole, old or new (an
+    evaluation whose file is new and entry old is recomputed next time).
     ``computed``: outcomes already computed (with other runs, ``compute_together``), written as
     they are. ``between`` runs after each (a stop check). Returns the names computed."""
     columns = run_columns(context.config.to_dict(), context.config.run_id)
@@ -206,6 +224,11 @@ def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluatio
         outcome = computed.get(evaluation.name) or evaluation.compute(context)
         results.write_table(Path(run_dir) / evaluation.file, evaluation.all_columns,
                             [{**columns, **row} for row in outcome.rows])
+        if evaluation.figures is not None:
+            drawn = evaluation.figures(context, outcome, Path(run_dir))
+            figures = results.read_json(Path(run_dir) / results.FIGURES_FILE)
+            figures[evaluation.name] = drawn
+            results.write_json_atomic(Path(run_dir) / results.FIGURES_FILE, figures)
         recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE)
         recorded[evaluation.name] = {**outcome.details, "version": evaluation.version}
         results.write_json_atomic(Path(run_dir) / results.EVALUATION_FILE, recorded)

@@ -1,7 +1,8 @@
 """A run of an external model (python -m bench evaluate-model, bench/external.py): its config,
 its id, and its folder, written as a suite run's is (config.json, env.json, each evaluation's
-file, evaluation.json, the figures, status.json last) but marked external: no training, no
-checkpoint, no losses; config.json's ``external`` says where the model came from.
+file, evaluation.json, the evaluations' figures, status.json last) but marked external: no
+training, no checkpoint, no losses, no training curves; config.json's ``external`` says where
+the model came from.
 
 Nothing is left half-written: the folder is made only after the model passed its first batch,
 and removed again if anything fails before status.json says complete.
@@ -19,7 +20,6 @@ from typing import Any, Callable
 from bench.errors import ConfigError
 from bench.evaluations import Context, Evaluation, run_evaluations
 from bench.evaluations._encoding import encode_all
-from bench.evaluations._run_figures import write_figures
 from bench.external import ExternalMethod, ModelSource
 from bench.run.checkpoints import RunLock
 from bench.run.config import RunSettings, check_values, coerce_setting
@@ -30,7 +30,6 @@ from datasets import ImageSet
 
 # Settings of a run that concern training: an external model has none.
 TRAINING_SETTINGS = ("iterations_per_epoch",)
-SWAP_GRID = "swap grid"  # the figure that decodes, skipped like the evaluations that do
 
 
 def external_settings(preset: str, overrides: dict[str, str]) -> RunSettings:
@@ -94,11 +93,11 @@ class ExternalConfig:
 
 
 def skipped_without_decoder(evaluations: list[Evaluation], data: ImageSet, decodes: bool) -> list[str]:
-    """The evaluations (and figure) of ``evaluations`` that apply to ``data`` but decode, when the
-    model does not."""
+    """The evaluations of ``evaluations`` that apply to ``data`` but decode (the swap grid among
+    them), when the model does not."""
     if decodes:
         return []
-    return [e.name for e in evaluations if e.needs_decoder and e.applies(data)] + [SWAP_GRID]
+    return [e.name for e in evaluations if e.needs_decoder and e.applies(data)]
 
 
 def evaluate_external(config: ExternalConfig, method: ExternalMethod, data: ImageSet,
@@ -142,7 +141,6 @@ def _write(config: ExternalConfig, method: ExternalMethod, data: ImageSet, run_d
     context = Context(config, method, data, encode_all(method, data.train_images),
                       encode_all(method, data.test_images), stop=stop)
     run_evaluations(context, run_dir, evaluations, between=stop, say=say)
-    write_figures(config, method, data, context.test, run_dir, curves=False)
     results.write_json_atomic(run_dir / results.STATUS_FILE, {
         "state": results.COMPLETE, "total_seconds": round(time.perf_counter() - started, 2),
         "peak_memory_mb": round(peak_memory_mb(method.device), 1)})

@@ -1,11 +1,13 @@
 """One run, start to finish: lock it, train it from its resolved config (resuming from its
-checkpoint), evaluate it (every registered evaluation that applies), draw its figures, record it.
+checkpoint), evaluate it (every registered evaluation that applies, the t-SNE and the swap grid
+among them), draw its training curves, record it.
 
 results/runs/<run-id>/ holds config.json, env.json, losses.csv (written per epoch),
-checkpoint.pt, metrics.csv and each evaluation's file, evaluation.json, the figures, and
-status.json, which says "complete" only once all the others exist; run.log, what the run printed
-(appended across resumes, bench/run/live.py), and what its monitors write (with --tensorboard its
-curves in tensorboard/, bench/run/monitors.py). How the run is computed comes as one RunOptions.
+checkpoint.pt, metrics.csv and each evaluation's file, evaluation.json, the figures and
+figures.json, and status.json, which says "complete" only once all the others exist; run.log,
+what the run printed (appended across resumes, bench/run/live.py), and what its monitors write
+(with --tensorboard its curves in tensorboard/, bench/run/monitors.py). How the run is computed
+comes as one RunOptions.
 """
 from __future__ import annotations
 
@@ -15,16 +17,16 @@ import time
 import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from bench import progress as steps
 from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import _encoding as evaluate
 from bench.evaluations import Context, Outcome, by_default, is_current, run_evaluations
-from bench.evaluations._run_figures import TsneWork, write_figures
 from bench.run import live
 from bench.run.build import build, iterations_per_epoch, restore, run_data
 from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
@@ -49,10 +51,10 @@ class Encoded:
 @dataclasses.dataclass(frozen=True)
 class Shared:
     """What runs trained together computed for one of them: evaluation outcomes (computed for
-    several runs at once, evaluations.compute_together) and its t-SNE, under way in worker
-    processes."""
+    several runs at once, evaluations.compute_together) and work under way for its evaluations,
+    by name (its t-SNE in worker processes: ``Context.started``)."""
     outcomes: dict[str, Outcome]
-    tsne: TsneWork | None = None
+    started: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class Run:
@@ -62,7 +64,8 @@ class Run:
     TRAINING  after each training iteration (``step()`` again trains the next);
     TRAINED   its training is done (the next ``step()`` encodes both splits);
     ENCODED   ``context`` holds the encoded run; the next ``step(shared)`` runs its evaluations
-              and figures, with what runs trained together ``shared`` (None: all its own);
+              and draws its training curves, with what runs trained together ``shared`` (None:
+              all its own);
     ENDED     ``outcome`` is "complete", "skipped" (already complete) or "busy" (another
               process holds it).
 
@@ -218,6 +221,15 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, options: R
     return "complete"
 
 
+def draw_curves(context: Context, run_dir: Path) -> None:
+    """curves.png: every loss term of losses.csv against the iteration. A run's own figure, not an
+    evaluation: it comes from the training log, not from the trained model."""
+    from bench.report import figures  # matplotlib: only where a figure is drawn
+    with steps.step(f"{context.config.run_id} training curves"):
+        losses = pd.read_csv(run_dir / results.LOSSES_FILE)
+        figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {context.label}")
+
+
 def test_summary(run_dir: Path) -> str:
     """The test numbers of a run's probes, in one line."""
     from bench.store.records import load_run
@@ -290,16 +302,18 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, option
             evaluations = [e for e in evaluations if e.name not in kept]
             if kept:
                 tqdm.write(f"{config.run_id}: kept {', '.join(kept)} from an earlier attempt")
-        run_evaluations(context, run_dir, evaluations, between=stop.check, say=tqdm.write,
-                        computed=shared.outcomes)
+        run_evaluations(dataclasses.replace(context, started=shared.started), run_dir,
+                        evaluations, between=stop.check, say=tqdm.write, computed=shared.outcomes)
         last = epochs * per_epoch
         if (run_dir / results.METRICS_FILE).is_file():
             metrics = pd.read_csv(run_dir / results.METRICS_FILE)
             for monitor in monitors:
                 monitor.evaluated(metrics, last)
-        write_figures(config, method, data, context.test, run_dir, tsne=shared.tsne)
-        for monitor in monitors:
-            monitor.image("swap_grid", run_dir / results.FIGURES["swap_grid"], last)
+        draw_curves(context, run_dir)
+        swap_grid = run_dir / results.FIGURES["swap_grid"]
+        if swap_grid.is_file():
+            for monitor in monitors:
+                monitor.image("swap_grid", swap_grid, last)
     finally:
         for monitor in monitors:
             monitor.close()

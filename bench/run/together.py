@@ -28,9 +28,9 @@ optimisers and graphs; not the dataset the group shares) and, beside it, the gro
 A run is encoded as soon as it has trained; with t-SNE workers (the default on CUDA) its t-SNE
 starts then, on the CPU, while the GPU trains the others. Once every run has trained, the
 evaluations that can take several runs at once do (the latent probes of all runs fitted side by
-side as one stacked model), then each run finishes in turn: its other evaluations and figures.
-On the CPU a run trained together computes what it computes alone, bit for bit
-(tests/test_together.py).
+side as one stacked model), then each run finishes in turn: its other evaluations (its t-SNE
+among them, the workers' embeddings) and its training curves. On the CPU a run trained
+together computes what it computes alone, bit for bit (tests/test_together.py).
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import by_default, compute_together
-from bench.evaluations._run_figures import TsneWork, tsne_inputs
+from bench.evaluations.tsne import TSNE, TsneWork, tsne_inputs
 from bench.run.config import RunConfig
 from bench.run.options import RunOptions
 from bench.run.runner import Run, Shared
@@ -265,7 +265,7 @@ def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
     member.synchronise()
     context = member.run.context
     try:
-        return pool.submit(tsne_inputs(context.config, context.method, context.data, context.test))
+        return pool.submit(tsne_inputs(context))
     except Exception as error:  # noqa: BLE001 - contained: the run computes it in its turn
         tqdm.write(f"{member.config.run_id}: t-SNE not started in a worker "
                    f"({type(error).__name__}: {error}); it is computed in the run's turn")
@@ -275,7 +275,7 @@ def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
 def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
               memory: GroupMemory | None) -> None:
     """Compute the evaluations that can take several runs at once for all of them (the probes,
-    side by side), then finish each run in turn (its other evaluations and figures)."""
+    side by side), then finish each run in turn (its other evaluations and training curves)."""
     def shared() -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
@@ -296,4 +296,5 @@ def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
     for member in encoded:
         if outcomes.interrupted is not None or outcomes.device_fault is not None:
             return  # the rest are trained and checkpointed: a rerun evaluates them
-        _advance(member, outcomes, Shared(computed[member.config.run_id], member.tsne))
+        started = {} if member.tsne is None else {TSNE.name: member.tsne}
+        _advance(member, outcomes, Shared(computed[member.config.run_id], started))

@@ -1,0 +1,60 @@
+"""The swap grid, the paper's figure: the header images chosen by one fixed rule on the test labels
+(``swap_header_indices``), so every method shows the same images; cell (i, j) decodes the
+posterior mean of z of row image i with the s of column image j. Its table (swap_grid.csv) holds
+the header images, one row per class kept; the figure (swap_grid.png) is drawn from it. Swap
+accuracy (swap.py) is the same swap as a number."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.evaluations.base import Context, Evaluation, Outcome, register
+from bench.store import results
+
+CELL = "Dec(z_mean of row image, s of column image)"
+
+
+def rule() -> str:
+    from bench.evaluations._encoding import SWAP_CLASSES
+    return (f"columns (s): the first test image of each of up to {SWAP_CLASSES} classes spread "
+            "over the sorted classes; rows (z): the second")
+
+
+def header_rows(context: Context) -> Outcome:
+    """The grid's header images: position k is column k (its image gives s) and row k (its image
+    gives z), both of the same class."""
+    from bench.evaluations._encoding import swap_header_indices
+    labels = context.data.test_labels
+    s_index, z_index = swap_header_indices(labels)
+    rows = [{"position": k, "label": int(labels[s]), "s_image": s, "z_image": z}
+            for k, (s, z) in enumerate(zip(s_index, z_index))]
+    return Outcome(rows, {"rule": rule(), "cell": CELL})
+
+
+def draw_swap_grid(context: Context, outcome: Outcome, run_dir: Path) -> dict[str, Any]:
+    """swap_grid.png, decoded from the header images of ``outcome``; returns what made it
+    (figures.json)."""
+    from torchvision.utils import save_image
+
+    from bench import progress
+    from bench.evaluations._encoding import swap_cells, swap_grid_image
+    s_index = [row["s_image"] for row in outcome.rows]
+    z_index = [row["z_image"] for row in outcome.rows]
+    data = context.data
+    with progress.step(f"{context.config.run_id} swap grid"):
+        s_images, z_images = data.test_images[s_index], data.test_images[z_index]
+        grid = swap_grid_image(swap_cells(context.method, z_images, s_images), z_images, s_images)
+        results.write_atomic(run_dir / results.FIGURES["swap_grid"],
+                             lambda tmp: save_image(grid, tmp, format="png"))
+    return {"rule": rule(), "s_images": s_index, "z_images": z_index, "cell": CELL}
+
+
+SWAP_GRID = register(Evaluation(
+    name="swap_grid", version=1, file="swap_grid.csv",
+    columns=("position", "label", "s_image", "z_image"),
+    compute=header_rows, figures=draw_swap_grid, needs_decoder=True,
+    order=900,  # after the evaluations, before the t-SNE (the slowest, and the last)
+    title="Swap grid",
+    description="Top row: the test images that give s; left column: those that give z; cell "
+                "(i, j) decodes the posterior mean of z of row image i with the s of column "
+                "image j. swap_grid.csv holds the header images (test image indices)."))

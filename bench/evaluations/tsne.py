@@ -1,0 +1,116 @@
+"""The leakage t-SNE: a 2-D t-SNE of z on the first test images (tsne.csv, every point; tsne.png,
+a panel per code of z, points coloured by class). openTSNE (bench/evaluations/_tsne.py) runs in
+the run's own process with torch's number of threads, or, for runs trained together, in worker
+processes started as soon as the run is encoded (bench/evaluations/_tsne_pool.py), whose
+embeddings reach this evaluation through ``Context.started``. Its parameters, seed and threads go
+into evaluation.json and figures.json (the report reads the latter)."""
+from __future__ import annotations
+
+import dataclasses
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.evaluations._tsne import parameters_for, tsne_embedding
+from bench.evaluations.base import Context, Evaluation, Outcome, register
+from bench.store import results
+
+NAME = "tsne"
+
+
+@dataclasses.dataclass(frozen=True)
+class TsneInputs:
+    """What a run's t-SNE embeds: each z code (``z_codes_to_embed``) of the first test images,
+    their labels, and the seed."""
+    codes: dict[str, np.ndarray]
+    labels: np.ndarray
+    seed: int
+
+    @property
+    def points(self) -> int:
+        return len(self.labels)
+
+
+def tsne_inputs(context: Context) -> TsneInputs:
+    import torch
+    from bench.evaluations._encoding import z_codes_to_embed
+    data = context.data
+    points = min(context.config.settings.tsne_points or len(data.test_labels), len(data.test_labels))
+    generator = torch.Generator(device=context.method.device).manual_seed(context.seed("z sample"))
+    codes = {code: values[:points].cpu().numpy()
+             for code, values in z_codes_to_embed(context.test, generator).items()}
+    return TsneInputs(codes, data.test_labels[:points].cpu().numpy(), context.seed("tsne") % 2**31)
+
+
+@dataclasses.dataclass(frozen=True)
+class TsneWork:
+    """A run's t-SNE embeddings computed elsewhere (CPU workers, bench/evaluations/_tsne_pool.py):
+    its inputs, one future per code, and the threads each used."""
+    inputs: TsneInputs
+    embeddings: dict[str, Future]
+    threads: int
+
+
+def _worker_embedding(work: TsneWork, code: str, run_id: str) -> np.ndarray | None:
+    """The embedding of ``code`` from its worker, or None (said) if the worker failed: it is
+    then computed here, with the worker's number of threads, which gives the same embedding."""
+    from tqdm.auto import tqdm
+    try:
+        return work.embeddings[code].result()
+    except Exception as error:  # noqa: BLE001 - a worker killed (out of memory) or failed
+        tqdm.write(f"{run_id} t-SNE of {code}: the worker failed "
+                   f"({type(error).__name__}: {error}); computing it here")
+        return None
+
+
+def tsne_rows(context: Context) -> Outcome:
+    """Every point of each code's embedding (its coordinates to 4 decimals), and what made them.
+    The embeddings come from ``context.started["tsne"]`` (a TsneWork) when they are under way
+    elsewhere, otherwise they are computed here with torch's number of threads."""
+    from bench import progress
+    work: TsneWork | None = context.started.get(NAME)
+    if work is None:
+        import torch
+        inputs, threads = tsne_inputs(context), torch.get_num_threads()
+    else:
+        inputs, threads = work.inputs, work.threads
+    run_id, points = context.config.run_id, inputs.points
+    rows, embeddings = [], {}
+    for code, values in inputs.codes.items():
+        where = "" if work is None else ", from a worker process"
+        with progress.step(f"{run_id} t-SNE of {code} ({points} points{where})"):
+            xy = None if work is None else _worker_embedding(work, code, run_id)
+            if xy is None:
+                xy = tsne_embedding(values, inputs.seed, n_jobs=threads)
+        embeddings[code] = xy
+        rows += [{"code": code, "index": i, "label": label, "x": "%.4f" % x, "y": "%.4f" % y}
+                 for i, (label, x, y) in enumerate(zip(inputs.labels.tolist(), xy[:, 0], xy[:, 1]))]
+    details = {"points": points, "which": "the first test images", "seed": inputs.seed,
+               "threads": threads,  # openTSNE's result depends on its number of threads
+               "codes": list(embeddings), "library": "openTSNE",
+               "classes": context.data.num_classes, "label_name": context.data.label_name,
+               "parameters": parameters_for(points)}
+    return Outcome(rows, details, drawing=(embeddings, inputs.labels))
+
+
+def draw_tsne(context: Context, outcome: Outcome, run_dir: Path) -> dict[str, Any]:
+    """tsne.png: a panel per code, from the embeddings at full precision; returns the t-SNE's
+    parameters (figures.json)."""
+    from bench.report import figures
+    embeddings, labels = outcome.drawing
+    panels = [figures.Panel(figures.CODE_TITLES[code], xy, labels) for code, xy in embeddings.items()]
+    figures.plot_embeddings([panels], run_dir / results.FIGURES["tsne"],
+                            f"t-SNE of z on {len(labels)} test images: {context.label}",
+                            context.data.num_classes, context.data.label_name)
+    return outcome.details
+
+
+TSNE = register(Evaluation(
+    name=NAME, version=1, file=results.TSNE_FILE, columns=("code", "index", "label", "x", "y"),
+    compute=tsne_rows, figures=draw_tsne,
+    order=1000,  # the last: the slowest, and runs trained together embed meanwhile in workers
+    title="Leakage t-SNE",
+    description="A 2-D t-SNE of z on the first test images, points coloured by class (the report "
+                "draws the runs' panels side by side); tsne.csv holds every point."))
