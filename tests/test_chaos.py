@@ -132,17 +132,9 @@ def phase(run_dir: Path, evaluations: dict[str, set[str]]) -> str | None:
 
 def phases_held(results_dir: Path, pid: int, evaluations: dict[str, set[str]]) -> set[str]:
     """The phases of the runs that process ``pid`` holds locked (empty: it holds none)."""
-    found = set()
-    locks = results_dir / "locks"
-    for lock_file in locks.glob("*.lock") if locks.is_dir() else ():
-        try:
-            holder = lock_file.read_text().strip()
-        except OSError:
-            continue
-        run_dir = results.runs_dir(results_dir) / lock_file.name[:-len(".lock")]
-        if holder == str(pid) and run_dir.is_dir() and (where := phase(run_dir, evaluations)):
-            found.add(where)
-    return found
+    runs = results.runs_dir(results_dir)
+    return {where for run_dir in (runs.iterdir() if runs.is_dir() else ())
+            if RunLock(run_dir).holder() == str(pid) and (where := phase(run_dir, evaluations))}
 
 
 @dataclasses.dataclass
