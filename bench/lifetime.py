@@ -48,4 +48,20 @@ def stop_with_parent_if_asked(environ: MutableMapping[str, str] = os.environ) ->
         stop_with_parent(int(parent))
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's counts; a zombie, dead but
+    not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:  # Linux: a zombie writes nothing more
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

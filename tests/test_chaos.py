@@ -271,10 +271,17 @@ def test_a_grid_killed_at_random_ends_as_the_same_grid_without_faults(tmp_path, 
                                   evaluations=evaluations_of(mnist))
 
 
-def test_runs_trained_together_killed_at_random_end_as_without_faults(tmp_path, mnist):
+def test_runs_trained_together_killed_at_random_end_as_without_faults(tmp_path, mnist,
+                                                                       monkeypatch):
+    """... and the t-SNE workers' temporary folders that killed commands left are removed by the
+    next command: none is left at the end."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))  # the commands' own temporary folder
     assert_ends_as_without_faults(TOGETHER, TOGETHER_RUNS, tmp_path, TOGETHER_KILLS,
                                   TOGETHER_MINIMUMS, kill_workers=False,
                                   evaluations=evaluations_of(mnist))
+    assert not list(temporary.glob("bench-tsne-*"))
 
 
 def test_a_kill_is_counted_in_the_phase_its_runs_files_show(tmp_path, mnist):

@@ -275,6 +275,40 @@ def test_sigterm_during_the_tsne_workers_ends_them_and_leaves_no_folder(tmp_path
     assert not list(temporary.glob("bench-tsne-*"))
 
 
+def test_a_new_pool_removes_the_folders_of_pools_whose_process_died(tmp_path, monkeypatch):
+    """A command killed with SIGKILL leaves its pool's temporary folder; the next pool deletes
+    it, and keeps a live process's folder, a link, a file and a name it did not make."""
+    from bench.evaluations import _tsne_pool as tsne_pool
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tsne_pool.tempfile, "tempdir", None)  # read TMPDIR again
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    dead = tmp_path / f"bench-tsne-{ended.pid}-abc"
+    (dead / "inner").mkdir(parents=True)
+    (dead / "inner" / "points.npy").write_bytes(b"x")
+    live = tmp_path / f"bench-tsne-{os.getppid()}-abc"
+    live.mkdir()
+    other = tmp_path / "bench-tsne-notapid-abc"
+    other.mkdir()
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / f"bench-tsne-{ended.pid}-link"
+    link.symlink_to(target)
+    plain = tmp_path / f"bench-tsne-{ended.pid}-file"
+    plain.write_text("kept")
+    pool = tsne_pool.TsnePool(1, 1)
+    try:
+        assert Path(pool.folder.name).parent == tmp_path
+        assert Path(pool.folder.name).name.startswith(f"bench-tsne-{os.getpid()}-")
+        assert not dead.exists()
+        assert live.is_dir() and other.is_dir() and link.is_symlink() and target.is_dir()
+        assert plain.read_text() == "kept"
+        assert tsne_pool.remove_stale_folders(tmp_path) == []  # its own folder is live
+    finally:
+        pool.close()
+    assert not Path(pool.folder.name).exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--together", "--jobs", "2"], "--together trains the runs in this process"),
     (["--together", "--executor", "slurm"], "--together trains the runs in this process"),

@@ -7,11 +7,14 @@ pickle) using a fixed number of threads, recorded in evaluation.json and figures
 openTSNE's result depends on it: with the same number, an embedding is the one the run's own
 process computes. The run's ``tsne`` evaluation (bench/evaluations/tsne.py) takes the embeddings
 through ``Context.started``.
-At most ``workers`` of them run at once.
+At most ``workers`` of them run at once. Their files go through a temporary folder named after
+this process; a command killed with SIGKILL cannot remove its own, so each new pool removes those
+of dead processes.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.evaluations.tsne import TsneInputs, TsneWork
+from bench.lifetime import alive
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where `bench` is imported from
 
@@ -39,12 +43,35 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
     return max(1, (cores - 1) // workers)
 
 
+FOLDER_PREFIX = "bench-tsne-"  # then the owning process's pid and "-"
+
+
+def remove_stale_folders(parent: Path | None = None) -> list[Path]:
+    """Delete the temporary folders that pools of this user's dead processes left in ``parent``
+    (by default the system's temporary folder): a command killed with SIGKILL never reaches its
+    clean-up. A live process's folder, another user's, a link and anything else are kept."""
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    for folder in parent.glob(f"{FOLDER_PREFIX}*-*"):
+        pid = folder.name[len(FOLDER_PREFIX):].split("-", 1)[0]
+        try:
+            if (not pid.isdigit() or alive(int(pid)) or folder.is_symlink() or not folder.is_dir()
+                    or folder.stat().st_uid != os.getuid()):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 class TsnePool:
     """At most ``workers`` embeddings at once, each in its own process with ``threads``."""
 
     def __init__(self, workers: int, threads: int):
         self.threads = threads
-        self.folder = tempfile.TemporaryDirectory(prefix="bench-tsne-")
+        remove_stale_folders()
+        self.folder = tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-")
         self.slots = ThreadPoolExecutor(workers, thread_name_prefix="t-SNE")
         self.running: set[subprocess.Popen] = set()
         self.lock = threading.Lock()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from bench.errors import UnusablePath
+from bench.lifetime import alive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS = REPO_ROOT / "results"
@@ -90,7 +91,7 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     for tmp in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
         parts = tmp.name.split(".")  # "", name..., host, pid, random, "tmp"
         if (len(parts) < 5 or parts[-4] != _HOST or not parts[-3].isdigit()
-                or _alive(int(parts[-3])) or not tmp.is_file() or tmp.is_symlink()):
+                or alive(int(parts[-3])) or not tmp.is_file() or tmp.is_symlink()):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
@@ -152,19 +153,6 @@ def open_unlinked(path: Path, mode: str) -> IO[str]:
         raise UnusablePath(f"{path} is not a regular file: bench writes only files it made")
     os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, mode, encoding="utf-8", errors="replace")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    try:  # Linux: a zombie (dead, not yet reaped) writes nothing more
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def write_text_atomic(path: Path, text: str) -> None:
