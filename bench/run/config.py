@@ -26,18 +26,25 @@ class RunSettings:
 
 
 @dataclasses.dataclass(frozen=True)
-class RunConfig:
+class RunIdentity:
+    """What a run's config.json records first, for a suite method (RunConfig) and an external
+    model (bench/run/external.py) alike: what evaluations read of a run."""
     method: str
     dataset: str
     preset: str
     seed: int
-    method_config: MethodConfig
+    method_config: Any  # a dataclass: the method's config, with its latent sizes z_dim and s_dim
     settings: RunSettings
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "dataset": self.dataset, "preset": self.preset,
                 "seed": self.seed, "method_config": dataclasses.asdict(self.method_config),
                 "settings": dataclasses.asdict(self.settings)}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(RunIdentity):
+    method_config: MethodConfig
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> "RunConfig":

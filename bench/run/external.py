@@ -22,7 +22,7 @@ from bench.evaluations import Context, Evaluation, run_evaluations
 from bench.evaluations._encoding import encode_all
 from bench.external import ExternalMethod, ModelSource
 from bench.run.checkpoints import RunLock
-from bench.run.config import RunSettings, check_values, coerce_setting
+from bench.run.config import RunIdentity, RunSettings, check_values, coerce_setting
 from bench.run.environment import environment, peak_memory_mb
 from bench.run.presets import PRESETS
 from bench.store import results
@@ -56,23 +56,13 @@ class LatentSizes:
 
 
 @dataclasses.dataclass(frozen=True)
-class ExternalConfig:
-    """What an evaluation reads of a run's config (RunConfig), for an external model: its name
-    stands as the method, ``method_config`` holds only its latent sizes."""
-    method: str  # --name
-    dataset: str
-    preset: str
-    seed: int
+class ExternalConfig(RunIdentity):
+    """The config of an external model's run: its name (--name) stands as the method,
+    ``method_config`` holds only its latent sizes."""
     method_config: LatentSizes
-    settings: RunSettings
     source: ModelSource
     variational_z: bool
     decodes: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "dataset": self.dataset, "preset": self.preset,
-                "seed": self.seed, "method_config": dataclasses.asdict(self.method_config),
-                "settings": dataclasses.asdict(self.settings)}
 
     @property
     def run_id(self) -> str:
