@@ -1,19 +1,22 @@
 """Chaos tests of the run grid: its processes are killed with SIGKILL at seeded random moments,
 the same command rerun after each kill of the parent until it completes. It must end exactly as
-the same grid run without faults: the same metrics.csv and losses.csv in every run, no partial or
-temporary file, no lock held, and `bench status` agreeing with the folders.
+the same grid run without faults: every table of every run the same byte for byte (losses,
+probes, each evaluation's, the t-SNE's points) and the same evaluations recorded, no partial or
+temporary file, no lock held, no t-SNE temporary folder left, and `bench status` agreeing with
+the folders.
 
 - 6 runs with --jobs 3: a worker process or the parent is killed, at least KILLS times.
 - 3 runs trained together in one process, t-SNE in a worker: the parent is killed.
 
 A kill counts only in the phase it landed in, read from the files of the runs the killed process
-held locked at that moment (``phase``): training until losses.csv holds every iteration,
-evaluation until evaluation.json records every evaluation of the run that draws no figure, then
-figures (the t-SNE, the swap grid, the training curves) until the run is complete. A kill of a
-process that holds no run (interpreter start-up, between runs) is made but not counted. Each test requires a minimum of kills per phase (MINIMUMS): while a phase is short of
-it, the next kill waits for a process in that phase, then lands at a random moment of it; a grid
-that completes first (its reruns skip what is done, so a missed phase may not come again) is
-followed by a new one in a new folder, up to ROUNDS, each held to the grid without faults.
+held locked at that moment (``phase``): training until losses.csv holds every iteration, evaluation
+until evaluation.json records every evaluation of the run that draws no figure, then figures (the
+t-SNE, the swap grid, the training curves) until the run is complete. A kill of a process that
+holds no run (interpreter start-up, between runs) is made but not counted. Each test requires a
+minimum of kills per phase (MINIMUMS): while a phase is short of it, the next kill waits for a
+process in that phase, then lands at a random moment of it; a grid that completes first (its reruns
+skip what is done, so a missed phase may not come again) is followed by a new one in a new folder,
+up to ROUNDS, each held to the grid without faults.
 
 The kill schedule comes from random.Random(BENCH_CHAOS_SEED, default 0): rerun a failure with the
 seed it printed (the moments are seeded; what a kill lands on also depends on timing)."""
@@ -209,6 +212,18 @@ def run_with_kills(grid: list[str], runs: int, results_dir: Path, rng: random.Ra
         parent.wait(timeout=900)
 
 
+def assert_same_tables(reference: Path, run_dir: Path) -> None:
+    """Every table of the run (losses, the latent probes and each evaluation's, the t-SNE's
+    points included) byte for byte the reference's, and the same evaluations recorded."""
+    names = sorted(p.name for p in reference.glob("*.csv"))
+    assert results.METRICS_FILE in names and results.LOSSES_FILE in names, names
+    assert sorted(p.name for p in run_dir.glob("*.csv")) == names, run_dir.name
+    for name in names:
+        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), (run_dir.name, name)
+    recorded = [json.loads((folder / results.EVALUATION_FILE).read_text()) for folder in (reference, run_dir)]
+    assert recorded[0].keys() == recorded[1].keys(), run_dir.name
+
+
 def assert_nothing_partial(results_dir: Path) -> None:
     leftovers = [p for p in results_dir.rglob(f"*{results.TEMPORARY_SUFFIX}")]
     assert not leftovers, leftovers
@@ -250,9 +265,7 @@ def assert_ends_as_without_faults(grid: list[str], runs: int, tmp_path: Path, ki
     for chaos in folders:
         assert run_ids(chaos) == run_ids(reference)
         for run_id in run_ids(reference):
-            for name in (results.METRICS_FILE, results.LOSSES_FILE):
-                expected = (results.runs_dir(reference) / run_id / name).read_text()
-                assert (results.runs_dir(chaos) / run_id / name).read_text() == expected, (run_id, name)
+            assert_same_tables(results.runs_dir(reference) / run_id, results.runs_dir(chaos) / run_id)
         assert_nothing_partial(chaos)
         for lock_file in (chaos / "locks").iterdir():
             lock = RunLock(results.runs_dir(chaos) / lock_file.stem)
