@@ -334,7 +334,10 @@ def test_speed_together_reports_both_throughputs(capsys):
     for row in rows.values():
         alone, together, speed_up = float(row[1]), float(row[2]), float(row[3].rstrip("x"))
         assert alone > 0 and together > 0
-        assert speed_up == pytest.approx(together / alone, rel=0.02)
+        # throughputs are printed to 0.1 iteration/s, the speed-up to 0.01: the ratio of the
+        # printed throughputs bounds it (a slow machine prints small throughputs)
+        low, high = (together - 0.05) / (alone + 0.05), (together + 0.05) / max(alone - 0.05, 1e-9)
+        assert low - 0.005 <= speed_up <= high + 0.005, row
     probes = re.search(r"latent probes of 4 runs \(3 each, 2 iterations, predictions included\): "
                        r"side by side ([\d.]+) ms/iter, run by run ([\d.]+) ms/iter \(([\d.]+)x\)", out)
     assert probes, out
