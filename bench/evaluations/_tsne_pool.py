@@ -51,12 +51,13 @@ def remove_stale_folders(parent: Path | None = None) -> list[Path]:
     (by default the system's temporary folder): a command killed with SIGKILL never reaches its
     clean-up. A live process's folder, another user's, a link and anything else are kept."""
     parent = Path(parent or tempfile.gettempdir())
+    user = os.getuid() if hasattr(os, "getuid") else None  # no user ids on Windows
     removed = []
     for folder in parent.glob(f"{FOLDER_PREFIX}*-*"):
         pid = folder.name[len(FOLDER_PREFIX):].split("-", 1)[0]
         try:
             if (not pid.isdigit() or alive(int(pid)) or folder.is_symlink() or not folder.is_dir()
-                    or folder.stat().st_uid != os.getuid()):
+                    or (user is not None and folder.stat().st_uid != user)):
                 continue
         except OSError:
             continue
