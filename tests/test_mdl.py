@@ -1,6 +1,7 @@
 """The online code length (bench/metrics/mdl.py) on codes whose answer is known: the label itself
 sends the labels almost for free, independent noise no better than the uniform code, and a code
-with part of the information in between."""
+with part of the information in between; and the report's sentence comparing the methods'
+order under MDL with their order under the paper's probe."""
 import math
 
 import pytest
@@ -65,3 +66,60 @@ def test_partial_information_lies_between(lengths):
 
 def test_compression_is_uniform_over_online_bits():
     assert OnlineCode(bits=50.0, uniform_bits=200.0).compression == 4.0
+
+
+def fake_run(results_dir, method, accuracy, compression, with_mdl=True):
+    """A complete run folder of the quick preset whose test accuracy and MDL compression are
+    ``accuracy[code]`` and ``compression[code]`` for every code."""
+    import json
+
+    import pandas as pd
+
+    from bench.store import results
+    run_dir = results.runs_dir(results_dir) / f"{method}-0"
+    run_dir.mkdir(parents=True)
+    base = dict(run_id=run_dir.name, method=method, dataset="mnist", preset="quick", seed=0,
+                z_dim=16, s_dim=16)
+    pd.DataFrame([dict(base, probe=code, split=split, accuracy=accuracy[code])
+                  for code in results.PROBES for split in results.SPLITS]
+                 ).to_csv(run_dir / results.METRICS_FILE, index=False)
+    if with_mdl:
+        pd.DataFrame([dict(base, probe=code, bits=1.0, uniform_bits=1.0,
+                           compression=compression[code]) for code in results.PROBES]
+                     ).to_csv(run_dir / "mdl.csv", index=False)
+    (run_dir / "config.json").write_text(json.dumps({
+        "method": method, "dataset": "mnist", "preset": "quick", "seed": 0, "variational_z": True,
+        "method_config": {"z_dim": 16, "s_dim": 16}}))
+    (run_dir / "env.json").write_text(json.dumps({"device": "cpu"}))
+    (run_dir / "status.json").write_text(json.dumps({"state": "complete", "train_seconds": 1}))
+
+
+def test_the_report_compares_the_order_under_mdl_with_the_paper_probes(tmp_path):
+    """By the z sample, mathieu leaks more than szabo to the paper's probe and less under MDL: one
+    pair of three in another order (Kendall's tau 1/3); z mean and s keep their order. A run
+    without mdl.csv takes no part."""
+    from bench.report.document import to_markdown
+    from bench.report.page import build
+    for method, accuracy, compression in (("ccvae", 10.0, 1.0), ("mathieu", 30.0, 1.5),
+                                          ("szabo", 20.0, 2.0)):
+        fake_run(tmp_path, method, {"z_sample": accuracy, "z_mean": accuracy, "s": accuracy},
+                 {"z_sample": compression, "z_mean": accuracy / 10, "s": accuracy / 10})
+    fake_run(tmp_path, "lord", dict.fromkeys(("z_sample", "z_mean", "s"), 99.0), {},
+             with_mdl=False)
+    text = to_markdown(build(tmp_path), tmp_path)
+    sentence = [line for line in text.splitlines() if "The methods' order under MDL" in line]
+    assert len(sentence) == 1, text
+    assert "by the z sample's leakage, Kendall's τ 0.33; pairs in another order: " in sentence[0]
+    assert ("mathieu 16/16 and szabo 16/16" in sentence[0]) != ("szabo 16/16 and mathieu 16/16"
+                                                                in sentence[0])
+    assert "ccvae 16/16 and" not in sentence[0] and "lord" not in sentence[0]
+    assert sentence[0].endswith("by the z mean's leakage, the same order; by s, the same order.")
+
+
+def test_no_mdl_no_sentence(tmp_path):
+    from bench.report.document import to_markdown
+    from bench.report.page import build
+    for method, accuracy in (("ccvae", 10.0), ("mathieu", 30.0)):
+        fake_run(tmp_path, method, dict.fromkeys(("z_sample", "z_mean", "s"), accuracy), {},
+                 with_mdl=False)
+    assert "order under MDL" not in to_markdown(build(tmp_path), tmp_path)

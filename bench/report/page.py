@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench import progress
 from bench.evaluations import EVALUATIONS, Evaluation, ReportTable, in_order
+from bench.evaluations.mdl_leakage import MDL_LEAKAGE
 from bench.evaluations.probe_sensitivity import CAPACITIES, PROBE_SENSITIVITY
 from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table,
                                    embeddable, to_html, to_markdown)
@@ -389,6 +390,40 @@ def _swap_grid(record: RunRecord) -> Figure:
     return _figure(record, "swap_grid", f"Swap grid: {record.label()}", width=360)
 
 
+def description_length_order(part: pd.DataFrame, records: list[RunRecord],
+                             experiments: Experiments) -> list[Block]:
+    """Where runs computed mdl_leakage, per latent size: whether the methods' order by each code's
+    compression is their order by the paper probe's test accuracy (Kendall's tau over the
+    experiments that have both), and the pairs in another order."""
+    from bench.report.statistics import ranking_agreement
+    frames = [table.assign(method=r.method, z_dim=r.z_dim, s_dim=r.s_dim, variant=r.variant)
+              for r in records if (table := r.table(MDL_LEAKAGE.file)) is not None and not table.empty]
+    if not frames:
+        return []
+    compression = summarise(pd.concat(frames, ignore_index=True), "compression", ("probe",))
+    accuracy = summarise(part[part.split.astype(str) == "test"], "accuracy", ("probe",))
+    blocks = []
+    for (z, s), mdl in compression.groupby(["z_dim", "s_dim"], sort=True):
+        probed = accuracy[(accuracy.z_dim == z) & (accuracy.s_dim == s)]
+        sentences = []
+        for code, words in SENSITIVITY_CODES.items():
+            values = {measure: {experiments.name(row): row.mean
+                                for row in table[table.probe == code].itertuples()
+                                if not pd.isna(row.mean)}
+                      for measure, table in (("paper probe", probed), ("MDL", mdl))}
+            if len(set(values["paper probe"]) & set(values["MDL"])) < 2:
+                continue
+            found = ranking_agreement(values, "paper probe")
+            sentences.append(f"by {words}, the same order" if not found.swapped else
+                             f"by {words}, Kendall's τ {found.lowest_tau:.2f}; pairs in another "
+                             f"order: {'; '.join(f'{a} and {b}' for a, b in found.swapped)}")
+        if sentences:
+            blocks.append(Paragraph(
+                f"**The methods' order under MDL** (z/s {z}/{s}, evaluation `{MDL_LEAKAGE.name}`, "
+                "compression against the paper probe's test accuracy, means over seeds): "
+                + "; ".join(sentences) + "."))
+    return blocks
+
 def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list[RunRecord],
                     paper: pd.DataFrame, results_dir: Path) -> list[Block]:
     paper_part = paper[paper.dataset == dataset]
@@ -423,6 +458,7 @@ def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list
                               experiments),
                *significance(part, z_mean_columns, experiments, paper_order)]
     blocks += probe_dependence(records, paper_order, experiments, results_dir, dataset, preset)
+    blocks += description_length_order(part, records, experiments)
     protocols = {r.evaluations.get("probes", {}).get("specified") for r in records} - {None}
     if protocols:
         blocks.append(Paragraph("Probe protocol: " + "; ".join(sorted(protocols)) + "."))
