@@ -220,8 +220,14 @@ def wait_for(condition, seconds, what):
     pytest.fail(f"timed out after {seconds} s waiting for {what}")
 
 
+# Cancelled after its third epoch: twelve epochs leave it nine more (a smoke epoch takes about a
+# second) to be still training when scancel lands; the test trains them twice (SLURM, then local).
+CANCELLED_EPOCHS = 12
+
+
 def test_a_cancelled_job_resumes_from_its_checkpoint_when_resubmitted(cluster, tmp_path):
-    run = ["--methods", "szabo", "--epochs", "30", "--results", str(tmp_path / "slurm")]
+    run = ["--methods", "szabo", "--epochs", str(CANCELLED_EPOCHS), "--results",
+           str(tmp_path / "slurm")]
     out = slurm_run(*run, "--no-wait")
     assert out.returncode == 0, out.stderr
     record_files = list((tmp_path / "slurm" / "jobs" / "slurm").glob("*.json"))
@@ -239,7 +245,7 @@ def test_a_cancelled_job_resumes_from_its_checkpoint_when_resubmitted(cluster, t
     subprocess.run(["scancel", job_id], check=True)
     wait_for(lambda: job_id not in queued_jobs(), 60, f"job {job_id} to end")
     cancelled_at = epochs_logged()
-    assert 3 <= cancelled_at < 30
+    assert 3 <= cancelled_at < CANCELLED_EPOCHS
     assert not results.is_complete(results.runs_dir(tmp_path / "slurm") / run_id)
     status = bench("status", "--results", str(tmp_path / "slurm"))
     assert f"{run_id}" in status.stdout and "lost" in status.stdout
@@ -253,7 +259,8 @@ def test_a_cancelled_job_resumes_from_its_checkpoint_when_resubmitted(cluster, t
     assert f"resume {run_id}" in log and "from its checkpoint (epoch " in log
     resumed_epoch = int(log.split("from its checkpoint (epoch ")[1].split(",")[0])
     assert resumed_epoch >= 3 - 1  # at least the epochs checkpointed before the cancel
-    reference = local_reference(tmp_path, "--methods", "szabo", "--epochs", "30")
+    reference = local_reference(tmp_path, "--methods", "szabo", "--epochs",
+                                str(CANCELLED_EPOCHS))
     assert run_files(tmp_path / "slurm", results.METRICS_FILE) == run_files(reference, results.METRICS_FILE)
 
 
