@@ -424,6 +424,7 @@ def description_length_order(part: pd.DataFrame, records: list[RunRecord],
                 + "; ".join(sentences) + "."))
     return blocks
 
+
 def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list[RunRecord],
                     paper: pd.DataFrame, results_dir: Path) -> list[Block]:
     paper_part = paper[paper.dataset == dataset]
