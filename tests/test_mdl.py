@@ -2,14 +2,19 @@
 sends the labels almost for free, independent noise no better than the uniform code, and a code
 with part of the information in between; and the report's sentence comparing the methods'
 order under MDL with their order under the paper's probe."""
+import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from bench.metrics.mdl import OnlineCode, block_ends, label_bits, online_code_lengths
 from bench.metrics.probes import LatentCode
+from bench.report.document import to_markdown
+from bench.report.page import build
+from bench.store import results
 
 N, K = 2000, 10
 
@@ -71,11 +76,6 @@ def test_compression_is_uniform_over_online_bits():
 def fake_run(results_dir, method, accuracy, compression, with_mdl=True):
     """A complete run folder of the quick preset whose test accuracy and MDL compression are
     ``accuracy[code]`` and ``compression[code]`` for every code."""
-    import json
-
-    import pandas as pd
-
-    from bench.store import results
     run_dir = results.runs_dir(results_dir) / f"{method}-0"
     run_dir.mkdir(parents=True)
     base = dict(run_id=run_dir.name, method=method, dataset="mnist", preset="quick", seed=0,
@@ -98,8 +98,6 @@ def test_the_report_compares_the_order_under_mdl_with_the_paper_probes(tmp_path)
     """By the z sample, mathieu leaks more than szabo to the paper's probe and less under MDL: one
     pair of three in another order (Kendall's tau 1/3); z mean and s keep their order. A run
     without mdl.csv takes no part."""
-    from bench.report.document import to_markdown
-    from bench.report.page import build
     for method, accuracy, compression in (("ccvae", 10.0, 1.0), ("mathieu", 30.0, 1.5),
                                           ("szabo", 20.0, 2.0)):
         fake_run(tmp_path, method, {"z_sample": accuracy, "z_mean": accuracy, "s": accuracy},
@@ -117,8 +115,6 @@ def test_the_report_compares_the_order_under_mdl_with_the_paper_probes(tmp_path)
 
 
 def test_no_mdl_no_sentence(tmp_path):
-    from bench.report.document import to_markdown
-    from bench.report.page import build
     for method, accuracy in (("ccvae", 10.0), ("mathieu", 30.0)):
         fake_run(tmp_path, method, dict.fromkeys(("z_sample", "z_mean", "s"), accuracy), {},
                  with_mdl=False)

@@ -396,11 +396,10 @@ def description_length_order(part: pd.DataFrame, records: list[RunRecord],
     compression is their order by the paper probe's test accuracy (Kendall's tau over the
     experiments that have both), and the pairs in another order."""
     from bench.report.statistics import ranking_agreement
-    frames = [table.assign(method=r.method, z_dim=r.z_dim, s_dim=r.s_dim, variant=r.variant)
-              for r in records if (table := r.table(MDL_LEAKAGE.file)) is not None and not table.empty]
-    if not frames:
+    table = read_evaluation(records, MDL_LEAKAGE)  # the rows the MDL table above shows
+    if table.empty:
         return []
-    compression = summarise(pd.concat(frames, ignore_index=True), "compression", ("probe",))
+    compression = summarise(table, "compression", ("probe",))
     accuracy = summarise(part[part.split.astype(str) == "test"], "accuracy", ("probe",))
     blocks = []
     for (z, s), mdl in compression.groupby(["z_dim", "s_dim"], sort=True):
