@@ -5,10 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench.heap import keep_freed_memory
 from datasets import DATASETS
 from datasets.base import CACHE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
+keep_freed_memory()  # as python -m bench does: the tests that train in this process run as fast
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import torch
 from torchvision.utils import make_grid
 
 from bench import progress
+from bench.metrics.batches import inference_batch
 from bench.metrics.probes import LatentCode, ProbeTask, accuracy_curves
 from bench.store.results import SPLITS
 from datasets import ImageSet
@@ -17,7 +18,8 @@ from methods import Encoding, Method
 
 
 @torch.no_grad()
-def encode_all(method: Method, images: torch.Tensor, batch_size: int = 1000) -> Encoding:
+def encode_all(method: Method, images: torch.Tensor, batch_size: int | None = None) -> Encoding:
+    batch_size = batch_size or inference_batch(images.device)
     parts = [method.encode(chunk) for chunk in images.split(batch_size)]
     logvars = [p.z_logvar for p in parts]
     return Encoding(s=torch.cat([p.s for p in parts]),

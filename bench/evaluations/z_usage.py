@@ -74,10 +74,13 @@ def same_label_triples(labels, count: int, seed: int) -> tuple[np.ndarray, np.nd
     return i, k, m
 
 
-def triple_errors(decode: Callable, z, s, images, triples, batch_size: int = 1000):
+def triple_errors(decode: Callable, z, s, images, triples, batch_size: int | None = None):
     """(E_own, E_other) per triple: the mean squared error to x_i of Dec(z_i, s_k) and of
     Dec(z_m, s_k), over ``images`` (N, C, H, W), codes ``z`` and ``s`` (N, .) on one device."""
     import torch
+
+    from bench.metrics.batches import inference_batch
+    batch_size = batch_size or inference_batch(images.device)
     i, k, m = (torch.as_tensor(t, device=images.device) for t in triples)
     own, other = [], []
     with torch.no_grad():

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.metrics import Bar, no_bar
+from bench.metrics.batches import inference_batch
 from bench.metrics.probes import accuracy
 
 MAX_MAP_SIDE = 8  # strided convs until the feature map is at most this wide and high
@@ -91,9 +92,10 @@ def fit_target_classifier(images: torch.Tensor, targets: dict[str, torch.Tensor]
 
 @torch.no_grad()
 def predict_targets(model: TargetClassifier, images: torch.Tensor,
-                    batch_size: int = 1000) -> dict[str, torch.Tensor]:
+                    batch_size: int | None = None) -> dict[str, torch.Tensor]:
     """The predicted code of every target for ``images`` (eval mode)."""
     model.eval()
+    batch_size = batch_size or inference_batch(images.device)
     chunks = [model(chunk) for chunk in images.split(batch_size)]
     return {name: torch.cat([c[name].argmax(1) for c in chunks]) for name in model.heads}
 
@@ -143,7 +145,7 @@ class SwapAgreement:
 def swap_agreement(transfer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                    images: torch.Tensor, targets: dict[str, torch.Tensor],
                    classifier: TargetClassifier, *, pairs: int, seed: int,
-                   batch_size: int = 500, bar: Bar = no_bar) -> dict[str, SwapAgreement]:
+                   batch_size: int | None = None, bar: Bar = no_bar) -> dict[str, SwapAgreement]:
     """Decode ``transfer(images[i], images[j])`` for ``pairs`` seeded pairs (i = z source, j = s
     source), classify the swaps and compare each target's prediction with the true values of
     i and j. Every name of ``targets`` must be a head of ``classifier``."""
@@ -151,6 +153,7 @@ def swap_agreement(transfer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
     if missing:
         raise ValueError(f"the classifier has no head for {sorted(missing)}")
     classifier.eval()
+    batch_size = batch_size or inference_batch(images.device)
     z_rows, s_rows = swap_pairs(images.shape[0], pairs, seed)
     z_rows, s_rows = z_rows.to(images.device), s_rows.to(images.device)
     predicted: dict[str, list[torch.Tensor]] = {name: [] for name in targets}
