@@ -1,4 +1,4 @@
-"""python -m bench {run,status,report,check,evaluate,evaluate-model,speed,datasets}: argument
+"""python -m bench {run,status,report,check,evaluate,evaluate-model,speed,datasets,campaign}: argument
 parsing and one-line errors.
 
 Exit codes: 0 success; 1 a run failed (its folder says why) or a check failed; 2 bad input, an
@@ -13,7 +13,8 @@ import importlib.metadata
 import re
 import sys
 
-from bench.cli import check, datasets, evaluate, evaluate_model, report, run, speed, status
+from bench.cli import (campaign, check, datasets, evaluate, evaluate_model, report, run, speed,
+                       status)
 from bench.cli.arguments import Parser
 from bench.errors import InputError, RunFailed
 from bench.terminal import printable
@@ -52,7 +53,8 @@ def open_file_limit() -> int:
 def parser() -> Parser:
     root = Parser(prog="bench", description="Weakly supervised disentanglement benchmark.")
     commands = root.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in (run, datasets, status, report, check, evaluate, evaluate_model, speed):
+    for command in (run, datasets, status, report, check, evaluate, evaluate_model, speed,
+                    campaign):
         command.add(commands)
     return root
 

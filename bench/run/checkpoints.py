@@ -27,6 +27,7 @@ from bench.errors import CorruptRun, Refused, UnusableFile, first_line
 from bench.run.build import build, derive_seed, restore, run_data
 from bench.run.config import RunConfig
 from bench.run.train import Progress
+from bench.run.weights import WEIGHTS_FILE, load_weights
 from bench.store import results
 from bench.store.records import RunRecord, load_run
 from datasets import ImageSet
@@ -172,10 +173,23 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
             "generators": generators}
 
 
+def read_progress(path: Path) -> int:
+    """How many training iterations the checkpoint at ``path`` holds (0 when there is none or it
+    cannot be read): for a supervisor that reports on a run it does not train."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        progress = Progress(**state["progress"])
+        _check_progress(progress)
+    except Exception:  # noqa: BLE001 - absent, half-written or foreign: nothing trained to count
+        return 0
+    return progress.logged_rows + progress.iteration
+
+
 def load_method(path: Path | str, device: torch.device | str = "cpu",
                 data: ImageSet | None = None) -> Method:
     """The trained method of the complete run folder ``path``, on ``device`` (any device: the
-    checkpoint's random generators are not read), in the state its evaluations saw. ``data`` (the
+    checkpoint's random generators are not read), in the state its evaluations saw: from its
+    checkpoint, or from its weights alone where a published run has no checkpoint. ``data`` (the
     run's dataset, loaded) gives the image shape and the training pairs; without it the dataset
     is loaded from its default place."""
     record = path if isinstance(path, RunRecord) else load_run(path)
@@ -186,6 +200,10 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
         from datasets import DATASETS
         data = DATASETS[config.dataset](None, torch.device("cpu"))
     checkpoint = record.path(results.CHECKPOINT_FILE)
+    if not checkpoint.exists() and record.path(WEIGHTS_FILE).exists():  # a published run
+        method, _ = build(config, run_data(config, data), torch.device(device))
+        load_weights(method, record.path(WEIGHTS_FILE))
+        return method
     try:
         state = load_checkpoint(checkpoint, config)
     except CorruptRun as error:

@@ -24,7 +24,7 @@ def _git(*args: str) -> str | None:
 
 def git_revision() -> dict:
     revision = _git("rev-parse", "HEAD")
-    changes = _git("status", "--porcelain", "--untracked-files=no")
+    changes = _git("status", "--porcelain")  # untracked files count: they may be code that ran
     return {"revision": revision or "unknown", "dirty": bool(changes) if changes is not None else None}
 
 

@@ -33,6 +33,9 @@ STATUS_FILE = "status.json"
 ERROR_FILE = "error.log"
 TSNE_FILE = "tsne.csv"
 FIGURES_FILE = "figures.json"
+# A published run (results/paper/, bench/launch/publish.py): what trained it, and its losses per epoch
+TRAINING_FILE = "training.json"
+EPOCH_LOSSES_FILE = "losses_per_epoch.csv"
 FIGURES = {"tsne": "tsne.png", "swap_grid": "swap_grid.png", "curves": "curves.png"}
 COMPLETE, FAILED = "complete", "failed"
 
@@ -69,8 +72,8 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
                                    suffix=TEMPORARY_SUFFIX)
     os.close(handle)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; results are meant to be shared
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp (and some writers) create 0600; results are shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,104 @@
+"""`bench campaign start|status|stop|publish`: the paper's grid trained in the background
+(bench/launch/campaign.py) and published into results/paper/ (bench/launch/publish.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.store.results import REPO_ROOT
+from bench.terminal import printable
+
+PAPER_DIR = REPO_ROOT / "results" / "paper"
+README = REPO_ROOT / "README.md"
+
+
+def command_campaign(args) -> int:
+    from bench.launch import campaign as launch
+    folder = launch.Campaign(args.dir or launch.default_folder())
+    if args.action == "start":
+        print(launch.start(folder, Path(args.source or REPO_ROOT), args.threads, grid_options(args)))
+    elif args.action == "stop":
+        print(launch.stop(folder))
+    elif args.action == "status":
+        for line in launch.status_lines(folder):
+            print(printable(line))
+    elif args.action == "serve":
+        return launch.Server(folder).serve()
+    elif args.action == "publish":
+        return publish(folder, Path(args.paper or PAPER_DIR), Path(args.readme or README))
+    return 0
+
+
+def grid_options(args) -> dict:
+    """The grid a start names (stored in the campaign's state): the paper's unless narrowed."""
+    from bench.errors import ConfigError
+    from bench.launch.campaign import METHOD_ORDER
+    from bench.run.presets import PRESETS
+    grid: dict = {}
+    try:
+        if args.methods:
+            grid["methods"] = [m.strip() for m in args.methods.split(",")]
+            unknown = [m for m in grid["methods"] if m not in METHOD_ORDER]
+            if unknown:
+                raise ConfigError(f"--methods: unknown method {unknown[0]!r}")
+        if args.seeds:
+            grid["seeds"] = [int(s) for s in args.seeds.split(",")]
+        if args.sizes:
+            grid["sizes"] = [[int(n) for n in size.split("/")] for size in args.sizes.split(",")]
+        if args.fingerprint_iterations is not None:
+            grid["fingerprint_iterations"] = args.fingerprint_iterations
+    except ValueError:
+        raise ConfigError("--seeds 0,1 and --sizes 16/16,64/64 take integers") from None
+    if args.preset:
+        if args.preset not in PRESETS:
+            raise ConfigError(f"--preset: unknown preset {args.preset!r}")
+        grid["preset"] = args.preset
+    return grid
+
+
+def publish(folder, paper: Path, readme: Path) -> int:
+    from bench.launch import publish as publishing
+    from bench.launch.campaign import git
+    from bench.report.paper_results import update_readme
+    publishing.refuse_unknown_campaign(folder)
+    head = git(folder.source(), "rev-parse", "HEAD")
+    fingerprints = folder.read(folder.fingerprints / f"{head}.json", {}) or {}
+    outcomes = publishing.publish(folder, paper, fingerprints)
+    for outcome in outcomes:
+        print(printable(f"{outcome.label:<24} {outcome.run_id}  {outcome.action}"))
+    for line in publishing.check_budget(paper):
+        print(printable(f"over budget: {line}"))
+    if readme.is_file() and update_readme(paper, readme):
+        print(f"wrote the table in {readme}")
+    if not outcomes:
+        print("no finished run to publish")
+    return 1 if any(o.action.startswith("refused") for o in outcomes) else 0
+
+
+def add(commands) -> None:
+    """The `campaign` command's arguments."""
+    campaign = commands.add_parser(
+        "campaign", help="train the paper's grid in the background at the lowest priority, and "
+                         "publish finished runs into results/paper/")
+    campaign.add_argument("action", choices=("start", "status", "stop", "publish", "serve"),
+                          help="start (returns at once; safe twice), status, stop (checkpoints "
+                               "first), publish; serve is the background process itself")
+    campaign.add_argument("--dir", type=Path, default=None,
+                          help="the campaign's folder (default: $BENCH_CACHE_DIR/campaign, else "
+                               "~/.cache/weakly-disentangled-bench/campaign)")
+    campaign.add_argument("--threads", type=int, default=None,
+                          help="torch threads of every run of the grid (start; default 1)")
+    campaign.add_argument("--methods", default=None, help="start: only these methods (default all)")
+    campaign.add_argument("--seeds", default=None, help="start: only these seeds (default 0,1,2)")
+    campaign.add_argument("--sizes", default=None, help="start: only these z/s sizes (default "
+                                                        "16/16,64/64)")
+    campaign.add_argument("--preset", default=None, help="start: another preset than paper (tests)")
+    campaign.add_argument("--fingerprint-iterations", type=int, default=None,
+                          help="start: iterations of each run's fingerprint (default 200)")
+    campaign.add_argument("--source", type=Path, default=None,
+                          help="the repository whose committed HEAD is trained (start; default: "
+                               "this one)")
+    campaign.add_argument("--paper", type=Path, default=None,
+                          help="where publish writes (default: results/paper of this repository)")
+    campaign.add_argument("--readme", type=Path, default=None,
+                          help="the README whose table publish rewrites (default: this one's)")
+    campaign.set_defaults(handler=command_campaign)

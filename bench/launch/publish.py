@@ -1,0 +1,190 @@
+"""Publishing the campaign's finished runs into the repository's results/paper/.
+
+A published run is a run folder as bench run wrote it, less what is heavy: its records and every
+evaluation's table, the losses as per-epoch means (losses_per_epoch.csv, not the per-iteration
+losses.csv), the figures of seed 0 only, its training record (training.json: the segments that
+trained it and its fingerprint) and its trained networks (model.safetensors, bench/run/weights.py)
+instead of the checkpoint. ``load_method`` and ``bench evaluate`` open it as they open any run.
+
+Each run is staged in a temporary folder beside runs/ and renamed into place: an interrupted
+publish leaves results/paper/ as it was (a run being replaced is set aside first and put back by
+the next publish if the replacement never arrived).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from pathlib import Path
+
+from bench.errors import InputError
+from bench.store import results
+
+TRAINING_FILE, EPOCH_LOSSES_FILE = results.TRAINING_FILE, results.EPOCH_LOSSES_FILE
+RECORDS = (results.CONFIG_FILE, results.ENV_FILE, results.STATUS_FILE, results.EVALUATION_FILE,
+           results.FIGURES_FILE)
+HEAVY_TABLES = (results.LOSSES_FILE,)
+FIGURE_SEEDS = (0,)  # the figures of these seeds only are published
+STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
+WEIGHTS_BUDGET_MB = 3.0  # per run, LORD's per-image codes excepted (they are part of its model)
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    run_id: str
+    label: str
+    action: str  # "published", "replaced", "refused: ...", "unchanged"
+
+
+def published_run_ids(paper: Path) -> set[str]:
+    runs = results.runs_dir(paper)
+    if not runs.is_dir() or runs.is_symlink():
+        return set()
+    return {p.name for p in runs.iterdir()
+            if results.is_plain_name(p.name) and p.is_dir() and not p.is_symlink()
+            and results.is_complete(p)}
+
+
+def published_fingerprint(paper: Path, run_id: str):
+    from bench.run.fingerprint import TrainingFingerprint
+    path = results.runs_dir(paper) / run_id / TRAINING_FILE
+    if path.is_symlink():
+        return None
+    return TrainingFingerprint.from_dict(results.read_json(path).get("fingerprint"))
+
+
+def restore_set_aside(paper: Path) -> None:
+    """Undo a publish interrupted between setting a run aside and renaming its replacement in;
+    remove staging folders of interrupted publishes."""
+    runs = results.runs_dir(paper)
+    if not runs.is_dir():
+        return
+    for entry in runs.iterdir():
+        if entry.name.startswith(SET_ASIDE_PREFIX):
+            target = runs / entry.name[len(SET_ASIDE_PREFIX):].rsplit(".", 1)[0]
+            if target.exists():
+                shutil.rmtree(entry)
+            else:
+                os.rename(entry, target)
+        elif entry.name.startswith(STAGING_PREFIX):
+            shutil.rmtree(entry)
+
+
+def trained_from_a_clean_tree(run_dir: Path) -> str | None:
+    """None when the run's env.json names a commit and a tree without changes, else why not."""
+    git = results.read_json(run_dir / results.ENV_FILE).get("git")
+    if not isinstance(git, dict) or not isinstance(git.get("revision"), str) \
+            or git.get("revision") == "unknown":
+        return "its revision is unknown"
+    if git.get("dirty") is not False:
+        return (f"it was trained from a modified tree (revision {git['revision'][:12]} with "
+                "changes or untracked files)")
+    return None
+
+
+def epoch_losses(losses_csv: Path) -> str:
+    """losses.csv's per-iteration rows as one row per epoch: the epoch, its iteration count and
+    each term's mean."""
+    import pandas as pd
+    losses = pd.read_csv(losses_csv)
+    grouped = losses.drop(columns=["iteration"]).groupby("epoch", sort=True)
+    table = grouped.mean()
+    table.insert(0, "iterations", grouped.size())
+    return table.reset_index().to_csv(index=False, float_format="%.6g")
+
+
+def stage(run_dir: Path, staging: Path, training: dict, seed: int) -> None:
+    """The published form of ``run_dir`` written into ``staging``."""
+    from bench.run.checkpoints import load_method
+    from bench.run.weights import WEIGHTS_FILE, save_weights
+    staging.mkdir(parents=True)
+    names = list(RECORDS) + sorted(p.name for p in run_dir.glob("*.csv")
+                                   if p.name not in HEAVY_TABLES)
+    if seed in FIGURE_SEEDS:
+        names += sorted(p.name for p in run_dir.glob("*.png"))
+    for name in dict.fromkeys(names):
+        source = run_dir / name
+        if source.is_file() and not source.is_symlink():
+            shutil.copyfile(source, staging / name)
+    results.write_text_atomic(staging / EPOCH_LOSSES_FILE, epoch_losses(run_dir / results.LOSSES_FILE))
+    results.write_json_atomic(staging / TRAINING_FILE, training)
+    save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
+
+
+def publish(campaign, paper: Path, current_fingerprints: dict | None = None) -> list[Published]:
+    """Copy every finished campaign run that is not yet in ``paper`` (or whose published copy was
+    trained by other code) there. A run trained from a modified tree, or stale at HEAD
+    (``current_fingerprints``: run id -> fingerprint at HEAD, where known), is refused."""
+    from bench.run.fingerprint import TrainingFingerprint
+    results.not_a_link(paper, results.runs_dir(paper))
+    runs = results.runs_dir(paper)
+    runs.mkdir(parents=True, exist_ok=True)
+    restore_set_aside(paper)
+    done = []
+    source_runs = results.runs_dir(campaign.results)
+    for run_dir in sorted(source_runs.iterdir()) if source_runs.is_dir() else []:
+        if not results.is_complete(run_dir):
+            continue
+        config = results.read_json(run_dir / results.CONFIG_FILE)
+        run_id, seed = run_dir.name, config.get("seed")
+        label = f"{config.get('method')} {config.get('method_config', {}).get('z_dim')}/" \
+                f"{config.get('method_config', {}).get('s_dim')} seed {seed}"
+        training = campaign.training_record(run_id)
+        if training is None:
+            done.append(Published(run_id, label, "refused: no training record (not trained by "
+                                                 "the campaign)"))
+            continue
+        unclean = trained_from_a_clean_tree(run_dir)
+        if unclean:
+            done.append(Published(run_id, label, f"refused: {unclean}"))
+            continue
+        started = TrainingFingerprint.from_dict(training.get("fingerprint"))
+        now = TrainingFingerprint.from_dict((current_fingerprints or {}).get(run_id))
+        if started is not None and now is not None and started.matches(now) is False:
+            done.append(Published(run_id, label, "refused: stale (HEAD trains it differently; "
+                                                 "the campaign retrains it)"))
+            continue
+        target = runs / run_id
+        if target.is_dir() and results.is_complete(target):
+            mine = published_fingerprint(paper, run_id)
+            same_training = (results.read_json(target / TRAINING_FILE).get("segments")
+                             == training.get("segments"))
+            if same_training and mine is not None:
+                done.append(Published(run_id, label, "unchanged"))
+                continue
+        staging = runs / f"{STAGING_PREFIX}{run_id}.{os.getpid()}"
+        try:
+            stage(run_dir, staging, training, seed if isinstance(seed, int) else -1)
+            if target.exists():
+                aside = runs / f"{SET_ASIDE_PREFIX}{run_id}.{os.getpid()}"
+                os.rename(target, aside)
+                os.rename(staging, target)
+                shutil.rmtree(aside)
+                done.append(Published(run_id, label, "replaced"))
+            else:
+                os.rename(staging, target)
+                done.append(Published(run_id, label, "published"))
+        except BaseException:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return done
+
+
+def check_budget(paper: Path) -> list[str]:
+    """Published runs over the size budget (3 MB a run besides LORD's codes; 120 MB in all)."""
+    over, total = [], 0
+    for run_dir in sorted(results.runs_dir(paper).glob("*")) if results.runs_dir(paper).is_dir() else []:
+        size = sum(p.stat().st_size for p in run_dir.iterdir() if p.is_file())
+        total += size
+        limit = (16 if run_dir.name.startswith("lord-") else WEIGHTS_BUDGET_MB) * 2**20
+        if size > limit:
+            over.append(f"{run_dir.name}: {size / 2**20:.1f} MB (budget {limit / 2**20:.0f} MB)")
+    if total > 120 * 2**20:
+        over.append(f"results/paper/ in all: {total / 2**20:.1f} MB (budget 120 MB)")
+    return over
+
+
+def refuse_unknown_campaign(campaign) -> None:
+    if not campaign.results.is_dir():
+        raise InputError(f"no campaign results in {campaign.folder}: python -m bench campaign start")

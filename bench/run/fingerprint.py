@@ -1,0 +1,93 @@
+"""A run's training fingerprint: what its first few hundred iterations compute, as one hash.
+
+A published run was trained by one revision of the code. A later revision that computes the same
+numbers (a refactor, a new evaluation, a comment) leaves it current; one that changes what
+training computes (a loss weight, an update order, a sampler) makes it stale. Comparing source
+code cannot tell the two apart; running the start of training can: the run's method is built from
+its config and seed, trained ``ITERATIONS`` iterations on the CPU with one thread, and the bytes
+of its weights (and of the losses it logged) are hashed. Two fingerprints are comparable only when
+they were computed alike: the same iterations, torch version and CPU numerics
+(environment.numerics_fingerprint); otherwise nothing can be said on this machine.
+
+What it cannot see: a change that acts only after these iterations (a schedule's later epochs, a
+stage change, the last epoch's hook). docs/usage.md, "The paper campaign", says so.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+
+import torch
+
+from bench.run.build import build, run_data
+from bench.run.config import RunConfig
+from bench.run.environment import cpu_kernels, numerics_fingerprint
+from bench.run.weights import network_tensors
+from datasets import ImageSet
+
+ITERATIONS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingFingerprint:
+    weights_sha256: str
+    iterations: int
+    torch: str
+    numerics: str
+    cpu_kernels: str
+    seconds: float  # how long the iterations took here (one thread): a measure of the method's speed
+
+    def comparable(self, other: "TrainingFingerprint") -> bool:
+        return (self.iterations, self.torch, self.numerics) == (
+            other.iterations, other.torch, other.numerics)
+
+    def matches(self, other: "TrainingFingerprint") -> bool | None:
+        """True: the same training; False: different; None: not comparable here."""
+        return self.weights_sha256 == other.weights_sha256 if self.comparable(other) else None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: object) -> "TrainingFingerprint | None":
+        """The fingerprint a file recorded, or None when it is not one (a results folder may come
+        from someone else: every field is checked for its type)."""
+        if not isinstance(data, dict):
+            return None
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        if set(data) != set(fields):
+            return None
+        types = {"iterations": int, "seconds": (int, float)}
+        for name, value in data.items():
+            wanted = types.get(name, str)
+            if isinstance(value, bool) or not isinstance(value, wanted):
+                return None
+        return cls(**{**data, "seconds": float(data["seconds"])})
+
+
+def training_fingerprint(config: RunConfig, data: ImageSet,
+                         iterations: int = ITERATIONS) -> TrainingFingerprint:
+    """Train ``config``'s method ``iterations`` iterations from its seed on the CPU, one thread,
+    and hash its weights and losses. The process's thread count is restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        method, feed = build(config, run_data(config, data), torch.device("cpu"))
+        digest = hashlib.sha256()
+        started = time.perf_counter()
+        for _ in range(iterations):
+            losses = method.train_step(feed)
+            for name in sorted(losses):
+                digest.update(name.encode())
+                digest.update(losses[name].detach().float().numpy().tobytes())
+        seconds = time.perf_counter() - started
+        method.end_epoch()
+        for name, tensor in sorted(network_tensors(method).items()):
+            digest.update(name.encode())
+            digest.update(tensor.numpy().tobytes())
+    finally:
+        torch.set_num_threads(threads)
+    return TrainingFingerprint(weights_sha256=digest.hexdigest(), iterations=iterations,
+                               torch=torch.__version__, numerics=numerics_fingerprint(),
+                               cpu_kernels=cpu_kernels(), seconds=round(seconds, 2))
