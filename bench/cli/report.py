@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.store import paths
-from bench.store.results import DEFAULT_RESULTS
+from bench.store.results import DEFAULT_RESULTS, REPO_ROOT
 
 
 def command_report(args) -> int:
@@ -16,6 +16,11 @@ def command_report(args) -> int:
         written = write_report(args.results)
     for path in written:
         print(f"wrote {path}")
+    paper = REPO_ROOT / "results" / "paper"
+    if paper.is_dir() and Path(args.results).resolve() == paper.resolve():
+        from bench.report.paper_results import update_readme
+        if update_readme(paper, REPO_ROOT / "README.md"):
+            print(f"wrote the table in {REPO_ROOT / 'README.md'}")
     return 0
 
 

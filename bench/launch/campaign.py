@@ -308,6 +308,7 @@ class Server:
             campaign.log(f"another campaign process (pid {campaign.holder()}) is running")
             return 0
         try:
+            self.remove_other_trees()
             self.close_open_segments()
             while not self.stop.requested:
                 head = git(campaign.source(), "rev-parse", "HEAD")
@@ -327,6 +328,19 @@ class Server:
         finally:
             campaign.current_path.unlink(missing_ok=True)
             campaign.release()
+
+    def remove_other_trees(self) -> None:
+        """Worktrees of earlier revisions: nothing runs from them once this process holds the lock."""
+        own = self.revision[:12]
+        if not self.campaign.trees.is_dir():
+            return
+        for tree in self.campaign.trees.iterdir():
+            if tree.name != own and not tree.is_symlink():
+                shutil.rmtree(tree, ignore_errors=True)
+        try:
+            git(self.campaign.source(), "worktree", "prune")
+        except InputError as error:
+            self.campaign.log(f"git worktree prune: {error}")
 
     # --- what to train ---------------------------------------------------------------------
     def load_data(self):
@@ -495,8 +509,10 @@ def status_lines(campaign: Campaign) -> list[str]:
     lines.append(f"process: {'running, pid ' + str(pid) if pid else 'not running'}; "
                  f"{state.get('threads', DEFAULT_THREADS)} thread(s), nice 19")
     current = campaign.read(campaign.current_path) if pid else None
-    if isinstance(current, dict):
+    if isinstance(current, dict) and current.get("run_id"):
         lines += current_run_lines(campaign, current)
+    elif pid:
+        lines.append("between runs (choosing the next one, or fingerprinting it): see the log")
     if "source" not in state:
         return lines + ["never started: python -m bench campaign start"]
     paper = campaign.source() / "results" / "paper"

@@ -1,0 +1,249 @@
+"""The paper campaign (bench/launch/campaign.py) and publishing (bench/launch/publish.py), on the
+smoke preset, each test with its own scratch repository and campaign folder (never the user's
+campaign). A scratch repository is the working tree's files (tracked and untracked, not ignored)
+committed anew: the campaign trains a committed revision."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.launch import publish as publishing
+from bench.launch.campaign import Campaign
+from bench.report.paper_results import BEGIN, END, paper_table_markdown, with_table
+from bench.run.fingerprint import TrainingFingerprint
+from bench.store import results
+from tests.conftest import REPO
+
+GRID = ["--preset", "smoke", "--methods", "ccvae", "--seeds", "0", "--sizes", "16/16",
+        "--fingerprint-iterations", "5"]
+RUN_ID_PREFIX = "ccvae-mnist-"
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def scratch_repository(where: Path) -> Path:
+    files = git(REPO, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
+    repo = where / "repo"
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file() and not source.is_symlink():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, repo / name)
+    shutil.rmtree(repo / "results" / "paper", ignore_errors=True)
+    git(repo, "init", "-q")
+    commit(repo, "scratch")
+    return repo
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-q",
+        "-m", message)
+
+
+def bench(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def wait_idle(campaign: Campaign, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while campaign.holder() is not None:
+        assert time.monotonic() < deadline, campaign.log_path.read_text()[-3000:]
+        time.sleep(0.5)
+
+
+def run_campaign(repo: Path, folder: Path) -> Campaign:
+    out = bench("campaign", "start", "--dir", str(folder), *GRID, cwd=repo)
+    assert out.returncode == 0, out.stderr
+    campaign = Campaign(folder)
+    wait_idle(campaign)
+    return campaign
+
+
+def publish(repo: Path, folder: Path):
+    return bench("campaign", "publish", "--dir", str(folder), "--paper",
+                 str(repo / "results" / "paper"), "--readme", str(repo / "README.md"), cwd=repo)
+
+
+def tables(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(run_dir.glob("*.csv"))
+            if p.name not in ("losses.csv", "losses_per_epoch.csv")}
+
+
+def the_run(folder: Path) -> Path:
+    (run_dir,) = results.runs_dir(folder).glob(f"{RUN_ID_PREFIX}*")
+    return run_dir
+
+
+def test_a_campaign_killed_resumes_publishes_weights_that_reevaluate_alike_and_retrains_stale_runs(tmp_path):
+    repo = scratch_repository(tmp_path)
+    folder = tmp_path / "campaign"
+    started = bench("campaign", "start", "--dir", str(folder), *GRID, cwd=repo)
+    assert started.returncode == 0, started.stderr
+    again = bench("campaign", "start", "--dir", str(folder), cwd=repo)
+    assert "already running" in again.stdout
+    campaign = Campaign(folder)
+    deadline = time.monotonic() + 300
+    # once the run has its folder (it is training or evaluating), the campaign is killed
+    while not list(results.runs_dir(campaign.results).glob(f"{RUN_ID_PREFIX}*/config.json")):
+        assert time.monotonic() < deadline and campaign.holder() is not None, \
+            campaign.log_path.read_text()[-3000:]
+        time.sleep(0.05)
+    child = json.loads(campaign.current_path.read_text())["pid"]
+    os.kill(campaign.holder(), signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:  # ends with its parent
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists()
+    run_campaign(repo, folder)  # resumes
+
+    run_dir = the_run(campaign.results)
+    assert results.is_complete(run_dir)
+    reference = tmp_path / "reference"
+    alone = bench("run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke", "--seeds",
+                  "0", "--z-dim", "16", "--s-dim", "16", "--results", str(reference), "--device", "cpu",
+                  "--no-together", cwd=repo, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert alone.returncode == 0, alone.stderr
+    assert tables(run_dir) == tables(the_run(reference))
+    segments = campaign.training_record(run_dir.name)["segments"]
+    assert len(segments) == 2 and not any(s["open"] for s in segments)
+    assert segments[0]["revision"] == git(repo, "rev-parse", "HEAD").strip()
+
+    status = bench("campaign", "status", "--dir", str(folder), cwd=repo)
+    assert "finished: python -m bench campaign publish" in status.stdout, status.stdout
+
+    out = publish(repo, folder)
+    assert out.returncode == 0, out.stdout + out.stderr
+    published = results.runs_dir(repo / "results" / "paper") / run_dir.name
+    assert (published / "model.safetensors").is_file() and not (published / "checkpoint.pt").exists()
+    assert not (published / "losses.csv").exists() and (published / "losses_per_epoch.csv").is_file()
+    assert sum(p.stat().st_size for p in published.iterdir()) < 3 * 2**20
+    readme = (repo / "README.md").read_text()
+    assert with_table(readme, paper_table_markdown(repo / "results" / "paper", repo)) == readme
+    assert "| ccvae | 16 / 16 | 1 |" in readme
+    assert "published" in bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
+
+    again = publish(repo, folder)
+    assert "unchanged" in again.stdout
+    evaluated = bench("evaluate", "--results", str(repo / "results" / "paper"), "--force",
+                      "--device", "cpu", cwd=repo)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert tables(published) == tables(run_dir)  # the weights alone give the run's own numbers
+
+    # Stale or not: a change that keeps the numbers leaves the published run alone, one that
+    # changes them has it retrained and replaced.
+    run_id = run_dir.name
+
+    method = repo / "methods" / "ccvae.py"
+    method.write_text(method.read_text() + "# a comment: the same numbers\n")
+    commit(repo, "a refactor")
+    run_campaign(repo, folder)
+    assert len(campaign.training_record(run_id)["segments"]) == 2  # not retrained
+    status = bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
+    assert f"{run_id}  published" in status and "STALE" not in status, status
+
+    text = method.read_text()
+    changed = text.replace('x1.numel()}', 'x1.numel() * 1.001}')
+    assert changed != text
+    method.write_text(changed)
+    commit(repo, "another KL")
+    published_before = publishing.published_fingerprint(repo / "results" / "paper", run_id)
+    run_campaign(repo, folder)  # retrains the stale run
+    status = bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
+    assert "STALE" in status, status
+    record = campaign.training_record(run_id)
+    assert len(record["segments"]) == 1
+    assert TrainingFingerprint.from_dict(record["fingerprint"]).matches(published_before) is False
+    out = publish(repo, folder)
+    assert "replaced" in out.stdout, out.stdout + out.stderr
+    status = bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
+    assert "STALE" not in status, status
+
+
+def fake_finished_run(campaign: Campaign, run_id: str, dirty: bool) -> Path:
+    run_dir = results.runs_dir(campaign.results) / run_id
+    run_dir.mkdir(parents=True)
+    results.write_json_atomic(run_dir / results.CONFIG_FILE, {"method": "ccvae", "seed": 0,
+                                                              "method_config": {"z_dim": 16, "s_dim": 16}})
+    results.write_json_atomic(run_dir / results.ENV_FILE, {"git": {"revision": "a" * 40, "dirty": dirty}})
+    results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": "complete"})
+    campaign.write_training_record(run_id, {"run_id": run_id, "segments": []})
+    return run_dir
+
+
+def test_publish_refuses_a_run_trained_from_a_modified_tree(tmp_path):
+    campaign = Campaign(tmp_path / "campaign")
+    fake_finished_run(campaign, "ccvae-mnist-0000000000", dirty=True)
+    done = publishing.publish(campaign, tmp_path / "paper")
+    assert [d.action for d in done] == ["refused: it was trained from a modified tree (revision "
+                                        "aaaaaaaaaaaa with changes or untracked files)"]
+    assert list(results.runs_dir(tmp_path / "paper").iterdir()) == []
+
+
+def test_the_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
+    from bench.run import environment
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "a.py").write_text("x = 1\n")
+    commit(repo, "one file")
+    monkeypatch.setattr(environment, "REPO_ROOT", repo)
+    assert environment.git_revision()["dirty"] is False
+    (repo / "new.py").write_text("y = 2\n")
+    assert environment.git_revision()["dirty"] is True
+
+
+def test_an_interrupted_publish_leaves_results_paper_as_it_was(tmp_path, monkeypatch):
+    campaign = Campaign(tmp_path / "campaign")
+    fake_finished_run(campaign, "ccvae-mnist-0000000001", dirty=False)
+    paper = tmp_path / "paper"
+    old = results.runs_dir(paper) / "ccvae-mnist-0000000001"
+    old.mkdir(parents=True)
+    (old / "metrics.csv").write_text("old numbers\n")
+    results.write_json_atomic(old / results.STATUS_FILE, {"state": "complete"})
+
+    def dies_halfway(run_dir, staging, training, seed):
+        staging.mkdir(parents=True)
+        (staging / "metrics.csv").write_text("new numbers\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(publishing, "stage", dies_halfway)
+    with pytest.raises(KeyboardInterrupt):
+        publishing.publish(campaign, paper)
+    assert sorted(p.name for p in results.runs_dir(paper).iterdir()) == [old.name]
+    assert (old / "metrics.csv").read_text() == "old numbers\n"
+
+    # killed between setting the old copy aside and renaming the new one in: put back
+    os.rename(old, results.runs_dir(paper) / f".replaced-{old.name}.12345")
+    publishing.restore_set_aside(paper)
+    assert (old / "metrics.csv").read_text() == "old numbers\n"
+
+
+def test_the_readme_shows_the_table_of_results_paper():
+    readme = (REPO / "README.md").read_text()
+    assert BEGIN in readme and END in readme
+    table = paper_table_markdown(REPO / "results" / "paper", REPO)
+    assert with_table(readme, table) == readme, (
+        "README.md's paper table is not results/paper's: python -m bench campaign publish "
+        "(or bench report --results results/paper) rewrites it")
+
+
+def test_fingerprints_compare_only_when_computed_alike():
+    base = TrainingFingerprint("a" * 64, 200, "2.14.1", "160c608b", "AVX2", 10.0)
+    assert base.matches(TrainingFingerprint("a" * 64, 200, "2.14.1", "160c608b", "AVX2", 12.0))
+    assert base.matches(TrainingFingerprint("b" * 64, 200, "2.14.1", "160c608b", "AVX2", 10.0)) is False
+    assert base.matches(TrainingFingerprint("b" * 64, 200, "2.15.0", "160c608b", "AVX2", 10.0)) is None
+    assert base.matches(TrainingFingerprint("b" * 64, 200, "2.14.1", "ffffffff", "AVX2", 10.0)) is None
+    assert TrainingFingerprint.from_dict({**base.to_dict(), "iterations": "200"}) is None
+    assert TrainingFingerprint.from_dict([1, 2]) is None
