@@ -144,7 +144,7 @@ DEFAULT_PATH = ["run", "--dataset", "mnist", "--preset", "smoke", "--device", "c
 
 def test_the_default_cuda_path_follows_runs_one_by_one(tmp_path, fast_runs, exact_cuda,  # noqa: F811
                                                        monkeypatch):
-    """`bench run` on CUDA trains its runs together by default: eager steps, each run on its own
+    """`bench run --together` on CUDA (the default there once this passes) trains: eager steps, each run on its own
     stream, the probes of all runs stacked. Against the same runs one by one: losses up to GPU
     rounding, probe accuracies within 1 point (3 of the 320 test images; stacked probes use
     other matrix-product kernels than one run's). With every run's stream delayed before each
@@ -152,7 +152,7 @@ def test_the_default_cuda_path_follows_runs_one_by_one(tmp_path, fast_runs, exac
     as without. Each run records its own peak memory and the group's."""
     from bench.run import together
     assert main([*DEFAULT_PATH, "--no-together", "--results", str(tmp_path / "alone")]) == 0
-    assert main([*DEFAULT_PATH, "--results", str(tmp_path / "together")]) == 0
+    assert main([*DEFAULT_PATH, "--together", "--results", str(tmp_path / "together")]) == 0
     original = together.Member.advance
 
     def delayed(self, sent=None):
@@ -160,7 +160,7 @@ def test_the_default_cuda_path_follows_runs_one_by_one(tmp_path, fast_runs, exac
             torch.cuda._sleep(20_000_000)  # about 10 ms of the GPU's clock, queued first
         return original(self, sent)
     monkeypatch.setattr(together.Member, "advance", delayed)
-    assert main([*DEFAULT_PATH, "--results", str(tmp_path / "delayed")]) == 0
+    assert main([*DEFAULT_PATH, "--together", "--results", str(tmp_path / "delayed")]) == 0
     alone, joint, delayed_runs = (run_dirs(tmp_path / d) for d in ("alone", "together", "delayed"))
     assert set(alone) == set(joint) == set(delayed_runs)
     for run_id, folder in alone.items():

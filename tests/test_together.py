@@ -477,3 +477,15 @@ def test_each_run_trained_together_is_charged_its_own_memory(monkeypatch):
     assert memory.peak == 1000 + 100 + 500  # b has freed its 30 by then
     assert memory.record(a) == {"peak_memory_mb": round(150 / 2**20, 1),
                                 "group_peak_memory_mb": round(1600 / 2**20, 1)}
+
+
+def test_runs_on_cuda_train_one_at_a_time_unless_asked_until_the_gpu_tests_have_passed():
+    """--together's path has never run on a GPU (issue 45): on CUDA it is not the default."""
+    import torch
+
+    from bench.run.options import TOGETHER_ON_CUDA, RunOptions
+    assert TOGETHER_ON_CUDA is False
+    cuda = torch.device("cuda")
+    assert not RunOptions(Path("r"), device=cuda).trains_together(3)
+    assert RunOptions(Path("r"), device=cuda, together=True).trains_together(3)
+    assert not RunOptions(Path("r"), device=torch.device("cpu")).trains_together(3)

@@ -21,6 +21,13 @@ def gpu_flags(cuda_graphs: bool, tf32: bool) -> tuple[str, ...]:
     return tuple(flag for flag, given in (("--cuda-graphs", cuda_graphs), ("--tf32", tf32)) if given)
 
 
+# Whether runs on CUDA train together unless --no-together says otherwise. That path (eager steps
+# on per-run streams, stacked probes, t-SNE in workers) has never run on a GPU: until the CUDA
+# tests of scripts/gpu_evidence.sh have passed on one, CUDA trains one run at a time like the CPU
+# (--together stays available), and this is False.
+TOGETHER_ON_CUDA = False
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     results_dir: Path
@@ -30,7 +37,7 @@ class RunOptions:
     cuda_graphs: bool = False  # training iterations as CUDA graph replays (bench/run/graphs.py)
     tf32: bool = False  # TF32 rounding in convolutions and matrix products (CUDA)
     tensorboard: bool = False  # each run's curves as TensorBoard event files too
-    together: bool | None = None  # train the runs in turn in one process; None: on with CUDA
+    together: bool | None = None  # train the runs in turn in one process; None: TOGETHER_ON_CUDA
     tsne_workers: int | None = None  # runs trained together: t-SNE in worker processes
     data_dir: Path | None = None
     monitors: tuple[MonitorFactory, ...] = ()  # a user's own, beside the loss log
@@ -41,7 +48,7 @@ class RunOptions:
 
     def trains_together(self, runs: int) -> bool:
         together = self.together if self.together is not None else (
-            self.device is not None and self.device.type == "cuda")
+            TOGETHER_ON_CUDA and self.device is not None and self.device.type == "cuda")
         return together and runs > 1
 
     def gpu_flags(self) -> tuple[str, ...]:
