@@ -311,7 +311,11 @@ class Server:
             self.remove_other_trees()
             self.close_open_segments()
             while not self.stop.requested:
-                head = git(campaign.source(), "rev-parse", "HEAD")
+                try:
+                    head = git(campaign.source(), "rev-parse", "HEAD")
+                except InputError as error:  # the repository moved or is gone: nothing to follow
+                    campaign.log(f"cannot read the repository's HEAD ({error}): the campaign ends")
+                    return 1
                 if head != self.revision:
                     tree = tree_for(campaign, campaign.source(), head)
                     campaign.log(f"moving to revision {head[:12]} (between runs)")

@@ -526,6 +526,10 @@ def runs_section(complete: list[RunRecord], others: list[RunRecord]) -> list[Blo
         seconds = r.status.get("train_seconds")
         training = ("none (external)" if r.external is not None
                     else "?" if seconds is None else f"{seconds / 60:.1f} min")
+        if r.training_segments:  # a published run: its CPU time over every stretch of training
+            cpu, _, machines = r.training_summary()
+            training = (f"{cpu / 3600:.2f} CPU-hours in {len(r.training_segments)} segment(s)"
+                        + (f" on {len(machines)} machines" if len(machines) > 1 else ""))
         rows.append([r.run_id, r.method, r.preset, str(r.seed), f"{r.z_dim} / {r.s_dim}",
                      _device_cell(r.env), training,
                      _memory_cell(r.status),

@@ -18,26 +18,7 @@ from bench.store import results
 from bench.store.records import load_runs, metrics_of
 
 BEGIN, END = "<!-- paper-table:begin -->", "<!-- paper-table:end -->"
-TRAINING_FILE = results.TRAINING_FILE  # written by bench/launch/publish.py beside each published run
 PAPER_ORDER = ["ccvae", "mathieu", "szabo", "mlvae", "gvae", "lord"]
-
-
-def training_summary(run_dir: Path) -> tuple[float, set[str], set[str]]:
-    """(CPU seconds, revisions, machines) of a published run's training segments."""
-    record = results.read_json(run_dir / TRAINING_FILE)
-    segments = record.get("segments") if isinstance(record.get("segments"), list) else []
-    cpu, revisions, machines = 0.0, set(), set()
-    for segment in segments:
-        if not isinstance(segment, dict):
-            continue
-        seconds = segment.get("cpu_seconds")
-        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-            cpu += float(seconds)
-        if isinstance(segment.get("revision"), str):
-            revisions.add(segment["revision"][:10])
-        machines.add(f"{segment.get('cpu')} (numerics {segment.get('numerics')}, "
-                     f"{segment.get('threads')} thread(s))")
-    return cpu, revisions, machines
 
 
 def paper_table_markdown(paper: Path, link_base: Path) -> str:
@@ -57,7 +38,7 @@ def paper_table_markdown(paper: Path, link_base: Path) -> str:
         first = record_group[0]
         cpu, revisions, machines = 0.0, set(), set()
         for record in record_group:
-            c, r, m = training_summary(record.dir)
+            c, r, m = record.training_summary()
             cpu, revisions, machines = cpu + c, revisions | r, machines | m
         seeds = ", ".join(str(r.seed) for r in sorted(record_group, key=lambda r: r.seed))
         rows.append([f"{first.method} {first.z_dim}/{first.s_dim}", seeds, f"{cpu / 3600:.1f}",
@@ -97,7 +78,7 @@ def _groups(records):
 def _machines_of(group) -> set[str]:
     machines: set[str] = set()
     for record in group:
-        machines |= training_summary(record.dir)[2]
+        machines |= record.training_summary()[2]
     return machines
 
 

@@ -124,6 +124,26 @@ class RunRecord:
         return (f"{device}, {env.get('torch_threads')} threads, "
                 f"torch {env.get('libraries', {}).get('torch')}")
 
+    @property
+    def training_segments(self) -> list[dict[str, Any]]:
+        """The stretches of training that made a published run (training.json, written by the
+        campaign's publish), each a dict; [] for other runs."""
+        segments = results.read_json(self.path(results.TRAINING_FILE)).get("segments")
+        return [s for s in segments if isinstance(s, dict)] if isinstance(segments, list) else []
+
+    def training_summary(self) -> tuple[float, set[str], set[str]]:
+        """(CPU seconds, revisions, machines) of the run's training segments."""
+        cpu, revisions, machines = 0.0, set(), set()
+        for segment in self.training_segments:
+            seconds = segment.get("cpu_seconds")
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+                cpu += float(seconds)
+            if isinstance(segment.get("revision"), str):
+                revisions.add(segment["revision"][:10])
+            machines.add(f"{segment.get('cpu')} (numerics {segment.get('numerics')}, "
+                         f"{segment.get('threads')} thread(s))")
+        return cpu, revisions, machines
+
     def label(self) -> str:
         return f"{self.method} (z/s {self.z_dim}/{self.s_dim}, seed {self.seed})"
 
