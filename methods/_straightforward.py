@@ -114,7 +114,13 @@ def mathieu(method: Method, data: TrainingData) -> dict[str, torch.Tensor]:
 
 
 def szabo(method: Method, data: TrainingData) -> dict[str, torch.Tensor]:
+    """One iteration of training.py in the cycle-consistent VAE authors' re-implementation of
+    Szabó et al. (github.com/ananyahjha93/challenges-in-disentangling): A. the autoencoder on a
+    same-class pair (lines 126-149); B. a) the discriminator once, on a newly drawn same-class
+    pair and a random x3 (lines 153-201); B. b) the generator twice, on two random batches
+    (lines 203-226). Random images are i.i.d. batches here; the loader's cycling is not kept."""
     c, enc, dec, d = method.config, method.networks.encoder, method.networks.decoder, method.networks.discriminator
+    # A. A same-class pair, each image rebuilt from its own varying code and its partner's common code.
     x1, x2 = data.pair()
     optimiser = method.optimisers["autoencoder"]
     optimiser.zero_grad()
@@ -124,11 +130,26 @@ def szabo(method: Method, data: TrainingData) -> dict[str, torch.Tensor]:
     _backward_each(rec1, rec2)
     optimiser.step()
 
+    # B. a) The discriminator. A second same-class pair, drawn for this step, is the real pair;
+    # its gradient is taken before the random x3 is drawn.
+    optimiser = method.optimisers["discriminator"]
+    optimiser.zero_grad()
+    x1, x2 = data.pair()
+    real_logits = d(x1, x2)
+    real = verdict_loss(real_logits, REAL)
+    real.backward()
+    # The fake pairs that pair's first image with x3's varying code under its common code. The
+    # gradient this sends into the encoder and decoder is discarded by their next zero_grad.
     x3 = data.batch()
-    with torch.no_grad():
-        fake = dec(enc(x3)[0], enc(x1)[2])
-    discriminator = _discriminator_step(method, (x1, x2), (x1, fake))
+    fake_logits = d(x1, dec(enc(x3)[0], enc(x1)[2]))
+    fake = verdict_loss(fake_logits, FAKE)
+    fake.backward()
+    accuracy = torch.cat([real_logits.argmax(1) == REAL, fake_logits.argmax(1) == FAKE]).float().mean()
+    stepped = accuracy < c.discriminator_gate
+    if stepped:  # the gate: a discriminator that already wins is not updated
+        optimiser.step()
 
+    # B. b) The generator, twice, each on two random batches: (x1, Dec(z3, s1)) must pass as real.
     generator_losses = []
     for _ in range(c.generator_steps):
         x1, x3 = data.batch(), data.batch()
@@ -140,7 +161,9 @@ def szabo(method: Method, data: TrainingData) -> dict[str, torch.Tensor]:
         generator_losses.append(loss.detach())
     return {"reconstruction_x1": rec1.detach(), "reconstruction_x2": rec2.detach(),
             "autoencoder_total": (rec1 + rec2).detach(),
-            "generator": torch.stack(generator_losses).mean(), **discriminator}
+            "generator": torch.stack(generator_losses).mean(),
+            "discriminator": (real + fake).detach(), "discriminator_accuracy": accuracy,
+            "discriminator_stepped": stepped.float()}
 
 
 STRAIGHTFORWARD: dict[str, Callable[[Method, TrainingData], dict[str, torch.Tensor]]] = {

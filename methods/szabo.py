@@ -35,8 +35,10 @@ class Szabo(AdversarialAutoencoder):
         autoencoder_loss.backward()
         optimisers["autoencoder"].step()
 
-        # 2. Discriminator step: the real pair (x1, x2) against (x1, Dec(z3, s1)) for a random x3,
-        #    taken only while the discriminator's accuracy on this batch is below the gate.
+        # 2. Discriminator step on a fresh same-class pair (x1, x2), not the autoencoder step's,
+        #    then a random x3: the real pair (x1, x2) against (x1, Dec(z3, s1)), taken only while
+        #    the discriminator's accuracy on this batch is below the gate.
+        x1, x2 = data.pair()
         x3 = data.batch()
         with torch.no_grad():
             fake = self.transfer(x3, x1)

@@ -1,5 +1,7 @@
 """The two adversarial baselines against their specification (reference docs/methods.md,
 "Mathieu et al. 2016" and "Szabó et al. 2018")."""
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -116,6 +118,47 @@ def test_szabo_swaps_the_common_codes_of_both(small_mnist):
     assert logvar is None
     assert torch.allclose(terms["reconstruction_x1"], expected[0], rtol=1e-5)
     assert torch.allclose(terms["reconstruction_x2"], expected[1], rtol=1e-5)
+
+
+def test_szabo_discriminator_draws_a_fresh_pair(small_mnist, monkeypatch):
+    """As training.py of the re-implementation (ananyahjha93/challenges-in-disentangling, lines
+    127, 160, 173, 208-209): the discriminator step draws its own same-class pair, then x3, and
+    its fake pairs the new pair's first image with Dec(z3, s1). A step that reused the
+    autoencoder's pair would draw one pair per iteration and hand the discriminator its images."""
+    method, feed = make("szabo", small_mnist)
+    draws, pairs, batches = [], [], []
+
+    def spy(name, draw, into):
+        def drawn():
+            draws.append(name)
+            into.append(draw())
+            return into[-1]
+        return drawn
+    monkeypatch.setattr(feed, "pair", spy("pair", feed.pair, pairs))
+    monkeypatch.setattr(feed, "batch", spy("batch", feed.batch, batches))
+    calls = {"autoencoder_loss": [], "discriminator_step": [], "transfer": []}
+    for name, into in calls.items():
+        original = getattr(method, name)
+
+        def called(*args, _original=original, _into=into, **kwargs):
+            _into.append(inspect.signature(_original).bind(*args, **kwargs).arguments)
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(method, name, called)
+    method.train_step(feed)
+
+    # The autoencoder's pair, the discriminator's pair, its x3, then the generators' x1, x3 twice.
+    assert draws == ["pair", "pair", "batch", *["batch", "batch"] * method.config.generator_steps]
+    (ae_pair, d_pair), x3 = pairs, batches[0]
+    (autoencoder,) = calls["autoencoder_loss"]
+    assert autoencoder["x1"] is ae_pair[0] and autoencoder["x2"] is ae_pair[1]
+    (discriminator,) = calls["discriminator_step"]
+    real, fake = discriminator["real"], discriminator["fake"]
+    assert real[0] is d_pair[0] and real[1] is d_pair[1]
+    assert not torch.equal(real[0], ae_pair[0]) and not torch.equal(real[1], ae_pair[1])
+    assert fake[0] is d_pair[0]
+    # The first transfer makes the fake: x3's z under the fresh pair's first image's s.
+    fake_transfer = calls["transfer"][0]
+    assert fake_transfer["z_source"] is x3 and fake_transfer["s_source"] is d_pair[0]
 
 
 def test_szabo_decoder_is_its_variant():

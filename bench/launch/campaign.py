@@ -46,7 +46,6 @@ SEEDS = (0, 1, 2)
 METHOD_ORDER = ("ccvae", "mathieu", "szabo", "mlvae", "gvae", "lord")
 # Methods whose training an open issue is changing: not trained until it lands (then removed here)
 HELD = {
-    "szabo": "issue 41: its discriminator step gets a freshly drawn pair first",
     "mlvae": "issue 41: its likelihood and sampling of s are being brought to the authors'",
     "gvae": "issue 41: its batches and likelihood scale are being measured at 20 epochs",
     "lord": "issue 41: its batches, code penalty and encoders are being brought to the authors'",
