@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.run.build import build
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from methods._adversarial import AdversarialConfig, discriminator_loss
 from methods._nets import PairDiscriminator
 from tests.helpers import changed, snapshot

@@ -6,7 +6,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 
 from bench.run.build import build
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from methods._nets import Decoder, Encoder
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig

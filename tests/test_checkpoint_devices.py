@@ -15,7 +15,7 @@ import torch
 
 from bench.cli import main
 from bench.run.checkpoints import load_checkpoint, load_method, restart_seed
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
 from bench.store import results
 from bench.store.records import load_run
 from tests.helpers import dies_after_first_epoch

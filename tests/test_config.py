@@ -4,8 +4,8 @@ import dataclasses
 import pytest
 
 from bench.errors import ConfigError
-from bench.run.config import RunSettings, resolve
-from bench.run.presets import PRESETS
+from bench.spec.config import RunSettings, resolve
+from bench.spec.presets import PRESETS
 from methods import METHODS
 
 

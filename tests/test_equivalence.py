@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bench.run.build import build
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from methods import METHODS
 from methods._straightforward import STRAIGHTFORWARD
 

@@ -98,7 +98,7 @@ def fake_job(tmp_path, method, overrides=None):
     """Start FAKE_JOB for one smoke MNIST run with the argv a submission gives it, in a session of
     its own (SLURM signals every process of a job step); returns (process, run id, stdout path,
     stderr path)."""
-    from bench.run.config import resolve
+    from bench.spec.config import resolve
     from bench.run.options import RunOptions
     config = resolve(method, "mnist", "smoke", 0, overrides)
     argv = RunOptions(tmp_path / "results", device_request="cpu").child_argv(config, overrides or {})
@@ -276,7 +276,7 @@ def test_slurms_refusal_is_one_line_and_nothing_is_submitted(cluster, tmp_path):
 def test_a_child_runs_argv_resolves_to_the_same_run(tmp_path):
     from bench.cli import parser
     from bench.cli.arguments import settings_overrides
-    from bench.run.config import resolve
+    from bench.spec.config import resolve
     from bench.run.options import RunOptions
     overrides = {"lr": "0.0003", "epochs": 3, "probe_epochs": "2"}
     config = resolve("mathieu", "shapes", "quick", 4, {**overrides, "z_dim": 8, "s_dim": 5})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.run.build import build, restore
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
 from methods import METHODS
 from methods._adversarial import gated_step

@@ -11,10 +11,10 @@ import torch
 
 from bench.cli import main
 from bench.evaluations import _encoding as evaluate, _tsne as tsne
-from bench.report import figures
+from bench import drawing
 from bench.report.page import write_report
 from bench.run.build import build
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from bench.store import results
 from methods import METHODS
 
@@ -71,9 +71,9 @@ def test_swap_grid_geometry_and_cells(trained, mnist):
 def test_tsne_figure_has_one_colour_per_digit():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 10, 500)
-    panels = [figures.Panel("a", rng.normal(size=(500, 2)), labels),
-              figures.Panel("b", rng.normal(size=(500, 2)), labels)]
-    figure = figures.embedding_figure([panels], "test")
+    panels = [drawing.Panel("a", rng.normal(size=(500, 2)), labels),
+              drawing.Panel("b", rng.normal(size=(500, 2)), labels)]
+    figure = drawing.embedding_figure([panels], "test")
     legend_colours = [matplotlib.colors.to_hex(h.get_color()) for h in figure.legends[0].legend_handles]
     assert len(legend_colours) == 10 == len(set(legend_colours))
     for ax in figure.axes[:2]:

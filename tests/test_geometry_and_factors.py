@@ -12,8 +12,8 @@ from bench.cli import main
 from bench.evaluations import _encoding as evaluate
 from bench.evaluations import EVALUATIONS
 from bench.metrics.probes import LatentCode
-from bench.run.config import resolve
-from bench.run.presets import LATENT_SIZES
+from bench.spec.config import resolve
+from bench.spec.presets import LATENT_SIZES
 from bench.store import results
 from methods._nets import MNIST_SHAPE, Decoder, Encoder, PairDiscriminator
 from tests.conftest import REPO

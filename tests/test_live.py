@@ -110,7 +110,7 @@ def test_without_tensorboard_the_flag_is_one_line_exit_2_and_nothing_is_written(
 
 def test_a_child_runs_argv_passes_tensorboard_on(tmp_path):
     from bench.cli import parser
-    from bench.run.config import resolve
+    from bench.spec.config import resolve
     from bench.run.options import RunOptions
     config = resolve("ccvae", "mnist", "smoke", 0, {})
     with_flag = parser().parse_args(list(RunOptions(tmp_path, device_request="cpu",
@@ -157,7 +157,7 @@ class Recorder(monitors.Monitor):
 def test_a_monitor_passed_in_sees_every_epoch_the_probes_and_the_swap_grid(tmp_path, mnist):
     import torch
 
-    from bench.run.config import resolve
+    from bench.spec.config import resolve
     from bench.run.options import RunOptions
     from bench.run.runner import execute
     from bench.run.train import StopOnSignal

@@ -7,7 +7,7 @@ import torch
 
 from bench.cli import main
 from bench.run.build import build
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
 from bench.store import results
 from datasets.samplers import PairSampler

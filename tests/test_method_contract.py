@@ -6,7 +6,7 @@ import torch
 
 from bench.run.build import build
 from bench.run.checkpoints import generator_states, restore_generators, run_generators
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from methods import METHODS
 
 ALL_METHODS = sorted(METHODS)

@@ -46,7 +46,7 @@ def test_the_throwaway_method_is_gone_afterwards():
 @pytest.mark.parametrize("name, phases", [("lord", [1, 1]), ("ccvae", [3])])
 def test_a_method_trained_in_stages_is_timed_in_each(name, phases, small_mnist):
     from bench.run.build import build
-    from bench.run.config import resolve
+    from bench.spec.config import resolve
     from bench.run.speed import time_phases
     method, feed = build(resolve(name, "mnist", "smoke", 0, {"epochs": 3 if name == "ccvae" else 1}),
                          small_mnist, torch.device("cpu"))

@@ -12,7 +12,7 @@ import torch
 
 from bench.cli import main
 from bench.run.checkpoints import save_checkpoint
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from bench.run.train import Progress
 from bench.store import paths, results
 from tests.conftest import REPO

@@ -32,7 +32,7 @@ def grid_options(args) -> dict:
     """The grid a start names (stored in the campaign's state): the paper's unless narrowed."""
     from bench.errors import ConfigError
     from bench.launch.campaign import METHOD_ORDER
-    from bench.run.presets import PRESETS
+    from bench.spec.presets import PRESETS
     grid: dict = {}
     try:
         if args.methods:

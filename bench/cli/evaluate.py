@@ -11,9 +11,9 @@ from bench.store.results import DEFAULT_RESULTS
 
 
 def command_evaluate(args) -> int:
-    """Recompute evaluations of complete runs from their checkpoints (bench/evaluations/_recompute.py)."""
+    """Recompute evaluations of complete runs from their checkpoints (bench/run/reevaluate.py)."""
     from bench.evaluations import EVALUATIONS, by_default, in_order
-    from bench.evaluations._recompute import choose_runs, reevaluate
+    from bench.run.reevaluate import choose_runs, reevaluate
     from bench.run.train import Interrupted, StopOnSignal
 
     names = None if args.evaluations is None else choose(args.evaluations, EVALUATIONS, "evaluation")

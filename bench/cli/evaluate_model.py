@@ -10,7 +10,7 @@ from bench.cli.arguments import (DEVICE_HELP, UsageError, check_cache_dir, choos
                                  device_argument, known_dataset, load_data, resolve_device,
                                  settings_overrides)
 from bench.store import paths
-from bench.run.presets import PRESETS
+from bench.spec.presets import PRESETS
 from bench.store.results import DEFAULT_RESULTS, read_status, runs_dir
 
 # The report's row name and the start of the run id: short and plain, never hidden or an option.

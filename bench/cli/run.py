@@ -18,8 +18,8 @@ from bench.store.results import DEFAULT_RESULTS
 
 
 def command_run(args) -> int:
-    from bench.run.config import resolve
-    from bench.run.presets import LATENT_SIZES
+    from bench.spec.config import resolve
+    from bench.spec.presets import LATENT_SIZES
     from methods import METHODS
 
     methods = choose(args.methods, METHODS, "method")
@@ -38,7 +38,7 @@ def command_run(args) -> int:
             raise UsageError("--paper-sizes chooses the latent sizes: give it or --z-dim/--s-dim, not both")
         if args.dataset not in LATENT_SIZES:
             raise UsageError(f"--paper-sizes: no latent sizes are listed for {args.dataset!r} "
-                             "(bench/run/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
+                             "(bench/spec/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
         sizes_list = [{"z_dim": z, "s_dim": s} for z, s in LATENT_SIZES[args.dataset]]
     else:
         sizes_list = latent_sizes(args.z_dim, args.s_dim)
@@ -199,7 +199,7 @@ def summarise(configs, failures: list[str], busy: list[str]) -> int:
 
 def add(commands) -> None:
     """The `run` command's arguments."""
-    from bench.run.presets import PRESETS
+    from bench.spec.presets import PRESETS
 
     run = commands.add_parser("run", help="train methods and probe their latents")
     run.add_argument("--methods", required=True, help="comma-separated method names, or all")

@@ -19,7 +19,7 @@ from bench.store import results
 from bench.store.records import run_columns
 
 if TYPE_CHECKING:
-    from bench.run.config import RunConfig
+    from bench.spec.config import RunConfig
     from datasets import ImageSet
     from methods import Encoding, Method
 
@@ -41,7 +41,7 @@ class Context:
 
     def seed(self, stream: str) -> int:
         """A seed of its own for each evaluation's random draws, from the run's seed."""
-        from bench.run.build import derive_seed
+        from bench.spec.seeds import derive_seed
         return derive_seed(self.config.seed, stream)
 
     @property

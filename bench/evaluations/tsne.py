@@ -98,10 +98,10 @@ def tsne_rows(context: Context) -> Outcome:
 def draw_tsne(context: Context, outcome: Outcome, run_dir: Path) -> dict[str, Any]:
     """tsne.png: a panel per code, from the embeddings at full precision; returns the t-SNE's
     parameters (figures.json)."""
-    from bench.report import figures
+    from bench import drawing
     embeddings, labels = outcome.drawing
-    panels = [figures.Panel(figures.CODE_TITLES[code], xy, labels) for code, xy in embeddings.items()]
-    figures.plot_embeddings([panels], run_dir / results.FIGURES["tsne"],
+    panels = [drawing.Panel(drawing.CODE_TITLES[code], xy, labels) for code, xy in embeddings.items()]
+    drawing.plot_embeddings([panels], run_dir / results.FIGURES["tsne"],
                             f"t-SNE of z on {len(labels)} test images: {context.label}",
                             context.data.num_classes, context.data.label_name)
     return outcome.details

@@ -68,7 +68,7 @@ class GridRun:
         return f"{self.method} {self.z_dim}/{self.s_dim} seed {self.seed}"
 
     def config(self):
-        from bench.run.config import resolve
+        from bench.spec.config import resolve
         return resolve(self.method, DATASET, self.preset, self.seed,
                        {"z_dim": self.z_dim, "s_dim": self.s_dim})
 

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.lifetime import child_environment
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
 from bench.store import results
 
 JOBS_DIR = "jobs"  # results/jobs/: job logs and records, per executor

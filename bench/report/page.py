@@ -319,9 +319,9 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
                                     f"evaluation `{PROBE_SENSITIVITY.name}`): " + "; ".join(sentences)
                                     + "."))
         if plain_figure_name(dataset, preset, z, s):
-            from bench.report import figures  # matplotlib: only where a figure is drawn
+            from bench import drawing  # matplotlib: only where a figure is drawn
             path = results_dir / FIGURES_DIR / f"probe-sensitivity-{dataset}-{preset}-z{z}-s{s}.png"
-            figures.plot_probe_sensitivity(means.assign(method=means.label), path,
+            drawing.plot_probe_sensitivity(means.assign(method=means.label), path,
                                            f"Probe accuracy against the probe's budget, {dataset}, "
                                            f"z/s {z}/{s}, {preset} preset (means over seeds)")
             blocks.append(Figure(path, "Test accuracy of each code's probes: a colour per method, "
@@ -331,7 +331,7 @@ def probe_dependence(records: list[RunRecord], paper_order: list[str], experimen
 
 def tsne_comparison(records: list[RunRecord], path: Path, title: str, dataset: str) -> Figure:
     """One t-SNE panel per method side by side (first seed of each), a row per code of z."""
-    from bench.report import figures  # matplotlib: only where a figure is drawn
+    from bench import drawing  # matplotlib: only where a figure is drawn
     columns, classes = [], 0
     parameters = results.read_json(records[0].path(results.FIGURES_FILE)).get("tsne", {})
     label_name = parameters.get("label_name", "digit")
@@ -347,10 +347,10 @@ def tsne_comparison(records: list[RunRecord], path: Path, title: str, dataset: s
         for record, tables in zip(records, columns):
             part = tables.get(code, tables.get("z"))  # a deterministic z stands in both rows
             shown = code if code in tables else "z"
-            row.append(figures.Panel(f"{record.method}: {figures.CODE_TITLES[shown]}",
+            row.append(drawing.Panel(f"{record.method}: {drawing.CODE_TITLES[shown]}",
                                      part[["x", "y"]].to_numpy(), part["label"].to_numpy()))
         rows.append(row)
-    figures.plot_embeddings(rows, path, title, classes, label_name)
+    drawing.plot_embeddings(rows, path, title, classes, label_name)
     expected = "; ".join(f"{r.method}: {PAPER_TSNE[r.method]}"
                          for r in records if r.method in PAPER_TSNE and dataset == "mnist")
     caption = f"Points: test images, coloured by {label_name}."

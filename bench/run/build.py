@@ -1,19 +1,13 @@
 """A run's method and training data, built from its resolved config and seeded from its seed."""
 from __future__ import annotations
 
-import hashlib
-
 import torch
 
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
+from bench.spec.seeds import derive_seed
 from datasets import ImageSet
 from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
 from methods import METHODS, Method, PairGraph
-
-
-def derive_seed(seed: int, stream: str) -> int:
-    """Independent seeds for the run's random streams (network init, pairs, batches, probes)."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
 
 
 def build(config: RunConfig, data: ImageSet, device: torch.device) -> tuple[Method, PairedTrainingData]:

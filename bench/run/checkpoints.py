@@ -24,8 +24,9 @@ from pathlib import Path
 import torch
 
 from bench.errors import CorruptRun, Refused, UnusableFile, first_line
-from bench.run.build import build, derive_seed, restore, run_data
-from bench.run.config import RunConfig
+from bench.run.build import build, restore, run_data
+from bench.spec.seeds import derive_seed
+from bench.spec.config import RunConfig
 from bench.run.train import Progress
 from bench.run.weights import WEIGHTS_FILE, load_weights
 from bench.store import results

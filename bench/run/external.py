@@ -22,9 +22,9 @@ from bench.evaluations import Context, Evaluation, run_evaluations
 from bench.evaluations._encoding import encode_all
 from bench.external import ExternalMethod, ModelSource
 from bench.run.checkpoints import RunLock
-from bench.run.config import RunIdentity, RunSettings, check_values, coerce_setting
+from bench.spec.config import RunIdentity, RunSettings, check_values, coerce_setting
 from bench.run.environment import environment, peak_memory_mb
-from bench.run.presets import PRESETS
+from bench.spec.presets import PRESETS
 from bench.store import results
 from datasets import ImageSet
 

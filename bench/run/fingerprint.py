@@ -21,7 +21,7 @@ import time
 import torch
 
 from bench.run.build import build, run_data
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
 from bench.run.environment import cpu_kernels, numerics_fingerprint
 from bench.run.weights import network_tensors
 from datasets import ImageSet

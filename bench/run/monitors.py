@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-    from bench.run.config import RunConfig
+    from bench.spec.config import RunConfig
     from methods import Method
 
 TENSORBOARD_DIR = "tensorboard"

@@ -13,7 +13,7 @@ from bench.run.monitors import MonitorFactory, TensorBoard
 if TYPE_CHECKING:
     import torch
 
-    from bench.run.config import RunConfig
+    from bench.spec.config import RunConfig
 
 
 def gpu_flags(cuda_graphs: bool, tf32: bool) -> tuple[str, ...]:

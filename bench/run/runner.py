@@ -31,7 +31,7 @@ from bench.run import live
 from bench.run.build import build, iterations_per_epoch, restore, run_data
 from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
                                    save_checkpoint)
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
 from bench.run.environment import environment, peak_memory_mb
 from bench.run.monitors import LossLog, Monitor, RunStart
 from bench.run.options import RunOptions
@@ -224,10 +224,10 @@ def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, options: R
 def draw_curves(context: Context, run_dir: Path) -> None:
     """curves.png: every loss term of losses.csv against the iteration. A run's own figure, not an
     evaluation: it comes from the training log, not from the trained model."""
-    from bench.report import figures  # matplotlib: only where a figure is drawn
+    from bench import drawing  # matplotlib: only where a figure is drawn
     with steps.step(f"{context.config.run_id} training curves"):
         losses = pd.read_csv(run_dir / results.LOSSES_FILE)
-        figures.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {context.label}")
+        drawing.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {context.label}")
 
 
 def test_summary(run_dir: Path) -> str:

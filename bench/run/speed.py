@@ -9,7 +9,7 @@ import torch
 
 from bench import progress
 from bench.run.build import build, iterations_per_epoch
-from bench.run.config import resolve
+from bench.spec.config import resolve
 from bench.run.environment import device_name, peak_memory_mb, tf32_allowed
 from bench.run.graphs import EAGER_STEPS, GraphedStep
 from datasets import ImageSet

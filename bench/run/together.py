@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import by_default, compute_together
 from bench.evaluations.tsne import TSNE, TsneWork, tsne_inputs
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
 from bench.run.options import RunOptions
 from bench.run.runner import Run, Shared
 from bench.run.train import Interrupted, StopOnSignal

@@ -16,7 +16,7 @@ from bench.evaluations import Context, Evaluation, is_current, run_evaluations
 from bench.evaluations._encoding import encode_all
 from bench.run.build import run_data
 from bench.run.checkpoints import RunLock, load_method
-from bench.run.config import RunConfig
+from bench.spec.config import RunConfig
 from bench.store import results
 from bench.store.records import RunRecord, load_runs
 from datasets import ImageSet

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from bench.errors import ConfigError, first_line
-from bench.run.presets import LATENT_SIZES, PRESETS
+from bench.spec.presets import LATENT_SIZES, PRESETS
 from datasets import DATASETS
 from methods import METHODS, MethodConfig
 
