@@ -27,8 +27,9 @@ class GVAEConfig(MLVAEConfig):
     s_sample: str = "group"  # Hosoya's only form: one s sample per group
     # Weight of the summed squared error. Hosoya's N(x; Dec, 1) on pixels standardised by the data's
     # pixel std r is 1/(2 r^2) x SSE on raw pixels: 5.27 on MNIST (r = 0.3081). At that weight the
-    # quick preset's s probe fell from 92 % to 68 % and the decoder ignored s (docs/methods.md,
-    # "GVAE"), so the default is ML-VAE's 1 and GVAE differs from it only in the group posterior.
+    # quick preset's s probe fell from 90.8 % to 68.5 % and the decoder ignored s (docs/methods.md,
+    # "GVAE deviations"), so the default is ML-VAE's 1 and GVAE differs from it only in the group
+    # posterior.
     reconstruction_weight: float = 1.0
 
     def __post_init__(self):

@@ -26,12 +26,12 @@ def product_of_gaussians(mean: torch.Tensor, logvar: torch.Tensor) -> tuple[torc
 
 @dataclasses.dataclass(frozen=True)
 class MLVAEConfig(MethodConfig):
-    epochs: int = 100  # as the cycle-consistent VAE on the same networks (none published for MNIST)
+    epochs: int = 100  # as the cycle-consistent VAE on the same networks (the authors' code: 400)
     lr: float = 1e-3  # the authors' and Hosoya's Adam rate
     betas: tuple[float, float] = (0.9, 0.999)
     beta: float = 1.0  # weight of both KL terms
     # "group": one s sample per group, shared by its members; "member": one per member, each from
-    # the group posterior (the paper says both work).
+    # the group posterior, as the first author's code does (docs/methods.md, ML-VAE deviations).
     s_sample: str = "group"
 
     def __post_init__(self):
