@@ -5,8 +5,8 @@ import math
 import pytest
 from scipy import stats
 
-from bench.report.statistics import (holm, interval_half_width, not_significant, ranking_agreement,
-                                     welch_p_value)
+from bench.report.statistics import (ACCURACY, holm, interval, interval_half_width, not_significant,
+                                     ranking_agreement, welch_p_value)
 
 
 def test_the_interval_is_students_t_and_absent_with_one_seed():
@@ -14,6 +14,22 @@ def test_the_interval_is_students_t_and_absent_with_one_seed():
     assert interval_half_width(1.0, 3) == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
     assert interval_half_width(2.0, 2) == pytest.approx(12.706205 * 2 / math.sqrt(2), rel=1e-6)
     assert interval_half_width(1.0, 1) is None and interval_half_width(float("nan"), 3) is None
+
+
+def test_an_accuracys_interval_stays_within_0_and_100():
+    """Two seeds 2 points apart (90 and 92: standard deviation sqrt 2): t(0.975, 1) = 12.706
+    times sqrt 2 / sqrt 2, and 91 % reads [78.29, 103.71], above 100 %. Clipped to what an
+    accuracy can be; three seeds well inside the bounds keep their interval."""
+    t1 = 12.706205
+    assert interval(91.0, math.sqrt(2), 2) == pytest.approx((91.0 - t1, 91.0 + t1), rel=1e-6)
+    assert interval(91.0, math.sqrt(2), 2, *ACCURACY) == pytest.approx((91.0 - t1, 100.0),
+                                                                       rel=1e-6)
+    assert interval(5.0, math.sqrt(2), 2, low=0.0, high=100.0) == pytest.approx((0.0, 5.0 + t1))
+    half = 4.302653 / math.sqrt(3)
+    assert interval(50.0, 1.0, 3, *ACCURACY) == pytest.approx((50.0 - half, 50.0 + half),
+                                                              rel=1e-6)
+    assert interval(91.0, 1.0, 1, *ACCURACY) is None
+    assert interval(91.0, float("nan"), 3, *ACCURACY) is None
 
 
 def welch_by_formula(a, b):
@@ -37,10 +53,29 @@ def test_welch_of_equal_variances_three_each_is_the_tabled_value():
     assert welch_p_value([1, 2, 3], [4, 5, 6]) == pytest.approx(0.021312, abs=1e-6)
 
 
-def test_welch_without_spread_or_seeds():
-    assert welch_p_value([1.0, 1.0], [1.0, 1.0]) == 1.0
-    assert welch_p_value([1.0, 1.0], [2.0, 2.0]) == 0.0
+def test_welch_without_seeds_or_numbers_is_not_tested():
     assert welch_p_value([1.0], [2.0, 3.0]) is None
+    assert welch_p_value([1.0, float("nan"), 2.0], [3.0, 4.0, 5.0]) is None
+
+
+def test_two_groups_without_spread_are_not_tested_whatever_their_means():
+    """No spread on either side: Welch's t is a difference over zero, which says nothing of how
+    far apart the means are. Three seeds of 90.00 against three of 89.99 are not "different for
+    certain" (p 0) but untested; equal groups likewise. Spread lost in the rounding of floating
+    point (0.1 + 0.2 against 0.3) is no spread."""
+    assert welch_p_value([90.0] * 3, [89.99] * 3) is None
+    assert welch_p_value([1.0, 1.0], [1.0, 1.0]) is None
+    assert welch_p_value([0.1 + 0.2, 0.3, 0.3], [0.31] * 3) is None
+    # one group without spread, the other with: Welch's test as usual
+    assert welch_p_value([1.0] * 3, [1.0, 2.0, 3.0]) == pytest.approx(
+        welch_by_formula([1.0] * 3, [1.0, 2.0, 3.0]), rel=1e-9)
+
+
+def test_a_pair_without_spread_is_named_as_not_established():
+    """a and b cannot be tested: they are named, not called different. c differs from both
+    (Welch's p 2.2e-4 against each, 6.6e-4 after Holm over the three pairs)."""
+    values = {"a": [90.0] * 3, "b": [89.99] * 3, "c": [50.0, 51.0, 52.0]}
+    assert not_significant(values) == [("a", "b")]
 
 
 def test_holm_by_hand():
@@ -48,6 +83,17 @@ def test_holm_by_hand():
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
     assert holm([]) == []
+
+
+def test_holm_sets_untestable_pairs_last_and_leaves_the_others_alone():
+    """An untestable pair (None, or NaN) is adjusted to None and counts in the family as p 1
+    would: after every other, so the others are adjusted as if it were there with p 1 (m = 3
+    below), not all to 1 as a NaN compared with them made them."""
+    nan = float("nan")
+    assert holm([nan, 0.001, 0.002]) == [None, pytest.approx(0.003), pytest.approx(0.004)]
+    assert holm([0.001, None, 0.002]) == [pytest.approx(0.003), None, pytest.approx(0.004)]
+    assert holm([0.001, 1.0, 0.002]) == pytest.approx([0.003, 1.0, 0.004])
+    assert holm([None, nan]) == [None, None]
 
 
 def test_the_pairs_not_separated_are_named():

@@ -1,6 +1,7 @@
 """Leakage as description length: the bits a probe needs to send the specified labels of the test
-images given each code (bench/metrics/mdl.py), beside the paper's probe accuracy, which moves with
-the probe's size and training length. Opt-in: `bench evaluate --evaluations mdl_leakage`."""
+images given each code (bench/metrics/mdl.py), beside the paper's probe accuracy. Both move with
+the probe's training length (docs/evaluation.md, "Training length"): compare compressions of one
+preset only. Opt-in: `bench evaluate --evaluations mdl_leakage`."""
 from __future__ import annotations
 
 from bench.evaluations.base import Context, Evaluation, Outcome, ReportTable, register
@@ -9,7 +10,7 @@ from bench.store import results
 PROTOCOL = ("online code over the test images in a seeded order: blocks ending at 0.1, 0.2, 0.4, "
             "0.8, 1.6, 3.2, 6.25, 12.5, 25, 50 and 100 % of them (10 images at least in the "
             "first, sent with the uniform code); each later block sent with the paper's probe "
-            "classifier trained on every image before it (Adam 1e-3, the probes' epochs or 100 "
+            "classifier trained on the images before it but the last 10 % of them (Adam 1e-3, the probes' epochs or 100 "
             "steps if more, the epoch kept whose code length of the prefix's last 10 % is "
             "shortest)")
 

@@ -2,12 +2,14 @@
 description length probing (Voita & Titov, EMNLP 2020).
 
 The labels of n items are sent in blocks, in a seeded order. The first block goes with the
-uniform code, log2(K) bits a label. Every later block goes with a probe trained on all the items
-before it: a label costs -log2 p(label | code) bits under that probe. The total is the online code
-length; against the uniform code for every label (n log2 K bits) it gives the compression, 1 for a
-code that says nothing of the labels and n / (first block) at most. Unlike one probe's accuracy,
-the length counts how quickly the labels can be learnt from the code as well as how well: a
-label that a probe reads only after much data costs bits all along the way.
+uniform code, log2(K) bits a label, and counts in the length. Every later block goes with a probe
+that has seen the items before it (the prefix) and no other: trained on the prefix but its last
+part, which chooses the probe's epoch (``block_probe``). A label costs -log2 p(label | code) bits
+under that probe. The total is the online code length; against the uniform code for every label
+(n log2 K bits) it gives the compression, 1 for a code that says nothing of the labels and
+n / (first block) at most. Unlike one probe's accuracy, the length counts how quickly the labels
+can be learnt from the code as well as how well: a label that a probe reads only after much data
+costs bits all along the way.
 """
 from __future__ import annotations
 
@@ -99,8 +101,8 @@ def online_code_lengths(codes: dict[str, LatentCode], labels: torch.Tensor, num_
                         between: Callable[[], None] = lambda: None, bar: Bar = no_bar
                         ) -> dict[str, OnlineCode]:
     """The online code length of ``labels`` given each code, every code sent in the same seeded
-    order, each block with a ``block_probe`` trained on the items before it. ``between`` runs
-    after every block (a stop check)."""
+    order, each block with a ``block_probe`` of the items before it (and of no other).
+    ``between`` runs after every block (a stop check)."""
     n = labels.numel()
     ends = block_ends(n, fractions)
     generator = torch.Generator(device=labels.device).manual_seed(seed)

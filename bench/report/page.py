@@ -19,7 +19,7 @@ from bench.evaluations.mdl_leakage import MDL_LEAKAGE
 from bench.evaluations.probe_sensitivity import CAPACITIES, PROBE_SENSITIVITY
 from bench.report.document import (Block, Details, Figure, Gallery, Heading, Paragraph, Table,
                                    embeddable, to_html, to_markdown)
-from bench.report.statistics import ALPHA, LEVEL, interval_half_width, not_significant
+from bench.report.statistics import ACCURACY, ALPHA, LEVEL, interval, not_significant
 from bench.store import results
 from bench.store.records import RunRecord, differing_settings, load_runs, metrics_of
 
@@ -66,15 +66,17 @@ def summarise(table: pd.DataFrame, value: str = "accuracy", by: tuple[str, ...] 
     return grouped.agg(mean="mean", std="std", seeds="count").reset_index()
 
 
-def _format(mean: float, std: float, seeds: int, decimals: int = 2) -> str:
-    """The mean over seeds with its 95 % confidence interval (statistics.interval_half_width), or
-    the mean and "one seed" where there is no interval."""
+def _format(mean: float, std: float, seeds: int, decimals: int = 2,
+            bounds: tuple[float | None, float | None] = (None, None)) -> str:
+    """The mean over seeds with its 95 % confidence interval (statistics.interval), cut to
+    ``bounds`` (ACCURACY for an accuracy), or the mean and "one seed" where there is none."""
     if pd.isna(mean):
         return "n/a"
-    half = interval_half_width(std, seeds)
-    if half is None:
+    found = interval(mean, std, seeds, *bounds)
+    if found is None:
         return f"{mean:.{decimals}f} (one seed)"
-    return f"{mean:.{decimals}f} [{mean - half:.{decimals}f}, {mean + half:.{decimals}f}]"
+    low, high = found
+    return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
 
 
 def _method_order(methods, paper_order: list[str]) -> list[str]:
@@ -147,7 +149,7 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
         cells = experiments.cells(key, int(part.seeds.max()))
         for name, (probe, split) in columns.items():
             row = part[(part.probe == probe) & (part.split == split)].iloc[0]
-            cell = _format(row["mean"], row["std"], int(row.seeds))
+            cell = _format(row["mean"], row["std"], int(row.seeds), bounds=ACCURACY)
             if name in PAPER_COLUMNS and not paper_row.empty:
                 reference = float(paper_row.iloc[0][PAPER_COLUMNS[name]])
                 cell += f" (paper {reference:.2f}, {row['mean'] - reference:+.2f})"
@@ -166,7 +168,7 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
 
 
 CELLS = (f"Each cell: the mean over seeds and its {LEVEL:.0%} confidence interval (Student's t "
-         "over the seeds; none with one seed).")
+         "over the seeds, an accuracy's cut to 0-100 %; none with one seed).")
 
 
 def significance(part: pd.DataFrame, columns: dict[str, tuple[str, str]],
@@ -226,8 +228,10 @@ def evaluation_table(spec: ReportTable, table: pd.DataFrame, paper_order: list[s
         for pivot in pivots:
             found = rows_of_key[(rows_of_key[list(spec.pivot)]
                                  == pd.Series(pivot, index=list(spec.pivot))).all(axis=1)]
+            bounds = ACCURACY if spec.value == "accuracy" else (None, None)
             cells.append(MISSING if found.empty else _format(found.iloc[0]["mean"], found.iloc[0]["std"],
-                                                             int(found.iloc[0].seeds), spec.decimals))
+                                                             int(found.iloc[0].seeds), spec.decimals,
+                                                             bounds))
         rows.append(cells)
     return Table([*experiments.header(), *header], rows)
 
@@ -570,8 +574,8 @@ def build(results_dir: Path) -> list[Block]:
                   "label (the digit on MNIST) from one frozen latent code. **s: higher is better** "
                   "(the specified code carries the class). **z: lower is better** (the unspecified "
                   "code should not leak the class; chance is 10 % on MNIST). Cells read "
-                  "`ours (paper, ours - paper)`; with several seeds, ours is the mean ± standard "
-                  "deviation over seeds. Runs are averaged only when they differ in their seed "
+                  "`ours (paper, ours - paper)`; with several seeds, ours is the mean over seeds with "
+                  f"its {LEVEL:.0%} confidence interval. Runs are averaged only when they differ in their seed "
                   "alone.")]
     if metrics.empty:
         blocks.append(Paragraph("No complete runs yet: "

@@ -1,22 +1,34 @@
 """How sure the report's numbers are: a 95 % confidence interval over seeds for each cell, and,
 for each column, the pairs of experiments whose difference the seeds do not establish.
 
-Seeds are few (often 3), so the interval is Student's t, not a normal one, and two experiments
-are compared with Welch's t-test (it does not assume that two methods vary as much over seeds),
-its p-values corrected with Holm's step-down method over every pair of the column (it controls
-the chance of calling any difference real when none is, without assuming the tests independent,
-and rejects at least as much as Bonferroni). Pure functions on numbers; no torch.
+Seeds are few (often 3), so the interval is Student's t, not a normal one, clipped to the values
+the number can take (an accuracy: 0 to 100 %), and two experiments are compared with Welch's
+t-test (it does not assume that two methods vary as much over seeds), its p-values corrected with
+Holm's step-down method over every pair of one family (it controls the chance of calling any
+difference of the family real when none is, without assuming the tests independent, and rejects
+at least as much as Bonferroni). The report's family is one column of one latent size: the pairs
+of experiments of equal z and s sizes in one column of a table (bench/report/page.py,
+``significance``); another column, or another latent size, is another family.
+
+A pair that cannot be tested (either side without spread, or a value not a number) is never
+called different: its p-value is None, it takes the last place in Holm's order, and it is named
+among the pairs not established. Pure functions on numbers; no torch.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import math
+import warnings
 
 from scipy import stats
 
 LEVEL = 0.95
 ALPHA = 0.05
+ACCURACY = (0.0, 100.0)  # the values a percentage accuracy can take: interval(..., *ACCURACY)
+# Values this close, relative to their size, are equal: a spread that small is floating point's
+# rounding (0.1 + 0.2 against 0.3), not a difference between seeds.
+RELATIVE_ROUNDING = 1e-9
 
 
 def interval_half_width(std: float, seeds: int, level: float = LEVEL) -> float | None:
@@ -27,38 +39,74 @@ def interval_half_width(std: float, seeds: int, level: float = LEVEL) -> float |
     return float(stats.t.ppf(0.5 + level / 2, seeds - 1)) * std / math.sqrt(seeds)
 
 
-def welch_p_value(a: list[float], b: list[float]) -> float | None:
-    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` have equal means; None when either
-    has fewer than two values. Two groups without spread differ for certain (p 0) unless equal."""
-    if len(a) < 2 or len(b) < 2:
+def interval(mean: float, std: float, seeds: int, low: float | None = None,
+             high: float | None = None, level: float = LEVEL) -> tuple[float, float] | None:
+    """The t-based confidence interval of a mean over ``seeds`` values (``interval_half_width``)
+    as (lower end, upper end), cut to [``low``, ``high``] where given; None with fewer than two
+    seeds. With two seeds the half width is t(0.975, 1) = 12.7 times std / sqrt(2), 9 times the
+    standard deviation: seeds of 90 and 92 % (standard deviation 1.41) give 91 % [78.29, 103.71],
+    an accuracy no probe can have. The interval of a value bounded by nature (an accuracy:
+    ``ACCURACY``) is the part of the t interval that the value can take."""
+    half = interval_half_width(std, seeds, level)
+    if half is None:
         return None
-    mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
-    var_a = sum((x - mean_a) ** 2 for x in a) / (len(a) - 1)
-    var_b = sum((x - mean_b) ** 2 for x in b) / (len(b) - 1)
-    if var_a == 0 and var_b == 0:
-        return 1.0 if mean_a == mean_b else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    lower, upper = mean - half, mean + half
+    return (lower if low is None else max(low, lower), upper if high is None else min(high, upper))
 
 
-def holm(p_values: list[float]) -> list[float]:
+def without_spread(values: list[float]) -> bool:
+    """Whether ``values`` are all equal, up to floating point's rounding (RELATIVE_ROUNDING)."""
+    return max(values) - min(values) <= RELATIVE_ROUNDING * max(abs(x) for x in values)
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` have equal means; None where the
+    test cannot be made: either has fewer than two values, a value is not a number, or neither
+    varies (``without_spread``). Without spread Welch's t is a difference over zero, which says
+    nothing of how far apart the means are (three seeds of 90.00 against three of 89.99 would
+    be "different for certain"): untestable, not different. One side without spread and the other
+    with is tested as usual."""
+    if len(a) < 2 or len(b) < 2 or any(x != x for x in (*a, *b)):
+        return None
+    if without_spread(a) and without_spread(b):
+        return None
+    with warnings.catch_warnings():
+        # scipy warns of "catastrophic cancellation" where one side does not vary; its variance
+        # is then zero or next to it, and the other side's carries the test.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return p if p == p else None
+
+
+def holm(p_values: list[float | None]) -> list[float | None]:
     """Holm's step-down adjustment: the i-th smallest of m p-values times (m - i), made
-    non-decreasing in that order, at most 1; returned in the input's order."""
-    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
-    adjusted, running = [0.0] * len(p_values), 0.0
-    for rank, i in enumerate(order):
+    non-decreasing in that order, at most 1; returned in the input's order.
+
+    An untestable pair (None or NaN) is adjusted to None and counts in m as a p-value of 1 would:
+    it comes after every testable one, so it takes no part in their order and its place does not
+    raise theirs, and m counts every pair of the family, so the others are adjusted exactly as
+    Holm would with p 1 in its place (conservative: with any p-value in its place they would be
+    adjusted as much or less). Left as NaN, its comparisons were all false and it made every
+    p-value adjusted after it 1."""
+    testable = [i for i, p in enumerate(p_values) if p is not None and p == p]
+    adjusted: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(sorted(testable, key=lambda i: p_values[i])):
         running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
         adjusted[i] = running
     return adjusted
 
 
 def not_significant(values: dict[str, list[float]], alpha: float = ALPHA) -> list[tuple[str, str]]:
-    """The pairs of ``values`` (name: its numbers over seeds, two at least each) whose difference
-    is not significant at ``alpha``: Welch's t-test, Holm-corrected over every pair."""
+    """The pairs of ``values`` (name: its numbers over seeds, two at least each; one family,
+    such as one column of one latent size) whose difference is not established at ``alpha``:
+    Welch's t-test, Holm-corrected over every pair; a pair that cannot be tested (``holm``,
+    ``welch_p_value``) is among them."""
     if any(len(v) < 2 for v in values.values()):
         raise ValueError("every experiment compared needs two seeds at least")
     pairs = list(itertools.combinations(values, 2))
     adjusted = holm([welch_p_value(values[a], values[b]) for a, b in pairs])
-    return [pair for pair, p in zip(pairs, adjusted) if p >= alpha]
+    return [pair for pair, p in zip(pairs, adjusted) if p is None or p >= alpha]
 
 
 @dataclasses.dataclass(frozen=True)
