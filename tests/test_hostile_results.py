@@ -254,3 +254,22 @@ def test_a_tsne_table_that_is_not_one_is_named_in_one_line_by_the_report(world, 
     directory, run_dir, outside = world
     (run_dir / results.TSNE_FILE).write_text("code,x\nz_sample,1\n")
     refused(["report", "--results", str(directory)], capsys, "tsne.csv")
+
+
+def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
+    """A results folder from someone else: a lock's text and a run folder's name are printed by
+    bench run and bench evaluate (issue 45, item 3)."""
+    from bench.run.checkpoints import RunLock
+    from bench.run.reevaluate import reevaluate
+    from bench.store.records import RunRecord
+    escape = "\x1b]0;PWNED\x07\x1b[2J"
+    run_dir = tmp_path / "runs" / f"x{escape}"
+    run_dir.mkdir(parents=True)
+    lock = RunLock(run_dir)
+    lock.path.parent.mkdir(parents=True)
+    lock.path.write_text(escape + "\n")
+    assert "\x1b" not in lock.holder() and "\x07" not in lock.holder()
+    record = RunRecord(run_dir.name, run_dir, {"external": {"model": "m.py:f"}}, {}, {"state": "complete"})
+    said: list[str] = []
+    reevaluate([record], [], None, lambda name: None, False, lambda: None, say=said.append)
+    assert said and not any("\x1b" in line or "\x07" in line for line in said), said

@@ -31,6 +31,7 @@ from bench.run.train import Progress
 from bench.run.weights import WEIGHTS_FILE, load_weights
 from bench.store import results
 from bench.store.records import RunRecord, load_run
+from bench.terminal import printable
 from datasets import ImageSet
 from datasets.samplers import PairedTrainingData
 from methods import Method
@@ -68,10 +69,17 @@ class RunLock:
         return True
 
     def holder(self) -> str:
+        """What the lock file says of its holder (a pid), made safe to print: a lock file may come
+        from someone else's results folder (no link followed, 64 bytes at most, escapes shown)."""
         try:
-            return self.path.read_text().strip() or "?"
+            descriptor = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                text = os.read(descriptor, 64).decode("utf-8", errors="replace")
+            finally:
+                os.close(descriptor)
         except OSError:
             return "?"
+        return printable(text.strip()) or "?"
 
     def release(self) -> None:
         if self.handle is not None:

@@ -19,6 +19,7 @@ from bench.run.checkpoints import RunLock, load_method
 from bench.spec.config import RunConfig
 from bench.store import results
 from bench.store.records import RunRecord, load_runs
+from bench.terminal import printable
 from datasets import ImageSet
 
 
@@ -51,13 +52,13 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
     results.no_links_for([r.dir for r in records])  # from someone else: no link redirects a write
     for record in records:
         if record.external is not None:  # its model is code named in the folder: never imported
-            say(f"skip {record.run_id}: an external model's run; rerun python -m bench "
+            say(f"skip {printable(record.run_id)}: an external model's run; rerun python -m bench "
                 "evaluate-model with the model to recompute it")
             counts["external (skipped)"] += 1
             continue
         lock = RunLock(record.dir)
         if not lock.acquire():
-            say(f"busy {record.run_id}: another process (pid {lock.holder()}) is working on it")
+            say(f"busy {printable(record.run_id)}: another process (pid {lock.holder()}) is working on it")
             counts["busy"] += 1
             continue
         try:
@@ -70,7 +71,7 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
                     if e.applies(data) and e.applies_to_method(config.method)
                     and (force or not is_current(e, record.dir))]
             if not todo:
-                say(f"up to date {record.run_id}")
+                say(f"up to date {printable(record.run_id)}")
                 counts["up to date"] += 1
                 continue
             method = load_method(record, device, datasets[config.dataset])
