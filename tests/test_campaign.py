@@ -247,3 +247,11 @@ def test_fingerprints_compare_only_when_computed_alike():
     assert base.matches(TrainingFingerprint("b" * 64, 200, "2.14.1", "ffffffff", "AVX2", 10.0)) is None
     assert TrainingFingerprint.from_dict({**base.to_dict(), "iterations": "200"}) is None
     assert TrainingFingerprint.from_dict([1, 2]) is None
+
+
+def test_publish_refuses_a_finished_run_the_campaign_has_no_training_record_of(tmp_path):
+    campaign = Campaign(tmp_path / "campaign")
+    fake_finished_run(campaign, "ccvae-mnist-0000000002", dirty=False)
+    (campaign.training / "ccvae-mnist-0000000002.json").unlink()
+    done = publishing.publish(campaign, tmp_path / "paper")
+    assert [d.action for d in done] == ["refused: no training record (not trained by the campaign)"]

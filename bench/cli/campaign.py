@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.store.results import REPO_ROOT
+from bench.store.results import REPO_ROOT, read_json
 from bench.terminal import printable
 
 PAPER_DIR = REPO_ROOT / "results" / "paper"
@@ -61,7 +61,7 @@ def publish(folder, paper: Path, readme: Path) -> int:
     from bench.report.paper_results import update_readme
     publishing.refuse_unknown_campaign(folder)
     head = git(folder.source(), "rev-parse", "HEAD")
-    fingerprints = folder.read(folder.fingerprints / f"{head}.json", {}) or {}
+    fingerprints = read_json(folder.fingerprints / f"{head}.json")
     outcomes = publishing.publish(folder, paper, fingerprints)
     for outcome in outcomes:
         print(printable(f"{outcome.label:<24} {outcome.run_id}  {outcome.action}"))

@@ -107,14 +107,8 @@ class Campaign:
         self._lock = None
 
     # --- state ------------------------------------------------------------------------------
-    def read(self, path: Path, default=None):
-        try:
-            return results.read_json(path)
-        except (OSError, ValueError, InputError):
-            return default
-
     def state(self) -> dict:
-        return self.read(self.state_path, {}) or {}
+        return results.read_json(self.state_path)
 
     def source(self) -> Path:
         source = self.state().get("source")
@@ -162,8 +156,8 @@ class Campaign:
 
     # --- training records ----------------------------------------------------------------------
     def training_record(self, run_id: str) -> dict | None:
-        record = self.read(self.training / f"{run_id}.json")
-        return record if isinstance(record, dict) else None
+        """The run's training record, or None when the campaign has none (read_json gives {})."""
+        return results.read_json(self.training / f"{run_id}.json") or None
 
     def write_training_record(self, run_id: str, record: dict) -> None:
         self.training.mkdir(parents=True, exist_ok=True)
@@ -357,14 +351,14 @@ class Server:
         """The fingerprint of ``run`` at this revision, computed once per revision."""
         from bench.run.fingerprint import ITERATIONS, TrainingFingerprint, training_fingerprint
         path = self.campaign.fingerprints / f"{self.revision}.json"
-        known = self.campaign.read(path, {}) or {}
+        known = results.read_json(path)
         found = TrainingFingerprint.from_dict(known.get(config.run_id))
         if found is None:
             self.campaign.log(f"fingerprinting {run.label} at {self.revision[:12]}")
             found = training_fingerprint(config, self.load_data(),
                                          self.campaign.state().get("fingerprint_iterations",
                                                                    ITERATIONS))
-            known = self.campaign.read(path, {}) or {}
+            known = results.read_json(path)
             known[config.run_id] = found.to_dict()
             self.campaign.fingerprints.mkdir(parents=True, exist_ok=True)
             results.write_json_atomic(path, known)
@@ -417,7 +411,7 @@ class Server:
     def close_open_segments(self) -> None:
         """Segments left open by a campaign process that was killed: closed at their last update."""
         for path in sorted(self.campaign.training.glob("*.json")) if self.campaign.training.is_dir() else []:
-            record = self.campaign.read(path)
+            record = results.read_json(path)
             if isinstance(record, dict) and record.get("segments") and record["segments"][-1].get("open"):
                 record["segments"][-1]["open"] = False
                 record["segments"][-1]["ended_by"] = "the campaign process was killed"
@@ -511,7 +505,7 @@ def status_lines(campaign: Campaign) -> list[str]:
     lines.append(f"campaign folder: {campaign.folder}")
     lines.append(f"process: {'running, pid ' + str(pid) if pid else 'not running'}; "
                  f"{state.get('threads', DEFAULT_THREADS)} thread(s), nice 19")
-    current = campaign.read(campaign.current_path) if pid else None
+    current = results.read_json(campaign.current_path) if pid else None
     if isinstance(current, dict) and current.get("run_id"):
         lines += current_run_lines(campaign, current)
     elif pid:
@@ -523,7 +517,7 @@ def status_lines(campaign: Campaign) -> list[str]:
     head_fingerprints = {}
     try:
         head = git(campaign.source(), "rev-parse", "HEAD")
-        head_fingerprints = campaign.read(campaign.fingerprints / f"{head}.json", {}) or {}
+        head_fingerprints = results.read_json(campaign.fingerprints / f"{head}.json")
     except InputError:
         head = None
     from bench.run.fingerprint import TrainingFingerprint

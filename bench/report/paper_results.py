@@ -33,18 +33,18 @@ def paper_table_markdown(paper: Path, link_base: Path) -> str:
     paper = load_paper_table()
     paper = paper[paper.dataset == "mnist"]
     table = accuracy_table(summary, paper, TABLE_COLUMNS, PAPER_ORDER, experiments)
-    rows = []
+    rows, several = [], False
     for record_group in _groups(records):
         first = record_group[0]
         cpu, revisions, machines = 0.0, set(), set()
         for record in record_group:
             c, r, m = record.training_summary()
             cpu, revisions, machines = cpu + c, revisions | r, machines | m
+        several = several or len(machines) > 1
         seeds = ", ".join(str(r.seed) for r in sorted(record_group, key=lambda r: r.seed))
         rows.append([f"{first.method} {first.z_dim}/{first.s_dim}", seeds, f"{cpu / 3600:.1f}",
                      ", ".join(sorted(revisions)) or "?", "; ".join(sorted(machines)) or "?"])
     provenance = Table(["experiment", "seeds", "CPU-hours", "revisions", "machines"], rows)
-    several = any(len(_machines_of(g)) > 1 for g in _groups(records))
     figures = []
     for record in sorted(records, key=lambda r: (PAPER_ORDER.index(r.method)
                                                  if r.method in PAPER_ORDER else 99, r.z_dim or 0)):
@@ -73,13 +73,6 @@ def _groups(records):
         groups.setdefault((record.method, record.z_dim, record.s_dim, record.variant), []).append(record)
     return [groups[k] for k in sorted(groups, key=lambda k: (
         PAPER_ORDER.index(k[0]) if k[0] in PAPER_ORDER else 99, k[1] or 0, k[2] or 0))]
-
-
-def _machines_of(group) -> set[str]:
-    machines: set[str] = set()
-    for record in group:
-        machines |= record.training_summary()[2]
-    return machines
 
 
 def with_table(readme: str, table: str) -> str:
