@@ -53,6 +53,16 @@ class PairSampler:
         self.epoch += 1
         self.position = 0
 
+    def other_members(self, anchors: torch.Tensor, count: int) -> torch.Tensor:
+        """(count, len(anchors)) more images of each anchor's class, never the anchor, drawn
+        uniformly and independently (they may repeat one another) with the sampler's generator."""
+        label = self.labels[anchors].repeat(count)
+        uniform = torch.rand(label.numel(), generator=self.generator, device=self.labels.device,
+                             dtype=torch.float64)
+        offset = (uniform * (self.count[label] - 1)).long()
+        offset += (offset >= self.rank_in_class[anchors].repeat(count)).long()
+        return self.by_class[self.start[label] + offset].view(count, -1)
+
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.position == self.batches_per_epoch:
             self._new_epoch()
@@ -101,6 +111,13 @@ class PairedTrainingData:
     def indexed_pair(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         anchors, partners = self.pairs.next()
         return anchors, partners, self.images[anchors], self.images[partners]
+
+    def group(self, size: int) -> torch.Tensor:
+        anchors, partners = self.pairs.next()
+        members = [anchors, partners]
+        if size > 2:
+            members += list(self.pairs.other_members(anchors, size - 2))
+        return self.images[torch.stack(members)]
 
     def batch(self) -> torch.Tensor:
         return self.images[self.batches.next()]

@@ -52,7 +52,8 @@ def _generic_features(image_shape: tuple[int, ...]) -> int:
 
 class Encoder(nn.Module):
     """image -> (z_mean, z_logvar or None, s). 1x28x28: the paper's network; other shapes: the
-    generic conv family, then Linear(features -> 256) and ReLU before the heads."""
+    generic conv family, then Linear(features -> 256) and ReLU before the heads. A code of size 0
+    has no head (its output is None)."""
 
     def __init__(self, z_dim: int, s_dim: int, variational: bool = True,
                  image_shape: tuple[int, ...] = MNIST_SHAPE):
@@ -69,14 +70,18 @@ class Encoder(nn.Module):
                                        nn.Linear(_generic_features(image_shape), GENERIC_HIDDEN),
                                        nn.ReLU())
             features = GENERIC_HIDDEN
-        self.z_mean = nn.Linear(features, z_dim)
-        self.z_logvar = nn.Linear(features, z_dim) if variational else None
-        self.s = nn.Linear(features, s_dim)
+        # A size of 0 leaves its head out (a method with one encoder per code: LORD's authors').
+        self.z_mean = nn.Linear(features, z_dim) if z_dim else None
+        self.z_logvar = nn.Linear(features, z_dim) if variational and z_dim else None
+        self.s = nn.Linear(features, s_dim) if s_dim else None
 
     def forward(self, x: torch.Tensor):
         h = self.trunk(x)
+        # z_logvar's head first: the order the heads run in is the order their gradients add up
+        # in h's, and a published run's fingerprint depends on that sum to the last bit.
         z_logvar = self.z_logvar(h) if self.z_logvar is not None else None
-        return self.z_mean(h), z_logvar, self.s(h)
+        z_mean = self.z_mean(h) if self.z_mean is not None else None
+        return z_mean, z_logvar, self.s(h) if self.s is not None else None
 
 
 class Decoder(nn.Module):
@@ -87,12 +92,21 @@ class Decoder(nn.Module):
     stack (``input_activation=False, stack_activation="relu"``). Other shapes than 1x28x28 mirror
     the generic encoder: Linear(512 -> 64 x h x w), then four 4x4 stride-2 transposed
     convolutions (64 -> 64 -> 32 -> 32 -> C) whose output padding restores each odd side.
+
+    ``pixel_logvar``: the last layer also gives each pixel a log-variance, bounded to (-1, 1) by a
+    tanh (the first ML-VAE author's likelihood): it has 2C output channels, the first C the image
+    through the sigmoid; ``forward`` gives the image, ``distribution`` both.
     """
 
     def __init__(self, z_dim: int, s_dim: int, input_activation: bool = True,
-                 stack_activation: str = "leaky_relu", image_shape: tuple[int, ...] = MNIST_SHAPE):
+                 stack_activation: str = "leaky_relu", image_shape: tuple[int, ...] = MNIST_SHAPE,
+                 pixel_logvar: bool = False):
         super().__init__()
         check_image_shape(image_shape)
+        self.channels = image_shape[0]
+        self.pixel_logvar = pixel_logvar
+        out = self.channels * (2 if pixel_logvar else 1)
+        last_activation = nn.Identity if pixel_logvar else nn.Sigmoid
         act_in = (lambda: nn.LeakyReLU(0.2)) if input_activation else nn.Identity
         act = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}[stack_activation]
         self.from_z = nn.Sequential(nn.Linear(z_dim, 256), act_in())
@@ -105,24 +119,36 @@ class Decoder(nn.Module):
                 nn.InstanceNorm2d(32, affine=False, track_running_stats=False), act(),
                 nn.ConvTranspose2d(32, 16, kernel_size=4, stride=2, padding=0),
                 nn.InstanceNorm2d(16, affine=False, track_running_stats=False), act(),
-                nn.ConvTranspose2d(16, 1, kernel_size=4, stride=2, padding=1),
-                nn.Sigmoid())
+                nn.ConvTranspose2d(16, out, kernel_size=4, stride=2, padding=1),
+                last_activation())
             return
         channels, height, width = image_shape
         heights, widths = conv_sizes(height)[::-1], conv_sizes(width)[::-1]
         self.seed_shape = (GENERIC_CHANNELS[-1], heights[0], widths[0])
         self.expand = nn.Sequential(nn.Linear(512, _generic_features(image_shape)), act())
-        stack_channels = (*GENERIC_CHANNELS[::-1], channels)
+        stack_channels = (*GENERIC_CHANNELS[::-1], out)
         layers = []
         for i, (a, b) in enumerate(zip(stack_channels, stack_channels[1:])):
             padding = (heights[i + 1] - 2 * heights[i], widths[i + 1] - 2 * widths[i])
             layers.append(nn.ConvTranspose2d(a, b, kernel_size=4, stride=2, padding=1,
                                              output_padding=padding))
             last = i == len(stack_channels) - 2
-            layers.append(nn.Sigmoid() if last else act())
+            layers.append(last_activation() if last else act())
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        if self.pixel_logvar:
+            return self.distribution(z, s)[0]
+        return self._output(z, s)
+
+    def distribution(self, z: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image, per-pixel log-variance in (-1, 1)); needs ``pixel_logvar``."""
+        if not self.pixel_logvar:
+            raise ValueError("this decoder was built without pixel_logvar")
+        out = self._output(z, s)
+        return torch.sigmoid(out[:, :self.channels]), torch.tanh(out[:, self.channels:])
+
+    def _output(self, z: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         h = torch.cat([self.from_z(z), self.from_s(s)], dim=1)  # z part first
         return self.deconv(self.expand(h).view(-1, *self.seed_shape))
 

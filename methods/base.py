@@ -25,6 +25,11 @@ class TrainingData(Protocol):
     def pair(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A batch of same-class pairs (x1[i] and x2[i] share the specified factor)."""
 
+    def group(self, size: int) -> torch.Tensor:
+        """(size, batch, C, H, W): a batch of groups of ``size`` images sharing s. Members 0 and
+        1 are the next same-class pairs, drawn as ``pair()`` draws them (so ``group(2)`` is
+        ``torch.stack(pair())``); members 2 onward, further images of the anchor's class."""
+
     def batch(self) -> torch.Tensor:
         """A batch drawn i.i.d. from the training set."""
 

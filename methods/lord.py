@@ -7,6 +7,10 @@ the generator, all optimised for reconstruction. A z code is decoded with Gaussi
 and pays an activity penalty, so it carries as little as it can; an s embedding is shared by its
 whole group, so it cannot carry one image's details. Stage 2, amortisation, trains the encoder
 to regress the stage-1 codes and fine-tunes the generator. Each stage runs ``epochs`` epochs.
+
+As in the authors' PyTorch code: batches of 128 shuffled training images (each once an epoch; the
+pairs only say which images share s), the activity penalty on the noisy code, and one encoder per
+code. Each has its other form as a setting (docs/methods.md, "LORD deviations").
 """
 from __future__ import annotations
 
@@ -16,15 +20,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import Method, MethodConfig, TrainingData, register
+from methods.base import Encoding, Method, MethodConfig, TrainingData, register
 from methods._nets import Decoder, Encoder, check_image_shape, init_weights
 
 LATENT_OPTIMISATION, AMORTISATION = 1, 2
+BATCHES = ("images", "pairs")
+PENALISED_CODES = ("noisy", "noiseless")
 
 
 @dataclasses.dataclass(frozen=True)
 class LORDConfig(MethodConfig):
     epochs: int = 100  # per stage (the authors' PyTorch code: 200 + 200 on larger datasets)
+    # "images": batch_size shuffled training images a step, each once an epoch (the authors');
+    # "pairs": batch_size same-class pairs, both images of each (2 x batch_size images a step).
+    batches: str = "images"
+    batch_size: int = 128
+    separate_encoders: bool = True  # one encoder per code (the authors'); else one trunk, two heads
     betas: tuple[float, float] = (0.5, 0.999)
     final_lr: float = 1e-5  # both stages decay to it on a cosine, one step per epoch
     # Stage 1.
@@ -33,9 +44,19 @@ class LORDConfig(MethodConfig):
     code_init: float = 0.05  # codes start uniform in (-code_init, code_init)
     code_noise: float = 1.0  # std of the noise added to a z code before decoding, training only
     code_penalty: float = 1e-4  # weight of the batch mean of ||z code||^2
+    # The code the penalty sees: "noisy", with its noise (the PyTorch code); "noiseless" (the
+    # TensorFlow code's activity regulariser, there with weight 1e-3 on a sum).
+    penalised_code: str = "noisy"
     # Stage 2.
     amortisation_lr: float = 1e-4
     regression_weight: float = 10.0
+
+    def __post_init__(self):
+        if self.batches not in BATCHES:
+            raise ValueError(f"batches must be 'images' or 'pairs', got {self.batches!r}")
+        if self.penalised_code not in PENALISED_CODES:
+            raise ValueError(f"penalised_code must be 'noisy' or 'noiseless', got "
+                             f"{self.penalised_code!r}")
 
     @property
     def training_epochs(self) -> int:
@@ -62,8 +83,12 @@ class LORD(Method):
         c = self.config
         self.epochs_done = 0  # the stage follows from it (``phase``)
         self.group = self.pair_graph.components().to(self.device)  # the group of each image
-        networks = {"encoder": Encoder(c.z_dim, c.s_dim, variational=False, image_shape=image_shape),
-                    "decoder": Decoder(c.z_dim, c.s_dim, image_shape=image_shape)}
+        if c.separate_encoders:
+            encoders = {"encoder": Encoder(c.z_dim, 0, variational=False, image_shape=image_shape),
+                        "s_encoder": Encoder(0, c.s_dim, variational=False, image_shape=image_shape)}
+        else:
+            encoders = {"encoder": Encoder(c.z_dim, c.s_dim, variational=False, image_shape=image_shape)}
+        networks = {**encoders, "decoder": Decoder(c.z_dim, c.s_dim, image_shape=image_shape)}
         for net in networks.values():
             init_weights(net)
         networks["s_embeddings"] = nn.Embedding(int(self.group.max()) + 1, c.s_dim)
@@ -77,8 +102,19 @@ class LORD(Method):
         codes = [*nets.s_embeddings.parameters(), *nets.z_codes.parameters()]
         return {"latent": torch.optim.Adam([{"params": nets.decoder.parameters(), "lr": c.generator_lr},
                                             {"params": codes, "lr": c.code_lr}], betas=c.betas),
-                "amortisation": torch.optim.Adam([*nets.encoder.parameters(), *nets.decoder.parameters()],
+                "amortisation": torch.optim.Adam([*self.encoder_parameters(), *nets.decoder.parameters()],
                                                  lr=c.amortisation_lr, betas=c.betas)}
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        names = ("encoder", "s_encoder") if self.config.separate_encoders else ("encoder",)
+        return [p for name in names for p in self.networks[name].parameters()]
+
+    def encode(self, x: torch.Tensor) -> Encoding:
+        if not self.config.separate_encoders:
+            return super().encode(x)
+        z, _, _ = self.networks.encoder(x)
+        _, _, s = self.networks.s_encoder(x)
+        return Encoding(s=s, z_mean=z, z_logvar=None)
 
     def build_schedulers(self):
         c = self.config
@@ -101,7 +137,7 @@ class LORD(Method):
         c = self.config
         z, s = self.codes(index)
         noisy_z = z + c.code_noise * self.normal(*z.shape)
-        code_penalty = z.pow(2).sum(dim=1).mean()
+        code_penalty = (noisy_z if c.penalised_code == "noisy" else z).pow(2).sum(dim=1).mean()
         reconstruction = reconstruction_loss(self.decode(noisy_z, s), x)
         zero = torch.zeros((), device=x.device)
         return {"reconstruction": reconstruction, "code_penalty": code_penalty,
@@ -119,8 +155,11 @@ class LORD(Method):
                 "total": reconstruction + self.config.regression_weight * (z_regression + s_regression)}
 
     def train_step(self, data: TrainingData) -> dict[str, torch.Tensor]:
-        i1, i2, x1, x2 = data.indexed_pair()  # both images of each pair: 2 x batch images
-        index, x = torch.cat([i1, i2]), torch.cat([x1, x2])
+        i1, i2, x1, x2 = data.indexed_pair()
+        if self.config.batches == "images":  # the anchors: a permutation of the training set
+            index, x = i1, x1
+        else:  # both images of each pair
+            index, x = torch.cat([i1, i2]), torch.cat([x1, x2])
         phase = self.phase
         if phase == LATENT_OPTIMISATION:
             terms, optimiser = self.latent_optimisation_loss(index, x), self.optimisers["latent"]

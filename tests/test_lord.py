@@ -70,7 +70,8 @@ def test_each_stage_trains_its_own_networks(small_mnist):
     before = snapshot(method.networks)
     losses = method.train_step(feed)
     assert losses["stage"] == AMORTISATION and losses["code_penalty"] == 0
-    assert {name.split(".")[0] for name in changed(before, method.networks)} == {"encoder", "decoder"}
+    assert ({name.split(".")[0] for name in changed(before, method.networks)}
+            == {"encoder", "s_encoder", "decoder"})
     assert torch.isclose(losses["total"], losses["reconstruction"] + method.config.regression_weight
                          * (losses["z_regression"] + losses["s_regression"]))
 
@@ -78,7 +79,7 @@ def test_each_stage_trains_its_own_networks(small_mnist):
 def test_gradients_reach_every_parameter_each_stage_trains(small_mnist):
     method, feed = make(small_mnist, epochs=1)
     for stage, networks in ((LATENT_OPTIMISATION, ("decoder", "s_embeddings", "z_codes")),
-                            (AMORTISATION, ("encoder", "decoder"))):
+                            (AMORTISATION, ("encoder", "s_encoder", "decoder"))):
         assert method.phase == stage
         i1, i2, x1, x2 = feed.indexed_pair()
         index, x = torch.cat([i1, i2]), torch.cat([x1, x2])
@@ -191,3 +192,55 @@ def test_code_leakage_knows_a_code_that_is_the_label_from_noise(codes, low, high
                       data=small_mnist, train=None, test=None)
     accuracy = {row["split"]: row["accuracy"] for row in code_leakage_rows(context).rows}
     assert low <= accuracy["test"] <= high, accuracy
+
+
+def test_the_penalty_takes_the_code_the_decoder_sees(small_mnist):
+    """The authors' PyTorch code penalises the noisy code (the decoder's input); the noiseless
+    variant penalises the code alone. A penalty on the other code would miss by about d_z."""
+    for penalised in ("noisy", "noiseless"):
+        method, feed = make(small_mnist, penalised_code=penalised)
+        seen = []
+        hook = method.networks.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+        index, _, x, _ = feed.indexed_pair()
+        with torch.no_grad():
+            penalty = method.latent_optimisation_loss(index, x)["code_penalty"]
+            z, _ = method.codes(index)
+        hook.remove()
+        expected = (seen[0] if penalised == "noisy" else z).pow(2).sum(dim=1).mean()
+        other = (z if penalised == "noisy" else seen[0]).pow(2).sum(dim=1).mean()
+        assert torch.isclose(penalty, expected) and not torch.isclose(penalty, other, rtol=0.1)
+
+
+@pytest.mark.parametrize("batches, images_a_step", [("images", 32), ("pairs", 64)])
+def test_a_step_trains_on_shuffled_images_or_on_both_images_of_each_pair(batches, images_a_step,
+                                                                          small_mnist):
+    """"images" (the authors'): batch_size images a step, the pair sampler's anchors, so each
+    image at most once an epoch; "pairs": both images of batch_size pairs."""
+    method, feed = make(small_mnist, batches=batches, batch_size=32)
+    visited = []
+    codes = method.codes
+    method.codes = lambda index: visited.append(index) or codes(index)
+    for _ in range(feed.pairs.batches_per_epoch):
+        method.train_step(feed)
+    assert all(len(index) == images_a_step for index in visited)
+    everything = torch.cat(visited).tolist()
+    if batches == "images":
+        assert len(set(everything)) == len(everything) == feed.pairs.batches_per_epoch * 32
+    else:
+        assert len(set(everything)) < len(everything)
+
+
+def test_separate_encoders_give_each_code_its_own_network(small_mnist):
+    """The authors' two encoders: s comes from its own network, so changing the z encoder leaves
+    s alone; with one trunk (separate_encoders=False) it does not."""
+    x = small_mnist.test_images[:4]
+    for separate in (True, False):
+        method, _ = make(small_mnist, separate_encoders=separate)
+        before = method.encode(x)
+        with torch.no_grad():
+            for parameter in method.networks.encoder.trunk.parameters():
+                parameter.add_(0.5)
+        after = method.encode(x)
+        assert not torch.allclose(before.z_mean, after.z_mean)
+        assert torch.allclose(before.s, after.s) == separate
+        assert ("s_encoder" in method.networks) == separate

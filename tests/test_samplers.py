@@ -107,3 +107,23 @@ def test_training_data_returns_the_sampled_images():
     assert x1.shape == (4, 1, 2, 2)
     assert torch.equal(x1[:, 0, 0, 0] % 10, x2[:, 0, 0, 0] % 10)  # same label in the units digit
     assert data.batch().shape == (4, 1, 2, 2)
+
+
+def test_a_group_of_two_is_the_pair_and_larger_groups_share_the_class():
+    """``group(2)`` draws exactly what ``pair()`` draws; members 2 onward are further images of
+    the anchor's class, never the anchor, drawn from the pair sampler's generator."""
+    labels = labels_with([7, 2, 30, 11, 50])
+    images = torch.arange(len(labels), dtype=torch.float32)[:, None]
+
+    def feed():
+        return PairedTrainingData(images, PairSampler(labels, 8, generator(3)),
+                                  BatchSampler(len(labels), 8, generator(4), torch.device("cpu")))
+
+    pairs, groups = feed(), feed()
+    for _ in range(5):
+        assert torch.equal(torch.stack(pairs.pair()), groups.group(2))
+    members = feed().group(5).squeeze(-1).long()  # the images are their own indices
+    assert members.shape == (5, 8)
+    assert (labels[members] == labels[members[0]]).all()
+    assert not (members[2:] == members[0]).any()
+    assert len(set(members[2:].flatten().tolist())) > 8  # drawn, not one partner repeated

@@ -5,7 +5,8 @@ an iteration is the host's time to launch them. A CUDA graph records one iterati
 (every phase, every optimiser step) once and then launches them all with one call.
 
 A graph replays fixed memory, but a method's ``train_step`` draws new inputs every iteration from
-``data.pair()``, ``data.indexed_pair()``, ``data.batch()`` and ``method.normal()``. ``GraphedStep`` records, on ordinary
+``data.pair()``, ``data.indexed_pair()``, ``data.group()``, ``data.batch()`` and
+``method.normal()``. ``GraphedStep`` records, on ordinary
 (eager) steps, the sequence of draws one step makes. Before each replay it draws that same sequence
 from the same samplers and generator into fixed buffers, outside the graph, so every random stream
 advances exactly as in eager training; inside the graph the method reads the buffers. So a graphed
@@ -35,8 +36,9 @@ EAGER_STEPS = 3  # before the capture, on a side stream: allocators, cuDNN and o
 
 
 class Draw(NamedTuple):
-    kind: str  # "pair", "indexed_pair", "batch" or "normal"
-    shape: tuple[int, ...]  # of the batch (both halves of a pair have it) or of the noise
+    kind: str  # "pair", "indexed_pair", "group", "batch" or "normal"
+    shape: tuple[int, ...]  # of the batch (both halves of a pair have it), the group or the noise
+    size: int = 0  # a group's
 
 
 class RecordingSource:
@@ -54,6 +56,11 @@ class RecordingSource:
         i1, i2, x1, x2 = self.data.indexed_pair()
         self.draws.append(Draw("indexed_pair", tuple(x1.shape)))
         return i1, i2, x1, x2
+
+    def group(self, size: int):
+        members = self.data.group(size)
+        self.draws.append(Draw("group", tuple(members.shape), size))
+        return members
 
     def batch(self):
         x = self.data.batch()
@@ -90,6 +97,8 @@ class FixedSource:
                 indices[1].copy_(i2)
                 buffer[0].copy_(x1)
                 buffer[1].copy_(x2)
+            elif draw.kind == "group":
+                buffer.copy_(self.data.group(draw.size))
             elif draw.kind == "batch":
                 buffer.copy_(self.data.batch())
             else:
@@ -113,6 +122,13 @@ class FixedSource:
         both = self._next("indexed_pair")
         indices = self.indices[self.cursor - 1]
         return indices[0], indices[1], both[0], both[1]
+
+    def group(self, size: int):
+        members = self._next("group")
+        if members.shape[0] != size:
+            raise RuntimeError(f"--cuda-graphs: a training step drew a group of {size} where "
+                               f"earlier steps drew groups of {members.shape[0]}")
+        return members
 
     def batch(self):
         return self._next("batch")
