@@ -4,6 +4,7 @@ campaign). A scratch repository is the working tree's files (tracked and untrack
 committed anew: the campaign trains a committed revision."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.launch import campaign as campaigning
 from bench.launch import publish as publishing
 from bench.launch.campaign import Campaign
 from bench.report.paper_results import BEGIN, END, paper_table_markdown, with_table
+from bench.report.study_results import study_readme_markdown
 from bench.run.fingerprint import TrainingFingerprint
+from bench.spec.studies import STUDIES, Study, Variant
 from bench.store import results
 from tests.conftest import REPO
 
@@ -255,3 +259,186 @@ def test_publish_refuses_a_finished_run_the_campaign_has_no_training_record_of(t
     (campaign.training / "ccvae-mnist-0000000002.json").unlink()
     done = publishing.publish(campaign, tmp_path / "paper")
     assert [d.action for d in done] == ["refused: no training record (not trained by the campaign)"]
+
+
+# --- studies (bench/spec/studies.py) ---------------------------------------------------------------
+# A study of two variants and one seed, a few iterations each: appended to a scratch repository's
+# table, as a new study is added.
+TINY_STUDY = """
+STUDIES += (Study("tiny", question="Does a lighter KL weight change a smoke run?", method="ccvae",
+                  epochs=2, seeds=(0,), variants=(Variant("defaults"),
+                                                  Variant("KL weight 1.5", {"kl_weight": 1.5}))),)
+"""
+
+
+def test_a_campaign_trains_a_study_after_the_first_row_and_publishes_it_with_its_readme(tmp_path):
+    repo = scratch_repository(tmp_path)
+    table = repo / "bench" / "spec" / "studies.py"
+    table.write_text(table.read_text() + TINY_STUDY)
+    commit(repo, "a tiny study")
+    folder = tmp_path / "campaign"
+    campaign = run_campaign(repo, folder)
+    log = campaign.log_path.read_text()
+    trained = [line.split("training ", 1)[1].split(" (")[0] for line in log.splitlines()
+               if "] training " in line]
+    assert trained == ["ccvae 16/16 seed 0", "tiny: defaults, seed 0",
+                       "tiny: KL weight 1.5, seed 0"], log[-3000:]
+    study_ids = [re.search(r"\((ccvae-mnist-\w+)\)", line).group(1) for line in log.splitlines()
+                 if "] training tiny:" in line]
+    assert len(set(study_ids)) == 2  # a run of its own per variant
+    for run_id in study_ids:  # the campaign's config of the run is what bench run trained
+        assert results.is_complete(results.runs_dir(campaign.results) / run_id)
+
+    status = bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
+    assert "study tiny: ccvae, 2 epochs, published into results/studies/tiny/" in status, status
+    assert status.count("finished: python -m bench campaign publish") == 3, status
+
+    out = publish(repo, folder)
+    assert out.returncode == 0, out.stdout + out.stderr
+    studies = repo / "results" / "studies" / "tiny"
+    assert sorted(p.name for p in results.runs_dir(studies).iterdir()) == sorted(study_ids)
+    assert (results.runs_dir(studies) / study_ids[0] / "model.safetensors").is_file()
+    grid_run = campaigning.GridRun("ccvae", 16, 16, 0, "smoke").config().run_id
+    assert [p.name for p in results.runs_dir(repo / "results" / "paper").iterdir()] == [grid_run]
+    readme = (studies / "README.md").read_text()
+    assert "Does a lighter KL weight change a smoke run?" in readme
+    assert "## KL weight 1.5" in readme and "Settings: kl_weight=1.5." in readme
+    assert readme.count("| probe | train | test |") == 2
+    assert readme.count("(one seed)") == 2 * 6 and "partial" not in readme, readme
+    status = bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
+    assert status.count("  published") == 3, status
+    assert "unchanged" in publish(repo, folder).stdout
+
+
+@pytest.fixture
+def holding_gvae_and_lord(monkeypatch):
+    monkeypatch.setitem(campaigning.HELD, "gvae", "held by the test")
+    monkeypatch.setitem(campaigning.HELD, "lord", "held by the test")
+
+
+def test_studies_follow_the_unheld_seed_0_runs_and_precede_seed_1_even_for_a_held_method(
+        holding_gvae_and_lord):
+    order = campaigning.trainable(campaigning.schedule({}))
+    labels = [run.label for run in order]
+    unheld = [m for m in campaigning.METHOD_ORDER if m not in campaigning.HELD]
+    first_row = [f"{m} 16/16 seed 0" for m in unheld]
+    study_labels = [f"{study.name}: {variant.label}, seed {seed}" for study in STUDIES
+                    for seed in study.seeds for variant in study.variants]
+    assert labels[:len(first_row)] == first_row
+    assert labels[len(first_row):len(first_row) + len(study_labels)] == study_labels
+    assert labels[len(first_row) + len(study_labels)] == f"{unheld[0]} 16/16 seed 1"
+    assert "gvae-likelihood-scale: Hosoya's scale 5.27, seed 0" in labels  # gvae is held
+    assert not any(label.startswith(("gvae 16/16", "lord 16/16")) for label in labels)
+    assert labels.index("gvae-likelihood-scale: Hosoya's scale 5.27, seed 0") \
+        < labels.index("gvae-likelihood-scale: squared error weight 1 (default), seed 1")
+
+
+def test_a_smaller_campaign_takes_the_studies_of_its_methods_or_those_it_names():
+    assert campaigning.study_runs({"methods": ["ccvae"]}) == []
+    assert campaigning.study_runs({"studies": []}) == []
+    assert [s.name for s in campaigning.campaign_studies({"methods": ["gvae", "lord"],
+                                                          "studies": ["lord-weights"]})] \
+        == ["lord-weights"]
+    assert {r.preset for r in campaigning.study_runs({"preset": "smoke"})} == {"smoke"}
+
+
+def test_each_variant_of_a_study_is_a_run_of_its_own_at_the_study_budget():
+    grid = {run.config().run_id for run in campaigning.paper_grid()}
+    for study in STUDIES:
+        configs = [study.config(v, seed, "paper") for v in study.variants for seed in study.seeds]
+        assert len({c.run_id for c in configs}) == len(configs), study.name
+        assert not grid & {c.run_id for c in configs}, study.name
+        assert {c.method_config.epochs for c in configs} == {study.epochs}
+        assert {(c.method_config.z_dim, c.method_config.s_dim) for c in configs} == {(16, 16)}
+    hosoya = STUDIES[0].config(STUDIES[0].variants[1], 0, "paper")
+    assert hosoya.method_config.reconstruction_weight == 5.27
+    lord = [s for s in STUDIES if s.method == "lord"][0]
+    assert lord.config(lord.variants[0], 0, "paper").method_config.training_epochs == 40
+
+
+def test_a_study_refuses_a_first_variant_with_settings_or_one_that_sets_the_epochs():
+    with pytest.raises(ValueError, match="default"):
+        Study("x", "?", "ccvae", 1, (0,), (Variant("a", {"kl_weight": 1.0}),))
+    with pytest.raises(ValueError, match="epochs"):
+        Study("x", "?", "ccvae", 1, (0,), (Variant("a"), Variant("b", {"epochs": 3})))
+
+
+def fake_study_runs(folder: Path, study: Study, accuracies: dict[tuple[int, int], float]) -> None:
+    """Published runs of ``study`` (smoke preset) with these s test accuracies, by (variant index,
+    seed); every other probe at 50 %."""
+    for (index, seed), s_test in accuracies.items():
+        config = study.config(study.variants[index], seed, "smoke")
+        run_dir = results.runs_dir(folder) / config.run_id
+        run_dir.mkdir(parents=True)
+        results.write_json_atomic(run_dir / results.CONFIG_FILE,
+                                  {**config.to_dict(), "run_id": config.run_id,
+                                   "variational_z": True})
+        results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": "complete"})
+        rows = [{"run_id": config.run_id, "method": "ccvae", "dataset": "mnist", "preset": "smoke",
+                 "seed": seed, "z_dim": 16, "s_dim": 16, "probe": probe, "split": split,
+                 "accuracy": s_test if (probe, split) == ("s", "test") else 50.0}
+                for probe in ("s", "z_sample", "z_mean") for split in ("train", "test")]
+        results.write_table(run_dir / results.METRICS_FILE, results.METRICS_COLUMNS, rows)
+
+
+def test_a_study_readme_gives_each_variant_its_interval_and_marks_missing_seeds(tmp_path):
+    study = Study("three", "Which KL weight?", "ccvae", 1, (0, 1, 2),
+                  (Variant("defaults"), Variant("KL 1.5", {"kl_weight": 1.5}),
+                   Variant("KL 2", {"kl_weight": 2.0})))
+    fake_study_runs(tmp_path, study, {(0, 0): 90.0, (0, 1): 92.0, (0, 2): 91.0,
+                                      (1, 0): 98.0, (1, 1): 100.0, (2, 0): 80.0})
+    readme = study_readme_markdown(study, tmp_path, "smoke")
+    defaults, rest = readme.split("## defaults\n", 1)[1].split("## KL 1.5 (partial)\n", 1)
+    two_seeds, one_seed = rest.split("## KL 2 (partial)\n", 1)
+    # three seeds of 90, 92, 91: std 1, t(0.975, 2) = 4.303, half width 4.303 / sqrt(3) = 2.48
+    assert "| s: the s probe (higher is better) | 50.00 [50.00, 50.00] | 91.00 [88.52, 93.48] |" \
+        in defaults
+    assert "Seeds published: 0, 1, 2." in defaults
+    # two seeds of 98 and 100: half width t(0.975, 1) = 12.71, cut at 100 %
+    assert "| 99.00 [86.29, 100.00] |" in two_seeds
+    assert "Seeds published: 0, 1; partial: seed 2 still to come." in two_seeds
+    assert "Settings: kl_weight=1.5." in two_seeds
+    assert "80.00 (one seed)" in one_seed
+    assert "Seeds published: 0; partial: seeds 1, 2 still to come." in one_seed
+
+
+def test_a_study_run_is_published_into_the_folder_its_training_record_names(tmp_path, monkeypatch):
+    campaign = Campaign(tmp_path / "campaign")
+    fake_finished_run(campaign, "ccvae-mnist-0000000003", dirty=False)
+    campaign.write_training_record("ccvae-mnist-0000000003", {"segments": [], "study": "tiny"})
+    fake_finished_run(campaign, "ccvae-mnist-0000000004", dirty=False)
+    campaign.write_training_record("ccvae-mnist-0000000004", {"segments": [], "study": "../up"})
+
+    def stage(run_dir, staging, training, seed):
+        staging.mkdir(parents=True)
+        results.write_json_atomic(staging / results.STATUS_FILE, {"state": "complete"})
+
+    monkeypatch.setattr(publishing, "stage", stage)
+    done = publishing.publish(campaign, tmp_path / "results" / "paper")
+    assert [(d.run_id, d.folder) for d in done] == [
+        ("ccvae-mnist-0000000003", tmp_path / "results" / "studies" / "tiny"),
+        ("ccvae-mnist-0000000004", tmp_path / "results" / "paper")]  # not a plain name: the paper's
+    assert publishing.published_run_ids(tmp_path / "results" / "studies" / "tiny") == \
+        {"ccvae-mnist-0000000003"}
+
+
+def test_status_lists_each_study_under_its_heading(tmp_path, holding_gvae_and_lord):
+    campaign = Campaign(tmp_path / "campaign")
+    campaign.folder.mkdir()
+    results.write_json_atomic(campaign.state_path, {"source": str(tmp_path / "no-repository"),
+                                                    "methods": ["gvae"], "seeds": [0],
+                                                    "sizes": [[16, 16]]})
+    study = STUDIES[0]
+    finished = study.config(study.variants[1], 2, "paper").run_id
+    (results.runs_dir(campaign.results) / finished).mkdir(parents=True)
+    results.write_json_atomic(results.runs_dir(campaign.results) / finished / results.STATUS_FILE,
+                              {"state": "complete"})
+    lines = campaigning.status_lines(campaign)
+    heading = lines.index(f"study {study.name}: gvae, 20 epochs, published into "
+                          f"results/studies/{study.name}/")
+    assert lines[heading - 1].endswith("held: held by the test")  # the grid's gvae run
+    rows = lines[heading + 1:heading + 7]
+    assert rows[0].startswith("  squared error weight 1 (default), seed 0 gvae-mnist-")
+    assert [row.rsplit("  ", 1)[1] for row in rows] == ["to do"] * 5 + [
+        "finished: python -m bench campaign publish"]
+    assert lines[-1] == "1 held, 5 to do, 1 finished"

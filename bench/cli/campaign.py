@@ -1,5 +1,6 @@
-"""`bench campaign start|status|stop|publish`: the paper's grid trained in the background
-(bench/launch/campaign.py) and published into results/paper/ (bench/launch/publish.py)."""
+"""`bench campaign start|status|stop|publish`: the paper's grid and the studies
+(bench/spec/studies.py) trained in the background (bench/launch/campaign.py) and published into
+results/paper/ and results/studies/ (bench/launch/publish.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,6 +45,8 @@ def grid_options(args) -> dict:
             grid["seeds"] = [int(s) for s in args.seeds.split(",")]
         if args.sizes:
             grid["sizes"] = [[int(n) for n in size.split("/")] for size in args.sizes.split(",")]
+        if args.studies is not None:
+            grid["studies"] = study_names(args.studies)
         if args.fingerprint_iterations is not None:
             grid["fingerprint_iterations"] = args.fingerprint_iterations
     except ValueError:
@@ -55,30 +58,68 @@ def grid_options(args) -> dict:
     return grid
 
 
+def study_names(text: str) -> list[str]:
+    """--studies: names of STUDIES, or "none"."""
+    from bench.errors import ConfigError
+    from bench.spec.studies import STUDIES
+    if text.strip() == "none":
+        return []
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in {s.name for s in STUDIES}]
+    if unknown:
+        raise ConfigError(f"--studies: unknown study {unknown[0]!r} (valid: "
+                          f"{', '.join(s.name for s in STUDIES)}, or none)")
+    return names
+
+
 def publish(folder, paper: Path, readme: Path) -> int:
     from bench.launch import publish as publishing
-    from bench.launch.campaign import git
+    from bench.launch.campaign import git, publication_folders
     from bench.report.paper_results import update_readme
     publishing.refuse_unknown_campaign(folder)
     head = git(folder.source(), "rev-parse", "HEAD")
     fingerprints = read_json(folder.fingerprints / f"{head}.json")
-    outcomes = publishing.publish(folder, paper, fingerprints)
+    outcomes = publishing.publish(folder, paper, fingerprints,
+                                  publication_folders(folder.state(), paper))
     for outcome in outcomes:
-        print(printable(f"{outcome.label:<24} {outcome.run_id}  {outcome.action}"))
+        into = "" if outcome.folder in (None, paper) else f" (into {outcome.folder})"
+        print(printable(f"{outcome.label:<24} {outcome.run_id}  {outcome.action}{into}"))
     for line in publishing.check_budget(paper):
         print(printable(f"over budget: {line}"))
     if readme.is_file() and update_readme(paper, readme):
         print(f"wrote the table in {readme}")
+    for line in publish_studies(folder, paper):
+        print(printable(line))
     if not outcomes:
         print("no finished run to publish")
     return 1 if any(o.action.startswith("refused") for o in outcomes) else 0
 
 
+def publish_studies(folder, paper: Path) -> list[str]:
+    """The README of each study of the campaign with a published run, and the size budget of its
+    folder; what was written or is over."""
+    from bench.launch import publish as publishing
+    from bench.launch.campaign import PRESET, campaign_studies
+    from bench.report.study_results import update_study_readme
+    lines = []
+    state = folder.state()
+    for study in campaign_studies(state):
+        where = paper.parent / publishing.STUDIES_FOLDER / study.name
+        if not publishing.published_run_ids(where):
+            continue
+        if update_study_readme(study, where, state.get("preset", PRESET)):
+            lines.append(f"wrote {where / 'README.md'}")
+        lines += [f"over budget: {line}" for line in
+                  publishing.check_budget(where, f"results/studies/{study.name}/")]
+    return lines
+
+
 def add(commands) -> None:
     """The `campaign` command's arguments."""
     campaign = commands.add_parser(
-        "campaign", help="train the paper's grid in the background at the lowest priority, and "
-                         "publish finished runs into results/paper/")
+        "campaign", help="train the paper's grid and the studies in the background at the lowest "
+                         "priority, and publish finished runs into results/paper/ and "
+                         "results/studies/")
     campaign.add_argument("action", choices=("start", "status", "stop", "publish", "serve"),
                           help="start (returns at once; safe twice), status, stop (checkpoints "
                                "first), publish; serve is the background process itself")
@@ -91,6 +132,9 @@ def add(commands) -> None:
     campaign.add_argument("--seeds", default=None, help="start: only these seeds (default 0,1,2)")
     campaign.add_argument("--sizes", default=None, help="start: only these z/s sizes (default "
                                                         "16/16,64/64)")
+    campaign.add_argument("--studies", default=None,
+                          help="start: only these studies (names, or none; default: every study "
+                               "of a method trained)")
     campaign.add_argument("--preset", default=None, help="start: another preset than paper (tests)")
     campaign.add_argument("--fingerprint-iterations", type=int, default=None,
                           help="start: iterations of each run's fingerprint (default 200)")
@@ -98,7 +142,8 @@ def add(commands) -> None:
                           help="the repository whose committed HEAD is trained (start; default: "
                                "this one)")
     campaign.add_argument("--paper", type=Path, default=None,
-                          help="where publish writes (default: results/paper of this repository)")
+                          help="where publish writes (default: results/paper of this repository; "
+                               "a study's runs go to studies/<study>/ beside it)")
     campaign.add_argument("--readme", type=Path, default=None,
                           help="the README whose table publish rewrites (default: this one's)")
     campaign.set_defaults(handler=command_campaign)

@@ -1,5 +1,7 @@
-"""The paper campaign: the paper's grid trained in the background, one run at a time, at the lowest
-CPU priority, continued from one stretch of work to the next (python -m bench campaign).
+"""The paper campaign: the paper's grid and the studies (bench/spec/studies.py) trained in the
+background, one run at a time, at the lowest CPU priority, continued from one stretch of work to
+the next (python -m bench campaign). The order: the grid's first row (16/16, seed 0), the studies,
+the rest of the grid (``schedule``).
 
 The campaign's folder (``$BENCH_CACHE_DIR/campaign``, else ``~/.cache/weakly-disentangled-bench/
 campaign``) holds:
@@ -11,15 +13,15 @@ campaign``) holds:
                     working tree being edited; the campaign moves to a newer commit between runs
   results/          an ordinary results folder (bench run --results) holding the runs
   training/<id>.json  each run's training segments (revision, machine, threads, torch,
-                    iterations from and to, CPU and wall seconds) and the fingerprint of the code
-                    that started it (bench/run/fingerprint.py)
-  fingerprints/<rev>.json  the fingerprint of each grid run at that revision (computed once)
+                    iterations from and to, CPU and wall seconds), the fingerprint of the code
+                    that started it (bench/run/fingerprint.py) and, for a study's run, the study
+  fingerprints/<rev>.json  the fingerprint of each run at that revision (computed once)
   current.json      the run being trained now
 
 A run whose checkpoint was started by code with another fingerprint (stale) is restarted; a
-published run (results/paper/ of the repository) whose fingerprint differs from the current code's
-is trained again, before anything new. bench/launch/publish.py copies finished runs into the
-repository.
+published run (results/paper/ of the repository, or a study's results/studies/<study>/) whose
+fingerprint differs from the current code's is trained again, before anything new.
+bench/launch/publish.py copies finished runs into the repository.
 """
 from __future__ import annotations
 
@@ -34,10 +36,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Union
 
 from bench.errors import InputError
 from bench.lifetime import child_environment
+from bench.spec.studies import (DATASET as STUDY_DATASET, S_DIM as STUDY_S_DIM, STUDIES, Study,
+                                 Variant, Z_DIM as STUDY_Z_DIM)
 from bench.store import results
 
 DATASET, PRESET = "mnist", "paper"
@@ -57,6 +61,7 @@ SEGMENT_UPDATE_SECONDS = 60
 
 @dataclasses.dataclass(frozen=True)
 class GridRun:
+    """A run of the paper's grid, published into results/paper/."""
     method: str
     z_dim: int
     s_dim: int
@@ -67,10 +72,58 @@ class GridRun:
     def label(self) -> str:
         return f"{self.method} {self.z_dim}/{self.s_dim} seed {self.seed}"
 
+    @property
+    def held(self) -> bool:
+        return self.method in HELD
+
+    @property
+    def study(self) -> None:
+        return None
+
     def config(self):
         from bench.spec.config import resolve
         return resolve(self.method, DATASET, self.preset, self.seed,
                        {"z_dim": self.z_dim, "s_dim": self.s_dim})
+
+    def run_arguments(self) -> list[str]:
+        """``bench run``'s arguments that name this run (its config; not how it is computed)."""
+        return ["--methods", self.method, "--dataset", DATASET, "--preset", self.preset,
+                "--seeds", str(self.seed), "--z-dim", str(self.z_dim), "--s-dim", str(self.s_dim)]
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyRun:
+    """A run of a study (bench/spec/studies.py): one variant, one seed; published into
+    results/studies/<study>/. Never held: holding is the paper grid's."""
+    study: Study
+    variant: Variant
+    seed: int
+    preset: str = PRESET
+
+    @property
+    def method(self) -> str:
+        return self.study.method
+
+    @property
+    def label(self) -> str:
+        return f"{self.study.name}: {self.variant.label}, seed {self.seed}"
+
+    @property
+    def held(self) -> bool:
+        return False
+
+    def config(self):
+        return self.study.config(self.variant, self.seed, self.preset)
+
+    def run_arguments(self) -> list[str]:
+        sets = [argument for key, text in self.variant.set_texts().items()
+                for argument in ("--set", f"{key}={text}")]
+        return ["--methods", self.method, "--dataset", STUDY_DATASET, "--preset", self.preset,
+                "--seeds", str(self.seed), "--z-dim", str(STUDY_Z_DIM), "--s-dim",
+                str(STUDY_S_DIM), "--epochs", str(self.study.epochs), *sets]
+
+
+CampaignRun = Union[GridRun, StudyRun]
 
 
 def paper_grid(state: dict | None = None) -> list[GridRun]:
@@ -84,6 +137,56 @@ def paper_grid(state: dict | None = None) -> list[GridRun]:
     seeds = state.get("seeds", SEEDS)
     preset = state.get("preset", PRESET)
     return [GridRun(m, z, s, seed, preset) for z, s in sizes for seed in seeds for m in methods]
+
+
+def campaign_studies(state: dict | None = None) -> list[Study]:
+    """The studies a campaign trains: those of STUDIES whose method is among its methods, and,
+    where its state names studies (start --studies), those named only."""
+    state = state or {}
+    methods = state.get("methods", METHOD_ORDER)
+    named = state.get("studies")
+    return [s for s in STUDIES if s.method in methods and (named is None or s.name in named)]
+
+
+def study_runs(state: dict | None = None) -> list[StudyRun]:
+    """Study after study in table order; within a study seed after seed, every variant of a seed
+    before the next seed (a first answer with one seed, its interval after)."""
+    preset = (state or {}).get("preset", PRESET)
+    return [StudyRun(study, variant, seed, preset) for study in campaign_studies(state)
+            for seed in study.seeds for variant in study.variants]
+
+
+def schedule(state: dict | None = None) -> list[CampaignRun]:
+    """Every run of the campaign in the order it is trained: the grid's first row (its first size
+    and first seed: 16/16, seed 0), then the studies, then the rest of the grid. Held runs stay in
+    the schedule; the server skips them (``trainable``)."""
+    grid = paper_grid(state)
+    if not grid:
+        return list(study_runs(state))
+    first = grid[0]
+    first_row = [r for r in grid if (r.z_dim, r.s_dim, r.seed) == (first.z_dim, first.s_dim,
+                                                                     first.seed)]
+    return [*first_row, *study_runs(state), *(r for r in grid if r not in first_row)]
+
+
+def trainable(runs: list[CampaignRun]) -> list[CampaignRun]:
+    return [r for r in runs if not r.held]
+
+
+def publication_folder(run: CampaignRun, paper: Path) -> Path:
+    """Where ``run`` is published: ``paper`` (results/paper/) for a grid run, the study's folder
+    in results/studies/ beside it for a study run."""
+    from bench.launch.publish import STUDIES_FOLDER
+    return paper if run.study is None else paper.parent / STUDIES_FOLDER / run.study.name
+
+
+def publication_folders(state: dict, paper: Path) -> dict[str, set[Path]]:
+    """Run id -> the folders the schedule publishes it into (a run of the grid and of a study
+    alike would be published into both)."""
+    folders: dict[str, set[Path]] = {}
+    for run in schedule(state):
+        folders.setdefault(run.config().run_id, set()).add(publication_folder(run, paper))
+    return folders
 
 
 def default_folder() -> Path:
@@ -285,11 +388,11 @@ def machine() -> dict:
 
 
 class Server:
-    """The campaign process: trains the grid's next run until none is left or it is stopped."""
+    """The campaign process: trains the schedule's next run until none is left or it is stopped."""
 
-    def __init__(self, campaign: Campaign, grid: list[GridRun] | None = None):
+    def __init__(self, campaign: Campaign, runs: list[CampaignRun] | None = None):
         self.campaign = campaign
-        self.grid = grid if grid is not None else paper_grid(campaign.state())
+        self.runs = runs if runs is not None else schedule(campaign.state())
         self.stop = Stop()
         self.data = None
         from bench.run.environment import git_revision
@@ -347,7 +450,7 @@ class Server:
             self.data = DATASETS[DATASET](None, torch.device("cpu"))
         return self.data
 
-    def fingerprint(self, run: GridRun, config):
+    def fingerprint(self, run: CampaignRun, config):
         """The fingerprint of ``run`` at this revision, computed once per revision."""
         from bench.run.fingerprint import ITERATIONS, TrainingFingerprint, training_fingerprint
         path = self.campaign.fingerprints / f"{self.revision}.json"
@@ -364,23 +467,27 @@ class Server:
             results.write_json_atomic(path, known)
         return found
 
-    def published_fingerprint(self, run_id: str):
+    def published_fingerprint(self, run: CampaignRun, run_id: str):
         from bench.launch.publish import published_fingerprint
-        return published_fingerprint(self.campaign.source() / "results" / "paper", run_id)
+        return published_fingerprint(self.published_folder(run), run_id)
 
-    def candidates(self) -> Iterator[GridRun]:
-        """Stale published runs first, then the grid in order; held methods never."""
+    def published_folder(self, run: CampaignRun) -> Path:
+        return publication_folder(run, self.campaign.source() / "results" / "paper")
+
+    def candidates(self) -> Iterator[CampaignRun]:
+        """Stale published runs first (grid and studies), then the schedule in order; held runs
+        never."""
         from bench.launch.publish import published_run_ids
-        published = published_run_ids(self.campaign.source() / "results" / "paper")
-        runnable = [r for r in self.grid if r.method not in HELD]
-        stale = [r for r in runnable if r.config().run_id in published
+        runnable = trainable(self.runs)
+        stale = [r for r in runnable
+                 if r.config().run_id in published_run_ids(self.published_folder(r))
                  and self.is_stale_published(r)]
         yield from stale
         yield from (r for r in runnable if r not in stale)
 
-    def is_stale_published(self, run: GridRun) -> bool:
+    def is_stale_published(self, run: CampaignRun) -> bool:
         config = run.config()
-        published = self.published_fingerprint(config.run_id)
+        published = self.published_fingerprint(run, config.run_id)
         return published is not None and published.matches(self.fingerprint(run, config)) is False
 
     def next_run(self):
@@ -389,7 +496,7 @@ class Server:
                 return None
             config = run.config()
             fingerprint = self.fingerprint(run, config)
-            published = self.published_fingerprint(config.run_id)
+            published = self.published_fingerprint(run, config.run_id)
             if published is not None and published.matches(fingerprint) is not False:
                 continue  # published and current (or not checkable on this machine)
             run_dir = results.runs_dir(self.campaign.results) / config.run_id
@@ -417,7 +524,7 @@ class Server:
                 record["segments"][-1]["ended_by"] = "the campaign process was killed"
                 self.campaign.write_training_record(path.stem, record)
 
-    def train(self, run: GridRun, config, fingerprint) -> None:
+    def train(self, run: CampaignRun, config, fingerprint) -> None:
         from bench.run.build import iterations_per_epoch, run_data
         campaign = self.campaign
         run_dir = results.runs_dir(campaign.results) / config.run_id
@@ -428,6 +535,8 @@ class Server:
             record = {}
         if not run_dir.exists() or not record:
             record = {"run_id": config.run_id, "fingerprint": fingerprint.to_dict(), "segments": []}
+        if run.study is not None:  # publish's word on where it goes, whatever the schedule becomes
+            record["study"] = run.study.name
         per_epoch = iterations_per_epoch(config, run_data(config, self.load_data()))
         total = per_epoch * config.method_config.training_epochs
         segment = {"revision": self.revision, **machine(), "threads": campaign.threads(),
@@ -439,10 +548,8 @@ class Server:
         record["segments"].append(segment)
         record.pop("failed", None)
         campaign.write_training_record(config.run_id, record)
-        command = [sys.executable, "-m", "bench", "run", "--methods", run.method, "--dataset",
-                   DATASET, "--preset", run.preset, "--seeds", str(run.seed), "--z-dim",
-                   str(run.z_dim), "--s-dim", str(run.s_dim), "--results", str(campaign.results),
-                   "--device", "cpu", "--no-together"]
+        command = [sys.executable, "-m", "bench", "run", *run.run_arguments(), "--results",
+                   str(campaign.results), "--device", "cpu", "--no-together"]
         threads = str(campaign.threads())
         env = child_environment({**os.environ, "OMP_NUM_THREADS": threads,
                                  "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"})
@@ -487,6 +594,10 @@ class Server:
                         "exit_code": child.returncode, "open": False})
         if child.returncode != 0 and not self.stop.requested:
             record["failed"] = f"bench run exited with {child.returncode}: see {campaign.log_path}"
+        elif child.returncode == 0 and not results.is_complete(run_dir):
+            # bench run named the run otherwise than run.config(): trained again, it would loop
+            record["failed"] = (f"bench run ended well but did not finish {config.run_id}: its "
+                                "arguments and the campaign's config of the run disagree")
         campaign.write_training_record(config.run_id, record)
         campaign.current_path.unlink(missing_ok=True)
         campaign.log(f"{run.label}: exit code {child.returncode}, iterations "
@@ -497,8 +608,8 @@ class Server:
 # --- status -------------------------------------------------------------------------------------
 def status_lines(campaign: Campaign) -> list[str]:
     """What ``bench campaign status`` prints: the process, the run being trained (epoch, rate,
-    expected end), and every grid run's state (published, finished, stale, held, to do)."""
-    from bench.launch.publish import published_fingerprint, published_run_ids
+    expected end), every grid run's state (published, finished, stale, held, to do), then each
+    study's runs under a heading of their own."""
     lines = []
     pid = campaign.holder()
     state = campaign.state()
@@ -512,43 +623,76 @@ def status_lines(campaign: Campaign) -> list[str]:
         lines.append("between runs (choosing the next one, or fingerprinting it): see the log")
     if "source" not in state:
         return lines + ["never started: python -m bench campaign start"]
-    paper = campaign.source() / "results" / "paper"
-    published = published_run_ids(paper)
     head_fingerprints = {}
     try:
         head = git(campaign.source(), "rev-parse", "HEAD")
         head_fingerprints = results.read_json(campaign.fingerprints / f"{head}.json")
     except InputError:
         head = None
-    from bench.run.fingerprint import TrainingFingerprint
-    counts: dict[str, int] = {}
-    for run in paper_grid(state):
-        run_id = run.config().run_id
-        now = TrainingFingerprint.from_dict(head_fingerprints.get(run_id))
-        record = campaign.training_record(run_id) or {}
-        if run_id in published:
-            mark = published_fingerprint(paper, run_id)
-            verdict = None if now is None or mark is None else mark.matches(now)
-            what = {True: "published", False: "published, STALE (retrained first)",
-                    None: "published (not yet checked at HEAD)"}[verdict]
-        elif results.is_complete(results.runs_dir(campaign.results) / run_id):
-            what = "finished: python -m bench campaign publish"
-        elif current and current.get("run_id") == run_id:
-            what = "training"
-        elif record.get("failed"):
-            what = f"failed ({record['failed']})"
-        elif run.method in HELD:
-            what = f"held: {HELD[run.method]}"
-        elif record.get("segments"):
-            what = f"checkpointed at iteration {record['segments'][-1].get('to_iteration')}"
-        else:
-            what = "to do"
-        kind = "to do" if what == "to do" else what.split(" ")[0].rstrip(":,")
-        counts[kind] = counts.get(kind, 0) + 1
-        lines.append(f"  {run.label:<24} {run_id}  {what}")
-    lines.append(", ".join(f"{n} {k}" for k, n in counts.items())
+    states = RunStates(campaign, campaign.source() / "results" / "paper",
+                       current.get("run_id") if isinstance(current, dict) else None,
+                       head_fingerprints)
+    lines += [states.line(run, run.label) for run in paper_grid(state)]
+    for study in campaign_studies(state):
+        runs = [run for run in study_runs(state) if run.study == study]
+        lines.append(f"study {study.name}: {study.method}, "
+                     f"{study.epochs_text(state.get('preset', PRESET))}, published into "
+                     f"results/studies/{study.name}/")
+        labels = [f"{run.variant.label}, seed {run.seed}" for run in runs]
+        width = max(24, *map(len, labels))
+        lines += [states.line(run, label, width) for run, label in zip(runs, labels)]
+    lines.append(", ".join(f"{n} {k}" for k, n in states.counts.items())
                  + (f" (HEAD {head[:12]})" if head else ""))
     return lines
+
+
+class RunStates:
+    """The state of each run for ``status_lines``, and how many runs are in each."""
+
+    def __init__(self, campaign: Campaign, paper: Path, current_run_id: str | None,
+                 head_fingerprints: dict):
+        self.campaign = campaign
+        self.paper = paper
+        self.current_run_id = current_run_id
+        self.head_fingerprints = head_fingerprints
+        self.counts: dict[str, int] = {}
+        self._published: dict[Path, set[str]] = {}
+
+    def published_ids(self, folder: Path) -> set[str]:
+        from bench.launch.publish import published_run_ids
+        if folder not in self._published:
+            self._published[folder] = published_run_ids(folder)
+        return self._published[folder]
+
+    def line(self, run: CampaignRun, label: str, width: int = 24) -> str:
+        run_id = run.config().run_id
+        what = self.state(run, run_id)
+        kind = "to do" if what == "to do" else what.split(" ")[0].rstrip(":,")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return f"  {label:<{width}} {run_id}  {what}"
+
+    def state(self, run: CampaignRun, run_id: str) -> str:
+        from bench.launch.publish import published_fingerprint
+        from bench.run.fingerprint import TrainingFingerprint
+        folder = publication_folder(run, self.paper)
+        record = self.campaign.training_record(run_id) or {}
+        if run_id in self.published_ids(folder):
+            now = TrainingFingerprint.from_dict(self.head_fingerprints.get(run_id))
+            mark = published_fingerprint(folder, run_id)
+            verdict = None if now is None or mark is None else mark.matches(now)
+            return {True: "published", False: "published, STALE (retrained first)",
+                    None: "published (not yet checked at HEAD)"}[verdict]
+        if results.is_complete(results.runs_dir(self.campaign.results) / run_id):
+            return "finished: python -m bench campaign publish"
+        if self.current_run_id == run_id:
+            return "training"
+        if record.get("failed"):
+            return f"failed ({record['failed']})"
+        if run.held:
+            return f"held: {HELD[run.method]}"
+        if record.get("segments"):
+            return f"checkpointed at iteration {record['segments'][-1].get('to_iteration')}"
+        return "to do"
 
 
 def current_run_lines(campaign: Campaign, current: dict) -> list[str]:

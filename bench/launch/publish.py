@@ -1,4 +1,5 @@
-"""Publishing the campaign's finished runs into the repository's results/paper/.
+"""Publishing the campaign's finished runs into the repository's results/paper/, and a study's
+runs (bench/spec/studies.py) into results/studies/<study>/ beside it.
 
 A published run is a run folder as bench run wrote it, less what is heavy: its records and every
 evaluation's table, the losses as per-epoch means (losses_per_epoch.csv, not the per-iteration
@@ -27,6 +28,7 @@ HEAVY_TABLES = (results.LOSSES_FILE,)
 FIGURE_SEEDS = (0,)  # the figures of these seeds only are published
 STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
 WEIGHTS_BUDGET_MB = 3.0  # per run, LORD's per-image codes excepted (they are part of its model)
+STUDIES_FOLDER = "studies"  # beside results/paper/: results/studies/<study>/
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Published:
     run_id: str
     label: str
     action: str  # "published", "replaced", "refused: ...", "unchanged"
+    folder: Path | None = None  # where it was published (None: refused)
 
 
 def published_run_ids(paper: Path) -> set[str]:
@@ -111,15 +114,15 @@ def stage(run_dir: Path, staging: Path, training: dict, seed: int) -> None:
     save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
 
 
-def publish(campaign, paper: Path, current_fingerprints: dict | None = None) -> list[Published]:
-    """Copy every finished campaign run that is not yet in ``paper`` (or whose published copy was
-    trained by other code) there. A run trained from a modified tree, or stale at HEAD
-    (``current_fingerprints``: run id -> fingerprint at HEAD, where known), is refused."""
-    from bench.run.fingerprint import TrainingFingerprint
-    results.not_a_link(paper, results.runs_dir(paper))
-    runs = results.runs_dir(paper)
-    runs.mkdir(parents=True, exist_ok=True)
-    restore_set_aside(paper)
+def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
+            folders: dict[str, set[Path]] | None = None) -> list[Published]:
+    """Copy every finished campaign run that is not yet in its folder (or whose published copy was
+    trained by other code) there: a study's run into results/studies/<study>/ beside ``paper``
+    (its training record names the study, ``folders`` too: run id -> the folders the campaign's
+    schedule publishes it into), any other into ``paper``. A run trained from a modified tree, or
+    stale at HEAD (``current_fingerprints``: run id -> fingerprint at HEAD, where known), is
+    refused."""
+    prepare(paper)
     done = []
     source_runs = results.runs_dir(campaign.results)
     for run_dir in sorted(source_runs.iterdir()) if source_runs.is_dir() else []:
@@ -130,49 +133,80 @@ def publish(campaign, paper: Path, current_fingerprints: dict | None = None) -> 
         label = f"{config.get('method')} {config.get('method_config', {}).get('z_dim')}/" \
                 f"{config.get('method_config', {}).get('s_dim')} seed {seed}"
         training = campaign.training_record(run_id)
-        if training is None:
-            done.append(Published(run_id, label, "refused: no training record (not trained by "
-                                                 "the campaign)"))
+        refused = refusal(run_dir, training, (current_fingerprints or {}).get(run_id))
+        if refused:
+            done.append(Published(run_id, label, f"refused: {refused}"))
             continue
-        unclean = trained_from_a_clean_tree(run_dir)
-        if unclean:
-            done.append(Published(run_id, label, f"refused: {unclean}"))
-            continue
-        started = TrainingFingerprint.from_dict(training.get("fingerprint"))
-        now = TrainingFingerprint.from_dict((current_fingerprints or {}).get(run_id))
-        if started is not None and now is not None and started.matches(now) is False:
-            done.append(Published(run_id, label, "refused: stale (HEAD trains it differently; "
-                                                 "the campaign retrains it)"))
-            continue
-        target = runs / run_id
-        if target.is_dir() and results.is_complete(target):
-            mine = published_fingerprint(paper, run_id)
-            same_training = (results.read_json(target / TRAINING_FILE).get("segments")
-                             == training.get("segments"))
-            if same_training and mine is not None:
-                done.append(Published(run_id, label, "unchanged"))
-                continue
-        staging = runs / f"{STAGING_PREFIX}{run_id}.{os.getpid()}"
-        try:
-            stage(run_dir, staging, training, seed if isinstance(seed, int) else -1)
-            if target.exists():
-                aside = runs / f"{SET_ASIDE_PREFIX}{run_id}.{os.getpid()}"
-                os.rename(target, aside)
-                os.rename(staging, target)
-                shutil.rmtree(aside)
-                done.append(Published(run_id, label, "replaced"))
-            else:
-                os.rename(staging, target)
-                done.append(Published(run_id, label, "published"))
-        except BaseException:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-            raise
+        for folder in sorted(destinations(paper, training, (folders or {}).get(run_id, set()))):
+            if folder != paper:
+                results.not_a_link(folder.parent)  # results/studies/
+            action = publish_into(folder, run_dir, training, seed if isinstance(seed, int) else -1)
+            done.append(Published(run_id, label, action, folder))
     return done
 
 
-def check_budget(paper: Path) -> list[str]:
-    """Published runs over the size budget (3 MB a run besides LORD's codes; 120 MB in all)."""
+def destinations(paper: Path, training: dict, scheduled: set[Path]) -> set[Path]:
+    """The folders a run is published into: the study its training record names and those of
+    the schedule, else ``paper``."""
+    study = training.get("study")
+    named = {paper.parent / STUDIES_FOLDER / study} if results.is_plain_name(study) else set()
+    return (named | scheduled) or {paper}
+
+
+def refusal(run_dir: Path, training: dict | None, now: dict | None) -> str | None:
+    """Why a finished run is not published (``now``: its fingerprint at HEAD), or None."""
+    from bench.run.fingerprint import TrainingFingerprint
+    if training is None:
+        return "no training record (not trained by the campaign)"
+    unclean = trained_from_a_clean_tree(run_dir)
+    if unclean:
+        return unclean
+    started = TrainingFingerprint.from_dict(training.get("fingerprint"))
+    current = TrainingFingerprint.from_dict(now)
+    if started is not None and current is not None and started.matches(current) is False:
+        return "stale (HEAD trains it differently; the campaign retrains it)"
+    return None
+
+
+def prepare(folder: Path) -> Path:
+    """``folder``'s runs/, made, not a link, with what an interrupted publish left undone."""
+    results.not_a_link(folder, results.runs_dir(folder))
+    results.runs_dir(folder).mkdir(parents=True, exist_ok=True)
+    restore_set_aside(folder)
+    return results.runs_dir(folder)
+
+
+def publish_into(folder: Path, run_dir: Path, training: dict, seed: int) -> str:
+    """Publish ``run_dir`` into ``folder``'s runs/; what was done ("published", "replaced",
+    "unchanged")."""
+    runs = prepare(folder)
+    run_id = run_dir.name
+    target = runs / run_id
+    if target.is_dir() and results.is_complete(target):
+        same_training = (results.read_json(target / TRAINING_FILE).get("segments")
+                         == training.get("segments"))
+        if same_training and published_fingerprint(folder, run_id) is not None:
+            return "unchanged"
+    staging = runs / f"{STAGING_PREFIX}{run_id}.{os.getpid()}"
+    try:
+        stage(run_dir, staging, training, seed)
+        if target.exists():
+            aside = runs / f"{SET_ASIDE_PREFIX}{run_id}.{os.getpid()}"
+            os.rename(target, aside)
+            os.rename(staging, target)
+            shutil.rmtree(aside)
+            return "replaced"
+        os.rename(staging, target)
+        return "published"
+    except BaseException:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def check_budget(paper: Path, name: str = "results/paper/") -> list[str]:
+    """Published runs over the size budget (3 MB a run besides LORD's codes; 120 MB in all, in
+    ``paper``, named ``name``)."""
     over, total = [], 0
     for run_dir in sorted(results.runs_dir(paper).glob("*")) if results.runs_dir(paper).is_dir() else []:
         size = sum(p.stat().st_size for p in run_dir.iterdir() if p.is_file())
@@ -181,7 +215,7 @@ def check_budget(paper: Path) -> list[str]:
         if size > limit:
             over.append(f"{run_dir.name}: {size / 2**20:.1f} MB (budget {limit / 2**20:.0f} MB)")
     if total > 120 * 2**20:
-        over.append(f"results/paper/ in all: {total / 2**20:.1f} MB (budget 120 MB)")
+        over.append(f"{name} in all: {total / 2**20:.1f} MB (budget 120 MB)")
     return over
 
 
