@@ -13,6 +13,8 @@ import torch
 
 from bench.cli import main
 from bench.evaluations import by_default
+from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
+from bench.evaluations.tsne import TSNE_FILE
 from bench.report.document import to_markdown
 from bench.report.page import build
 from bench.store import results
@@ -90,12 +92,12 @@ def test_a_wrapped_suite_method_gives_the_numbers_of_its_own_run_bit_for_bit(bot
     suite, external, _ = both
     files = [e.file for e in by_default() if (suite / e.file).is_file()]
     assert {"metrics.csv", "z_usage.csv", "swap.csv"} <= set(files)
-    for name in [*files, results.TSNE_FILE]:
+    for name in [*files, TSNE_FILE]:
         assert numbers(external / name).equals(numbers(suite / name)), name
     config = json.loads((external / results.CONFIG_FILE).read_text())
     assert config["external"]["decoder"] is True and config["external"]["kind"] == "python file"
     assert config["variational_z"] is True and config["method_config"] == {"z_dim": 16, "s_dim": 16}
-    assert (external / results.FIGURES["swap_grid"]).is_file()
+    assert (external / SWAP_GRID_FIGURE).is_file()
     assert not (external / results.CHECKPOINT_FILE).exists()
 
 
@@ -178,10 +180,10 @@ def test_a_torchscript_export_gives_the_numbers_of_its_python_original(tmp_path,
     assert "python has no decode method: skipped z_usage, swap, swap_grid (they decode)" in out
     assert evaluate_model(tmp_path / "encoder.pt", "scripted", tmp_path / "res") == 0
     python, scripted = only_run(tmp_path / "res", "python"), only_run(tmp_path / "res", "scripted")
-    for name in (results.METRICS_FILE, results.TSNE_FILE):
+    for name in (results.METRICS_FILE, TSNE_FILE):
         assert numbers(python / name).equals(numbers(scripted / name)), name
     assert not (scripted / "swap.csv").exists() and not (scripted / "z_usage.csv").exists()
-    assert not (scripted / results.FIGURES["swap_grid"]).exists()
+    assert not (scripted / SWAP_GRID_FIGURE).exists()
     external = json.loads((scripted / results.CONFIG_FILE).read_text())["external"]
     assert external["kind"] == "torchscript" and external["decoder"] is False
     assert external["skipped_without_decoder"] == ["z_usage", "swap", "swap_grid"]

@@ -12,6 +12,8 @@ import torch
 from bench.cli import main
 from bench.evaluations import EVALUATIONS, Evaluation, Outcome, ReportTable
 from bench.evaluations.base import is_current
+from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
+from bench.evaluations.tsne import TSNE_FIGURE, TSNE_FILE
 from bench.report.document import to_markdown
 from bench.report.page import build
 from bench.run.checkpoints import load_method
@@ -100,8 +102,7 @@ def test_bench_evaluate_reproduces_the_run_files_bit_for_bit(trained, tmp_path, 
     assert "up to date" in capsys.readouterr().out  # nothing to recompute at the same version
 
 
-FIGURE_FILES = (results.TSNE_FILE, "swap_grid.csv", results.FIGURES["tsne"],
-                results.FIGURES["swap_grid"], results.FIGURES_FILE)
+FIGURE_FILES = (TSNE_FILE, "swap_grid.csv", TSNE_FIGURE, SWAP_GRID_FIGURE, results.FIGURES_FILE)
 
 
 def test_bench_evaluate_recomputes_the_tsne_and_the_swap_grid(trained, tmp_path, capsys):
@@ -110,7 +111,7 @@ def test_bench_evaluate_recomputes_the_tsne_and_the_swap_grid(trained, tmp_path,
     were removed, alone."""
     run_dir = copy_results(trained, tmp_path / "copy")
     written = {name: (run_dir / name).read_bytes() for name in FIGURE_FILES}
-    table = pd.read_csv(run_dir / results.TSNE_FILE)
+    table = pd.read_csv(run_dir / TSNE_FILE)
     assert list(table.columns) == [*results.RUN_COLUMNS, "code", "index", "label", "x", "y"]
     assert list(table.code.unique()) == ["z_sample", "z_mean"] and len(table) == 2 * 200
     assert (table.run_id == trained.name).all()
@@ -127,7 +128,7 @@ def test_bench_evaluate_recomputes_the_tsne_and_the_swap_grid(trained, tmp_path,
     out = capsys.readouterr().out
     assert f"{trained.name} swap_grid: " in out and f"{trained.name} tsne: " in out
 
-    (run_dir / results.TSNE_FILE).unlink()
+    (run_dir / TSNE_FILE).unlink()
     del recorded["tsne"]
     (run_dir / results.EVALUATION_FILE).write_text(json.dumps(recorded))
     assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
@@ -144,9 +145,9 @@ def test_a_run_folder_from_before_the_tsne_was_an_evaluation_renders_and_is_comp
     no swap_grid.csv, no entries in evaluation.json): the report draws it as it is, and a plain
     evaluate computes the two once."""
     run_dir = copy_results(trained, tmp_path / "copy")
-    new = (run_dir / results.TSNE_FILE).read_text()
-    old = pd.read_csv(run_dir / results.TSNE_FILE).drop(columns=list(results.RUN_COLUMNS))
-    old.to_csv(run_dir / results.TSNE_FILE, index=False, float_format="%.4f")
+    new = (run_dir / TSNE_FILE).read_text()
+    old = pd.read_csv(run_dir / TSNE_FILE).drop(columns=list(results.RUN_COLUMNS))
+    old.to_csv(run_dir / TSNE_FILE, index=False, float_format="%.4f")
     (run_dir / "swap_grid.csv").unlink()
     recorded = json.loads((run_dir / results.EVALUATION_FILE).read_text())
     del recorded["tsne"], recorded["swap_grid"]
@@ -158,7 +159,7 @@ def test_a_run_folder_from_before_the_tsne_was_an_evaluation_renders_and_is_comp
     assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert f"{trained.name} tsne: " in out and f"{trained.name} swap_grid: " in out
-    assert (run_dir / results.TSNE_FILE).read_text() == new
+    assert (run_dir / TSNE_FILE).read_text() == new
     assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
     assert "up to date" in capsys.readouterr().out
 

@@ -12,6 +12,8 @@ import torch
 from bench.cli import main
 from bench.evaluations import _encoding as evaluate, _tsne as tsne
 from bench import drawing
+from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
+from bench.evaluations.tsne import TSNE_FIGURE, TSNE_FILE
 from bench.report.page import write_report
 from bench.run.build import build
 from bench.spec.config import resolve
@@ -109,7 +111,7 @@ def smoke_results(tmp_path_factory):
 
 def test_every_run_has_its_figures_and_their_parameters(smoke_results):
     for run_dir in results.runs_dir(smoke_results).iterdir():
-        for name in results.FIGURES.values():
+        for name in (TSNE_FIGURE, SWAP_GRID_FIGURE, results.CURVES_FIGURE):
             assert (run_dir / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (run_dir, name)
         record = json.loads((run_dir / results.FIGURES_FILE).read_text())
         assert record["tsne"]["points"] == 200 and record["tsne"]["parameters"]["perplexity"] == 30
@@ -124,7 +126,7 @@ def test_every_run_has_its_figures_and_their_parameters(smoke_results):
         assert header.s_image.tolist() == record["swap_grid"]["s_images"]
         assert header.z_image.tolist() == record["swap_grid"]["z_images"]
         assert header.label.tolist() == list(range(10)) == header.position.tolist()
-        assert len(pd.read_csv(run_dir / results.TSNE_FILE)) == 200 * len(record["tsne"]["codes"])
+        assert len(pd.read_csv(run_dir / TSNE_FILE)) == 200 * len(record["tsne"]["codes"])
 
 
 def test_report_embeds_every_figure_and_names_runs_without_them(smoke_results, tmp_path):
@@ -132,7 +134,7 @@ def test_report_embeds_every_figure_and_names_runs_without_them(smoke_results, t
     shutil.copytree(smoke_results, directory)
     runs = sorted(p.name for p in results.runs_dir(directory).iterdir())
     without_grid = results.runs_dir(directory) / runs[0]
-    (without_grid / results.FIGURES["swap_grid"]).unlink()
+    (without_grid / SWAP_GRID_FIGURE).unlink()
     failed = results.runs_dir(directory) / "szabo-mnist-failed"
     failed.mkdir()
     (failed / "status.json").write_text(json.dumps({"state": "failed", "reason": "loss is nan"}))

@@ -14,8 +14,10 @@ import torch
 
 from bench.cli import main, torch_refusal
 from bench.errors import UnusablePath
+from bench.evaluations.tsne import TSNE_FILE
 from bench.report import page
-from bench.report.document import Details, Paragraph, Table, to_markdown
+from bench.report.document import to_markdown
+from bench.sections.blocks import Details, Paragraph, Table
 from bench.store import results
 from bench.terminal import printable
 from tests.test_cli import SMOKE
@@ -252,7 +254,7 @@ def test_a_log_or_lock_is_opened_only_as_a_regular_file_of_its_own(tmp_path, mod
 
 def test_a_tsne_table_that_is_not_one_is_named_in_one_line_by_the_report(world, capsys):
     directory, run_dir, outside = world
-    (run_dir / results.TSNE_FILE).write_text("code,x\nz_sample,1\n")
+    (run_dir / TSNE_FILE).write_text("code,x\nz_sample,1\n")
     refused(["report", "--results", str(directory)], capsys, "tsne.csv")
 
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench.evaluations.probes import CODES
 from bench.metrics import mdl
 from bench.metrics.mdl import OnlineCode, block_ends, label_bits, online_code_lengths
 from bench.metrics.probes import LatentCode
@@ -189,11 +190,11 @@ def fake_run(results_dir, method, accuracy, compression, with_mdl=True):
     base = dict(run_id=run_dir.name, method=method, dataset="mnist", preset="quick", seed=0,
                 z_dim=16, s_dim=16)
     pd.DataFrame([dict(base, probe=code, split=split, accuracy=accuracy[code])
-                  for code in results.PROBES for split in results.SPLITS]
+                  for code in CODES for split in results.SPLITS]
                  ).to_csv(run_dir / results.METRICS_FILE, index=False)
     if with_mdl:
         pd.DataFrame([dict(base, probe=code, bits=1.0, uniform_bits=1.0,
-                           compression=compression[code]) for code in results.PROBES]
+                           compression=compression[code]) for code in CODES]
                      ).to_csv(run_dir / "mdl.csv", index=False)
     (run_dir / "config.json").write_text(json.dumps({
         "method": method, "dataset": "mnist", "preset": "quick", "seed": 0, "variational_z": True,

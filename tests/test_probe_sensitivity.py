@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench.evaluations.probes import CODES
 from bench.metrics.probes import CAPACITIES, LatentCode, ProbeTask, accuracy_curves
 from bench.report.document import to_markdown
 from bench.report.page import build
@@ -112,11 +113,11 @@ def fake_sensitivity(results_dir, run_id, method, seed, accuracy_of, settings=No
     run_dir.mkdir(parents=True)
     base = dict(run_id=run_id, method=method, dataset="mnist", preset="quick", seed=seed, z_dim=16,
                 s_dim=16)
-    pd.DataFrame([dict(base, probe=p, split=sp, accuracy=50.0) for p in results.PROBES
+    pd.DataFrame([dict(base, probe=p, split=sp, accuracy=50.0) for p in CODES
                   for sp in results.SPLITS]).to_csv(run_dir / results.METRICS_FILE, index=False)
     pd.DataFrame([dict(base, probe=code, capacity=capacity, epochs=epochs, split=split,
                        accuracy=accuracy_of(code, capacity, epochs))
-                  for code in results.PROBES for capacity in capacities for epochs in (5, 20, 50, 100)
+                  for code in CODES for capacity in capacities for epochs in (5, 20, 50, 100)
                   for split in results.SPLITS]).to_csv(run_dir / "probe_sensitivity.csv", index=False)
     (run_dir / "config.json").write_text(json.dumps({
         "method": method, "dataset": "mnist", "preset": "quick", "seed": seed, "variational_z": True,

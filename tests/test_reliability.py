@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bench.cli import main
+from bench.evaluations.tsne import TSNE_FILE
 from bench.store import results
 from methods.mathieu import Mathieu
 from methods.szabo import Szabo
@@ -63,7 +64,7 @@ def uninterrupted(tmp_path_factory):
 
 def assert_same_run(run_dir, reference):
     assert run_dir.name == reference.name
-    for name in (results.METRICS_FILE, results.LOSSES_FILE, results.TSNE_FILE):
+    for name in (results.METRICS_FILE, results.LOSSES_FILE, TSNE_FILE):
         assert (run_dir / name).read_text() == (reference / name).read_text(), name
 
 

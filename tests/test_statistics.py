@@ -1,11 +1,11 @@
-"""The report's statistics (bench/report/statistics.py) on known answers: t intervals, Welch's
+"""The report's statistics (bench/sections/statistics.py) on known answers: t intervals, Welch's
 test against its formula, Holm's adjustment worked by hand."""
 import math
 
 import pytest
 from scipy import stats
 
-from bench.report.statistics import (ACCURACY, holm, interval, interval_half_width, not_significant,
+from bench.sections.statistics import (ACCURACY, holm, interval, interval_half_width, not_significant,
                                      ranking_agreement, welch_p_value)
 
 

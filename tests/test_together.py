@@ -16,6 +16,7 @@ import torch
 from bench.cli import main
 from bench.evaluations import EVALUATIONS
 from bench.run.checkpoints import RunLock
+from bench.evaluations.tsne import TSNE_FILE
 from bench.store import results
 from methods import METHODS, register
 from methods.ccvae import CycleConsistentVAE
@@ -222,7 +223,7 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     assert out.count("the worker failed (RuntimeError: t-SNE worker exited with -9") == 1
     together = run_dirs(tmp_path / "together")
     for run_id, folder in run_dirs(tmp_path / "alone").items():
-        for name in (*COMPARED, results.TSNE_FILE, results.FIGURES_FILE):
+        for name in (*COMPARED, TSNE_FILE, results.FIGURES_FILE):
             assert (together[run_id] / name).read_bytes() == (folder / name).read_bytes(), (run_id, name)
         assert "from a worker process" in (together[run_id] / "run.log").read_text()
     assert not any(map(alive, workers))

@@ -2,10 +2,11 @@
 
 An evaluation is one object: a name and a version, the datasets it applies to, a function from a
 trained run (its method, data and codes: ``Context``) to long-format rows, the file it writes in
-the run's folder, optionally figures drawn beside that file, and how the report shows it and the
-check judges it. The runner computes every registered evaluation that applies; ``python -m bench
-evaluate`` recomputes them from a run's checkpoint. The report and the check import the registry without torch, so an evaluation's module
-imports torch (and anything heavy) inside its function only.
+the run's folder, optionally figures drawn beside that file, and how the report shows it (its
+tables, and its own section: bench/sections/hook.py) and the check judges it. The runner
+computes every registered evaluation that applies; ``python -m bench evaluate`` recomputes them
+from a run's checkpoint. The report and the check import the registry without torch, so an
+evaluation's module imports torch (and anything heavy) inside its function only.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from bench.errors import Interrupted, is_device_fault
+from bench.sections.hook import ReportSection
 from bench.store import results
 from bench.store.records import run_columns
 
@@ -138,6 +140,9 @@ class Evaluation:
     # outcome into the run's folder, each PNG written atomically; returns what made them, which
     # figures.json records under the evaluation's name
     figures: Callable[[Context, Outcome, Path], dict[str, Any]] | None = None
+    # Optional: the evaluation's own part of the report beyond its tables (a paragraph, a figure,
+    # columns beside the paper's table), so that the report names no evaluation
+    section: ReportSection | None = None
 
     def applies_to(self, context: Context) -> bool:
         return (self.applies(context.data) and self.applies_to_method(context.config.method)
@@ -162,6 +167,13 @@ def in_order(names=None) -> list[Evaluation]:
     """The registered evaluations (those named), in their run and report order."""
     chosen = EVALUATIONS.values() if names is None else [EVALUATIONS[n] for n in names]
     return sorted(chosen, key=lambda e: (e.order, e.name))
+
+
+def report_sections() -> list[ReportSection]:
+    """The registered evaluations' report sections, in their report order."""
+    chosen = sorted((e for e in EVALUATIONS.values() if e.section is not None),
+                    key=lambda e: (e.section.order, e.name))
+    return [evaluation.section for evaluation in chosen]
 
 
 def by_default() -> list[Evaluation]:

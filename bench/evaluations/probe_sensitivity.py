@@ -4,8 +4,18 @@ capacity (linear, the paper's, a wider and deeper one) read at increasing traini
 `bench evaluate --evaluations probe_sensitivity`."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from bench.evaluations.base import (Context, Evaluation, Outcome, ReportTable, register,
                                     stop_checks)
+from bench.evaluations.probes import CODES_IN_WORDS
+from bench.sections.blocks import Block, Figure, Paragraph
+from bench.sections.hook import ReportSection, SectionInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NAME = "probe_sensitivity"
 
 BUDGETS = (5, 20, 50, 100)
 CAPACITIES = ("linear", "paper", "wide")  # the keys of bench.metrics.probes.CAPACITIES, smallest first
@@ -40,8 +50,82 @@ def sensitivity_rows(context: Context) -> Outcome:
     return sensitivity_together([context])[0]
 
 
+def sweep_means(section: SectionInput, z, s) -> pd.DataFrame:
+    """The test accuracy of the sweep's probes for latent sizes z/s, as means over seeds of each
+    experiment, code, capacity and budget, each with its experiment's name (``label``), in the
+    methods' order; empty where no run of these sizes computed the sweep."""
+    import pandas as pd
+
+    from bench.sections.experiments import method_order, summarise
+    frames = []
+    for record in (r for r in section.records if (r.z_dim, r.s_dim) == (z, s)):
+        table = record.table(PROBE_SENSITIVITY.file)
+        if table is not None and not table.empty:  # the run's own identity, not the file's
+            frames.append(table.assign(method=record.method, z_dim=z, s_dim=s,
+                                       variant=record.variant))
+    if not frames:
+        return pd.DataFrame()
+    table = pd.concat(frames, ignore_index=True)
+    table = table[table.split.astype(str) == "test"].assign(
+        epochs=pd.to_numeric(table.epochs, errors="coerce"))
+    means = summarise(table, "accuracy", ("probe", "capacity", "epochs")).dropna(subset=["mean"])
+    means = means[means.capacity.astype(str).isin(CAPACITIES)]  # nothing else is drawn
+    if means.empty:
+        return means
+    order = method_order(means.method, section.paper_order)
+    return means.assign(label=[section.experiments.name(key) for key in means.itertuples()],
+                        order=means.method.map(order.index)).sort_values("order", kind="stable")
+
+
+def order_sentence(code: str, means: pd.DataFrame) -> str | None:
+    """Whether the methods' order by ``code`` is the same under every probe of the sweep
+    (Kendall's tau against the paper's probe at its largest budget); None where fewer than two
+    experiments have that reference."""
+    from bench.sections.statistics import ranking_agreement
+    part = means[means.probe == code]
+    values = {f"{capacity} probe at {epochs:g} epochs": dict(zip(rows.label, rows["mean"]))
+              for (capacity, epochs), rows in part.groupby(["capacity", "epochs"], sort=False)}
+    budget = part[part.capacity == "paper"].epochs.max()
+    reference = f"paper probe at {budget:g} epochs"
+    if reference not in values or len(values[reference]) < 2:
+        return None
+    found = ranking_agreement(values, reference)
+    words = CODES_IN_WORDS[code]
+    if not found.swapped:
+        return f"by {words}, the same under every probe of the sweep"
+    return (f"by {words}, Kendall's τ with the order under the {reference} falls to "
+            f"{found.lowest_tau:.2f} (under the {found.lowest_at}); pairs that change "
+            f"places under some probe: {'; '.join(f'{a} and {b}' for a, b in found.swapped)}")
+
+
+def dependence_on_the_probe(section: SectionInput) -> list[Block]:
+    """Where runs computed probe_sensitivity, per latent size: whether the methods' order is the
+    same under every probe of the sweep, and a figure of accuracy against the probe's budget."""
+    from bench.sections.experiments import plain_figure_name
+    dataset, preset = section.dataset, section.preset
+    blocks: list[Block] = []
+    for z, s in sorted({(r.z_dim, r.s_dim) for r in section.records}, key=str):
+        means = sweep_means(section, z, s)
+        if means.empty:
+            continue
+        sentences = [sentence for code in CODES_IN_WORDS
+                     if (sentence := order_sentence(code, means))]
+        if sentences:
+            blocks.append(Paragraph(f"**How the methods' order depends on the probe** (z/s {z}/{s}, "
+                                    f"evaluation `{NAME}`): " + "; ".join(sentences) + "."))
+        if plain_figure_name(dataset, preset, z, s):
+            from bench import drawing  # matplotlib: only where a figure is drawn
+            path = section.figures_dir / f"probe-sensitivity-{dataset}-{preset}-z{z}-s{s}.png"
+            drawing.plot_probe_sensitivity(means.assign(method=means.label), path,
+                                           f"Probe accuracy against the probe's budget, {dataset}, "
+                                           f"z/s {z}/{s}, {preset} preset (means over seeds)")
+            blocks.append(Figure(path, "Test accuracy of each code's probes: a colour per method, "
+                                       "a line style per probe capacity.", width=1150))
+    return blocks
+
+
 PROBE_SENSITIVITY = register(Evaluation(
-    name="probe_sensitivity", version=2, file="probe_sensitivity.csv",
+    name=NAME, version=2, file="probe_sensitivity.csv",
     columns=("probe", "capacity", "epochs", "split", "accuracy"),
     compute=sensitivity_rows, compute_together=sensitivity_together, by_default=False, order=5,
     title="How the probes' numbers depend on the probe",
@@ -54,4 +138,5 @@ PROBE_SENSITIVITY = register(Evaluation(
     tables=tuple(ReportTable(pivot=("capacity", "epochs"), value="accuracy",
                              where={"probe": code, "split": "test"},
                              caption=f"Test accuracy from {code}, by probe capacity and epochs.")
-                 for code in ("z_sample", "z_mean", "s"))))
+                 for code in ("z_sample", "z_mean", "s")),
+    section=ReportSection(analyses=dependence_on_the_probe, order=10)))

@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.evaluations.base import Context, Evaluation, Outcome, register
+from bench.sections.blocks import Block, Figure, Gallery, Heading, Paragraph
+from bench.sections.hook import ReportSection, SectionInput
 from bench.store import results
+from bench.store.records import RunRecord
 
 CELL = "Dec(z_mean of row image, s of column image)"
+SWAP_GRID_FIGURE = "swap_grid.png"
+# What the paper's figure shows (docs/evaluation.md, "What the paper's figures show").
+PAPER_SWAP = "every cell (i, j) shows digit j written in the style of row i"
 
 
 def rule() -> str:
@@ -44,9 +50,31 @@ def draw_swap_grid(context: Context, outcome: Outcome, run_dir: Path) -> dict[st
     with progress.step(f"{context.config.run_id} swap grid"):
         s_images, z_images = data.test_images[s_index], data.test_images[z_index]
         grid = swap_grid_image(swap_cells(context.method, z_images, s_images), z_images, s_images)
-        results.write_atomic(run_dir / results.FIGURES["swap_grid"],
+        results.write_atomic(run_dir / SWAP_GRID_FIGURE,
                              lambda tmp: save_image(grid, tmp, format="png"))
     return {"rule": rule(), "s_images": s_index, "z_images": z_index, "cell": CELL}
+
+
+def grid_of(record: RunRecord) -> Figure:
+    """A run's swap grid, or why there is none."""
+    from bench.sections.experiments import run_figure
+    source = record.external
+    if source is not None and not source.decoder:
+        return Figure(None, f"{record.label()}: no swap grid (the model has no decoder)")
+    return run_figure(record, SWAP_GRID_FIGURE, "swap grid", f"Swap grid: {record.label()}",
+                      width=360)
+
+
+def swap_grids(section: SectionInput) -> list[Block]:
+    """Every run's swap grid, those of one latent size side by side."""
+    paper = f" What the paper shows: {PAPER_SWAP}." if section.dataset == "mnist" else ""
+    blocks: list[Block] = [
+        Heading(3, "Swap grids"),
+        Paragraph("Top row: the images that give s; left column: the images that give z; cell "
+                  "(i, j) decodes the posterior mean of z of row image i with the s of column "
+                  "image j." + paper)]
+    return blocks + [Gallery([grid_of(r) for r in group])
+                     for group in section.runs_by_latent_sizes().values()]
 
 
 SWAP_GRID = register(Evaluation(
@@ -57,4 +85,5 @@ SWAP_GRID = register(Evaluation(
     title="Swap grid",
     description="Top row: the test images that give s; left column: those that give z; cell "
                 "(i, j) decodes the posterior mean of z of row image i with the s of column "
-                "image j. swap_grid.csv holds the header images (test image indices)."))
+                "image j. swap_grid.csv holds the header images (test image indices).",
+    section=ReportSection(figures=swap_grids, order=20)))

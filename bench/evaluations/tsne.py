@@ -15,9 +15,16 @@ import numpy as np
 
 from bench.evaluations._tsne import parameters_for, tsne_embedding
 from bench.evaluations.base import Context, Evaluation, Outcome, register
+from bench.sections.blocks import Block, Figure, Heading, Paragraph
+from bench.sections.hook import ReportSection, SectionInput
 from bench.store import results
+from bench.store.records import RunRecord
 
 NAME = "tsne"
+TSNE_FILE, TSNE_FIGURE = "tsne.csv", "tsne.png"
+# What the paper's figures show, by method (docs/evaluation.md, "What the paper's figures show").
+PAPER_TSNE = {"szabo": "ten clean clusters (z leaks the class)",
+              "mathieu": "a structureless disk", "ccvae": "a structureless disk"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,16 +108,75 @@ def draw_tsne(context: Context, outcome: Outcome, run_dir: Path) -> dict[str, An
     from bench import drawing
     embeddings, labels = outcome.drawing
     panels = [drawing.Panel(drawing.CODE_TITLES[code], xy, labels) for code, xy in embeddings.items()]
-    drawing.plot_embeddings([panels], run_dir / results.FIGURES["tsne"],
+    drawing.plot_embeddings([panels], run_dir / TSNE_FIGURE,
                             f"t-SNE of z on {len(labels)} test images: {context.label}",
                             context.data.num_classes, context.data.label_name)
     return outcome.details
 
 
+def comparison(records: list[RunRecord], path: Path, title: str, dataset: str) -> Figure:
+    """One t-SNE panel per method side by side (first seed of each), a row per code of z."""
+    from bench import drawing  # matplotlib: only where a figure is drawn
+    columns, classes = [], 0
+    parameters = results.read_json(records[0].path(results.FIGURES_FILE)).get(NAME, {})
+    label_name = parameters.get("label_name", "digit")
+    for record in records:
+        table = record.table(TSNE_FILE, ("code", "label", "x", "y"))
+        classes = max(classes, int(table["label"].max()) + 1)
+        columns.append({code: part for code, part in table.groupby("code", sort=False)})
+    classes = max(classes, int(parameters.get("classes", 0)))
+    codes = ["z_sample", "z_mean"]
+    rows = []
+    for code in codes:
+        row = []
+        for record, tables in zip(records, columns):
+            part = tables.get(code, tables.get("z"))  # a deterministic z stands in both rows
+            shown = code if code in tables else "z"
+            row.append(drawing.Panel(f"{record.method}: {drawing.CODE_TITLES[shown]}",
+                                     part[["x", "y"]].to_numpy(), part["label"].to_numpy()))
+        rows.append(row)
+    drawing.plot_embeddings(rows, path, title, classes, label_name)
+    expected = "; ".join(f"{r.method}: {PAPER_TSNE[r.method]}"
+                         for r in records if r.method in PAPER_TSNE and dataset == "mnist")
+    caption = f"Points: test images, coloured by {label_name}."
+    return Figure(path, f"{caption} What the paper shows: {expected}." if expected else caption,
+                  width=min(1150, 330 * len(records) + 80))
+
+
+def sized_figures(section: SectionInput, sizes: tuple, group: list[RunRecord]) -> list[Block]:
+    """The t-SNE of latent sizes z/s: the first run of each method side by side, then every
+    other run's own figure (and each run's without a t-SNE, saying so)."""
+    from bench.sections.experiments import plain_figure_name, run_figure
+    dataset, preset, (z, s) = section.dataset, section.preset, sizes
+    first_seeds: dict[str, RunRecord] = {}
+    for record in group:
+        first_seeds.setdefault(record.method, record)
+    with_tsne = [r for r in first_seeds.values() if r.path(TSNE_FILE).is_file()]
+    blocks: list[Block] = []
+    if with_tsne and not plain_figure_name(dataset, preset, z, s):
+        # names from run files never choose where a file is written
+        blocks.append(Paragraph(f"No side-by-side t-SNE for z/s {z}/{s}: the runs' dataset or "
+                                "preset is not a plain name, and figures are named after it."))
+    elif with_tsne:
+        path = section.figures_dir / f"tsne-{dataset}-{preset}-z{z}-s{s}.png"
+        blocks.append(comparison(with_tsne, path, f"t-SNE of z, {dataset}, z/s {z}/{s}, "
+                                 f"{preset} preset (first run of each method)", dataset))
+    return blocks + [run_figure(r, TSNE_FIGURE, "tsne", f"t-SNE of z: {r.label()}", width=760)
+                     for r in group if r not in with_tsne]
+
+
+def tsne_figures(section: SectionInput) -> list[Block]:
+    blocks: list[Block] = [Heading(3, "Leakage: t-SNE of the unspecified code z")]
+    for sizes, group in sorted(section.runs_by_latent_sizes().items()):
+        blocks += sized_figures(section, sizes, group)
+    return blocks
+
+
 TSNE = register(Evaluation(
-    name=NAME, version=1, file=results.TSNE_FILE, columns=("code", "index", "label", "x", "y"),
+    name=NAME, version=1, file=TSNE_FILE, columns=("code", "index", "label", "x", "y"),
     compute=tsne_rows, figures=draw_tsne,
     order=1000,  # the last: the slowest, and runs trained together embed meanwhile in workers
     title="Leakage t-SNE",
     description="A 2-D t-SNE of z on the first test images, points coloured by class (the report "
-                "draws the runs' panels side by side); tsne.csv holds every point."))
+                "draws the runs' panels side by side); tsne.csv holds every point.",
+    section=ReportSection(figures=tsne_figures, order=10)))

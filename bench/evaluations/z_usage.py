@@ -14,14 +14,29 @@ has no leakage either, and must not pass for a disentangled one.
 """
 from __future__ import annotations
 
-from typing import Callable
+import functools
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from bench.evaluations.base import Checked, Context, Evaluation, Outcome, register
+from bench.sections.blocks import Block, Paragraph
+from bench.sections.hook import PaperColumns, ReportSection, SectionInput
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TRIPLES = 10_000
 ACTIVE_VARIANCE = 0.01
+# Beside the leakage columns of the paper's table: how much z is used
+PAPER_COLUMNS = ("z style retention", "z active units")
+READING = ("Read the z columns together: a low z accuracy means little leakage only when z "
+           "is used. **z style retention** (higher is better; 0 when the decoder ignores "
+           "z) and **z active units** (dimensions of z that vary across images: on the "
+           "unit prior's scale for a variational z, on the code's own for a deterministic "
+           "one, so a code kept small by a penalty still counts) say "
+           "whether it is; a z with low leakage, retention near 0 and few active units has "
+           "collapsed, it has not disentangled anything.")
 
 
 def style_retention(own_errors, other_errors) -> float:
@@ -109,6 +124,45 @@ def z_usage_rows(context: Context) -> Outcome:
                           "mean_other_error": round(float(other.mean()), 6)})
 
 
+def usage_summary(section: SectionInput) -> pd.DataFrame | None:
+    """Each experiment's z usage (mean over seeds of each metric); None where no run has any."""
+    from bench.sections.experiments import summarise
+    rows = section.rows(Z_USAGE.file)
+    return summarise(rows, "value", ("metric",)) if not rows.empty else None
+
+
+def usage_cells(summary: pd.DataFrame, key: pd.Series) -> list[str]:
+    """Style retention and active units of an experiment (mean over seeds), or dashes."""
+    from bench.sections.experiments import GROUP, MISSING, format_cell
+    part = summary[(summary[GROUP] == key[GROUP]).all(axis=1)] if not summary.empty else summary
+    cells = []
+    for metric in ("style_retention", "active_units"):
+        row = part[part.metric == metric] if not part.empty else part
+        if row.empty:
+            cells.append(MISSING)
+        elif metric == "active_units":
+            mean = row.iloc[0]["mean"]
+            cells.append(f"{mean:.0f} / {key.z_dim}" if float(mean).is_integer()
+                         else f"{mean:.1f} / {key.z_dim}")
+        else:
+            r = row.iloc[0]
+            cells.append(format_cell(r["mean"], r["std"], int(r.seeds)))
+    return cells
+
+
+def usage_columns(section: SectionInput) -> PaperColumns | None:
+    summary = usage_summary(section)
+    return None if summary is None else PaperColumns(PAPER_COLUMNS,
+                                                     functools.partial(usage_cells, summary))
+
+
+def how_to_read_z(section: SectionInput) -> list[Block]:
+    """Under the paper's table: why its z columns are read with z's usage beside them."""
+    if usage_summary(section) is None:
+        return []
+    return [Paragraph(READING + " " + Z_USAGE.description)]
+
+
 Z_USAGE = register(Evaluation(
     name="z_usage", version=2, file="z_usage.csv", columns=("metric", "split", "value"),
     compute=z_usage_rows, order=5, needs_decoder=True,
@@ -125,4 +179,5 @@ Z_USAGE = register(Evaluation(
                 "for both.",
     checked=Checked(key="metric", value="value",
                     higher_is_better={"style_retention": True, "active_units": True},
-                    point={"style_retention": 0.01})))
+                    point={"style_retention": 0.01}),
+    section=ReportSection(paper_columns=usage_columns, paper_notes=how_to_read_z)))

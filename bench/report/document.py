@@ -1,53 +1,15 @@
-"""A small document model rendered to Markdown (figures linked) and to one self-contained HTML
-page (figures embedded), so the report says everything once."""
+"""The report's blocks (bench/sections/blocks.py) rendered to Markdown (figures linked) and to one
+self-contained HTML page (figures embedded), so the report says everything once. Every text is
+escaped here: a value read from a results folder may hold markup."""
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import os
 import re
 from pathlib import Path
 
-
-@dataclasses.dataclass(frozen=True)
-class Heading:
-    level: int
-    text: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Paragraph:
-    text: str  # may hold **bold** and `code`
-    quote: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class Table:
-    header: list[str]
-    rows: list[list[str]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Figure:
-    path: Path | None  # None: the figure does not exist, and the caption says why
-    caption: str
-    width: int = 900  # display width in the HTML page, pixels
-
-
-@dataclasses.dataclass(frozen=True)
-class Gallery:
-    """Figures side by side (one after another in Markdown)."""
-    figures: list[Figure]
-
-
-@dataclasses.dataclass(frozen=True)
-class Details:
-    summary: str
-    text: str  # shown verbatim
-
-
-Block = Heading | Paragraph | Table | Figure | Gallery | Details
+from bench.sections.blocks import Block, Details, Figure, Gallery, Heading, Paragraph, Table
 
 
 def _md(text: str) -> str:
@@ -100,25 +62,6 @@ def _inline_html(text: str) -> str:
     text = html.escape(text, quote=False)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def embeddable(path: Path, inside: Path) -> bool:
-    """Whether the report may embed ``path``: a PNG that is a regular file, not a link, lying in
-    the folder ``inside`` (a run's folder, or the report's own figures). A results folder may
-    come from someone else, and a "figure" that links to a key file would be shared with it."""
-    path, inside = Path(path), Path(inside)
-    if path.is_symlink() or not path.is_file() or os.path.islink(path.parent):
-        return False
-    if Path(os.path.realpath(path)).parent != Path(os.path.realpath(inside)):
-        return False
-    try:
-        with open(path, "rb") as image:
-            return image.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
-    except OSError:
-        return False
 
 
 def _image_data(path: Path) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.report.page import (TABLE_COLUMNS, Experiments, accuracy_table, load_paper_table,
-                               summarise)
-from bench.report.document import Table, to_markdown
+from bench.report.document import to_markdown
+from bench.report.page import TABLE_COLUMNS, accuracy_table, load_paper_table
+from bench.sections.blocks import Table
+from bench.sections.experiments import Experiments, summarise
 from bench.store import results
 from bench.store.records import load_runs, metrics_of
 

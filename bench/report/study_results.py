@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
-from bench.report.statistics import ACCURACY, LEVEL, interval
+from bench.sections.statistics import ACCURACY, LEVEL, interval
 from bench.spec.studies import DATASET, S_DIM, Z_DIM, Study, Variant
 from bench.store import results
 from bench.store.records import RunRecord, load_run

@@ -27,6 +27,7 @@ from bench import progress as steps
 from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import _encoding as evaluate
 from bench.evaluations import Context, Outcome, by_default, is_current, run_evaluations
+from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
 from bench.run import live
 from bench.run.build import build, iterations_per_epoch, restore, run_data
 from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
@@ -227,7 +228,7 @@ def draw_curves(context: Context, run_dir: Path) -> None:
     from bench import drawing  # matplotlib: only where a figure is drawn
     with steps.step(f"{context.config.run_id} training curves"):
         losses = pd.read_csv(run_dir / results.LOSSES_FILE)
-        drawing.plot_curves(losses, run_dir / results.FIGURES["curves"], f"Training: {context.label}")
+        drawing.plot_curves(losses, run_dir / results.CURVES_FIGURE, f"Training: {context.label}")
 
 
 def test_summary(run_dir: Path) -> str:
@@ -310,7 +311,7 @@ def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, option
             for monitor in monitors:
                 monitor.evaluated(metrics, last)
         draw_curves(context, run_dir)
-        swap_grid = run_dir / results.FIGURES["swap_grid"]
+        swap_grid = run_dir / SWAP_GRID_FIGURE
         if swap_grid.is_file():
             for monitor in monitors:
                 monitor.image("swap_grid", swap_grid, last)

@@ -20,7 +20,6 @@ DEFAULT_RESULTS = REPO_ROOT / "results"
 # The columns that open every table a run writes (metrics.csv and each evaluation's file).
 RUN_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim")
 METRICS_COLUMNS = (*RUN_COLUMNS, "probe", "split", "accuracy")
-PROBES = ("s", "z_mean", "z_sample")
 SPLITS = ("train", "test")
 
 CONFIG_FILE = "config.json"
@@ -31,12 +30,11 @@ EVALUATION_FILE = "evaluation.json"  # each evaluation's version and how it was 
 CHECKPOINT_FILE = "checkpoint.pt"
 STATUS_FILE = "status.json"
 ERROR_FILE = "error.log"
-TSNE_FILE = "tsne.csv"
-FIGURES_FILE = "figures.json"
+FIGURES_FILE = "figures.json"  # what drew each evaluation's figures
+CURVES_FIGURE = "curves.png"  # the run's training curves; an evaluation names its own figures
 # A published run (results/paper/, bench/launch/publish.py): what trained it, and its losses per epoch
 TRAINING_FILE = "training.json"
 EPOCH_LOSSES_FILE = "losses_per_epoch.csv"
-FIGURES = {"tsne": "tsne.png", "swap_grid": "swap_grid.png", "curves": "curves.png"}
 COMPLETE, FAILED = "complete", "failed"
 
 
