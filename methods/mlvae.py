@@ -38,9 +38,8 @@ class MLVAEConfig(MethodConfig):
     # (bounded to (-1, 1)), the first author's; "squared_error", a Gaussian of variance 1/2, the
     # third-party port's (docs/methods.md, "ML-VAE deviations").
     likelihood: str = "learned_variance"
-    # s in training: "member", one draw per group member from the group posterior (the paper's
-    # algorithm and the first author's code); "group", one draw shared by the group (the port's,
-    # with s_noise 0.1).
+    # s in training: "member", one draw per group member from the group posterior (the first
+    # author's code); "group", one draw shared by the group (the port's, with s_noise 0.1).
     s_sample: str = "member"
     s_noise: float = 1.0  # standard deviation of the reparameterisation noise of s
     # Images per group: 2, a same-class pair (the benchmark's supervision); more, an anchor and

@@ -333,26 +333,36 @@ def test_studies_follow_the_unheld_seed_0_runs_and_precede_seed_1_even_for_a_hel
         < labels.index("gvae-likelihood-scale: squared error weight 1 (default), seed 1")
 
 
+def study_named(name):
+    return next(study for study in STUDIES if study.name == name)
+
+
 def test_a_smaller_campaign_takes_the_studies_of_its_methods_or_those_it_names():
     assert campaigning.study_runs({"methods": ["ccvae"]}) == []
     assert campaigning.study_runs({"studies": []}) == []
     assert [s.name for s in campaigning.campaign_studies({"methods": ["gvae", "lord"],
                                                           "studies": ["lord-weights"]})] \
         == ["lord-weights"]
-    assert {r.preset for r in campaigning.study_runs({"preset": "smoke"})} == {"smoke"}
+    # A study without a budget of its own trains at the campaign's preset; one with (quick) at its.
+    runs = campaigning.study_runs({"preset": "smoke"})
+    assert {r.preset for r in runs if r.study.preset is None} == {"smoke"}
+    assert all(r.preset == r.study.preset for r in runs if r.study.preset is not None)
 
 
 def test_each_variant_of_a_study_is_a_run_of_its_own_at_the_study_budget():
     grid = {run.config().run_id for run in campaigning.paper_grid()}
     for study in STUDIES:
-        configs = [study.config(v, seed, "paper") for v in study.variants for seed in study.seeds]
+        preset = study.preset_in("paper")
+        configs = [study.config(v, seed, preset) for v in study.variants for seed in study.seeds]
+        assert {c.preset for c in configs} == {preset}
         assert len({c.run_id for c in configs}) == len(configs), study.name
         assert not grid & {c.run_id for c in configs}, study.name
         assert {c.method_config.epochs for c in configs} == {study.epochs}
         assert {(c.method_config.z_dim, c.method_config.s_dim) for c in configs} == {(16, 16)}
-    hosoya = STUDIES[0].config(STUDIES[0].variants[1], 0, "paper")
+    scale = study_named("gvae-likelihood-scale")
+    hosoya = scale.config(scale.variants[1], 0, "paper")
     assert hosoya.method_config.reconstruction_weight == 5.27
-    lord = [s for s in STUDIES if s.method == "lord"][0]
+    lord = study_named("lord-weights")
     assert lord.config(lord.variants[0], 0, "paper").method_config.training_epochs == 40
 
 
@@ -428,7 +438,7 @@ def test_status_lists_each_study_under_its_heading(tmp_path, holding_gvae_and_lo
     results.write_json_atomic(campaign.state_path, {"source": str(tmp_path / "no-repository"),
                                                     "methods": ["gvae"], "seeds": [0],
                                                     "sizes": [[16, 16]]})
-    study = STUDIES[0]
+    study = study_named("gvae-likelihood-scale")
     finished = study.config(study.variants[1], 2, "paper").run_id
     (results.runs_dir(campaign.results) / finished).mkdir(parents=True)
     results.write_json_atomic(results.runs_dir(campaign.results) / finished / results.STATUS_FILE,
@@ -436,9 +446,12 @@ def test_status_lists_each_study_under_its_heading(tmp_path, holding_gvae_and_lo
     lines = campaigning.status_lines(campaign)
     heading = lines.index(f"study {study.name}: gvae, 20 epochs, published into "
                           f"results/studies/{study.name}/")
-    assert lines[heading - 1].endswith("held: held by the test")  # the grid's gvae run
+    grid_gvae = next(line for line in lines if line.strip().startswith("gvae 16/16 seed 0"))
+    assert grid_gvae.endswith("held: held by the test")
     rows = lines[heading + 1:heading + 7]
+    other_gvae_runs = sum(len(s.variants) * len(s.seeds) for s in STUDIES
+                          if s.method == "gvae" and s is not study)
     assert rows[0].startswith("  squared error weight 1 (default), seed 0 gvae-mnist-")
     assert [row.rsplit("  ", 1)[1] for row in rows] == ["to do"] * 5 + [
         "finished: python -m bench campaign publish"]
-    assert lines[-1] == "1 held, 5 to do, 1 finished"
+    assert lines[-1] == f"1 held, {5 + other_gvae_runs} to do, 1 finished"

@@ -107,7 +107,7 @@ def publish_studies(folder, paper: Path) -> list[str]:
         where = paper.parent / publishing.STUDIES_FOLDER / study.name
         if not publishing.published_run_ids(where):
             continue
-        if update_study_readme(study, where, state.get("preset", PRESET)):
+        if update_study_readme(study, where, study.preset_in(state.get("preset", PRESET))):
             lines.append(f"wrote {where / 'README.md'}")
         lines += [f"over budget: {line}" for line in
                   publishing.check_budget(where, f"results/studies/{study.name}/")]

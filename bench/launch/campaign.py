@@ -152,7 +152,7 @@ def study_runs(state: dict | None = None) -> list[StudyRun]:
     """Study after study in table order; within a study seed after seed, every variant of a seed
     before the next seed (a first answer with one seed, its interval after)."""
     preset = (state or {}).get("preset", PRESET)
-    return [StudyRun(study, variant, seed, preset) for study in campaign_studies(state)
+    return [StudyRun(study, variant, seed, study.preset_in(preset)) for study in campaign_studies(state)
             for seed in study.seeds for variant in study.variants]
 
 
@@ -636,7 +636,7 @@ def status_lines(campaign: Campaign) -> list[str]:
     for study in campaign_studies(state):
         runs = [run for run in study_runs(state) if run.study == study]
         lines.append(f"study {study.name}: {study.method}, "
-                     f"{study.epochs_text(state.get('preset', PRESET))}, published into "
+                     f"{study.epochs_text(study.preset_in(state.get('preset', PRESET)))}, published into "
                      f"results/studies/{study.name}/")
         labels = [f"{run.variant.label}, seed {run.seed}" for run in runs]
         width = max(24, *map(len, labels))

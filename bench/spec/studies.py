@@ -54,6 +54,9 @@ class Study:
     epochs: int  # per stage for a method trained in stages (LORD)
     seeds: tuple[int, ...]
     variants: tuple[Variant, ...]  # the first is the default (no setting)
+    # Its own budget ("quick": what a setting costs at the budget the quick grid reports), or None:
+    # the campaign's preset (paper) with ``epochs`` set.
+    preset: str | None = None
 
     def __post_init__(self):
         if not NAME.fullmatch(self.name):
@@ -73,6 +76,10 @@ class Study:
         """What ``bench run``'s flags give: --epochs, --z-dim/--s-dim and the variant's --set."""
         return {**variant.set_texts(), "epochs": self.epochs, "z_dim": Z_DIM, "s_dim": S_DIM}
 
+    def preset_in(self, campaign_preset: str) -> str:
+        """The preset this study's runs train at in a campaign of ``campaign_preset``."""
+        return self.preset or campaign_preset
+
     def epochs_text(self, preset: str) -> str:
         """"20 epochs", or "20 epochs per stage (40 in all)" for a method trained in stages."""
         config = self.config(self.variants[0], self.seeds[0], preset)
@@ -86,6 +93,38 @@ class Study:
 
 
 STUDIES: tuple[Study, ...] = (
+    # What each authors' form that issue 41 followed costs against its other form, at the budget
+    # of the quick grid (docs/methods.md, the deviations tables): one setting changed at a time.
+    # First: they are cheap (minutes a run) and only document; the 20-epoch studies after them
+    # decide GVAE's and LORD's weights, and those two methods' paper runs wait for them.
+    Study("mlvae-forms", preset="quick",
+          question="ML-VAE follows its first author's code: a learned per-pixel variance, s drawn "
+                   "per group member, same-class pairs as groups. What does each other form cost "
+                   "or give at the quick preset?",
+          method="mlvae", epochs=2, seeds=(0, 1, 2),
+          variants=(Variant("the first author's forms (default)"),
+                    Variant("the port's squared error", {"likelihood": "squared_error"}),
+                    Variant("one s draw per group", {"s_sample": "group"}),
+                    Variant("the port's s draw", {"s_sample": "group", "s_noise": 0.1}),
+                    Variant("groups of 25", {"group_size": 25, "batch_size": 10,
+                                             "iterations_per_epoch": 240}))),
+    Study("lord-forms", preset="quick",
+          question="LORD follows its authors' PyTorch code: 128 shuffled images a step, the "
+                   "penalty on the noisy code, one encoder per code. What does each other form "
+                   "cost or give at the quick preset?",
+          method="lord", epochs=2, seeds=(0, 1, 2),
+          variants=(Variant("the PyTorch code's forms (default)"),
+                    Variant("pairs, both images", {"batches": "pairs", "batch_size": 64}),
+                    Variant("penalty on the noiseless code", {"penalised_code": "noiseless"}),
+                    Variant("one trunk, two heads", {"separate_encoders": False}))),
+    Study("gvae-groups", preset="quick",
+          question="GVAE groups same-class pairs; Hosoya's code groups five views of one object, "
+                   "100 groups a step. What do groups of five give at the quick preset?",
+          method="gvae", epochs=2, seeds=(0, 1, 2),
+          variants=(Variant("pairs (default)"),
+                    Variant("100 groups of five", {"group_size": 5, "batch_size": 100,
+                                                   "iterations_per_epoch": 120}))),
+    # Measurements that decide a default, where the answer can change (at least 20 epochs).
     Study("gvae-likelihood-scale",
           question="GVAE weighs its squared error by 1, as ML-VAE's port does; Hosoya's Gaussian "
                    "of unit variance on standardised pixels weighs it by 1 / (2 rho^2) = 5.27 on "
