@@ -275,3 +275,69 @@ def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
     said: list[str] = []
     reevaluate([record], [], None, lambda name: None, False, lambda: None, say=said.append)
     assert said and not any("\x1b" in line or "\x07" in line for line in said), said
+
+
+def report_text(directory):
+    return "".join((directory / name).read_text(errors="replace")
+                   for name in ("report.md", "report.html") if (directory / name).is_file())
+
+
+@pytest.mark.parametrize("record", [results.ENV_FILE, results.CONFIG_FILE, results.EVALUATION_FILE,
+                                    results.FIGURES_FILE])
+def test_a_record_linked_to_a_file_outside_never_reaches_the_report(world, record, capsys):
+    """Issue 45, item 1: env.json linked to someone's key file put the key into report.html and
+    report.md. Run records are read without following a link: the record reads as absent."""
+    directory, run_dir, outside = world
+    (outside / "key.json").write_text(json.dumps({"api_key": SECRET.decode()}))
+    (run_dir / record).unlink()
+    (run_dir / record).symlink_to(outside / "key.json")
+    main(["report", "--results", str(directory)])
+    capsys.readouterr()
+    assert "OPENSSH" not in report_text(directory)
+
+
+def test_reads_of_run_files_are_bounded_and_never_block(tmp_path):
+    """Issue 45, item 4: a FIFO (a reader would block), a device behind a link (never ends), a
+    sparse file far over its kind's limit: each reads as absent, at once."""
+    fifo = tmp_path / "status.json"
+    os.mkfifo(fifo)
+    assert results.read_run_file(fifo, results.JSON_BYTES_LIMIT) is None
+    assert results.read_status(tmp_path) is None
+    (tmp_path / "zero.json").symlink_to("/dev/zero")
+    assert results.read_json(tmp_path / "zero.json") == {}
+    huge = tmp_path / "figures.json"
+    with open(huge, "wb") as file:
+        file.truncate(results.JSON_BYTES_LIMIT + 1)
+    assert results.read_json(huge) == {}
+    (tmp_path / "ok.json").write_text('{"state": "complete"}')
+    assert results.read_json(tmp_path / "ok.json") == {"state": "complete"}
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert results.read_json(tmp_path / "list.json") == {}
+
+
+def test_a_table_behind_a_link_or_too_large_is_named_in_one_line(world, capsys):
+    directory, run_dir, outside = world
+    (outside / "metrics.csv").write_text((run_dir / results.METRICS_FILE).read_text())
+    (run_dir / results.METRICS_FILE).unlink()
+    (run_dir / results.METRICS_FILE).symlink_to(outside / "metrics.csv")
+    refused(["report", "--results", str(directory)], capsys, "not a table bench wrote")
+
+
+def test_a_huge_png_is_not_embedded(world, capsys):
+    """A sparse 'figure' of 3 GiB with a PNG header: the report would read it whole."""
+    from bench.sections.blocks import embeddable
+    directory, run_dir, _ = world
+    curves = run_dir / results.CURVES_FIGURE
+    header = curves.read_bytes()[:64]
+    with open(curves, "wb") as file:
+        file.write(header)
+        file.truncate(3 * 2**30)
+    assert not embeddable(curves, run_dir)
+
+
+def test_a_slurm_record_that_is_not_an_object_is_no_record(tmp_path):
+    from bench.launch import slurm
+    folder = slurm.record_dir(tmp_path)
+    folder.mkdir(parents=True)
+    (folder / "run-x.json").write_text("[1, 2, 3]")
+    assert slurm.read_record(tmp_path, "run-x") is None

@@ -134,10 +134,8 @@ def record_dir(results_dir: Path) -> Path:
 
 
 def read_record(results_dir: Path, run_id: str) -> dict | None:
-    try:
-        return json.loads((record_dir(results_dir) / f"{run_id}.json").read_text())
-    except (OSError, ValueError):
-        return None
+    """A job's record, or None (absent, unreadable, a link, or not a JSON object)."""
+    return results.read_json(record_dir(results_dir) / f"{run_id}.json") or None
 
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the run checkpoints and stops on these

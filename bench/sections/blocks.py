@@ -6,6 +6,8 @@ import dataclasses
 import os
 from pathlib import Path
 
+from bench.store import results
+
 
 @dataclasses.dataclass(frozen=True)
 class Heading:
@@ -56,6 +58,8 @@ def embeddable(path: Path, inside: Path) -> bool:
     come from someone else, and a "figure" that links to a key file would be shared with it."""
     path, inside = Path(path), Path(inside)
     if path.is_symlink() or not path.is_file() or os.path.islink(path.parent):
+        return False
+    if path.stat().st_size > results.FIGURE_BYTES_LIMIT:
         return False
     if Path(os.path.realpath(path)).parent != Path(os.path.realpath(inside)):
         return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,12 @@ class RunRecord:
         path = self.path(name)
         if not path.is_file():
             return None
+        text = results.read_run_file(path, results.TABLE_BYTES_LIMIT)
+        if text is None:
+            raise UnusableFile(f"{path}: not a table bench wrote (a link, not a regular file, or "
+                               f"over {results.TABLE_BYTES_LIMIT // 2**20} MB)")
         try:
-            table = pd.read_csv(path)
+            table = pd.read_csv(io.StringIO(text))
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:
             raise UnusableFile(f"{path}: not a readable table ({first_line(error)})") from None
         missing = [column for column in columns if column not in table.columns]

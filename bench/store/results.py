@@ -171,20 +171,45 @@ def write_table(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 
-def read_json(path: Path) -> dict:
-    """A JSON object from ``path``; {} when it is absent or unreadable."""
+# The most bench reads of a file in a results folder, by kind: a record or table of its own is
+# far smaller (the largest JSON, a LORD run's figures.json, is kilobytes; a paper run's losses.csv
+# about 10 MB); anything larger is not a file it wrote.
+JSON_BYTES_LIMIT = 4 * 2**20
+TABLE_BYTES_LIMIT = 256 * 2**20
+FIGURE_BYTES_LIMIT = 32 * 2**20  # a PNG bench drew is a few hundred kilobytes
+
+
+def read_run_file(path: Path, limit: int) -> str | None:
+    """The text of ``path``, read as a file from someone else's results folder is read: never
+    through a symbolic link (O_NOFOLLOW), a regular file only (a FIFO would block, a device never
+    end), at most ``limit`` bytes; None when it is absent, or any of those. Undecodable bytes
+    are replaced."""
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        data = file.read(limit + 1)
+    return None if len(data) > limit else data.decode("utf-8", errors="replace")
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path`` (read by ``read_run_file``); {} when it is absent, unreadable,
+    a link, not a regular file, too large, or not an object."""
+    text = read_run_file(Path(path), JSON_BYTES_LIMIT)
+    try:
+        data = json.loads(text) if text is not None else None
+    except (ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def read_status(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / STATUS_FILE).read_text())
-    except (OSError, ValueError):
-        return None
+    """A run's status.json as an object, or None (absent, unreadable, or not an object)."""
+    return read_json(Path(run_dir) / STATUS_FILE) or None
 
 
 def is_complete(run_dir: Path) -> bool:
