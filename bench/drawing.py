@@ -10,6 +10,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+# Titles and labels hold text read from run files (method names, run labels): never formulas. A
+# "$" would reach matplotlib's mathtext parser, and an unbalanced one fail the whole report.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -116,9 +119,6 @@ CAPACITY_STYLES = {"linear": ":", "paper": "-", "wide": "--"}
 def plot_probe_sensitivity(means: pd.DataFrame, path: Path, title: str) -> None:
     """One panel per code: the test accuracy (``means``: method, probe, capacity, epochs, mean)
     against the probe's training epochs, a colour per method and a line style per capacity."""
-    # Read from run files, a label must not reach matplotlib's formula parser ("$"; an unbalanced
-    # formula would fail the whole report).
-    means = means.assign(method=means.method.astype(str).str.replace("$", r"\$", regex=False))
     codes = [c for c in ("z_sample", "z_mean", "s") if c in set(means.probe)]
     methods = list(dict.fromkeys(means.method))
     palette = dict(zip(methods, sns.color_palette("tab10", len(methods))))

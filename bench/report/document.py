@@ -8,14 +8,18 @@ import html
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from bench.sections.blocks import Block, Details, Figure, Gallery, Heading, Paragraph, Table
 
 
 def _md(text: str) -> str:
     """Text for Markdown that renders as the same text: on one line, with no raw HTML (a value
-    read from a run's files may hold ``<script>``; a renderer would pass it on)."""
-    return " ".join(str(text).splitlines()).replace("<", "&lt;").replace(">", "&gt;")
+    read from a run's files may hold ``<script>``; a renderer would pass it on) and no link or
+    image (``![x](https://...)`` in a failed run's reason would load a remote image: a beacon).
+    The report's own text uses bold and code spans only."""
+    text = " ".join(str(text).splitlines()).replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("](", "]\\(").replace("![", "!\\[")
 
 
 def _cell_md(text: str) -> str:
@@ -43,7 +47,8 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
         elif isinstance(block, Figure):
             if block.path is not None:
                 alt = _md(block.caption).replace("[", "(").replace("]", ")")
-                out.append(f"![{alt}]({Path(os.path.relpath(block.path, base)).as_posix()})")
+                target = quote(Path(os.path.relpath(block.path, base)).as_posix(), safe="/")
+                out.append(f"![{alt}]({target})")
                 out.append("")
             out.append(f"*{_md(block.caption)}*")
         elif isinstance(block, Details):
