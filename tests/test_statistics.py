@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from bench.sections.statistics import (ACCURACY, holm, interval, interval_half_width, not_significant,
+                                     prediction_interval,
                                      ranking_agreement, welch_p_value)
 
 
@@ -94,6 +95,16 @@ def test_holm_sets_untestable_pairs_last_and_leaves_the_others_alone():
     assert holm([0.001, None, 0.002]) == [pytest.approx(0.003), None, pytest.approx(0.004)]
     assert holm([0.001, 1.0, 0.002]) == pytest.approx([0.003, 1.0, 0.004])
     assert holm([None, nan]) == [None, None]
+
+
+def test_the_prediction_interval_is_for_one_more_draw():
+    """Mean 2, standard deviation 1 over three values: t(0.975, 2) = 4.303 times sqrt(1 + 1/3),
+    sqrt(4) = 2 times the half width of the mean's interval."""
+    low, high = prediction_interval([1.0, 2.0, 3.0])
+    assert (low + high) / 2 == pytest.approx(2.0)
+    assert (high - low) / 2 == pytest.approx(4.302653 * math.sqrt(4 / 3), rel=1e-6)
+    assert (high - low) / 2 == pytest.approx(2 * interval_half_width(1.0, 3), rel=1e-12)
+    assert prediction_interval([1.0]) is None and prediction_interval([1.0, math.nan]) is None
 
 
 def test_the_pairs_not_separated_are_named():

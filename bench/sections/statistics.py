@@ -54,6 +54,20 @@ def interval(mean: float, std: float, seeds: int, low: float | None = None,
     return (lower if low is None else max(low, lower), upper if high is None else min(high, upper))
 
 
+def prediction_interval(values: list[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """The t-based interval in which one more value, drawn as ``values`` were, falls with
+    probability ``level``: mean ± t(n - 1) s sqrt(1 + 1/n), sqrt(n + 1) times as wide as the
+    mean's confidence interval (``interval``), which is an interval for the mean, not for one
+    draw; None with fewer than two values or a value not a number."""
+    n = len(values)
+    if n < 2 or any(x != x for x in values):
+        return None
+    mean = sum(values) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
+    half = interval_half_width(std, n, level) * math.sqrt(n + 1)
+    return mean - half, mean + half
+
+
 def without_spread(values: list[float]) -> bool:
     """Whether ``values`` are all equal, up to floating point's rounding (RELATIVE_ROUNDING)."""
     return max(values) - min(values) <= RELATIVE_ROUNDING * max(abs(x) for x in values)
