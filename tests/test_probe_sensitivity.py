@@ -107,13 +107,14 @@ def test_the_budgets_are_readings_of_one_training():
 
 
 def fake_sensitivity(results_dir, run_id, method, seed, accuracy_of, settings=None,
-                     capacities=tuple(CAPACITIES)):
-    """A run folder with probe_sensitivity.csv: accuracy_of(code, capacity, epochs) -> percent."""
+                     capacities=tuple(CAPACITIES), table=50.0):
+    """A run folder with probe_sensitivity.csv: accuracy_of(code, capacity, epochs) -> percent;
+    every latent probe of metrics.csv reads ``table``."""
     run_dir = results.runs_dir(results_dir) / run_id
     run_dir.mkdir(parents=True)
     base = dict(run_id=run_id, method=method, dataset="mnist", preset="quick", seed=seed, z_dim=16,
                 s_dim=16)
-    pd.DataFrame([dict(base, probe=p, split=sp, accuracy=50.0) for p in CODES
+    pd.DataFrame([dict(base, probe=p, split=sp, accuracy=table) for p in CODES
                   for sp in results.SPLITS]).to_csv(run_dir / results.METRICS_FILE, index=False)
     pd.DataFrame([dict(base, probe=code, capacity=capacity, epochs=epochs, split=split,
                        accuracy=accuracy_of(code, capacity, epochs))
@@ -126,28 +127,34 @@ def fake_sensitivity(results_dir, run_id, method, seed, accuracy_of, settings=No
     (run_dir / "status.json").write_text(json.dumps({"state": "complete", "train_seconds": 1}))
 
 
-def test_the_report_says_which_pairs_swap_and_draws_the_figure(tmp_path):
-    """ccvae's z leaks less than mathieu's under every probe but the linear one at 5 epochs."""
+def test_the_report_says_which_pairs_change_places_and_draws_the_figure(tmp_path):
+    """ccvae's z leaks less than mathieu's under the table's probe and under every probe of the
+    sweep but the linear one at 5 epochs, where the seeds separate the other order."""
     for seed in (0, 1):
         fake_sensitivity(tmp_path, f"ccvae-{seed}", "ccvae", seed,
-                         lambda code, capacity, epochs: 30.0 + seed)
+                         lambda code, capacity, epochs: 30.0 + seed, table=30.0 + seed)
         fake_sensitivity(tmp_path, f"mathieu-{seed}", "mathieu", seed,
                          lambda code, capacity, epochs: 20.0 + seed if (capacity, epochs) == (
-                             "linear", 5) else 40.0 + seed)
+                             "linear", 5) else 40.0 + seed, table=40.0 + seed)
     text = to_markdown(build(tmp_path), tmp_path)
-    assert ("by the z sample's leakage, Kendall's τ with the order under the paper probe at 100 "
-            "epochs falls to -1.00 (under the linear probe at 5 epochs); pairs that change places "
-            "under some probe: mathieu 16/16 and ccvae 16/16") in text
+    assert ("By the z sample's leakage: under the linear probe at 5 epochs, none of 1 pair in "
+            "the same order, 1 in the other, none tied; under the linear probe at 20 epochs, 1 of "
+            "1 pair in the same order") in text
+    assert ("changes places: mathieu 16/16 and ccvae 16/16 (under the linear probe at 5 epochs)"
+            in text)
     assert (tmp_path / "figures" / "probe-sensitivity-mnist-quick-z16-s16.png").stat().st_size > 0
     assert "### How the probes' numbers depend on the probe" in text
     assert "linear · 5" in text
 
 
 def test_the_same_order_under_every_probe_is_said(tmp_path):
-    fake_sensitivity(tmp_path, "ccvae-0", "ccvae", 0, lambda code, capacity, epochs: 30.0)
-    fake_sensitivity(tmp_path, "mathieu-0", "mathieu", 0, lambda code, capacity, epochs: 40.0)
+    fake_sensitivity(tmp_path, "ccvae-0", "ccvae", 0, lambda code, capacity, epochs: 30.0,
+                     table=30.0)
+    fake_sensitivity(tmp_path, "mathieu-0", "mathieu", 0, lambda code, capacity, epochs: 40.0,
+                     table=40.0)
     text = to_markdown(build(tmp_path), tmp_path)
-    assert "by the z sample's leakage, the same under every probe of the sweep" in text
+    assert ("By the z sample's leakage: the same order under the linear probe at 5 epochs, "
+            "the linear probe at 20 epochs") in text and "(1 pair)." in text
 
 
 def test_text_from_run_files_neither_breaks_the_figure_nor_adds_a_probe(tmp_path):
@@ -155,9 +162,92 @@ def test_text_from_run_files_neither_breaks_the_figure_nor_adds_a_probe(tmp_path
     capacity the evaluation never writes is in a run's file: the report is still written, with
     the figure, and the unknown capacity is neither drawn nor counted."""
     fake_sensitivity(tmp_path, "ccvae-0", "ccvae", 0, lambda code, capacity, epochs: 30.0,
-                     settings={"kl_weight": "$\\frac{1"})
+                     settings={"kl_weight": "$\\frac{1"}, table=30.0)
     fake_sensitivity(tmp_path, "ccvae-1", "ccvae", 0, lambda code, capacity, epochs: 40.0,
-                     settings={"kl_weight": 3.0}, capacities=(*CAPACITIES, "evil"))
+                     settings={"kl_weight": 3.0}, capacities=(*CAPACITIES, "evil"), table=40.0)
     text = to_markdown(build(tmp_path), tmp_path)
     assert (tmp_path / "figures" / "probe-sensitivity-mnist-quick-z16-s16.png").stat().st_size > 0
-    assert "the same under every probe of the sweep" in text and "evil probe" not in text
+    assert "the same order under the linear probe" in text and "evil probe" not in text
+
+
+# The ranking sentences' rules (issue 43, item 5), each on runs whose every code scores the same:
+# ``table`` the run's latent probe (metrics.csv, the paper probe at the table's own budget), the
+# reference; ``sweep`` every other probe of the sweep.
+def ranked_runs(results_dir, table: dict[str, list[float]], sweep: dict[str, list[float]]):
+    """A run per method and seed: ``table[method][seed]`` and ``sweep[method][seed]``."""
+    for method, values in table.items():
+        for seed, (reference, other) in enumerate(zip(values, sweep[method])):
+            fake_sensitivity(results_dir, f"{method}-{seed}", method, seed,
+                             lambda code, capacity, epochs: reference if capacity == "paper"
+                             else other, table=reference)
+
+
+def order_paragraph(results_dir) -> str:
+    text = to_markdown(build(results_dir), results_dir)
+    found = [line for line in text.splitlines() if "How the methods' order depends on the probe"
+             in line]
+    assert len(found) == 1, text
+    return found[0]
+
+
+def test_a_tie_is_not_agreement(tmp_path):
+    """mathieu and szabo differ under the table's probe and tie under the sweep's: of three
+    pairs two keep their order and one is neither kept nor swapped; never "the same order"."""
+    ranked_runs(tmp_path, {"ccvae": [10, 11], "mathieu": [20, 21], "szabo": [30, 31]},
+                {"ccvae": [10, 11], "mathieu": [30, 31], "szabo": [30, 31]})
+    paragraph = order_paragraph(tmp_path)
+    assert "the same order under" not in paragraph
+    assert "under the linear probe at 5 epochs, 2 of 3 pairs in the same order, none in the other, " \
+        "1 tied" in paragraph
+
+
+def test_a_probe_under_which_every_method_scores_the_same_gives_no_order(tmp_path):
+    ranked_runs(tmp_path, {"ccvae": [10, 11], "mathieu": [20, 21]},
+                {"ccvae": [25, 26], "mathieu": [25, 26]})
+    paragraph = order_paragraph(tmp_path)
+    assert "the same order under" not in paragraph
+    assert "under the linear probe at 5 epochs, no order (every experiment scores the same)" \
+        in paragraph
+
+
+def test_a_pair_changes_places_only_where_the_seeds_separate_it_under_both_probes(tmp_path):
+    """Under the sweep's probes mathieu's mean falls below ccvae's by half a point, with seeds
+    ten points apart: in the other order by the means, not separated, so not a change of
+    places."""
+    ranked_runs(tmp_path, {"ccvae": [30, 31], "mathieu": [40, 41]},
+                {"ccvae": [30, 40], "mathieu": [36, 33]})
+    paragraph = order_paragraph(tmp_path)
+    assert "changes places:" not in paragraph and "no pair changes places" in paragraph
+    assert "in the other order by the means, not separated by the seeds under both: " \
+           "mathieu 16/16 and ccvae 16/16" in paragraph
+
+
+def test_separated_under_both_probes_a_pair_changes_places(tmp_path):
+    ranked_runs(tmp_path, {"ccvae": [30, 31], "mathieu": [40, 41]},
+                {"ccvae": [40, 41], "mathieu": [20, 21]})
+    paragraph = order_paragraph(tmp_path)
+    assert "changes places: mathieu 16/16 and ccvae 16/16 (under the linear probe" in paragraph
+
+
+def test_with_one_seed_a_change_of_places_cannot_be_told(tmp_path):
+    ranked_runs(tmp_path, {"ccvae": [30], "mathieu": [40]}, {"ccvae": [40], "mathieu": [30]})
+    paragraph = order_paragraph(tmp_path)
+    assert "cannot tell (fewer than two seeds): mathieu 16/16 and ccvae 16/16" in paragraph
+    assert "no pair changes places" not in paragraph
+
+
+def test_the_reference_is_the_paper_probe_at_the_tables_own_budget(tmp_path):
+    """metrics.csv (the table's probe, the run's own probe epochs) orders ccvae below mathieu;
+    every probe of the sweep the other way, the sweep's paper probe at its largest budget too:
+    against the table, the pair changes places under every other probe."""
+    ranked_runs(tmp_path, {"ccvae": [30, 31], "mathieu": [40, 41]},
+                {"ccvae": [40, 41], "mathieu": [20, 21]})
+    for run in (tmp_path / "runs").iterdir():  # the sweep's paper probe as its other probes
+        table = pd.read_csv(run / "probe_sensitivity.csv")
+        other = table[table.capacity == "linear"].set_index(["probe", "epochs", "split"]).accuracy
+        table["accuracy"] = [other[row.probe, row.epochs, row.split] for row in table.itertuples()]
+        table.to_csv(run / "probe_sensitivity.csv", index=False)
+    paragraph = order_paragraph(tmp_path)
+    assert "against the paper probe of the table" in paragraph
+    assert "changes places: mathieu 16/16 and ccvae 16/16" in paragraph
+

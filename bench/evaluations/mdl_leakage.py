@@ -17,8 +17,6 @@ from bench.sections.hook import ReportSection, SectionInput
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bench.sections.experiments import Experiments
-
 NAME = "mdl_leakage"
 # The control's permutations of the labels: each costs as much as the compression itself
 CONTROL_PERMUTATIONS = 3
@@ -120,47 +118,41 @@ def against_control(section: SectionInput) -> list[Block]:
 
 
 def order_sentence(code: str, probed: pd.DataFrame, mdl: pd.DataFrame,
-                   experiments: Experiments) -> str | None:
-    """Whether the experiments' order by ``code``'s compression is their order by the paper
-    probe's test accuracy (Kendall's tau over those that have both), and the pairs in another
-    order; None where fewer than two have both."""
-    import pandas as pd
-
-    from bench.sections.statistics import ranking_agreement
-    values = {measure: {experiments.name(row): row.mean
-                        for row in table[table.probe == code].itertuples()
-                        if not pd.isna(row.mean)}
-              for measure, table in (("paper probe", probed), ("MDL", mdl))}
-    if len(set(values["paper probe"]) & set(values["MDL"])) < 2:
+                   section: SectionInput) -> str | None:
+    """The experiments' order by ``code``'s compression against their order by the paper probe's
+    test accuracy (``probed``), by the rules of bench/sections/orders.py; None where fewer than
+    two experiments have both."""
+    from bench.sections.orders import code_sentence, numbers_by_experiment
+    from bench.sections.statistics import compare_orders
+    accuracy, compression = (
+        numbers_by_experiment(table[table.probe.astype(str) == code], value,
+                              section.experiments, section.paper_order)
+        for table, value in ((probed, "accuracy"), (mdl, "compression")))
+    if len(set(accuracy) & set(compression)) < 2:
         return None
-    found = ranking_agreement(values, "paper probe")
-    words = CODES_IN_WORDS[code]
-    return (f"by {words}, the same order" if not found.swapped else
-            f"by {words}, Kendall's τ {found.lowest_tau:.2f}; pairs in another "
-            f"order: {'; '.join(f'{a} and {b}' for a, b in found.swapped)}")
+    return code_sentence(CODES_IN_WORDS[code], {"MDL": compare_orders(accuracy, compression)})
 
 
 def order_under_mdl(section: SectionInput) -> list[Block]:
-    """Where runs computed mdl_leakage, per latent size: whether the methods' order by each
-    code's compression is their order by the paper probe's test accuracy (the report's table
-    of this evaluation shows the compressions)."""
-    from bench.sections.experiments import summarise
+    """Where runs computed mdl_leakage, per latent size: the methods' order by each code's
+    compression against their order by the paper probe's test accuracy (the report's table of
+    this evaluation shows the compressions)."""
+    from bench.sections.orders import RULES
     table = section.rows(MDL_LEAKAGE.file)
     if table.empty:
         return []
-    compression = summarise(table, "compression", ("probe",))
     metrics = section.metrics
-    accuracy = summarise(metrics[metrics.split.astype(str) == "test"], "accuracy", ("probe",))
+    accuracy = metrics[metrics.split.astype(str) == "test"]
     blocks: list[Block] = []
-    for (z, s), mdl in compression.groupby(["z_dim", "s_dim"], sort=True):
+    for (z, s), mdl in table.groupby(["z_dim", "s_dim"], sort=True):
         probed = accuracy[(accuracy.z_dim == z) & (accuracy.s_dim == s)]
         sentences = [sentence for code in CODES_IN_WORDS
-                     if (sentence := order_sentence(code, probed, mdl, section.experiments))]
+                     if (sentence := order_sentence(code, probed, mdl, section))]
         if sentences:
             blocks.append(Paragraph(
-                f"**The methods' order under MDL** (z/s {z}/{s}, evaluation `{NAME}`, "
-                "compression against the paper probe's test accuracy, means over seeds): "
-                + "; ".join(sentences) + "."))
+                f"**The methods' order under MDL** (z/s {z}/{s}, evaluation `{NAME}`: the order by "
+                "each code's compression against the order by the paper probe's test accuracy, "
+                f"{RULES}). " + " ".join(sentences)))
     return blocks
 
 

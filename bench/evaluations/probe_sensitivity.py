@@ -11,6 +11,7 @@ from bench.evaluations.base import (Context, Evaluation, Outcome, ReportTable, r
 from bench.evaluations.probes import CODES_IN_WORDS
 from bench.sections.blocks import Block, Figure, Paragraph
 from bench.sections.hook import ReportSection, SectionInput
+from bench.sections.orders import RULES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,26 +51,35 @@ def sensitivity_rows(context: Context) -> Outcome:
     return sensitivity_together([context])[0]
 
 
-def sweep_means(section: SectionInput, z, s) -> pd.DataFrame:
-    """The test accuracy of the sweep's probes for latent sizes z/s, as means over seeds of each
-    experiment, code, capacity and budget, each with its experiment's name (``label``), in the
-    methods' order; empty where no run of these sizes computed the sweep."""
+def sweep_rows(section: SectionInput, z, s) -> pd.DataFrame:
+    """The sweep's test rows of latent sizes z/s, each with its run's own identity (method,
+    sizes, variant) rather than the file's, its budget a number and its probe a capacity the
+    evaluation writes (nothing else is drawn or counted); empty where no run of these sizes
+    computed the sweep."""
     import pandas as pd
-
-    from bench.sections.experiments import method_order, summarise
     frames = []
     for record in (r for r in section.records if (r.z_dim, r.s_dim) == (z, s)):
         table = record.table(PROBE_SENSITIVITY.file)
-        if table is not None and not table.empty:  # the run's own identity, not the file's
+        if table is not None and not table.empty:
             frames.append(table.assign(method=record.method, z_dim=z, s_dim=s,
                                        variant=record.variant))
     if not frames:
         return pd.DataFrame()
     table = pd.concat(frames, ignore_index=True)
-    table = table[table.split.astype(str) == "test"].assign(
-        epochs=pd.to_numeric(table.epochs, errors="coerce"))
+    table = table[(table.split.astype(str) == "test")
+                  & table.capacity.astype(str).isin(CAPACITIES)]
+    return table.assign(epochs=pd.to_numeric(table.epochs, errors="coerce"))
+
+
+def sweep_means(section: SectionInput, z, s) -> pd.DataFrame:
+    """The test accuracy of the sweep's probes for latent sizes z/s, as means over seeds of each
+    experiment, code, capacity and budget, each with its experiment's name (``label``), in the
+    methods' order; empty where no run of these sizes computed the sweep."""
+    from bench.sections.experiments import method_order, summarise
+    table = sweep_rows(section, z, s)
+    if table.empty:
+        return table
     means = summarise(table, "accuracy", ("probe", "capacity", "epochs")).dropna(subset=["mean"])
-    means = means[means.capacity.astype(str).isin(CAPACITIES)]  # nothing else is drawn
     if means.empty:
         return means
     order = method_order(means.method, section.paper_order)
@@ -77,25 +87,28 @@ def sweep_means(section: SectionInput, z, s) -> pd.DataFrame:
                         order=means.method.map(order.index)).sort_values("order", kind="stable")
 
 
-def order_sentence(code: str, means: pd.DataFrame) -> str | None:
-    """Whether the methods' order by ``code`` is the same under every probe of the sweep
-    (Kendall's tau against the paper's probe at its largest budget); None where fewer than two
-    experiments have that reference."""
-    from bench.sections.statistics import ranking_agreement
-    part = means[means.probe == code]
-    values = {f"{capacity} probe at {epochs:g} epochs": dict(zip(rows.label, rows["mean"]))
-              for (capacity, epochs), rows in part.groupby(["capacity", "epochs"], sort=False)}
-    budget = part[part.capacity == "paper"].epochs.max()
-    reference = f"paper probe at {budget:g} epochs"
-    if reference not in values or len(values[reference]) < 2:
-        return None
-    found = ranking_agreement(values, reference)
-    words = CODES_IN_WORDS[code]
-    if not found.swapped:
-        return f"by {words}, the same under every probe of the sweep"
-    return (f"by {words}, Kendall's τ with the order under the {reference} falls to "
-            f"{found.lowest_tau:.2f} (under the {found.lowest_at}); pairs that change "
-            f"places under some probe: {'; '.join(f'{a} and {b}' for a, b in found.swapped)}")
+REFERENCE = "the paper probe of the table"
+
+
+def order_sentence(code: str, sweep: pd.DataFrame, section: SectionInput) -> str | None:
+    """Each probe of the sweep's order of the experiments by ``code`` against the table's probe
+    (metrics.csv: the paper's probe at the run's own probe epochs), by the rules of
+    bench/sections/orders.py; None where fewer than two experiments have both."""
+    from bench.sections.orders import code_sentence, numbers_by_experiment
+    from bench.sections.statistics import compare_orders
+    metrics = section.metrics
+    table = metrics[(metrics.split.astype(str) == "test") & (metrics.probe.astype(str) == code)
+                    & metrics.z_dim.isin(sweep.z_dim.unique())
+                    & metrics.s_dim.isin(sweep.s_dim.unique())]
+    reference = numbers_by_experiment(table, "accuracy", section.experiments, section.paper_order)
+    part = sweep[sweep.probe.astype(str) == code]
+    comparisons = {}
+    for (capacity, epochs), rows in part.groupby(["capacity", "epochs"], sort=False):
+        found = numbers_by_experiment(rows, "accuracy", section.experiments, section.paper_order)
+        if len(set(found) & set(reference)) >= 2:
+            comparisons[f"the {capacity} probe at {epochs:g} epochs"] = compare_orders(reference,
+                                                                                     found)
+    return code_sentence(CODES_IN_WORDS[code], comparisons) if comparisons else None
 
 
 def dependence_on_the_probe(section: SectionInput) -> list[Block]:
@@ -108,11 +121,14 @@ def dependence_on_the_probe(section: SectionInput) -> list[Block]:
         means = sweep_means(section, z, s)
         if means.empty:
             continue
+        sweep = sweep_rows(section, z, s)
         sentences = [sentence for code in CODES_IN_WORDS
-                     if (sentence := order_sentence(code, means))]
+                     if (sentence := order_sentence(code, sweep, section))]
         if sentences:
-            blocks.append(Paragraph(f"**How the methods' order depends on the probe** (z/s {z}/{s}, "
-                                    f"evaluation `{NAME}`): " + "; ".join(sentences) + "."))
+            blocks.append(Paragraph(
+                f"**How the methods' order depends on the probe** (z/s {z}/{s}, evaluation "
+                f"`{NAME}`: each probe's order of the experiments against {REFERENCE}, the "
+                f"paper's probe at the run's own probe epochs, {RULES}). " + " ".join(sentences)))
         if plain_figure_name(dataset, preset, z, s):
             from bench import drawing  # matplotlib: only where a figure is drawn
             path = section.figures_dir / f"probe-sensitivity-{dataset}-{preset}-z{z}-s{s}.png"
