@@ -14,6 +14,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 
+from bench.metrics.inputs import standardised
+
 MAX_ITERATIONS = 1000  # L-BFGS's; a standardised code of 16 dimensions converges in about 20
 K_CANDIDATES = (1, 3, 5, 9, 15, 25, 45, 75, 125)
 # Training codes left out one at a time to choose k: 10,000 of MNIST's 60,000, each against all
@@ -28,14 +30,6 @@ class Reading:
     train: float
     test: float
     chosen: int
-
-
-def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both codes with each dimension less the training codes' mean, over their standard
-    deviation (a constant dimension: centred only)."""
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return (train - mean) / std, (test - mean) / std
 
 
 def percent(predicted: np.ndarray, labels: np.ndarray) -> float:
