@@ -182,10 +182,8 @@ MDL_LEAKAGE = register(Evaluation(
                 "it moves with the probes' training length: compare one preset's runs only. "
                 "Opt-in (bench evaluate --evaluations mdl_leakage).",
     tables=(ReportTable(pivot=("probe",), value="compression",
-                        caption="Compression of the test labels given each code (the mean over "
-                                "seeds and its 95 % interval)."),
+                        caption="Compression of the test labels given each code."),
             ReportTable(pivot=("probe",), value="control",
                         caption="The control: compression of the test labels permuted given each "
-                                "code (each run's mean over its permutations; the mean over seeds "
-                                "and its 95 % interval).")),
+                                "code (each run's mean over its permutations).")),
     section=ReportSection(analyses=mdl_section, order=20)))
