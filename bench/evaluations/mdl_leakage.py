@@ -6,7 +6,6 @@ the labels) and beside the paper's probe accuracy. Both move with the probe's tr
 `bench evaluate --evaluations mdl_leakage`."""
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 from bench.evaluations.base import Context, Evaluation, Outcome, ReportTable, register
@@ -16,6 +15,8 @@ from bench.sections.hook import ReportSection, SectionInput
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from bench.metrics.mdl import OnlineCode
 
 NAME = "mdl_leakage"
 # The control's permutations of the labels: each costs as much as the compression itself
@@ -39,9 +40,9 @@ def shares_labels(data) -> bool:
     return shares_values(data.train_labels, data.test_labels)
 
 
-def code_row(probe: str, found, control: list[float]) -> dict:
-    """A row of mdl.csv: the online code of ``probe`` (an OnlineCode) and its ``control``, the
-    compressions of the permuted labels."""
+def code_row(probe: str, found: OnlineCode, control: list[float]) -> dict:
+    """A row of mdl.csv: the online code of ``probe`` and its ``control``, the compressions of
+    the permuted labels."""
     from bench.sections.statistics import prediction_interval
     low, high = prediction_interval(control)
     return dict(probe=probe, bits=round(found.bits, 1), uniform_bits=round(found.uniform_bits, 1),

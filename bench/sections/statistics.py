@@ -12,7 +12,10 @@ of experiments of equal z and s sizes in one column of a table (bench/report/pag
 
 A pair that cannot be tested (either side without spread, or a value not a number) is never
 called different: its p-value is None, it takes the last place in Holm's order, and it is named
-among the pairs not established. Pure functions on numbers; no torch.
+among the pairs not established. Two settings' orders of the experiments (a probe against the
+table's) are compared pair by pair with the same test (``compare_orders``), and a value against
+what chance gives (MDL's control) with the interval of one more draw (``prediction_interval``).
+Pure functions on numbers; no torch.
 """
 from __future__ import annotations
 
