@@ -113,31 +113,32 @@ def plot_curves(losses: pd.DataFrame, path: Path, title: str) -> None:
     save_figure(figure, path)
 
 
-CAPACITY_STYLES = {"linear": ":", "paper": "-", "wide": "--"}
+# The probes of the probe-sensitivity figure, in their order along its x axis
+PROBE_TICKS = {"paper": "paper probe\n(the table's)", "linear": "linear\n(converged)",
+               "knn": "k nearest\nneighbours"}
 
 
 def plot_probe_sensitivity(means: pd.DataFrame, path: Path, title: str) -> None:
-    """One panel per code: the test accuracy (``means``: method, probe, capacity, epochs, mean)
-    against the probe's training epochs, a colour per method and a line style per capacity."""
+    """One panel per code: the test accuracy (``means``: method, probe, capacity, mean) under each
+    probe of PROBE_TICKS, a line per method, so that a change of the methods' order is a
+    crossing."""
+    means = means[means.capacity.astype(str).isin(PROBE_TICKS)]
     codes = [c for c in ("z_sample", "z_mean", "s") if c in set(means.probe)]
     methods = list(dict.fromkeys(means.method))
     palette = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    where = {capacity: x for x, capacity in enumerate(PROBE_TICKS)}
     figure, axes = plt.subplots(1, len(codes), figsize=(4.2 * len(codes), 3.4), squeeze=False)
     for ax, code in zip(axes[0], codes):
-        for (method, capacity), line in means[means.probe == code].groupby(["method", "capacity"],
-                                                                           sort=False):
-            line = line.sort_values("epochs")
-            ax.plot(line.epochs, line["mean"], CAPACITY_STYLES.get(capacity, "-"), marker="o",
-                    markersize=3, color=palette[method], linewidth=1.2)
-        ax.set_xscale("log")
-        ax.set_xticks(sorted(set(means.epochs)), [str(e) for e in sorted(set(means.epochs))])
-        ax.set_xlabel("probe training epochs", fontsize=8)
+        for method, line in means[means.probe == code].groupby("method", sort=False):
+            line = line.assign(x=line.capacity.map(where)).sort_values("x")
+            ax.plot(line.x, line["mean"], "-", marker="o", markersize=3, color=palette[method],
+                    linewidth=1.2)
+        ax.set_xticks(list(where.values()), list(PROBE_TICKS.values()))
+        ax.set_xlim(-0.3, len(where) - 0.7)
         ax.set_ylabel("test accuracy (%)", fontsize=8)
         ax.set_title(CODE_TITLES.get(code, code), fontsize=9)
         ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], color=palette[m], label=m) for m in methods] + [
-        plt.Line2D([], [], color="black", linestyle=style, label=f"{capacity} probe")
-        for capacity, style in CAPACITY_STYLES.items() if capacity in set(means.capacity)]
+    handles = [plt.Line2D([], [], color=palette[m], label=m) for m in methods]
     figure.legend(handles=handles, loc="center right", frameon=False, fontsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout(rect=(0, 0, 0.84, 0.93))

@@ -227,6 +227,38 @@ def test_sap_emits_no_convergence_warning_on_typical_codes():
             sap_score(codes, factors, codes, factors)
 
 
+def test_the_same_code_at_two_scales_scores_one_sap_once_standardised():
+    """The identity code of factors of 2, 3 and 4 values, scaled by 1 and by 0.01. As
+    disentanglement_lib defines it, SAP reads the code at its scale: C = 0.01 penalises the
+    weights that a code of small scale needs, and the score falls (0.64 at scale 1, the ceiling
+    mean(1 - 1/c); far less at 0.01). Standardised on the training codes, both scales score the
+    same, the reference's score at scale 1; MIG, read from each dimension's own range, does not
+    move."""
+    rng = np.random.default_rng(11)
+    train, train_codes, test, test_codes, _ = noisy_identity_sap(rng, (2, 3, 4))
+    reference, standardised = {}, {}
+    for scale in (1.0, 0.01):
+        reference[scale] = sap_score(scale * train_codes, train, scale * test_codes, test)
+        standardised[scale] = sap_score(scale * train_codes, train, scale * test_codes, test,
+                                        standardise=True)
+        assert mutual_information_gap(scale * train_codes, train) == pytest.approx(
+            mutual_information_gap(train_codes, train), abs=1e-12)
+    assert reference[1.0] == pytest.approx(np.mean([1 / 2, 2 / 3, 3 / 4]), abs=0.03)
+    assert reference[0.01] < reference[1.0] - 0.1, reference
+    assert standardised[0.01] == pytest.approx(standardised[1.0], abs=1e-12)
+    assert standardised[1.0] == pytest.approx(reference[1.0], abs=0.03)
+
+
+def test_score_representation_reports_the_standardised_sap():
+    rng = np.random.default_rng(12)
+    codes, factors = _representation(rng, 1500)
+    test_codes, test_factors = _representation(np.random.default_rng(13), 800)
+    small = score_representation(0.01 * codes, factors, 0.01 * test_codes, test_factors)
+    plain = score_representation(codes, factors, test_codes, test_factors)
+    assert small.sap == pytest.approx(plain.sap, abs=1e-12)
+    assert small.mig == pytest.approx(plain.mig, abs=1e-12)
+
+
 # ------------------------------------------------------------------ score_representation
 
 def _representation(rng, n):
@@ -251,7 +283,8 @@ def test_score_representation_per_factor_values_match_the_mean_and_the_functions
     train_y = np.stack(list(factors.values()), axis=1)
     test_y = np.stack(list(test_factors.values()), axis=1)
     assert scores.mig == pytest.approx(mutual_information_gap(codes, train_y), abs=1e-12)
-    assert scores.sap == pytest.approx(sap_score(codes, train_y, test_codes, test_y), abs=1e-12)
+    assert scores.sap == pytest.approx(sap_score(codes, train_y, test_codes, test_y,
+                                                 standardise=True), abs=1e-12)
     assert 0.0 < scores.mig < 1.0 and 0.0 < scores.sap < 1.0
 
 

@@ -45,3 +45,9 @@ def test_the_readme_example_of_an_external_model_runs_as_written(tmp_path):
     (run_dir,) = (tmp_path / "results" / "runs").iterdir()
     assert (run_dir / "status.json").is_file() and (run_dir / "swap.csv").is_file()
     assert out.stdout.splitlines()[-1].startswith(f"done {run_dir.name}: test accuracy s ")
+
+
+def test_the_readme_says_what_a_cell_holds_as_the_report_does():
+    from bench.sections.experiments import CELL_SENTENCE
+    text = " ".join((REPO / "README.md").read_text().split())
+    assert CELL_SENTENCE in text

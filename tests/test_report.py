@@ -6,6 +6,7 @@ import pytest
 
 from bench.report.document import to_markdown
 from bench.report.page import build, load_paper_table, write_report
+from bench.sections.experiments import CELL_SENTENCE
 from bench.store import results
 
 
@@ -50,7 +51,7 @@ def test_mean_spread_and_difference_to_the_paper(tmp_path):
     assert "| ccvae | 16 / 16 | 2 | 19.00 [6.29, 31.71] (paper 17.72, +1.28) | " \
            "18.00 [5.29, 30.71] (paper 17.56, +0.44) |" in text
     assert "98.50 [92.15, 100.00] (paper 98.35, +0.15)" in text  # 98.5 +- 12.7062 / 2, cut at 100
-    assert "its 95% confidence interval (Student's t" in text
+    assert CELL_SENTENCE in text
 
 
 def test_one_seed_has_no_spread_and_methods_follow_the_papers_order(tmp_path):
@@ -108,6 +109,20 @@ def test_write_report_writes_the_file(tmp_path):
     assert markdown == tmp_path / "report.md" and "paper 98.35" in markdown.read_text()
     assert page == tmp_path / "report.html" and "paper 98.35" in page.read_text()
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_one_sentence_says_what_a_cell_holds_in_both_files_and_nothing_else_does(tmp_path):
+    """report.md and report.html say what a cell is in the same words (the README too:
+    tests/test_readme.py); no other wording of it is left (the header once said "mean ±
+    standard deviation" where the cells held a 95 % interval)."""
+    fake_run(tmp_path, "ccvae-a", 0, accuracies(z=17.0, s=98.0))
+    fake_run(tmp_path, "ccvae-b", 1, accuracies(z=19.0, s=99.0))
+    markdown, page = (path.read_text() for path in write_report(tmp_path))
+    for text in (markdown, page):
+        assert CELL_SENTENCE in text
+        assert "±" not in text and "standard deviation" not in text and "Cells read" not in text
+        assert "Each cell:" not in text
+    assert "95 % confidence interval" in CELL_SENTENCE and '"one seed"' in CELL_SENTENCE
 
 
 def test_empty_results_say_how_to_start(tmp_path):

@@ -63,7 +63,7 @@ def test_each_place_shows_what_the_hooks_give_there_in_the_sections_order(tmp_pa
     header = next(line for line in text.splitlines() if line.startswith("| method | z / s |"))
     assert "| z test | marker_b column | marker_a column | s train |" in header
     assert "| marker_b cell of ccvae | marker_a cell of ccvae |" in text
-    order = positions(text, "Each cell: the mean over seeds", "marker_b note", "marker_a note",
+    order = positions(text, "Each cell holds the mean over seeds", "marker_b note", "marker_a note",
                       "z probed on the posterior mean", "marker_b analysis", "marker_a analysis",
                       "### marker_a table", "marker_b figure", "marker_a figure",
                       "### Leakage: t-SNE", "### Swap grids", "### Training curves")

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from bench.sections.statistics import (ACCURACY, holm, interval, interval_half_width, not_significant,
-                                     ranking_agreement, welch_p_value)
+                                     compare_orders, prediction_interval, welch_p_value)
 
 
 def test_the_interval_is_students_t_and_absent_with_one_seed():
@@ -96,6 +96,16 @@ def test_holm_sets_untestable_pairs_last_and_leaves_the_others_alone():
     assert holm([None, nan]) == [None, None]
 
 
+def test_the_prediction_interval_is_for_one_more_draw():
+    """Mean 2, standard deviation 1 over three values: t(0.975, 2) = 4.303 times sqrt(1 + 1/3),
+    sqrt(4) = 2 times the half width of the mean's interval."""
+    low, high = prediction_interval([1.0, 2.0, 3.0])
+    assert (low + high) / 2 == pytest.approx(2.0)
+    assert (high - low) / 2 == pytest.approx(4.302653 * math.sqrt(4 / 3), rel=1e-6)
+    assert (high - low) / 2 == pytest.approx(2 * interval_half_width(1.0, 3), rel=1e-12)
+    assert prediction_interval([1.0]) is None and prediction_interval([1.0, math.nan]) is None
+
+
 def test_the_pairs_not_separated_are_named():
     assert not_significant({"a": [1.0, 2.0, 3.0], "b": [1.1, 2.1, 3.1],
                             "c": [10.0, 10.5, 11.0]}) == [("a", "b")]
@@ -107,16 +117,40 @@ def test_the_pairs_not_separated_are_named():
         not_significant({"a": [1.0, 2.0], "d": [5.0]})
 
 
-def test_the_same_order_everywhere_agrees():
-    values = {"paper": {"a": 10.0, "b": 20.0, "c": 30.0}, "linear": {"a": 1.0, "b": 2.0, "c": 3.0}}
-    found = ranking_agreement(values, "paper")
-    assert found.swapped == [] and found.lowest_tau == 1.0 and found.lowest_at == "paper"
+SEEDS = {"a": [10.0, 11.0, 12.0], "b": [20.0, 21.0, 22.0], "c": [30.0, 31.0, 32.0]}
 
 
-def test_a_swapped_pair_is_named_with_its_tau():
-    # b and c change places under "wide": one discordant pair of three, tau = (2 - 1) / 3
-    values = {"paper": {"a": 10.0, "b": 20.0, "c": 30.0}, "linear": {"a": 1.0, "b": 2.0, "c": 3.0},
-              "wide": {"a": 10.0, "b": 35.0, "c": 30.0}}
-    found = ranking_agreement(values, "paper")
-    assert found.swapped == [("b", "c")]
-    assert found.lowest_tau == pytest.approx(1 / 3) and found.lowest_at == "wide"
+def test_the_same_order_keeps_every_pair():
+    found = compare_orders(SEEDS, {name: [v / 10 for v in values] for name, values in SEEDS.items()})
+    assert found.kept == [("a", "b"), ("a", "c"), ("b", "c")] and found.pairs == 3
+    assert found.other_order == 0 and not found.tied and not found.no_order
+
+
+def test_a_tie_is_neither_kept_nor_swapped():
+    """b and c tie under the other setting: Kendall's tau-b would count it as no discordance
+    (0.82, read as agreement); here it is a pair of its own."""
+    other = {"a": [1.0, 2.0, 3.0], "b": [5.0, 6.0, 7.0], "c": [7.0, 6.0, 5.0]}
+    found = compare_orders(SEEDS, other)
+    assert found.tied == [("b", "c")] and found.kept == [("a", "b"), ("a", "c")]
+    assert found.other_order == 0 and not found.no_order
+
+
+def test_every_experiment_equal_is_no_order():
+    found = compare_orders(SEEDS, dict.fromkeys(SEEDS, [5.0, 6.0]))
+    assert found.no_order and len(found.tied) == 3 and not found.kept
+
+
+def test_the_other_order_changes_places_only_where_both_settings_separate_it():
+    separated = {"a": [30.0, 31.0, 32.0], "b": [20.0, 21.0, 22.0], "c": [40.0, 41.0, 42.0]}
+    assert compare_orders(SEEDS, separated).changes_places == [("a", "b")]
+    overlapping = {"a": [20.0, 30.0, 25.0], "b": [24.0, 26.0, 22.0], "c": [40.0, 41.0, 42.0]}
+    found = compare_orders(SEEDS, overlapping)  # a 25.0 against b 24.0, seeds 5 points apart
+    assert found.not_separated == [("a", "b")] and not found.changes_places
+    # separated under the other setting, but not under the reference: not a change of places
+    reference = {"a": [10.0, 20.0, 15.0], "b": [16.0, 14.0, 18.0], "c": SEEDS["c"]}
+    assert compare_orders(reference, separated).not_separated == [("a", "b")]
+
+
+def test_with_one_seed_it_cannot_tell():
+    found = compare_orders({"a": [10.0], "b": [20.0, 21.0]}, {"a": [30.0], "b": [20.0, 21.0]})
+    assert found.cannot_tell == [("a", "b")] and not found.changes_places

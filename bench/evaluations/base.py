@@ -73,7 +73,8 @@ class Outcome:
 @dataclasses.dataclass(frozen=True)
 class ReportTable:
     """A table of the report: one row per experiment (method, latent sizes, settings), a column
-    per value of the ``pivot`` columns, each cell the mean (± sd) over seeds of ``value``."""
+    per value of the ``pivot`` columns, each cell the mean over seeds of ``value`` and its interval
+    (bench.sections.experiments.CELL_SENTENCE)."""
     pivot: tuple[str, ...]
     value: str
     # keep the rows whose column has this value (or one of these values), drop those of ``exclude``

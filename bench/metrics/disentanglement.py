@@ -10,7 +10,13 @@ Assumptions in the Unsupervised Learning of Disentangled Representations"):
 * SAP, the separated attribute predictability (Kumar et al. 2018), discrete-factor variant: a
   linear SVM is fitted on a single code dimension to predict a factor, its test accuracy fills a
   (dimension, factor) score matrix, and for each factor the gap between the two best dimensions
-  is taken; the score is the mean over factors.
+  is taken; the score is the mean over factors. The runner-up dimension of a perfect code carries
+  nothing of the factor and is read near chance (1/c for c equally frequent values), so SAP is at
+  most about 1 - 1/c on every discrete factor (0.5 for two values), and lower where one
+  dimension's thresholds cannot isolate the factor's middle values. Its SVM (C = 0.01, as
+  disentanglement_lib's) reads the code at its scale: a code scaled down scores lower, so
+  ``standardise`` (not in the reference) first puts each dimension at unit variance on the
+  training codes.
 
 Both scores are in [0, 1] (MIG up to estimation error), higher meaning that each factor is captured
 by one dimension and not shared with another. Codes are ``(N, d)`` float arrays, factors ``(N, k)``
@@ -25,7 +31,8 @@ import numpy as np
 from sklearn.metrics import mutual_info_score
 from sklearn.svm import LinearSVC
 
-from bench.metrics.inputs import codes_array, factor_label, factors_array, same_length, train_and_test
+from bench.metrics.inputs import (codes_array, factor_label, factors_array, same_length,
+                                  standardised, train_and_test)
 
 __all__ = ["discretize", "mutual_information_matrix", "mutual_information_gap", "sap_score"]
 
@@ -122,14 +129,9 @@ def _sap_score_matrix(train_codes, train_factors, test_codes, test_factors, C: f
     for i in range(d):
         x_train, x_test = train_codes[:, i:i + 1], test_codes[:, i:i + 1]
         for j in range(k):
-            # disentanglement_lib's classifier: LinearSVC(C=0.01, class_weight="balanced"). With a
-            # single feature and N >> 1 samples the primal solver (dual=False) is liblinear's right
-            # choice: it solves the same strictly convex problem as the dual solver, is
-            # deterministic, and converges in a few Newton steps (no ConvergenceWarning on codes
-            # scaled 1e-6..1e6 with 2..40 classes), where the dual coordinate descent needs many
-            # passes over N samples and hits max_iter (ConvergenceWarning, ~1 s per fit) already on
-            # codes spanning ~10 units. The warning is therefore not silenced: if it appears, the
-            # input is unusual.
+            # disentanglement_lib's classifier, LinearSVC(C=0.01, class_weight="balanced"), by the
+            # primal solver (dual=False): the strictly convex problem that the reference's solver
+            # (the dual, scikit-learn's default then) solves, to the same scores (issue 43).
             classifier = LinearSVC(C=C, class_weight="balanced", dual=False, max_iter=1000,
                                    random_state=0)
             classifier.fit(x_train, train_factors[:, j])
@@ -138,15 +140,24 @@ def _sap_score_matrix(train_codes, train_factors, test_codes, test_factors, C: f
 
 
 def sap_per_factor(train_codes, train_factors, test_codes, test_factors, C: float = 0.01,
-                    names=None) -> np.ndarray:
+                   names=None, standardise: bool = False) -> np.ndarray:
+    """Each factor's SAP (``sap_score``); with ``standardise``, of the codes with each dimension
+    standardised on the training codes (a departure from disentanglement_lib, which reads the
+    code at its own scale)."""
+    if standardise:
+        train_codes, test_codes = standardised(codes_array(train_codes, "train_codes"),
+                                               codes_array(test_codes, "test_codes"))
     return _top_two_gap(_sap_score_matrix(train_codes, train_factors, test_codes, test_factors,
                                           C, names))
 
 
-def sap_score(train_codes, train_factors, test_codes, test_factors, C: float = 0.01) -> float:
+def sap_score(train_codes, train_factors, test_codes, test_factors, C: float = 0.01,
+              standardise: bool = False) -> float:
     """SAP (discrete factors): for every (dimension, factor) fit sklearn LinearSVC(C=C) on that single train code column to predict the factor, score = accuracy on the test data; per factor, the difference between the best and second-best dimension; mean over factors.
 
-    The classifier uses ``class_weight="balanced"``, as disentanglement_lib's does.
+    The classifier uses ``class_weight="balanced"``, as disentanglement_lib's does. With
+    ``standardise`` each dimension is first standardised on the training codes
+    (``sap_per_factor``).
     """
     return float(np.mean(sap_per_factor(train_codes, train_factors, test_codes, test_factors,
-                                         C)))
+                                         C, standardise=standardise)))

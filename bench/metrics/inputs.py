@@ -28,6 +28,14 @@ def codes_array(codes, name: str = "codes") -> np.ndarray:
     return array
 
 
+def standardised(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both codes with each dimension less the training codes' mean, over their standard
+    deviation (a constant dimension: centred only)."""
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return (train - mean) / std, (test - mean) / std
+
+
 def factors_array(factors, name: str = "factors") -> np.ndarray:
     """``factors`` as a 2-D int64 array; float arrays are accepted when every value is integral."""
     array = two_dimensional(factors, name, "(N, k)")

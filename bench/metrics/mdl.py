@@ -120,3 +120,24 @@ def online_code_lengths(codes: dict[str, LatentCode], labels: torch.Tensor, num_
                                      labels[start:end])
         between()
     return {name: OnlineCode(bits[name], n * uniform) for name in codes}
+
+
+def label_permutations(labels: torch.Tensor, count: int, seed: int) -> list[torch.Tensor]:
+    """``count`` permutations of ``labels``, drawn one after another by one generator seeded
+    ``seed``: labels as frequent as the true ones, paired with the items at random."""
+    generator = torch.Generator(device=labels.device).manual_seed(seed)
+    return [labels[torch.randperm(labels.numel(), generator=generator, device=labels.device)]
+            for _ in range(count)]
+
+
+def permutation_control(send: Callable[[torch.Tensor], dict[str, OnlineCode]],
+                        labels: torch.Tensor, count: int, seed: int) -> dict[str, list[float]]:
+    """Each code's control: the compressions of ``count`` permutations of ``labels``
+    (``label_permutations``), each sent by ``send`` (labels -> {code: OnlineCode}) exactly as the
+    true labels are, so that a code's compression can be read against what a code of its size
+    gives a probe of its kind when it holds nothing of the labels."""
+    found: dict[str, list[float]] = {}
+    for permuted in label_permutations(labels, count, seed):
+        for name, code in send(permuted).items():
+            found.setdefault(name, []).append(code.compression)
+    return found

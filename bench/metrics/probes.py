@@ -213,19 +213,6 @@ class StackedProbes(nn.Module):
                 norm.running_var.copy_(getattr(self, f"running_var{i}")[part])
 
 
-def linear_classifier(in_features: int, num_classes: int) -> nn.Module:
-    """Multinomial logistic regression: the smallest probe."""
-    return nn.Sequential(nn.Linear(in_features, num_classes))
-
-
-def wide_classifier(in_features: int, num_classes: int) -> nn.Module:
-    """The paper's probe twice as wide and one hidden layer deeper."""
-    layers: list[nn.Module] = []
-    for width_in in (in_features, 512, 512):
-        layers += [nn.Linear(width_in, 512), nn.BatchNorm1d(512), nn.LeakyReLU(0.2)]
-    return nn.Sequential(*layers, nn.Linear(512, num_classes))
-
-
-# Probes of increasing capacity, by name: what a probe's accuracy depends on beside the code.
-CAPACITIES: dict[str, Callable[[int, int], nn.Module]] = {
-    "linear": linear_classifier, "paper": probe_classifier, "wide": wide_classifier}
+# Probes by name, for accuracy_curves: the paper's alone since the probe-sensitivity sweep reads a
+# linear and a nearest-neighbour probe instead (bench/metrics/probe_kinds.py).
+CAPACITIES: dict[str, Callable[[int, int], nn.Module]] = {"paper": probe_classifier}

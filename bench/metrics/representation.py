@@ -61,7 +61,7 @@ def score_representation(train_codes, train_factors: dict[str, np.ndarray], test
     test_codes, test_y = test_codes[test_rows], test_y[test_rows]
 
     mig = mig_per_factor(train_codes, train_y, names=names)
-    sap = sap_per_factor(train_codes, train_y, test_codes, test_y, names=names)
+    sap = sap_per_factor(train_codes, train_y, test_codes, test_y, names=names, standardise=True)
     per_factor_mig = {name: float(value) for name, value in zip(names, mig)}
     per_factor_sap = {name: float(value) for name, value in zip(names, sap)}
     dci_scores = None

@@ -18,10 +18,11 @@ from bench import progress
 from bench.evaluations import ReportTable, in_order, report_sections
 from bench.report.document import to_html, to_markdown
 from bench.sections.blocks import Block, Details, Heading, Paragraph, Table
-from bench.sections.experiments import (DETERMINISTIC_MARK, EXTERNAL_MARK, MISSING, Experiments,
-                                        format_cell, keyed_rows, read_rows, run_figure, summarise)
+from bench.sections.experiments import (CELL_SENTENCE, DETERMINISTIC_MARK, EXTERNAL_MARK, MISSING,
+                                        Experiments, format_cell, keyed_rows, read_rows,
+                                        run_figure, summarise)
 from bench.sections.hook import FIGURES_DIR, Blocks, PaperColumns, ReportSection, SectionInput
-from bench.sections.statistics import ACCURACY, ALPHA, LEVEL, not_significant
+from bench.sections.statistics import ACCURACY, ALPHA, not_significant
 from bench.store import results
 from bench.store.records import RunRecord, load_runs, metrics_of
 
@@ -71,10 +72,6 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
         if name == AFTER_COLUMN:
             header += [title for columns_of in extra for title in columns_of.header]
     return Table([*experiments.header(), *header], rows)
-
-
-CELLS = (f"Each cell: the mean over seeds and its {LEVEL:.0%} confidence interval (Student's t "
-         "over the seeds, an accuracy's cut to 0-100 %; none with one seed).")
 
 
 def significance(part: pd.DataFrame, columns: dict[str, tuple[str, str]],
@@ -203,7 +200,7 @@ def paper_table(section: SectionInput, paper: pd.DataFrame) -> list[Block]:
                       "paper-comparable figure)."),
             accuracy_table(summarise(part), paper, TABLE_COLUMNS, paper_order, experiments,
                            owned_columns(section)),
-            Paragraph(CELLS), *significance(part, TABLE_COLUMNS, experiments, paper_order)]
+            Paragraph(CELL_SENTENCE), *significance(part, TABLE_COLUMNS, experiments, paper_order)]
 
 
 def table_notes(section: SectionInput) -> list[Block]:
@@ -333,10 +330,9 @@ def build(results_dir: Path) -> list[Block]:
         Paragraph("Each number is the accuracy (%) of a classifier that predicts the specified "
                   "label (the digit on MNIST) from one frozen latent code. **s: higher is better** "
                   "(the specified code carries the class). **z: lower is better** (the unspecified "
-                  "code should not leak the class; chance is 10 % on MNIST). Cells read "
-                  "`ours (paper, ours - paper)`; with several seeds, ours is the mean over seeds with "
-                  f"its {LEVEL:.0%} confidence interval. Runs are averaged only when they differ in their seed "
-                  "alone.")]
+                  "code should not leak the class; chance is 10 % on MNIST). The paper's table "
+                  "reads `ours (paper, ours - paper)`. " + CELL_SENTENCE + " Runs are averaged "
+                  "only when they differ in their seed alone.")]
     if metrics.empty:
         blocks.append(Paragraph("No complete runs yet: "
                                 "`python -m bench run --methods all --dataset mnist`."))

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.report.document import to_markdown
 from bench.report.page import TABLE_COLUMNS, accuracy_table, load_paper_table
 from bench.sections.blocks import Table
-from bench.sections.experiments import Experiments, summarise
+from bench.sections.experiments import CELL_SENTENCE, Experiments, summarise
 from bench.store import results
 from bench.store.records import load_runs, metrics_of
 
@@ -56,10 +56,9 @@ def paper_table_markdown(paper: Path, link_base: Path) -> str:
         if links:
             figures.append(f"{record.method} {record.z_dim}/{record.s_dim}: " + ", ".join(links))
     text = to_markdown([table], link_base).rstrip("\n")
-    text += ("\n\nEach cell: our accuracy (%) at the paper's protocol, the mean over the published "
-             "seeds with its 95 % interval (Student's t) or \"one seed\", then the paper's number "
-             "and the difference. z is probed on a sample of the posterior, as the paper did; "
-             "z: lower is better, s: higher is better.\n\n")
+    text += ("\n\nOur accuracy (%) at the paper's protocol over the published seeds, then the paper's "
+             f"number and the difference. {CELL_SENTENCE} z is probed on a sample of the "
+             "posterior, as the paper did; z: lower is better, s: higher is better.\n\n")
     text += to_markdown([provenance], link_base).rstrip("\n")
     if several:
         text += "\n\nSome rows were trained on more than one machine: see their revisions and machines."

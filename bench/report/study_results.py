@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from bench.report.document import Block, Heading, Paragraph, Table, to_markdown
-from bench.sections.statistics import ACCURACY, LEVEL, interval
+from bench.sections.experiments import CELL_SENTENCE
+from bench.sections.statistics import ACCURACY, interval
 from bench.spec.studies import DATASET, S_DIM, Z_DIM, Study, Variant
 from bench.store import results
 from bench.store.records import RunRecord, load_run
@@ -29,9 +30,8 @@ VARIATIONAL_ROWS = (("s", "s: the s probe (higher is better)"),
 DETERMINISTIC_ROWS = (("s", "s: the s probe (higher is better)"),
                       ("z_sample", "z leakage, z deterministic: the code itself (lower is better)"))
 MISSING = "–"
-CELLS = (f"Each cell: the probe's accuracy (%), the mean over the seeds published with its "
-         f"{LEVEL * 100:.0f} % interval (Student's t, cut to 0-100 %), or \"one seed\". z "
-         "leakage is the accuracy of a probe that reads the class from z: lower is better.")
+CELLS = (f"The probe's accuracy (%) over the seeds published. {CELL_SENTENCE} z leakage is the "
+         "accuracy of a probe that reads the class from z: lower is better.")
 
 
 def variant_records(study: Study, variant: Variant, folder: Path, preset: str) -> list[RunRecord]:

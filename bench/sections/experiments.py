@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.sections.blocks import Figure, embeddable
-from bench.sections.statistics import interval
+from bench.sections.statistics import LEVEL, interval
 from bench.store import results
 from bench.store.records import RunRecord, differing_settings
 
@@ -16,6 +16,11 @@ GROUP = ["method", "z_dim", "s_dim", "variant"]
 DETERMINISTIC_MARK = "†"
 EXTERNAL_MARK = "(external)"  # a model of the user's own (python -m bench evaluate-model)
 MISSING = "–"
+# What a cell of every table holds, in the one sentence that report.md, report.html, README.md and
+# the published results' READMEs give (tests/test_report.py, tests/test_readme.py hold them to it)
+CELL_SENTENCE = (f"Each cell holds the mean over seeds and, in brackets, its {LEVEL * 100:.0f} % "
+                 "confidence interval (Student's t over the seeds, an accuracy's cut to 0-100 %), "
+                 "or the value marked \"one seed\" where one seed ran.")
 
 
 def summarise(table: pd.DataFrame, value: str = "accuracy", by: tuple[str, ...] = ("probe", "split")

@@ -12,7 +12,10 @@ of experiments of equal z and s sizes in one column of a table (bench/report/pag
 
 A pair that cannot be tested (either side without spread, or a value not a number) is never
 called different: its p-value is None, it takes the last place in Holm's order, and it is named
-among the pairs not established. Pure functions on numbers; no torch.
+among the pairs not established. Two settings' orders of the experiments (a probe against the
+table's) are compared pair by pair with the same test (``compare_orders``), and a value against
+what chance gives (MDL's control) with the interval of one more draw (``prediction_interval``).
+Pure functions on numbers; no torch.
 """
 from __future__ import annotations
 
@@ -52,6 +55,20 @@ def interval(mean: float, std: float, seeds: int, low: float | None = None,
         return None
     lower, upper = mean - half, mean + half
     return (lower if low is None else max(low, lower), upper if high is None else min(high, upper))
+
+
+def prediction_interval(values: list[float], level: float = LEVEL) -> tuple[float, float] | None:
+    """The t-based interval in which one more value, drawn as ``values`` were, falls with
+    probability ``level``: mean ± t(n - 1) s sqrt(1 + 1/n), sqrt(n + 1) times as wide as the
+    mean's confidence interval (``interval``), which is an interval for the mean, not for one
+    draw; None with fewer than two values or a value not a number."""
+    n = len(values)
+    if n < 2 or any(x != x for x in values):
+        return None
+    mean = sum(values) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in values) / (n - 1))
+    half = interval_half_width(std, n, level) * math.sqrt(n + 1)
+    return mean - half, mean + half
 
 
 def without_spread(values: list[float]) -> bool:
@@ -109,28 +126,70 @@ def not_significant(values: dict[str, list[float]], alpha: float = ALPHA) -> lis
     return [pair for pair, p in zip(pairs, adjusted) if p is None or p >= alpha]
 
 
+Pair = tuple[str, str]
+
+
+def separated_pairs(values: dict[str, list[float]], alpha: float = ALPHA) -> set[Pair]:
+    """The pairs of ``values`` (name: its numbers over seeds; one family) whose difference the
+    seeds establish at ``alpha``: Welch's t-test, Holm-corrected over every pair of the names
+    with two numbers or more (``not_significant``'s test, on the pairs it can make)."""
+    tested = {name: numbers for name, numbers in values.items() if len(numbers) >= 2}
+    pairs = list(itertools.combinations(tested, 2))
+    adjusted = holm([welch_p_value(tested[a], tested[b]) for a, b in pairs])
+    return {pair for pair, p in zip(pairs, adjusted) if p is not None and p < alpha}
+
+
 @dataclasses.dataclass(frozen=True)
-class Agreement:
-    """How the order of the methods under every probe setting compares with one reference
-    setting: the lowest Kendall's tau and where, and the pairs ordered otherwise somewhere."""
-    lowest_tau: float
-    lowest_at: str
-    swapped: list[tuple[str, str]]
+class OrderComparison:
+    """How one setting (a probe, a measure) orders the experiments against a reference setting,
+    pair by pair over the experiments both have, by their means over seeds: in the same order
+    (``kept``), equal under either setting (``tied``: neither kept nor swapped), or in the other
+    order. A pair in the other order ``changes_places`` only where the seeds separate it under
+    both settings (``separated_pairs``); it is ``not_separated`` where they do not, and
+    ``cannot_tell`` where an experiment of it has fewer than two seeds. ``no_order``: every
+    experiment scores the same under the setting (Kendall's tau is then undefined)."""
+    kept: list[Pair]
+    tied: list[Pair]
+    changes_places: list[Pair]
+    not_separated: list[Pair]
+    cannot_tell: list[Pair]
+    no_order: bool
+
+    @property
+    def pairs(self) -> int:
+        return len(self.kept) + len(self.tied) + self.other_order
+
+    @property
+    def other_order(self) -> int:
+        """The pairs in the other order by their means, separated or not."""
+        return len(self.changes_places) + len(self.not_separated) + len(self.cannot_tell)
 
 
-def ranking_agreement(values: dict[str, dict[str, float]], reference: str) -> Agreement:
-    """``values``: {setting: {method: number}}; each setting's order of the methods against the
-    ``reference`` setting's (Kendall's tau-b over the methods both have)."""
-    base = values[reference]
-    lowest, lowest_at, swapped = 1.0, reference, []
-    for setting, numbers in values.items():
-        common = [m for m in base if m in numbers]
-        if len(common) < 2:
-            continue
-        tau = stats.kendalltau([base[m] for m in common], [numbers[m] for m in common]).statistic
-        if tau == tau and tau < lowest:  # not NaN (every number equal)
-            lowest, lowest_at = float(tau), setting
-        swapped += [(a, b) for a, b in itertools.combinations(common, 2)
-                    if (base[a] - base[b]) * (numbers[a] - numbers[b]) < 0
-                    and (a, b) not in swapped]
-    return Agreement(lowest, lowest_at, swapped)
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def compare_orders(reference: dict[str, list[float]], other: dict[str, list[float]],
+                   alpha: float = ALPHA) -> OrderComparison:
+    """``other``'s order of the experiments against ``reference``'s (each {name: its numbers
+    over seeds, one at least}), pair by pair in ``reference``'s order of names: an
+    ``OrderComparison``. Each setting's pairs are one family of ``separated_pairs``."""
+    common = [name for name in reference if name in other]
+    means = [{name: mean(values[name]) for name in common} for values in (reference, other)]
+    separated = [separated_pairs({name: values[name] for name in common}, alpha)
+                 for values in (reference, other)]
+    found: dict[str, list[Pair]] = {"kept": [], "tied": [], "changes_places": [],
+                                    "not_separated": [], "cannot_tell": []}
+    for a, b in itertools.combinations(common, 2):
+        if any(without_spread([of[a], of[b]]) for of in means):
+            found["tied"].append((a, b))
+        elif (means[0][a] - means[0][b]) * (means[1][a] - means[1][b]) > 0:
+            found["kept"].append((a, b))
+        elif min(len(values[name]) for values in (reference, other) for name in (a, b)) < 2:
+            found["cannot_tell"].append((a, b))
+        elif all((a, b) in pairs for pairs in separated):
+            found["changes_places"].append((a, b))
+        else:
+            found["not_separated"].append((a, b))
+    return OrderComparison(**found, no_order=len(common) > 1
+                           and without_spread(list(means[1].values())))
