@@ -341,3 +341,27 @@ def test_a_checkpoint_without_monitor_states_resumes_to_the_same_run(runs, tmp_p
     assert Remembering.log[:3] == [("start", 3), ("train", 1), ("epoch", 2)]  # no state loaded
     assert_same_run(run_dir, the_run(base / "whole"))
     capsys.readouterr()
+
+
+def test_a_finished_run_frees_its_method_at_once(tmp_path, mnist, monkeypatch, capsys):
+    """Its monitors hold the run (the checkpoint's save): without the runner letting go of them,
+    a run's networks would live on until a garbage collection, beside the next run's."""
+    import gc
+    import weakref
+
+    import bench.run.runner
+    built = []
+    original = bench.run.runner.build
+
+    def build(*args):
+        method, feed = original(*args)
+        built.append(weakref.ref(method))
+        return method, feed
+    monkeypatch.setattr(bench.run.runner, "build", build)
+    gc.disable()
+    try:
+        assert execute(tmp_path, mnist) == "complete"
+        assert built and built[0]() is None
+    finally:
+        gc.enable()
+    capsys.readouterr()

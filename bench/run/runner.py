@@ -151,6 +151,15 @@ class Run:
             return (yield from self._locked_steps())
         finally:
             lock.release()
+            self._release()
+
+    def _release(self) -> None:
+        """Drop what the run built, now rather than at the next garbage collection: its monitors
+        hold the run itself (the checkpoint's save), and on CUDA the next run's peak memory is
+        measured."""
+        self.monitors = Monitors()
+        self.resumed = self.method = self.feed = self.data = self.loss_log = None
+        self.evaluated = None
 
     def _locked_steps(self):
         """The run, its lock held: its folder made ready, what it prints copied into run.log."""
