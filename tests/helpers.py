@@ -23,10 +23,10 @@ def dies_after_first_epoch():
     import bench.run.runner
     original = bench.run.runner.save_checkpoint
 
-    def killed_before_epoch_two_is_saved(path, config, method, feed, progress):
+    def killed_before_epoch_two_is_saved(path, config, method, feed, progress, *monitors):
         if progress.epoch == 3:
             raise RuntimeError("killed")
-        original(path, config, method, feed, progress)
+        original(path, config, method, feed, progress, *monitors)
     bench.run.runner.save_checkpoint = killed_before_epoch_two_is_saved
     try:
         yield

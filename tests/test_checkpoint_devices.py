@@ -119,8 +119,8 @@ def test_the_restarted_streams_are_seeded_by_rule(runs):
     from datasets import DATASETS
     data = DATASETS["mnist"](None, torch.device("cpu")).head(640, 320)
     method, feed = build(config, data, torch.device("cpu"))
-    state["generators"]["pairs"]["device"] = "cuda"  # one stream from elsewhere: all restart
-    assert restore_generators(run_generators(method, feed), state["generators"], 7, 3) == "cpu, cuda"
+    state.generators["pairs"]["device"] = "cuda"  # one stream from elsewhere: all restart
+    assert restore_generators(run_generators(method, feed), state.generators, 7, 3) == "cpu, cuda"
     for name, generator in run_generators(method, feed).items():
         expected = torch.Generator().manual_seed(restart_seed(7, name, 3))
         assert torch.equal(generator.get_state(), expected.get_state()), name

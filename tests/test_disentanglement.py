@@ -12,7 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from bench.metrics.disentanglement import (_sap_score_matrix, discretize, mutual_information_gap,
                                            mutual_information_matrix, sap_score)
-from bench.metrics.representation import DisentanglementScores, score_representation
+from bench.metrics.representation import (DisentanglementScores, PointLimits,
+                                          score_representation)
 
 LN2 = math.log(2.0)
 
@@ -292,7 +293,7 @@ def test_score_representation_is_deterministic_for_a_seed():
     rng = np.random.default_rng(10)
     codes, factors = _representation(rng, 3000)
     test_codes, test_factors = _representation(rng, 3000)
-    kwargs = dict(max_train=1000, max_test=500)
+    kwargs = dict(limits=PointLimits(train=1000, test=500))
     first = score_representation(codes, factors, test_codes, test_factors, seed=3, **kwargs)
     again = score_representation(codes, factors, test_codes, test_factors, seed=3, **kwargs)
     other = score_representation(codes, factors, test_codes, test_factors, seed=4, **kwargs)
@@ -351,7 +352,8 @@ def test_score_representation_bad_inputs():
         (lambda: score_representation(nan_codes, factors, codes, factors), "NaN"),
         (lambda: score_representation(codes[:, 0], factors, codes, factors), "2-D"),
         (lambda: score_representation(codes, {}, codes, factors), "non-empty"),
-        (lambda: score_representation(codes, factors, codes, factors, max_train=0), "max_train"),
+        (lambda: score_representation(codes, factors, codes, factors,
+                                      limits=PointLimits(train=0)), "limits.train"),
     ]
     for call, match in cases:
         _check_one_line_value_error(call, match)

@@ -56,12 +56,14 @@ def test_disjoint_identities_are_probed_on_held_out_halves():
         return {"s": LatentCode(torch.nn.functional.one_hot(labels, 60).float()),
                 "z_mean": LatentCode(torch.randn(len(labels), 8, generator=generator))}
     accuracies, protocol = evaluate.probe_target(
-        codes(train_labels), codes(test_labels), train_labels, test_labels, 60,
+        codes(train_labels), codes(test_labels),
+        evaluate.TargetLabels(train_labels, test_labels, 60),
         epochs=30, batch_size=32, lr=1e-2, seed=0)
     assert protocol == evaluate.HELD_OUT_HALVES
     assert accuracies["s", "test"] > 95 and accuracies["z_mean", "test"] < 15
     shared, protocol = evaluate.probe_target(
-        codes(train_labels), codes(train_labels % 20), train_labels, train_labels % 20, 60,
+        codes(train_labels), codes(train_labels % 20),
+        evaluate.TargetLabels(train_labels, train_labels % 20, 60),
         epochs=5, batch_size=32, lr=1e-2, seed=0)
     assert protocol == evaluate.SHARED_SPLITS
 

@@ -61,10 +61,10 @@ def test_tensorboard_holds_every_curve_and_a_resumed_run_adds_no_duplicate_point
     argv = [*SMOKE, "--epochs", "2", "--tensorboard", "--results", str(tmp_path)]
     original = bench.run.runner.save_checkpoint
 
-    def killed_after_epoch_two(path, config, method, data_state, progress):
+    def killed_after_epoch_two(path, config, method, data_state, progress, *monitors):
         if progress.epoch == 3:
             raise RuntimeError("killed before the checkpoint of epoch 2")
-        original(path, config, method, data_state, progress)
+        original(path, config, method, data_state, progress, *monitors)
     monkeypatch.setattr(bench.run.runner, "save_checkpoint", killed_after_epoch_two)
     assert main(argv) == 1
     run_dir = the_run(tmp_path)
@@ -141,13 +141,17 @@ class Recorder(monitors.Monitor):
         Recorder.seen.append(("start", start.config.run_id, start.epochs,
                               start.iterations_per_epoch, start.logged_rows))
 
-    def epoch_end(self, epoch, names, losses):
-        Recorder.seen.append(("epoch", epoch, tuple(names), tuple(losses.shape)))
+    def on_train_start(self):
+        Recorder.seen.append(("train",))
 
-    def evaluated(self, metrics, step):
-        Recorder.seen.append(("evaluated", step, sorted(zip(metrics.probe, metrics.split))))
+    def on_epoch_end(self, end):
+        Recorder.seen.append(("epoch", end.epoch, tuple(end.names), tuple(end.losses.shape)))
 
-    def image(self, name, path, step):
+    def on_evaluated(self, evaluated):
+        Recorder.seen.append(("evaluated", evaluated.step,
+                              sorted((row["probe"], row["split"]) for row in evaluated.rows("probes"))))
+
+    def on_image(self, name, path, step):
         Recorder.seen.append(("image", name, path.is_file(), step))
 
     def close(self):
@@ -171,6 +175,7 @@ def test_a_monitor_passed_in_sees_every_epoch_the_probes_and_the_swap_grid(tmp_p
     names = tuple(pd.read_csv(run_dir / results.LOSSES_FILE).columns[2:])
     probes = sorted((p, s) for p in ("s", "z_mean", "z_sample") for s in ("train", "test"))
     assert Recorder.seen == [("start", config.run_id, 2, 3, 0),
+                             ("train",),
                              ("epoch", 1, names, (3, len(names))),
                              ("epoch", 2, names, (3, len(names))),
                              ("evaluated", 6, probes),

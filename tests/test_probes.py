@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bench.metrics.probes import LatentCode, accuracy, fit_probe, probe_classifier
+from bench.metrics.probes import LatentCode, ProbeTask, accuracy, fit_probe, probe_classifier
 
 
 def test_accuracy_known_answers():
@@ -30,8 +30,8 @@ def test_a_code_that_holds_the_label_is_read_perfectly():
     labels, g = labelled(2000, 0)
     test_labels, _ = labelled(500, 1)
     code = lambda y: torch.nn.functional.one_hot(y, 10).float() * 3 + 0.1 * torch.randn(len(y), 10, generator=g)  # noqa
-    train_acc, test_acc = fit_probe(LatentCode(code(labels)), labels, LatentCode(code(test_labels)),
-                                    test_labels, 10, epochs=5, batch_size=64, lr=1e-3, seed=0)
+    task = ProbeTask(LatentCode(code(labels)), labels, LatentCode(code(test_labels)), test_labels, 0)
+    train_acc, test_acc = fit_probe(task, 10, epochs=5, batch_size=64, lr=1e-3)
     assert train_acc > 98 and test_acc > 98
 
 
@@ -39,8 +39,8 @@ def test_a_code_without_the_label_is_read_at_chance():
     labels, g = labelled(2000, 2)
     test_labels, _ = labelled(2000, 3)
     noise = lambda n: torch.randn(n, 8, generator=g)  # noqa: E731
-    _, test_acc = fit_probe(LatentCode(noise(2000)), labels, LatentCode(noise(2000)), test_labels,
-                            10, epochs=3, batch_size=64, lr=1e-3, seed=0)
+    task = ProbeTask(LatentCode(noise(2000)), labels, LatentCode(noise(2000)), test_labels, 0)
+    _, test_acc = fit_probe(task, 10, epochs=3, batch_size=64, lr=1e-3)
     assert 5 < test_acc < 16
 
 
@@ -56,14 +56,14 @@ def test_sampled_code_draws_anew_with_the_given_spread():
 def test_probe_is_deterministic_for_a_seed():
     labels, g = labelled(500, 4)
     x = torch.randn(500, 4, generator=g) + labels[:, None].float()
-    run = lambda seed: fit_probe(LatentCode(x), labels, LatentCode(x), labels, 10, epochs=2,  # noqa
-                                 batch_size=32, lr=1e-3, seed=seed)
+    run = lambda seed: fit_probe(ProbeTask(LatentCode(x), labels, LatentCode(x), labels, seed),  # noqa
+                                 10, epochs=2, batch_size=32, lr=1e-3)
     assert run(1) == run(1)
 
 
 def one_probe_alone(train, train_labels, test, test_labels, num_classes, *, epochs, batch_size, lr,
                     seed):
-    """The straightforward probe: one classifier, its own loop (what fit_probes stacks)."""
+    """The straightforward probe: one classifier, its own loop (what fit_probe_tasks stacks)."""
     import torch.nn.functional as F
     from bench.metrics.probes import predict
     generator = torch.Generator().manual_seed(seed)
@@ -100,11 +100,12 @@ def informative_codes(n, seed, widths=(6, 6, 11)):
 
 @pytest.mark.parametrize("widths", [(6, 6, 6), (6, 9, 11)])
 def test_stacked_probes_are_the_probes_trained_one_by_one(widths, float64):
-    from bench.metrics.probes import fit_probes
+    from bench.metrics.probes import fit_probe_tasks
     trains, train_labels = informative_codes(700, 5, widths)
     tests, test_labels = informative_codes(300, 6, widths)
     options = dict(epochs=3, batch_size=64, lr=1e-3, seed=2)
-    stacked = fit_probes(trains, train_labels, tests, test_labels, 10, **options)
+    tasks = [ProbeTask(a, train_labels, b, test_labels, seed=2) for a, b in zip(trains, tests)]
+    stacked = fit_probe_tasks(tasks, 10, epochs=3, batch_size=64, lr=1e-3)
     alone = [one_probe_alone(a, train_labels, b, test_labels, 10, **options)[0]
              for a, b in zip(trains, tests)]
     assert stacked == alone
@@ -119,7 +120,8 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
     original = probes.StackedProbes.unstack_into
     monkeypatch.setattr(probes.StackedProbes, "unstack_into",
                         lambda self, models: (original(self, models), kept.extend(models)))
-    probes.fit_probes(trains, labels, trains, labels, 10, **options)
+    probes.fit_probe_tasks([ProbeTask(code, labels, code, labels, seed=1) for code in trains], 10,
+                           epochs=2, batch_size=50, lr=1e-3)
     for code, stacked_model in zip(trains, kept):
         _, model = one_probe_alone(code, labels, code, labels, 10, **options)
         for (name, a), (_, b) in zip(model.state_dict().items(), stacked_model.state_dict().items()):
@@ -134,7 +136,7 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
 def run_probe_jobs(seeds_and_widths):
     """The class probes of pretend runs: (seed, width) each, codes of 600 training images;
     a run of seed >= 10 holds test labels the training split never shows (the halves protocol)."""
-    from bench.evaluations._encoding import probe_job
+    from bench.evaluations._encoding import TargetLabels, probe_job
     jobs = []
     for seed, width in seeds_and_widths:
         trains, train_labels = informative_codes(600, seed, (width, width, width))
@@ -142,8 +144,9 @@ def run_probe_jobs(seeds_and_widths):
         if seed >= 10:
             test_labels = test_labels + 10
         names = ("s", "z_mean", "z_sample")
-        jobs.append(probe_job(dict(zip(names, trains)), dict(zip(names, tests)), train_labels,
-                              test_labels, 20, epochs=2, batch_size=50, lr=1e-3, seed=seed))
+        jobs.append(probe_job(dict(zip(names, trains)), dict(zip(names, tests)),
+                              TargetLabels(train_labels, test_labels, 20),
+                              epochs=2, batch_size=50, lr=1e-3, seed=seed))
     return jobs
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.evaluations._swap_classifier import CACHE_FOLDER, cached_target_classifier
+from bench.evaluations._swap_classifier import (CACHE_FOLDER, ClassifierTraining,
+                                                cached_target_classifier)
 from bench.metrics.probes import accuracy
 from bench.metrics.swap import (TargetClassifier, fit_target_classifier, predict_targets,
                                 swap_agreement, swap_pairs)
@@ -32,7 +33,7 @@ def trained(mnist, tmp_path_factory):
     images = mnist.train_images[:TRAIN_SIZE]
     model, cached = cached_target_classifier(
         "mnist", images, mnist_targets(mnist.train_labels[:TRAIN_SIZE]), SIZES, cache=cache,
-        **SETTINGS)
+        training=ClassifierTraining(**SETTINGS))
     assert not cached
     return model, cache
 
@@ -49,6 +50,7 @@ def tiny(mnist):
 
 
 TINY_SETTINGS = dict(epochs=1, batch_size=64, lr=1e-3, seed=0)
+TINY = ClassifierTraining(**TINY_SETTINGS)
 
 
 def test_classifier_reads_mnist_digits(mnist, test_predictions):
@@ -124,7 +126,7 @@ def test_classifier_is_cached(mnist, trained, test_predictions):
     model, cache = trained
     again, cached = cached_target_classifier(
         "mnist", mnist.train_images[:TRAIN_SIZE], mnist_targets(mnist.train_labels[:TRAIN_SIZE]),
-        SIZES, cache=cache, **SETTINGS)
+        SIZES, cache=cache, training=ClassifierTraining(**SETTINGS))
     assert cached
     assert not again.training
     predictions = predict_targets(again, mnist.test_images)
@@ -136,24 +138,26 @@ def test_classifier_is_cached(mnist, trained, test_predictions):
 def test_other_seed_or_images_or_targets_give_other_files(tiny, tmp_path):
     images, targets, sizes = tiny
     folder = tmp_path / CACHE_FOLDER
-    cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, **TINY_SETTINGS)
+    cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, training=TINY)
     assert len(list(folder.iterdir())) == 1
-    cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, **{**TINY_SETTINGS, "seed": 1})
+    cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path,
+                             training=ClassifierTraining(**TINY_SETTINGS | {"seed": 1}))
     assert len(list(folder.iterdir())) == 2
     changed = images.clone()
     changed[0, 0, 0, 0] += 0.5
-    _, cached = cached_target_classifier("mnist", changed, targets, sizes, cache=tmp_path, **TINY_SETTINGS)
+    _, cached = cached_target_classifier("mnist", changed, targets, sizes, cache=tmp_path, training=TINY)
     assert not cached and len(list(folder.iterdir())) == 3
     relabelled = {"digit": targets["digit"].roll(1)}
-    _, cached = cached_target_classifier("mnist", images, relabelled, sizes, cache=tmp_path, **TINY_SETTINGS)
+    _, cached = cached_target_classifier("mnist", images, relabelled, sizes, cache=tmp_path,
+                                         training=TINY)
     assert not cached and len(list(folder.iterdir())) == 4
-    _, cached = cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, **TINY_SETTINGS)
+    _, cached = cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, training=TINY)
     assert cached and len(list(folder.iterdir())) == 4
 
 
 def test_corrupt_or_incompatible_cache_file_is_retrained(tiny, tmp_path):
     images, targets, sizes = tiny
-    first, _ = cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, **TINY_SETTINGS)
+    first, _ = cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path, training=TINY)
     [path] = (tmp_path / CACHE_FOLDER).iterdir()
     expected = predict_targets(first, images)["digit"]
     for damage in (lambda: path.write_bytes(b"not an npz at all"),
@@ -161,18 +165,18 @@ def test_corrupt_or_incompatible_cache_file_is_retrained(tiny, tmp_path):
                    lambda: save_arrays(path, weight=np.zeros(3, dtype=np.float32))):
         damage()
         model, cached = cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path,
-                                                 **TINY_SETTINGS)
+                                                 training=TINY)
         assert not cached
         assert torch.equal(predict_targets(model, images)["digit"], expected)
         assert load_arrays(path) is not None and "heads.digit.weight" in load_arrays(path)
         assert cached_target_classifier("mnist", images, targets, sizes, cache=tmp_path,
-                                        **TINY_SETTINGS)[1]
+                                        training=TINY)[1]
 
 
 def test_default_cache_folder(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     images, targets, sizes = tiny
-    cached_target_classifier("my set", images, targets, sizes, **TINY_SETTINGS)
+    cached_target_classifier("my set", images, targets, sizes, training=TINY)
     assert [p.name.startswith("my_set-") for p in (tmp_path / CACHE_FOLDER).iterdir()] == [True]
 
 

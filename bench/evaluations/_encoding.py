@@ -80,9 +80,18 @@ class ProbeJob:
                 for split, value in zip(SPLITS, by_code.get(name, by_code.get("z_mean")))}
 
 
+@dataclasses.dataclass(frozen=True)
+class TargetLabels:
+    """What a probe predicts: its labels on the train and on the test images, of
+    ``num_classes`` values."""
+    train: torch.Tensor
+    test: torch.Tensor
+    num_classes: int
+
+
 def probe_job(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
-              train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
-              epochs: int, batch_size: int, lr: float, seed: int) -> ProbeJob:
+              target: TargetLabels, *, epochs: int, batch_size: int, lr: float,
+              seed: int) -> ProbeJob:
     """The probes of one target over ``train_codes``.
 
     When the test split holds values the train split never shows (disjoint identities, as in
@@ -90,6 +99,7 @@ def probe_job(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCo
     on one half of the test images and scored on the other, and "train"/"test" name those halves.
     """
     protocol = SHARED_SPLITS
+    train_labels, test_labels = target.train, target.test
     if not shares_values(train_labels, test_labels):
         protocol = HELD_OUT_HALVES
         fit, score = halves(len(test_labels), seed, test_labels.device)
@@ -99,7 +109,8 @@ def probe_job(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCo
     # A deterministic z has no sample: its z_sample probe is its z_mean probe.
     tasks = {name: ProbeTask(code, train_labels, test_codes[name], test_labels, seed)
              for name, code in train_codes.items() if name != "z_sample" or code.std is not None}
-    return ProbeJob(tasks, tuple(train_codes), protocol, num_classes, epochs, batch_size, lr)
+    return ProbeJob(tasks, tuple(train_codes), protocol, target.num_classes, epochs, batch_size,
+                    lr)
 
 
 def fit_jobs(jobs: list[ProbeJob], between: Callable[[], None] | None = None
@@ -135,20 +146,20 @@ def fit_job_curves(jobs: list[ProbeJob], *, capacity: str = "paper",
 
 
 def probe_target(train_codes: dict[str, LatentCode], test_codes: dict[str, LatentCode],
-                 train_labels: torch.Tensor, test_labels: torch.Tensor, num_classes: int, *,
-                 epochs: int, batch_size: int, lr: float, seed: int
+                 target: TargetLabels, *, epochs: int, batch_size: int, lr: float, seed: int
                  ) -> tuple[dict[tuple[str, str], float], str]:
     """({(code, split): accuracy in percent}, protocol) for one probe target (``probe_job``)."""
-    job = probe_job(train_codes, test_codes, train_labels, test_labels, num_classes,
-                    epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    job = probe_job(train_codes, test_codes, target, epochs=epochs, batch_size=batch_size, lr=lr,
+                    seed=seed)
     return fit_jobs([job])[0], job.protocol
 
 
 def class_probe_job(train: Encoding, test: Encoding, data: ImageSet, *, epochs: int,
                     batch_size: int, lr: float, seed: int) -> ProbeJob:
     """The probes of the specified label from every code."""
-    return probe_job(latent_codes(train), latent_codes(test), data.train_labels, data.test_labels,
-                     data.num_classes, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+    return probe_job(latent_codes(train), latent_codes(test),
+                     TargetLabels(data.train_labels, data.test_labels, data.num_classes),
+                     epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
 
 
 FACTOR_PROBE_CODES = ("s", "z_mean")  # the posterior mean: all that z holds of a factor
@@ -159,9 +170,10 @@ def factor_probe_jobs(train: Encoding, test: Encoding, data: ImageSet, *, epochs
     """{factor: its probes}: every known factor from s and from the posterior mean of z."""
     train_codes = {k: v for k, v in latent_codes(train).items() if k in FACTOR_PROBE_CODES}
     test_codes = {k: v for k, v in latent_codes(test).items() if k in FACTOR_PROBE_CODES}
-    return {factor: probe_job(train_codes, test_codes, data.train_factors[factor],
-                              data.test_factors[factor], data.factor_sizes[factor], epochs=epochs,
-                              batch_size=batch_size, lr=lr, seed=seed)
+    return {factor: probe_job(train_codes, test_codes,
+                              TargetLabels(data.train_factors[factor], data.test_factors[factor],
+                                           data.factor_sizes[factor]),
+                              epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
             for factor in data.train_factors}
 
 

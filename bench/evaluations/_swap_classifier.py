@@ -2,6 +2,7 @@
 kept in the dataset cache, keyed by everything it depends on."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -31,23 +32,31 @@ def classifier_digest(dataset_name: str, images: torch.Tensor, targets: dict[str
     return digest.hexdigest()
 
 
+@dataclasses.dataclass(frozen=True)
+class ClassifierTraining:
+    """How the classifier is trained (``fit_target_classifier``'s settings)."""
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+
+
 def cached_target_classifier(dataset_name: str, images: torch.Tensor,
-                             targets: dict[str, torch.Tensor], sizes: dict[str, int], *,
-                             epochs: int, batch_size: int, lr: float, seed: int,
-                             cache: Path | None = None,
+                             targets: dict[str, torch.Tensor], sizes: dict[str, int],
+                             training: ClassifierTraining, *, cache: Path | None = None,
                              bar: Bar = no_bar) -> tuple[TargetClassifier, bool]:
     """The classifier of ``fit_target_classifier``, trained once and kept under
     ``<cache or cache_dir()>/swap-classifier/``; returns (model, whether it came from the cache).
     A missing, unreadable or incompatible file is retrained and overwritten."""
     check_targets(images, targets, sizes)
-    key = classifier_digest(dataset_name, images, targets, sizes, epochs=epochs,
-                            batch_size=batch_size, lr=lr, seed=seed)
+    settings = dataclasses.asdict(training)
+    key = classifier_digest(dataset_name, images, targets, sizes, **settings)
     safe_name = "".join(c if c.isalnum() or c in "-_." else "_" for c in dataset_name)
     path = Path(cache if cache is not None else cache_dir()) / CACHE_FOLDER / f"{safe_name}-{key[:16]}.npz"
     arrays = load_arrays(path)
     if arrays is not None:
-        model = build_classifier(tuple(images.shape[1:]), {name: sizes[name] for name in targets}, seed,
-                       images.device)
+        model = build_classifier(tuple(images.shape[1:]), {name: sizes[name] for name in targets},
+                                 training.seed, images.device)
         try:
             model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()})
         except (RuntimeError, KeyError, TypeError, ValueError):
@@ -55,7 +64,6 @@ def cached_target_classifier(dataset_name: str, images: torch.Tensor,
         else:
             model.eval()
             return model, True
-    model = fit_target_classifier(images, targets, sizes, epochs=epochs, batch_size=batch_size,
-                                  lr=lr, seed=seed, bar=bar)
+    model = fit_target_classifier(images, targets, sizes, **settings, bar=bar)
     save_arrays(path, **{k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     return model, False

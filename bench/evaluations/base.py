@@ -220,16 +220,16 @@ def compute_together(evaluations: list[Evaluation], contexts: list[Context],
 def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluation],
                     between: Callable[[], None] = lambda: None,
                     say: Callable[[str], None] = print,
-                    computed: dict[str, Outcome] | None = None) -> list[str]:
+                    computed: dict[str, Outcome] | None = None) -> dict[str, Outcome]:
     """Compute ``evaluations`` (those that apply to the run's dataset), writing each one's file,
     its figures and their entry in figures.json (if it draws any), and then its entry in
     evaluation.json, each atomically: an interruption leaves every file whole, old or new (an
     evaluation whose file is new and entry old is recomputed next time).
     ``computed``: outcomes already computed (with other runs, ``compute_together``), written as
-    they are. ``between`` runs after each (a stop check). Returns the names computed."""
+    they are. ``between`` runs after each (a stop check). Returns the outcomes, by name."""
     columns = run_columns(context.config.to_dict(), context.config.run_id)
     computed = computed or {}
-    done = []
+    done = {}
     for evaluation in evaluations:
         if not evaluation.applies_to(context):
             continue
@@ -247,6 +247,6 @@ def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluatio
         results.write_json_atomic(Path(run_dir) / results.EVALUATION_FILE, recorded)
         how = " (computed with the runs trained together)" if evaluation.name in computed else ""
         say(f"{context.config.run_id} {evaluation.name}: {time.perf_counter() - started:.1f} s{how}")
-        done.append(evaluation.name)
+        done[evaluation.name] = outcome
         between()
     return done

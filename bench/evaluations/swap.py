@@ -16,7 +16,7 @@ LABEL = "label"  # the specified label's target name
 
 def swap_rows(context: Context) -> Outcome:
     from bench import progress
-    from bench.evaluations._swap_classifier import cached_target_classifier
+    from bench.evaluations._swap_classifier import ClassifierTraining, cached_target_classifier
     from bench.metrics.probes import accuracy
     from bench.metrics.swap import predict_targets, swap_agreement
     data = context.data
@@ -24,7 +24,8 @@ def swap_rows(context: Context) -> Outcome:
     train_targets = {LABEL: data.train_labels, **data.train_factors}
     test_targets = {LABEL: data.test_labels, **data.test_factors}
     classifier, cached = cached_target_classifier(data.name, data.train_images, train_targets,
-                                                  sizes, **CLASSIFIER, bar=progress.bar)
+                                                  sizes, ClassifierTraining(**CLASSIFIER),
+                                                  bar=progress.bar)
     predicted = predict_targets(classifier, data.test_images)
     agreement = swap_agreement(context.method.transfer, data.test_images, test_targets, classifier,
                                pairs=PAIRS, seed=context.seed("swap accuracy") % 2**31,

@@ -97,14 +97,14 @@ def block_probe(code: LatentCode, labels: torch.Tensor, num_classes: int, *, epo
 
 def online_code_lengths(codes: dict[str, LatentCode], labels: torch.Tensor, num_classes: int, *,
                         epochs: int, batch_size: int, seed: int,
-                        fractions: tuple[float, ...] = BLOCK_ENDS,
                         between: Callable[[], None] = lambda: None, bar: Bar = no_bar
                         ) -> dict[str, OnlineCode]:
     """The online code length of ``labels`` given each code, every code sent in the same seeded
-    order, each block with a ``block_probe`` of the items before it (and of no other).
+    order in blocks ending at the protocol's fractions (BLOCK_ENDS), each block with a
+    ``block_probe`` of the items before it (and of no other).
     ``between`` runs after every block (a stop check)."""
     n = labels.numel()
-    ends = block_ends(n, fractions)
+    ends = block_ends(n)
     generator = torch.Generator(device=labels.device).manual_seed(seed)
     order = torch.randperm(n, generator=generator, device=labels.device)
     labels = labels[order]

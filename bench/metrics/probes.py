@@ -53,24 +53,6 @@ def predict(model: nn.Module, features: torch.Tensor, batch_size: int = 4096) ->
     return torch.cat([model(chunk).argmax(1) for chunk in features.split(batch_size)])
 
 
-def fit_probe(train: LatentCode, train_labels: torch.Tensor, test: LatentCode,
-              test_labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int,
-              lr: float, seed: int) -> tuple[float, float]:
-    """Train a probe on ``train`` and return its (train, test) accuracy in percent."""
-    return fit_probes([train], train_labels, [test], test_labels, num_classes, epochs=epochs,
-                      batch_size=batch_size, lr=lr, seed=seed)[0]
-
-
-def fit_probes(trains: list[LatentCode], train_labels: torch.Tensor, tests: list[LatentCode],
-               test_labels: torch.Tensor, num_classes: int, *, epochs: int, batch_size: int,
-               lr: float, seed: int) -> list[tuple[float, float]]:
-    """Train one probe per code of ``trains`` (all for the same labels and seed) and return each
-    probe's (train, test) accuracy in percent (``fit_probe_tasks``)."""
-    return fit_probe_tasks([ProbeTask(train, train_labels, test, test_labels, seed)
-                            for train, test in zip(trains, tests)], num_classes, epochs=epochs,
-                           batch_size=batch_size, lr=lr)
-
-
 @dataclasses.dataclass(frozen=True)
 class ProbeTask:
     """One probe to fit: a code and the labels it should predict, on the split it is fitted on
@@ -94,6 +76,12 @@ def fit_probe_tasks(tasks: list[ProbeTask], num_classes: int, *, epochs: int, ba
     curves = accuracy_curves(tasks, num_classes, capacity="paper", budgets=(epochs,),
                              batch_size=batch_size, lr=lr, between=between, bar=bar)
     return [curve[epochs] for curve in curves]
+
+
+def fit_probe(task: ProbeTask, num_classes: int, *, epochs: int, batch_size: int,
+              lr: float) -> tuple[float, float]:
+    """Train one probe for ``task`` and return its (train, test) accuracy in percent."""
+    return fit_probe_tasks([task], num_classes, epochs=epochs, batch_size=batch_size, lr=lr)[0]
 
 
 def accuracy_curves(tasks: list[ProbeTask], num_classes: int, *, capacity: str,

@@ -30,19 +30,27 @@ def _subsample(rng: np.random.Generator, n: int, limit: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
+@dataclasses.dataclass(frozen=True)
+class PointLimits:
+    """The most train and test points a score is computed on."""
+    train: int = 10000
+    test: int = 5000
+
+
 def score_representation(train_codes, train_factors: dict[str, np.ndarray], test_codes,
-                         test_factors: dict[str, np.ndarray], *, max_train: int = 10000,
-                         max_test: int = 5000, seed: int = 0,
+                         test_factors: dict[str, np.ndarray], *,
+                         limits: PointLimits = PointLimits(), seed: int = 0,
                          dci: bool = False, bar: Bar = no_bar) -> DisentanglementScores:
     """MIG (on the train points) and SAP (fitted on train, scored on test) of a representation.
 
     Factors are given by name (dict name -> (N,) integer array; train and test with the same
-    names). At most ``max_train`` train and ``max_test`` test points are used, drawn without
-    replacement by ``numpy.random.default_rng(seed)`` (train first, then test), so the result is
-    deterministic for a given seed; with fewer points than the limit all are used. With ``dci``,
-    also DCI (fitted on the train points, informativeness scored on the test points).
+    names). At most ``limits.train`` train and ``limits.test`` test points are used, drawn
+    without replacement by ``numpy.random.default_rng(seed)`` (train first, then test), so the
+    result is deterministic for a given seed; with fewer points than the limit all are used. With
+    ``dci``, also DCI (fitted on the train points, informativeness scored on the test points).
     """
-    for label, value in (("max_train", max_train), ("max_test", max_test)):
+    max_train, max_test = limits.train, limits.test
+    for label, value in (("limits.train", max_train), ("limits.test", max_test)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{label} must be a positive integer, got {value!r}")
     train_codes, test_codes = codes_array(train_codes, "train_codes"), codes_array(test_codes, "test_codes")

@@ -13,9 +13,13 @@ that wrote it, and a run resumed on another kind of device seeds each of its str
 the run's seed, the stream's name and the iteration it resumes at (``restart_seed``), and says so
 in one line: deterministic, but from there on not the run it would have been on the first device.
 Evaluation and ``load_method`` never read the generators.
+
+A checkpoint also holds each of its run's monitors' states (bench/run/monitors.py), by name; one
+written before monitors had states holds none, and still resumes (``SavedRun.monitors`` None).
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import os
 import pickle
@@ -125,11 +129,26 @@ def restore_generators(generators: dict[str, torch.Generator], states: dict[str,
 
 
 def save_checkpoint(path: Path, config: RunConfig, method: Method, feed: PairedTrainingData,
-                    progress: Progress) -> None:
+                    progress: Progress, monitors: dict[str, dict] | None = None) -> None:
+    """The run's checkpoint at ``progress``, with its monitors' states (``Monitors.state_dict``)."""
     state = {"config": config.to_dict(), "method": method.state_dict(), "data": feed.state_dict(),
              "generators": generator_states(run_generators(method, feed)),
              "progress": progress.state_dict()}
+    if monitors is not None:
+        state["monitors"] = monitors
     results.write_atomic(path, lambda tmp: torch.save(state, tmp))
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedRun:
+    """What a checkpoint holds: where training stands, the method's and its training data's
+    states, its random generators' (by stream: device and state) and its monitors' (None in a
+    checkpoint written before monitors had states)."""
+    progress: Progress
+    method: dict
+    data: dict
+    generators: dict[str, dict]
+    monitors: dict[str, dict] | None = None
 
 
 def _undated_generators(state: dict) -> dict[str, dict]:
@@ -153,9 +172,14 @@ def _check_progress(progress: Progress) -> None:
         raise ValueError("progress losses that are not a tensor")
 
 
-def load_checkpoint(path: Path, config: RunConfig) -> dict:
-    """{"progress", "method", "data", "generators"} of the checkpoint at ``path``, written for
-    ``config``."""
+def _check_monitor_states(monitors) -> None:
+    if monitors is not None and not (isinstance(monitors, dict) and all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in monitors.items())):
+        raise ValueError("monitor states that are not a dict of dicts by name")
+
+
+def load_checkpoint(path: Path, config: RunConfig) -> SavedRun:
+    """The checkpoint at ``path``, written for ``config``."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -174,12 +198,12 @@ def load_checkpoint(path: Path, config: RunConfig) -> dict:
         generators = state["generators"] if "generators" in state else _undated_generators(state)
         if any(set(g) != {"device", "state"} for g in generators.values()):
             raise ValueError("a generator state without its device")
+        _check_monitor_states(state.get("monitors"))
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
     if state.get("config") != config.to_dict():
         raise CorruptRun(f"checkpoint {path} was written for another config")
-    return {"progress": progress, "method": method_state, "data": data_state,
-            "generators": generators}
+    return SavedRun(progress, method_state, data_state, generators, state.get("monitors"))
 
 
 def read_progress(path: Path) -> int:
@@ -218,5 +242,5 @@ def load_method(path: Path | str, device: torch.device | str = "cpu",
     except CorruptRun as error:
         raise UnusableFile(str(error)) from None
     method, _ = build(config, run_data(config, data), torch.device(device))
-    restore(method, state["method"])
+    restore(method, state.method)
     return method

@@ -26,20 +26,22 @@ from tqdm.auto import tqdm
 from bench import progress as steps
 from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import _encoding as evaluate
-from bench.evaluations import Context, Outcome, by_default, is_current, run_evaluations
+from bench.evaluations import (Context, Evaluation, Outcome, by_default, is_current,
+                               run_evaluations)
 from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
 from bench.run import live
 from bench.run.build import build, iterations_per_epoch, restore, run_data
-from bench.run.checkpoints import (RunLock, load_checkpoint, restore_generators, run_generators,
-                                   save_checkpoint)
-from bench.spec.config import RunConfig
+from bench.run.checkpoints import (RunLock, SavedRun, load_checkpoint, restore_generators,
+                                   run_generators, save_checkpoint)
 from bench.run.environment import environment, peak_memory_mb
-from bench.run.monitors import LossLog, Monitor, RunStart
+from bench.run.monitors import Checkpointing, Evaluated, LossLog, Monitors, RunStart
 from bench.run.options import RunOptions
-from bench.run.train import Interrupted, Progress, StopOnSignal, training_steps
+from bench.run.train import Interrupted, Progress, StopOnSignal, TrainingPlan, training_steps
+from bench.spec.config import RunConfig
 from bench.store import results
 from datasets import ImageSet
-from methods import METHODS
+from datasets.samplers import PairedTrainingData
+from methods import METHODS, Method
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +62,9 @@ class Shared:
 
 class Run:
     """One run, driven a step at a time by the same code whether it runs alone (``execute``) or
-    with others in turn (bench/run/together.py). Its states, in order:
+    with others in turn (bench/run/together.py). It holds what the run needs (its config, the
+    dataset, the options, the stop, its folder) and what it builds on the way (the checkpoint it
+    resumes from, its method and training data, its monitors). Its states, in order:
 
     TRAINING  after each training iteration (``step()`` again trains the next);
     TRAINED   its training is done (the next ``step()`` encodes both splits);
@@ -72,22 +76,44 @@ class Run:
 
     ``step`` raises RunFailed (recorded in the run's folder), Interrupted (after a checkpoint) or
     DeviceFault; the run has then ended. ``close()`` releases what an unfinished run holds (its
-    lock, its monitors) and is safe to call at any time."""
+    lock, its monitors) and is safe to call at any time.
+
+    ``together``: this run is one of several in turn (no progress bars, which would interleave).
+    ``peak_memory``: what status.json records of the run's device memory (runs trained together
+    measure each run's own; by default the device's peak)."""
 
     TRAINING, TRAINED, ENCODED, ENDED = "training", "trained", "encoded", "ended"
 
     def __init__(self, config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
                  *, together: bool = False,
                  peak_memory: Callable[[], dict[str, float]] | None = None):
-        self.config = config
+        self.config, self.dataset, self.options, self.stop = config, data, options, stop
+        self.together, self.peak_memory = together, peak_memory
+        self.run_dir = results.runs_dir(options.results_dir) / config.run_id
+        self.label = (f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/"
+                      f"{config.method_config.s_dim})")
+        self.epochs = config.method_config.training_epochs
         self.state: str | None = None  # not started
         self.context: Context | None = None
         self.outcome: str | None = None
-        self._steps = _steps(config, data, options, stop, together, peak_memory)
+        # What the steps find or build, in order
+        self.resumed: SavedRun | None = None  # the checkpoint it resumes from
+        self.data: ImageSet | None = None  # the run's own images (run_data)
+        self.method: Method | None = None
+        self.feed: PairedTrainingData | None = None
+        self.iterations_per_epoch = 0
+        self.monitors = Monitors()
+        self.loss_log: LossLog | None = None
+        self.evaluated: Evaluated | None = None
+        self._steps = self._all_steps()
 
     @property
     def started(self) -> bool:
         return self.state is not None
+
+    @property
+    def restart_hint(self) -> str:
+        return f"rerun with --restart to discard this run's folder {self.run_dir} and train it again"
 
     def step(self, shared: Shared | None = None) -> str:
         """Advance the run by one step; returns its new state."""
@@ -108,6 +134,227 @@ class Run:
     def close(self) -> None:
         self._steps.close()
 
+    def _all_steps(self) -> Generator[str | Encoded | None, Shared | None, str]:
+        """The steps behind ``step``: yields None after every training iteration, Run.TRAINED once
+        training is done and ``Encoded`` before the evaluations, and returns the outcome."""
+        # A folder from someone else: no link may redirect what this run writes (nothing written yet)
+        results.no_links_for([self.run_dir])
+        lock = RunLock(self.run_dir)
+        if not lock.acquire():
+            tqdm.write(f"busy {self.label}: another process (pid {lock.holder()}) is working on it")
+            return "busy"
+        try:
+            if self.run_dir.is_dir():
+                results.remove_stale_temporaries(self.run_dir)
+            if results.is_complete(self.run_dir):  # --restart never discards a complete run
+                tqdm.write(f"skip {self.label}: already complete in {self.run_dir}")
+                return "skipped"
+            return (yield from self._locked_steps())
+        finally:
+            lock.release()
+            self._release()
+
+    def _release(self) -> None:
+        """Drop what the run built, now rather than at the next garbage collection: its monitors
+        hold the run itself (the checkpoint's save), and on CUDA the next run's peak memory is
+        measured."""
+        self.monitors = Monitors()
+        self.resumed = self.method = self.feed = self.data = self.loss_log = None
+        self.evaluated = None
+
+    def _locked_steps(self):
+        """The run, its lock held: its folder made ready, what it prints copied into run.log."""
+        self._prepare_folder()
+        with live.ConsoleLog(self.run_dir / live.RUN_LOG) as log:
+            try:
+                return (yield from log.steps(self._logged_steps()))
+            except RunFailed as failure:
+                log.note(f"failed {self.config.run_id}: {failure}")
+                raise
+            except DeviceFault as fault:
+                log.note(f"stopped {self.config.run_id} by a device-wide fault ({fault}); not this "
+                         "run's failure: it resumes from its last checkpoint")
+                raise
+            except Interrupted as interruption:
+                log.note(f"interrupted ({interruption}): {self.config.run_id} checkpointed")
+                raise
+
+    def _prepare_folder(self) -> None:
+        """Read the checkpoint to resume from, or start a new folder with the run's config."""
+        if self.options.restart and self.run_dir.exists():
+            shutil.rmtree(self.run_dir)
+        checkpoint_path = self.run_dir / results.CHECKPOINT_FILE
+        try:  # before anything is written: an unsafe checkpoint is refused (UnusableFile) untouched
+            if checkpoint_path.is_file():
+                self.resumed = load_checkpoint(checkpoint_path, self.config)
+        except CorruptRun as error:
+            raise RunFailed(f"{error}: {self.restart_hint}") from None
+        if self.resumed is None:
+            if self.run_dir.exists():  # an attempt that stopped before its first checkpoint
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True)
+            results.write_json_atomic(self.run_dir / results.CONFIG_FILE, {
+                **self.config.to_dict(), "run_id": self.config.run_id,
+                "variational_z": METHODS[self.config.method].variational})
+
+    def _logged_steps(self):
+        """The run's work, its failures recorded in its folder; status.json last."""
+        self._announce()
+        results.write_json_atomic(self.run_dir / results.ENV_FILE,
+                                  environment(self.options.device, self.options.cuda_graphs,
+                                              self.together))
+        try:
+            seconds = yield from self._train_and_evaluate()
+        except RunFailed as failure:
+            self._record_failure(str(failure))
+            raise
+        except CorruptRun as error:
+            self._record_failure(f"{error}: {self.restart_hint}")
+            raise RunFailed(f"{error}: {self.restart_hint}") from None
+        except Interrupted:
+            raise
+        except Exception as error:  # noqa: BLE001 - contained: this run fails, the others go on
+            if is_device_fault(error):  # the device's, not this run's: no failure is recorded
+                raise DeviceFault(first_line(error)) from error
+            results.write_text_atomic(self.run_dir / results.ERROR_FILE, traceback.format_exc())
+            reason = (f"{self.config.method}: {type(error).__name__}: "
+                      f"{first_line(error, default='')} (traceback in error.log)")
+            self._record_failure(reason)
+            raise RunFailed(reason) from error
+        # into run.log before status.json
+        tqdm.write(f"done {self.config.run_id}: {probe_summary(self.evaluated.rows('probes'))}")
+        results.write_json_atomic(self.run_dir / results.STATUS_FILE, {
+            "state": results.COMPLETE, **seconds})
+        return "complete"
+
+    def _announce(self) -> None:
+        if self.resumed is None:
+            tqdm.write(f"run {self.label}")
+            return
+        for leftover in (results.STATUS_FILE, results.ERROR_FILE):  # of a failure being retried
+            (self.run_dir / leftover).unlink(missing_ok=True)
+        p = self.resumed.progress
+        tqdm.write(f"resume {self.label} from its checkpoint (epoch {p.epoch}, "
+                   f"iteration {p.iteration})")
+
+    def _record_failure(self, reason: str) -> None:
+        results.write_json_atomic(self.run_dir / results.STATUS_FILE,
+                                  {"state": results.FAILED, "reason": reason})
+
+    def _train_and_evaluate(self):
+        """Train, encode, evaluate and draw; returns status.json's times and memory."""
+        progress = self._build()
+        self.monitors = self._make_monitors(progress.logged_rows)
+        try:
+            self._start_monitors()
+            if self.options.device.type == "cuda" and not self.together:
+                torch.cuda.reset_peak_memory_stats(self.options.device)  # together: once a group
+            started = time.perf_counter()
+            yield from training_steps(self.method, self.feed, self._plan(progress),
+                                      hooks=self.monitors, stop=self.stop)
+            train_seconds = time.perf_counter() - started
+            yield Run.TRAINED
+            self.stop.check()
+            context = Context(self.config, self.method, self.data,
+                              evaluate.encode_all(self.method, self.data.train_images),
+                              evaluate.encode_all(self.method, self.data.test_images),
+                              stop=self.stop.check)
+            shared = (yield Encoded(context)) or Shared({})
+            self._evaluate(context, shared)
+        finally:
+            self.monitors.close()
+        return {"train_seconds": round(train_seconds, 2),
+                "total_seconds": round(time.perf_counter() - started, 2), **self._peak_memory()}
+
+    def _build(self) -> Progress:
+        """The run's method and training data, in the checkpoint's state when it resumes;
+        returns where its training stands."""
+        self.data = run_data(self.config, self.dataset)
+        self.method, self.feed = build(self.config, self.data, self.options.device)
+        self.iterations_per_epoch = iterations_per_epoch(self.config, self.data)
+        if self.resumed is None:
+            return Progress()
+        restore(self.method, self.resumed.method)
+        self.feed.load_state_dict(self.resumed.data)
+        progress = self.resumed.progress
+        done = progress.logged_rows + progress.iteration
+        moved_from = restore_generators(run_generators(self.method, self.feed),
+                                        self.resumed.generators, self.config.seed, done)
+        if moved_from is not None:
+            tqdm.write(f"{self.config.run_id}: checkpoint written on {moved_from}, resumed on "
+                       f"{self.options.device.type}: its random streams restart from seed "
+                       f"{self.config.seed} and iteration {done} (deterministic; not the numbers "
+                       f"it would have drawn on {moved_from})")
+        return progress
+
+    def _make_monitors(self, logged_rows: int) -> Monitors:
+        """The loss log, the options' monitors, and checkpointing last."""
+        start = RunStart(self.config, self.run_dir, self.method, self.epochs,
+                         self.iterations_per_epoch, logged_rows)
+        self.loss_log = LossLog(start)
+        monitors = Monitors([self.loss_log])
+        try:
+            for make in self.options.monitor_factories():
+                monitors.add(make(start))
+        except BaseException:
+            monitors.close()
+            raise
+        monitors.add(Checkpointing(self._save_checkpoint))
+        return monitors
+
+    def _start_monitors(self) -> None:
+        """Hand each monitor its state from the checkpoint (none in one written before monitors
+        had states: they start from its row count), then start them."""
+        if self.resumed is not None and self.resumed.monitors is not None:
+            self.monitors.load_state_dict(self.resumed.monitors)
+        self.monitors.on_train_start()
+
+    def _save_checkpoint(self, progress: Progress) -> None:
+        save_checkpoint(self.run_dir / results.CHECKPOINT_FILE, self.config, self.method,
+                        self.feed, progress, self.monitors.state_dict())
+
+    def _plan(self, progress: Progress) -> TrainingPlan:
+        return TrainingPlan(self.epochs, self.iterations_per_epoch, start=progress,
+                            label=self.config.run_id, cuda_graphs=self.options.cuda_graphs,
+                            progress_bar=not self.together)
+
+    def _evaluate(self, context: Context, shared: Shared) -> None:
+        """The run's evaluations (but those an earlier attempt already computed from the same
+        trained state) and its training curves; its monitors are told of both."""
+        evaluations = by_default()
+        kept = self._kept_evaluations(evaluations)
+        todo = [e for e in evaluations if e.name not in {k.name for k in kept}]
+        computed = run_evaluations(dataclasses.replace(context, started=shared.started),
+                                   self.run_dir, todo,
+                                   between=self.stop.check, say=tqdm.write,
+                                   computed=shared.outcomes)
+        earlier = {e.name: outcome_from_table(e, self.run_dir) for e in kept}
+        self.evaluated = Evaluated(self.epochs * self.iterations_per_epoch, {**earlier, **computed})
+        self.monitors.on_evaluated(self.evaluated)
+        draw_curves(context, self.loss_log.table(), self.run_dir)
+        swap_grid = self.run_dir / SWAP_GRID_FIGURE
+        if swap_grid.is_file():
+            self.monitors.on_image("swap_grid", swap_grid, self.evaluated.step)
+
+    def _kept_evaluations(self, evaluations: list[Evaluation]) -> list[Evaluation]:
+        """Trained before this process: what an earlier attempt already evaluated from this same
+        final state is kept, so that attempts shorter than all the evaluations (a time-limited
+        job, a lease) still finish."""
+        if self.resumed is None or self.resumed.progress.epoch <= self.epochs:
+            return []
+        kept = [e for e in evaluations if is_current(e, self.run_dir)]
+        if kept:
+            tqdm.write(f"{self.config.run_id}: kept {', '.join(e.name for e in kept)} from an "
+                       "earlier attempt")
+        return kept
+
+    def _peak_memory(self) -> dict[str, float]:
+        """CUDA: this run's peak (trained together: its own tensors', and the group's beside);
+        CPU: the process's (all its runs so far)."""
+        if self.peak_memory is not None:
+            return self.peak_memory()
+        return {"peak_memory_mb": round(peak_memory_mb(self.options.device), 1)}
+
 
 def execute(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal) -> str:
     """Train, probe and record one run on ``options.device``, resuming from its checkpoint when it
@@ -122,204 +369,27 @@ def execute(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOn
     return run.outcome
 
 
-def _steps(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOnSignal,
-           together: bool = False, peak_memory: Callable[[], dict[str, float]] | None = None
-           ) -> Generator[str | Encoded | None, Shared | None, str]:
-    """The steps behind ``Run``: yields None after every training iteration, Run.TRAINED once
-    training is done and ``Encoded`` before the evaluations, and returns the outcome.
-    ``together``: this run is one of several in turn (no progress bars, which would interleave).
-    ``peak_memory``: what status.json records of the run's device memory (runs trained together
-    measure each run's own; by default the device's peak)."""
-    run_dir = results.runs_dir(options.results_dir) / config.run_id
-    label = f"{config.run_id} (seed {config.seed}, z/s {config.method_config.z_dim}/" \
-            f"{config.method_config.s_dim})"
-    # A folder from someone else: no link may redirect what this run writes (nothing written yet)
-    results.no_links_for([run_dir])
-    lock = RunLock(run_dir)
-    if not lock.acquire():
-        tqdm.write(f"busy {label}: another process (pid {lock.holder()}) is working on it")
-        return "busy"
-    try:
-        if run_dir.is_dir():
-            results.remove_stale_temporaries(run_dir)
-        if results.is_complete(run_dir):  # --restart never discards a complete run
-            tqdm.write(f"skip {label}: already complete in {run_dir}")
-            return "skipped"
-        return (yield from _execute_locked(config, data, run_dir, options, stop, label, together,
-                                           peak_memory))
-    finally:
-        lock.release()
+def outcome_from_table(evaluation: Evaluation, run_dir: Path) -> Outcome:
+    """What an earlier attempt of the run computed of ``evaluation``, read from its table (its
+    rows with the run's columns beside its own; its details stay in evaluation.json)."""
+    return Outcome(pd.read_csv(Path(run_dir) / evaluation.file).to_dict("records"))
 
 
-def _execute_locked(config: RunConfig, data: ImageSet, run_dir: Path, options: RunOptions,
-                    stop: StopOnSignal, label: str, together: bool, peak_memory):
-    if options.restart and run_dir.exists():
-        shutil.rmtree(run_dir)
-    checkpoint_path = run_dir / results.CHECKPOINT_FILE
-    restart_hint = f"rerun with --restart to discard this run's folder {run_dir} and train it again"
-    try:  # before anything is written: an unsafe checkpoint is refused (UnusableFile) untouched
-        resumed = load_checkpoint(checkpoint_path, config) if checkpoint_path.is_file() else None
-    except CorruptRun as error:
-        raise RunFailed(f"{error}: {restart_hint}") from None
-    if resumed is None:
-        if run_dir.exists():  # an attempt that stopped before its first checkpoint
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        results.write_json_atomic(run_dir / results.CONFIG_FILE, {
-            **config.to_dict(), "run_id": config.run_id,
-            "variational_z": METHODS[config.method].variational})
-    with live.ConsoleLog(run_dir / live.RUN_LOG) as log:
-        try:
-            return (yield from log.steps(_execute_logged(
-                config, data, run_dir, options, stop, resumed, label, restart_hint, together,
-                peak_memory)))
-        except RunFailed as failure:
-            log.note(f"failed {config.run_id}: {failure}")
-            raise
-        except DeviceFault as fault:
-            log.note(f"stopped {config.run_id} by a device-wide fault ({fault}); not this run's "
-                     "failure: it resumes from its last checkpoint")
-            raise
-        except Interrupted as interruption:
-            log.note(f"interrupted ({interruption}): {config.run_id} checkpointed")
-            raise
-
-
-def _execute_logged(config: RunConfig, data: ImageSet, run_dir: Path, options: RunOptions,
-                    stop: StopOnSignal, resumed: dict | None, label: str, restart_hint: str,
-                    together: bool, peak_memory):
-    if resumed is None:
-        tqdm.write(f"run {label}")
-    else:
-        for leftover in (results.STATUS_FILE, results.ERROR_FILE):  # of a failure being retried
-            (run_dir / leftover).unlink(missing_ok=True)
-        p = resumed["progress"]
-        tqdm.write(f"resume {label} from its checkpoint (epoch {p.epoch}, iteration {p.iteration})")
-    results.write_json_atomic(run_dir / results.ENV_FILE,
-                              environment(options.device, options.cuda_graphs, together))
-    try:
-        seconds = yield from _train_and_evaluate(config, data, run_dir, options, stop, resumed,
-                                                 together, peak_memory)
-    except RunFailed as failure:
-        _record_failure(run_dir, str(failure))
-        raise
-    except CorruptRun as error:
-        _record_failure(run_dir, f"{error}: {restart_hint}")
-        raise RunFailed(f"{error}: {restart_hint}") from None
-    except Interrupted:
-        raise
-    except Exception as error:  # noqa: BLE001 - contained: this run fails, the others go on
-        if is_device_fault(error):  # the device's, not this run's: no failure is recorded
-            raise DeviceFault(first_line(error)) from error
-        results.write_text_atomic(run_dir / results.ERROR_FILE, traceback.format_exc())
-        reason = (f"{config.method}: {type(error).__name__}: {first_line(error, default='')} "
-                  "(traceback in error.log)")
-        _record_failure(run_dir, reason)
-        raise RunFailed(reason) from error
-    tqdm.write(f"done {config.run_id}: {test_summary(run_dir)}")  # into run.log before status.json
-    results.write_json_atomic(run_dir / results.STATUS_FILE, {
-        "state": results.COMPLETE, **seconds})
-    return "complete"
-
-
-def draw_curves(context: Context, run_dir: Path) -> None:
-    """curves.png: every loss term of losses.csv against the iteration. A run's own figure, not an
-    evaluation: it comes from the training log, not from the trained model."""
+def draw_curves(context: Context, losses: pd.DataFrame, run_dir: Path) -> None:
+    """curves.png: every loss term of ``losses`` (losses.csv) against the iteration. A run's own
+    figure, not an evaluation: it comes from the training log, not from the trained model."""
     from bench import drawing  # matplotlib: only where a figure is drawn
     with steps.step(f"{context.config.run_id} training curves"):
-        losses = pd.read_csv(run_dir / results.LOSSES_FILE)
         drawing.plot_curves(losses, run_dir / results.CURVES_FIGURE, f"Training: {context.label}")
 
 
+def probe_summary(rows: list[dict[str, Any]]) -> str:
+    """The test numbers of a run's probes (metrics.csv's rows), in one line."""
+    return "test accuracy " + ", ".join(f"{r['probe']} {r['accuracy']:.2f}" for r in rows
+                                        if r["split"] == "test")
+
+
 def test_summary(run_dir: Path) -> str:
-    """The test numbers of a run's probes, in one line."""
+    """The test numbers of the probes in a run's folder, in one line."""
     from bench.store.records import load_run
-    metrics = load_run(run_dir).metrics
-    test = metrics[metrics.split == "test"]
-    return "test accuracy " + ", ".join(f"{r.probe} {r.accuracy:.2f}" for r in test.itertuples())
-
-
-def _record_failure(run_dir: Path, reason: str) -> None:
-    results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": results.FAILED, "reason": reason})
-
-
-def _train_and_evaluate(config: RunConfig, data: ImageSet, run_dir: Path, options: RunOptions,
-                        stop: StopOnSignal, resumed: dict | None, together: bool, peak_memory):
-    device = options.device
-    data = run_data(config, data)
-    method, feed = build(config, data, device)
-    progress = Progress()
-    if resumed is not None:
-        restore(method, resumed["method"])
-        feed.load_state_dict(resumed["data"])
-        progress = resumed["progress"]
-        done = progress.logged_rows + progress.iteration
-        moved_from = restore_generators(run_generators(method, feed), resumed["generators"],
-                                        config.seed, done)
-        if moved_from is not None:
-            tqdm.write(f"{config.run_id}: checkpoint written on {moved_from}, resumed on "
-                       f"{device.type}: its random streams restart from seed {config.seed} and "
-                       f"iteration {done} (deterministic; not the numbers it would have drawn on "
-                       f"{moved_from})")
-
-    def save(p: Progress) -> None:
-        save_checkpoint(run_dir / results.CHECKPOINT_FILE, config, method, feed, p)
-
-    epochs, per_epoch = config.method_config.training_epochs, iterations_per_epoch(config, data)
-    start = RunStart(config, run_dir, method, epochs, per_epoch, progress.logged_rows)
-    monitors: list[Monitor] = [LossLog(start)]
-    try:
-        monitors += [make(start) for make in options.monitor_factories()]
-    except BaseException:
-        for monitor in monitors:
-            monitor.close()
-        raise
-
-    def on_epoch_end(epoch: int, names: list[str], losses: torch.Tensor) -> None:
-        for monitor in monitors:
-            monitor.epoch_end(epoch, names, losses)
-
-    try:
-        if device.type == "cuda" and not together:  # together: reset once for the group
-            torch.cuda.reset_peak_memory_stats(device)
-        started = time.perf_counter()
-        yield from training_steps(method, feed, epochs=epochs, iterations_per_epoch=per_epoch,
-                                  on_epoch_end=on_epoch_end, checkpoint=save, stop=stop,
-                                  start=progress, label=config.run_id,
-                                  cuda_graphs=options.cuda_graphs,
-                                  progress_bar=not together)
-        train_seconds = time.perf_counter() - started
-        yield Run.TRAINED
-        stop.check()
-        context = Context(config, method, data, evaluate.encode_all(method, data.train_images),
-                          evaluate.encode_all(method, data.test_images), stop=stop.check)
-        shared = (yield Encoded(context)) or Shared({})
-        evaluations = by_default()
-        if resumed is not None and resumed["progress"].epoch > epochs:
-            # Trained before this process: what an earlier attempt already evaluated from this
-            # same final state is kept, so that attempts shorter than all the evaluations (a
-            # time-limited job, a lease) still finish.
-            kept = [e.name for e in evaluations if is_current(e, run_dir)]
-            evaluations = [e for e in evaluations if e.name not in kept]
-            if kept:
-                tqdm.write(f"{config.run_id}: kept {', '.join(kept)} from an earlier attempt")
-        run_evaluations(dataclasses.replace(context, started=shared.started), run_dir,
-                        evaluations, between=stop.check, say=tqdm.write, computed=shared.outcomes)
-        last = epochs * per_epoch
-        if (run_dir / results.METRICS_FILE).is_file():
-            metrics = pd.read_csv(run_dir / results.METRICS_FILE)
-            for monitor in monitors:
-                monitor.evaluated(metrics, last)
-        draw_curves(context, run_dir)
-        swap_grid = run_dir / SWAP_GRID_FIGURE
-        if swap_grid.is_file():
-            for monitor in monitors:
-                monitor.image("swap_grid", swap_grid, last)
-    finally:
-        for monitor in monitors:
-            monitor.close()
-    # CUDA: this run's peak (trained together: its own tensors', and the group's beside);
-    # CPU: the process's (all its runs so far)
-    memory = peak_memory() if peak_memory else {"peak_memory_mb": round(peak_memory_mb(device), 1)}
-    return {"train_seconds": round(train_seconds, 2),
-            "total_seconds": round(time.perf_counter() - started, 2), **memory}
+    return probe_summary(load_run(run_dir).metrics.to_dict("records"))

@@ -222,12 +222,15 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
     """Time one epoch of a run's three latent probes (s, z_mean, z_sample: 16-d codes of the
     training set's size), trained side by side as they are in a run; with ``compare``, also one
     by one. Prints what the paper preset's probes cost per run."""
-    from bench.metrics.probes import LatentCode, fit_probe, fit_probes
+    from bench.metrics.probes import LatentCode, ProbeTask, fit_probe, fit_probe_tasks
     settings = resolve("ccvae", data.name, "paper", seed=0).settings
     labels = data.train_labels
     mean = torch.randn(len(labels), 16, device=device)
     codes = [LatentCode(mean), LatentCode(mean.flip(1)), LatentCode(mean, torch.ones_like(mean))]
-    options = dict(epochs=1, batch_size=settings.probe_batch_size, lr=settings.probe_lr, seed=0)
+    options = dict(epochs=1, batch_size=settings.probe_batch_size, lr=settings.probe_lr)
+
+    def tasks(codes: list[LatentCode], labels: torch.Tensor) -> list[ProbeTask]:
+        return [ProbeTask(code, labels, code, labels, seed=0) for code in codes]
 
     def seconds(probe) -> float:
         started = time.perf_counter()
@@ -237,15 +240,15 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
 
     iterations = len(labels) // settings.probe_batch_size
     warm = [code.subset(slice(640)) for code in codes]
-    fit_probes(warm, labels[:640], warm, labels[:640], data.num_classes, **options)  # one-time setup
-    together = seconds(lambda: fit_probes(codes, labels, codes, labels, data.num_classes, **options))
+    fit_probe_tasks(tasks(warm, labels[:640]), data.num_classes, **options)  # one-time setup
+    together = seconds(lambda: fit_probe_tasks(tasks(codes, labels), data.num_classes, **options))
     line = (f"latent probes ({len(codes)} side by side, as in a run): "
             f"{1000 * together / iterations:.2f} ms/iter over one epoch of {iterations} iterations "
             f"(evaluation included); the paper preset's {settings.probe_epochs} epochs: "
             f"{together * settings.probe_epochs / 60:.0f} min per run")
     if compare:
-        alone = seconds(lambda: [fit_probe(code, labels, code, labels, data.num_classes, **options)
-                                 for code in codes])
+        alone = seconds(lambda: [fit_probe(task, data.num_classes, **options)
+                                 for task in tasks(codes, labels)])
         line += f"; one by one {1000 * alone / iterations:.2f} ms/iter ({alone / together:.2f}x)"
     print(line)
 

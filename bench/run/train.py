@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import signal
-from typing import Callable, Iterator
+from typing import Iterator, Protocol
 
 import torch
 from tqdm.auto import tqdm
@@ -64,8 +64,38 @@ class StopOnSignal:
             raise Interrupted(self.requested, self.reason)
 
 
-EpochLog = Callable[[int, list[str], torch.Tensor], None]  # (epoch, term names, CPU losses)
-Checkpoint = Callable[[Progress], None]
+@dataclasses.dataclass(frozen=True)
+class EpochEnd:
+    """One epoch trained: its losses, a CPU tensor of iterations x terms (a column per name), and
+    where training stands after it (what a checkpoint written now holds)."""
+    epoch: int
+    names: list[str]
+    losses: torch.Tensor
+    progress: Progress
+
+
+class TrainingHooks(Protocol):
+    """What the training loop tells as it goes (a run's monitors: bench/run/monitors.py)."""
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        """An epoch is trained, its losses finite."""
+
+    def on_interrupt(self, progress: Progress) -> None:
+        """Training stops at an iteration boundary (a signal); ``progress`` is where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+    """What ``training_steps`` trains: from ``start`` to the end of ``epochs`` epochs of
+    ``iterations_per_epoch`` iterations; ``label`` names its progress bar, drawn unless
+    ``progress_bar`` is False; with ``cuda_graphs`` iterations after the first few are replays of
+    one CUDA graph (bench/run/graphs.py)."""
+    epochs: int
+    iterations_per_epoch: int
+    start: Progress = dataclasses.field(default_factory=Progress)
+    label: str = ""
+    cuda_graphs: bool = False
+    progress_bar: bool = True
 
 
 def check_finite(method: str, epoch: int, first_iteration: int, names: list[str],
@@ -78,45 +108,37 @@ def check_finite(method: str, epoch: int, first_iteration: int, names: list[str]
                         f"at iteration {first_iteration + row} (epoch {epoch})")
 
 
-def train(method: Method, data: TrainingData, **options) -> None:
-    """``training_steps`` to the end."""
-    for _ in training_steps(method, data, **options):
-        pass
-
-
-def training_steps(method: Method, data: TrainingData, *, epochs: int, iterations_per_epoch: int,
-                   on_epoch_end: EpochLog, checkpoint: Checkpoint, stop: StopOnSignal,
-                   start: Progress | None = None, label: str = "", cuda_graphs: bool = False,
-                   progress_bar: bool = True) -> Iterator[None]:
-    """Train from ``start`` to the end of ``epochs``, yielding after every iteration (runs trained
-    together advance in turn), checkpointing after every epoch and, on a signal, at the iteration
-    boundary where it stops. With ``cuda_graphs``, iterations after the first few are replays of
-    one CUDA graph (bench/run/graphs.py)."""
-    step = GraphedStep(method, data) if cuda_graphs else functools.partial(method.train_step, data)
-    progress = start or Progress()
+def training_steps(method: Method, data: TrainingData, plan: TrainingPlan, *,
+                   hooks: TrainingHooks, stop: StopOnSignal) -> Iterator[None]:
+    """Train as ``plan`` says, yielding after every iteration (runs trained together advance in
+    turn). ``hooks`` hear of every epoch's end and, on a signal, of the iteration boundary where
+    training stops (a run checkpoints at both: its Checkpointing monitor); then Interrupted."""
+    step = (GraphedStep(method, data) if plan.cuda_graphs
+            else functools.partial(method.train_step, data))
+    progress, per_epoch = plan.start, plan.iterations_per_epoch
     names = list(progress.names)
-    for epoch in range(progress.epoch, epochs + 1):
+    for epoch in range(progress.epoch, plan.epochs + 1):
         first = progress.iteration if epoch == progress.epoch else 0
         log = None
         if first:
-            log = torch.empty(iterations_per_epoch, len(names), device=method.device)
+            log = torch.empty(per_epoch, len(names), device=method.device)
             log[:first] = progress.partial.to(method.device)
-        bar = tqdm(range(first, iterations_per_epoch), desc=f"{label} epoch {epoch}/{epochs}",
-                   leave=False, disable=None if progress_bar else True)
+        bar = tqdm(range(first, per_epoch), desc=f"{plan.label} epoch {epoch}/{plan.epochs}",
+                   leave=False, disable=None if plan.progress_bar else True)
         for iteration in bar:
             if stop.requested is not None:
                 partial = None if log is None else log[:iteration].cpu()
-                checkpoint(Progress(epoch, iteration, partial, names,
-                                    (epoch - 1) * iterations_per_epoch))
+                hooks.on_interrupt(Progress(epoch, iteration, partial, names,
+                                            (epoch - 1) * per_epoch))
                 stop.check()
             losses = step()
             if log is None:
                 names = list(losses)
-                log = torch.empty(iterations_per_epoch, len(names), device=method.device)
+                log = torch.empty(per_epoch, len(names), device=method.device)
             log[iteration] = torch.stack([losses[name] for name in names])
             yield
         log = log.cpu()
-        check_finite(method.name, epoch, (epoch - 1) * iterations_per_epoch + 1, names, log)
+        check_finite(method.name, epoch, (epoch - 1) * per_epoch + 1, names, log)
         method.end_epoch()
-        on_epoch_end(epoch, names, log)
-        checkpoint(Progress(epoch + 1, 0, None, names, epoch * iterations_per_epoch))
+        hooks.on_epoch_end(EpochEnd(epoch, names, log,
+                                    Progress(epoch + 1, 0, None, names, epoch * per_epoch)))
