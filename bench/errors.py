@@ -33,7 +33,7 @@ class ClusterError(InputError):
 class UnusableModel(InputError):
     """An external model (python -m bench evaluate-model) that cannot be evaluated: its file or
     module is missing, its code raises, or what it returns is not codes or images as the
-    protocol says (bench/external.py)."""
+    protocol says (bench/external_model.py)."""
 
 
 class CorruptRun(Exception):

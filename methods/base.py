@@ -80,7 +80,7 @@ class Method(abc.ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     variational: ClassVar[bool] = True
-    decodes: ClassVar[bool] = True  # every method decodes; an external model may not (bench/external.py)
+    decodes: ClassVar[bool] = True  # every method decodes; an external model may not (bench/external_model.py)
 
     def __init__(self, config: MethodConfig, image_shape: tuple[int, ...], device: torch.device,
                  seed: int, pair_graph: PairGraph | None = None):

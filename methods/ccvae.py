@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.base import Method, MethodConfig, TrainingData, kl_to_standard_normal, register
-from methods._nets import Decoder, Encoder, check_image_shape, init_weights
+from methods.networks import Decoder, Encoder, check_image_shape, init_weights
 
 
 @dataclasses.dataclass(frozen=True)

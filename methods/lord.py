@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.base import Encoding, Method, MethodConfig, TrainingData, register
-from methods._nets import Decoder, Encoder, check_image_shape, init_weights
+from methods.networks import Decoder, Encoder, check_image_shape, init_weights
 
 LATENT_OPTIMISATION, AMORTISATION = 1, 2
 BATCHES = ("images", "pairs")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.base import Method, MethodConfig, TrainingData, kl_to_standard_normal, register
-from methods._nets import Decoder, Encoder, check_image_shape, init_weights
+from methods.networks import Decoder, Encoder, check_image_shape, init_weights
 
 LIKELIHOODS = ("learned_variance", "squared_error")
 S_SAMPLES = ("member", "group")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from methods._adversarial import REAL, AdversarialAutoencoder, pair_loss
+from methods.adversarial import REAL, AdversarialAutoencoder, pair_loss
 from methods.base import TrainingData, register
 
 

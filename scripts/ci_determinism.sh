@@ -20,7 +20,7 @@ OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads "$work/venv/bin/python" -m ben
   > "$work/run.log" 2>&1
 "$work/venv/bin/python" - "$work/results" results/baselines/mnist-ci.csv "$threads" <<'PY'
 import sys
-from bench.report import check
+from bench.report import comparison as check
 numbers = check.current_numbers(sys.argv[1])
 baseline = check.read_baseline(sys.argv[2])
 reference = check.seed_numbers(check.reference_rows(baseline)).drop(columns="computed_on")

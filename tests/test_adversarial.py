@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from bench.run.build import build
 from bench.spec.config import resolve
-from methods._adversarial import AdversarialConfig, discriminator_loss
-from methods._nets import PairDiscriminator
+from methods.adversarial import AdversarialConfig, discriminator_loss
+from methods.networks import PairDiscriminator
 from tests.helpers import changed, snapshot
 
 ADVERSARIAL = ["mathieu", "szabo"]
@@ -23,7 +23,7 @@ def force_accuracy(monkeypatch, value):
     def fixed(*args, **kwargs):
         loss, _ = discriminator_loss(*args, **kwargs)
         return loss, torch.tensor(value)
-    monkeypatch.setattr("methods._adversarial.discriminator_loss", fixed)
+    monkeypatch.setattr("methods.adversarial.discriminator_loss", fixed)
 
 
 def freeze(monkeypatch, method, *optimisers):

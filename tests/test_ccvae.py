@@ -7,7 +7,7 @@ from torch.distributions import Normal, kl_divergence
 
 from bench.run.build import build
 from bench.spec.config import resolve
-from methods._nets import Decoder, Encoder
+from methods.networks import Decoder, Encoder
 from methods.base import kl_to_standard_normal
 from methods.ccvae import CCVAEConfig
 from tests.helpers import changed, snapshot

@@ -36,7 +36,7 @@ import pytest
 import torch
 
 from bench.evaluations import by_default
-from bench.run.checkpoints import RunLock
+from bench.run.lock import RunLock
 from bench.store import results
 from methods import METHODS
 from tests.conftest import REPO

@@ -6,7 +6,7 @@ import pytest
 
 from bench.cli import main
 from bench.errors import Refused
-from bench.report import check
+from bench.report import comparison
 from bench.report.page import load_paper_table
 from bench.store import results
 from tests.test_report import accuracies, fake_run
@@ -18,7 +18,7 @@ def table(rows):
     """rows: (method, probe, split, mean[, std]) -> KEY + mean + std + seeds."""
     return pd.DataFrame([dict(method=m, probe=p, split=sp, mean=v, std=(rest[0] if rest else 0.0),
                               seeds=3, **KEYS) for m, p, sp, v, *rest in rows],
-                        columns=list(check.BASELINE_COLUMNS))
+                        columns=list(comparison.BASELINE_COLUMNS))
 
 
 def numbers(rows, seed=7):
@@ -27,9 +27,9 @@ def numbers(rows, seed=7):
                          for m, p, sp, v, *_ in rows])
 
 
-def verdicts(baseline, current, tolerance=check.Tolerance(2.0, 3.0)):
+def verdicts(baseline, current, tolerance=comparison.Tolerance(2.0, 3.0)):
     """Verdicts of a run whose seed the baseline does not hold: the spread rule."""
-    judged = check.against_baseline(numbers(current), table(baseline), tolerance)
+    judged = comparison.against_baseline(numbers(current), table(baseline), tolerance)
     assert set(judged.rule[judged.verdict != "MISSING"]) <= {"spread"}
     return dict(zip(zip(judged.method, judged.probe, judged.split), judged.verdict))
 
@@ -76,24 +76,24 @@ PAPER_16 = {"szabo": (97.65, 96.08, 98.89, 98.46), "mathieu": (70.85, 66.83, 99.
 
 def test_paper_check_tolerances_and_leakage_order():
     paper = load_paper_table()
-    same = check.against_paper(paper_rows(PAPER_16), paper)
+    same = comparison.against_paper(paper_rows(PAPER_16), paper)
     judged, disorder = same
     judged = judged[judged.z_dim == 16]
     assert set(judged.verdict) == {"ok"} and disorder == []
     near = dict(PAPER_16, ccvae=(22.0, 22.5, 98.3, 96.9))  # z +4.3/+4.9 (< 5), s -1.42/-1.45 (< 1.5)
-    judged, _ = check.against_paper(paper_rows(near), paper)
+    judged, _ = comparison.against_paper(paper_rows(near), paper)
     assert set(judged[judged.z_dim == 16].verdict) == {"ok"}
     far = dict(PAPER_16, ccvae=(17.0, 23.0, 99.7, 96.7))  # z test +5.44, s test -1.65
-    judged, _ = check.against_paper(paper_rows(far), paper)
+    judged, _ = comparison.against_paper(paper_rows(far), paper)
     bad = judged[judged.verdict == "WORSE"]
     assert set(zip(bad.method, bad.probe, bad.split)) == {("ccvae", "z_sample", "test"), ("ccvae", "s", "test")}
     swapped = dict(PAPER_16, mathieu=(70.0, 97.0, 99.4, 98.5))
-    _, disorder = check.against_paper(paper_rows(swapped), paper)
+    _, disorder = comparison.against_paper(paper_rows(swapped), paper)
     assert disorder == ["mnist 16/16: z leakage order mathieu > szabo > ccvae, paper szabo > mathieu > ccvae"]
 
 
 def test_paper_rows_without_runs_are_missing():
-    judged, _ = check.against_paper(paper_rows({"ccvae": PAPER_16["ccvae"]}), load_paper_table())
+    judged, _ = comparison.against_paper(paper_rows({"ccvae": PAPER_16["ccvae"]}), load_paper_table())
     assert set(judged[judged.method != "ccvae"].verdict) == {"MISSING"}
 
 
@@ -165,8 +165,8 @@ def test_a_method_the_baseline_lacks_is_not_judged_and_the_check_says_so(tmp_pat
 @pytest.mark.parametrize("content, message", [
     ("method,dataset\nccvae,mnist\n", "missing columns"),
     ("", "malformed baseline"),
-    (",".join(check.BASELINE_COLUMNS) + "\nccvae,mnist,ci,16,16,s,test,abc,0,1\n", "not one"),
-    (",".join(check.BASELINE_COLUMNS) + "\nccvae,mnist,ci,16,16,w,test,1,0,1\n", "unknown probe 'w'"),
+    (",".join(comparison.BASELINE_COLUMNS) + "\nccvae,mnist,ci,16,16,s,test,abc,0,1\n", "not one"),
+    (",".join(comparison.BASELINE_COLUMNS) + "\nccvae,mnist,ci,16,16,w,test,1,0,1\n", "unknown probe 'w'"),
 ])
 def test_a_malformed_baseline_is_one_line_exit_2(content, message, tmp_path, capsys):
     directory = results_with(tmp_path, {"ccvae": (15.0, 90.0)})
@@ -184,7 +184,7 @@ def test_update_refuses_to_make_a_number_worse_without_force(tmp_path, baseline,
     assert code == 2 and "not overwriting" in err and "ccvae 16/16 z_sample test" in err
     assert baseline.read_text() == before
     assert run([*argv, "--force"], capsys)[0] == 0
-    assert check.read_baseline(baseline).query("method == 'ccvae' and probe == 'z_sample' and split == 'test'")["mean"].item() == 15.5
+    assert comparison.read_baseline(baseline).query("method == 'ccvae' and probe == 'z_sample' and split == 'test'")["mean"].item() == 15.5
 
 
 def test_update_with_better_numbers_needs_no_force(tmp_path, baseline, capsys):
@@ -219,7 +219,7 @@ def test_mixed_configs_are_refused(tmp_path):
     config = (other / "config.json").read_text().replace('"z_dim": 16', '"z_dim": 16, "kl_weight": 0')
     (other / "config.json").write_text(config)
     with pytest.raises(Refused, match="runs of different configs for ccvae"):
-        check.current_numbers(directory)
+        comparison.current_numbers(directory)
 
 
 def with_z_usage(run_dir, retention, units):
@@ -308,13 +308,13 @@ def test_seed_numbers_from_another_machine_or_thread_count_fall_back_to_the_spre
 def test_the_library_refuses_what_the_check_cannot_compare(tmp_path):
     empty = pd.DataFrame({"preset": ["ci"], "computed_on": ["x"]})
     with pytest.raises(Refused, match=r"no baseline for these runs \(mnist-nowhere\)"):
-        check.compare_with_baselines(empty, [("mnist", "nowhere")], None, check.Tolerance(2, 3, 0.5),
+        comparison.compare_with_baselines(empty, [("mnist", "nowhere")], None, comparison.Tolerance(2, 3, 0.5),
                                      say=print)
     with pytest.raises(Refused, match="--baseline names one file but the runs hold 2"):
-        check.update_baselines(empty, [("mnist", "ci"), ("mnist", "quick")], tmp_path / "b.csv",
+        comparison.update_baselines(empty, [("mnist", "ci"), ("mnist", "quick")], tmp_path / "b.csv",
                                force=False)
     with pytest.raises(Refused, match="no complete runs of the paper preset"):
-        check.compare_with_paper(empty, load_paper_table())
+        comparison.compare_with_paper(empty, load_paper_table())
     assert not (tmp_path / "b.csv").exists()
 
 
@@ -329,15 +329,15 @@ def test_each_machine_keeps_its_own_per_seed_block_and_the_first_sets_the_spread
     machine's mean and spread, never to the added block's."""
     path = tmp_path / "mnist-ci.csv"
     reference = pd.concat([machine_numbers("A", 0, 90.0), machine_numbers("A", 1, 92.0)])
-    check.update_baseline(reference, path, force=False)
-    check.update_baseline(machine_numbers("B", 0, 80.0), path, force=False)
-    baseline = check.read_baseline(path)
-    assert check.machines(baseline) == ["A", "B"]
-    assert check.reference_rows(baseline)["mean"].tolist() == [91.0]
+    comparison.update_baseline(reference, path, force=False)
+    comparison.update_baseline(machine_numbers("B", 0, 80.0), path, force=False)
+    baseline = comparison.read_baseline(path)
+    assert comparison.machines(baseline) == ["A", "B"]
+    assert comparison.reference_rows(baseline)["mean"].tolist() == [91.0]
 
     def judged(machine, value):
-        row = check.against_baseline(machine_numbers(machine, 0, value), baseline,
-                                     check.Tolerance(2.0, 3.0, 0.5)).iloc[0]
+        row = comparison.against_baseline(machine_numbers(machine, 0, value), baseline,
+                                     comparison.Tolerance(2.0, 3.0, 0.5)).iloc[0]
         return row.rule, row.reference, row.verdict
 
     assert judged("A", 89.0) == ("seed", 90.0, "WORSE")  # A's seed 0, not B's
@@ -348,22 +348,22 @@ def test_each_machine_keeps_its_own_per_seed_block_and_the_first_sets_the_spread
 
     # B's block is replaced in place (refused where it would get worse); A's stays first
     with pytest.raises(Refused, match="ccvae 16/16 s test"):
-        check.update_baseline(machine_numbers("B", 0, 70.0), path, force=False)
-    check.update_baseline(machine_numbers("B", 0, 85.0), path, force=False)
-    baseline = check.read_baseline(path)
-    assert check.machines(baseline) == ["A", "B"] and len(baseline) == 2
-    assert check.machine_rows(baseline, "B")["seed_0"].tolist() == [85.0]
-    assert check.machine_rows(baseline, "A")["seed_1"].tolist() == [92.0]
+        comparison.update_baseline(machine_numbers("B", 0, 70.0), path, force=False)
+    comparison.update_baseline(machine_numbers("B", 0, 85.0), path, force=False)
+    baseline = comparison.read_baseline(path)
+    assert comparison.machines(baseline) == ["A", "B"] and len(baseline) == 2
+    assert comparison.machine_rows(baseline, "B")["seed_0"].tolist() == [85.0]
+    assert comparison.machine_rows(baseline, "A")["seed_1"].tolist() == [92.0]
     # --force: these runs alone, their machine the reference
-    check.update_baseline(machine_numbers("B", 0, 70.0), path, force=True)
-    assert check.machines(check.read_baseline(path)) == ["B"]
+    comparison.update_baseline(machine_numbers("B", 0, 70.0), path, force=True)
+    assert comparison.machines(comparison.read_baseline(path)) == ["B"]
 
 
 def test_a_row_listed_twice_for_one_machine_is_refused_but_once_per_machine_is_read(tmp_path):
     path = tmp_path / "mnist-ci.csv"
     rows = table([("ccvae", "s", "test", 90.0)]).assign(seed_0=90.0, seeds_computed_on="A")
     pd.concat([rows, rows.assign(seeds_computed_on="B")]).to_csv(path, index=False)
-    assert len(check.read_baseline(path)) == 2
+    assert len(comparison.read_baseline(path)) == 2
     pd.concat([rows, rows]).to_csv(path, index=False)
-    with pytest.raises(check.UnusableFile, match="a row is listed twice"):
-        check.read_baseline(path)
+    with pytest.raises(comparison.UnusableFile, match="a row is listed twice"):
+        comparison.read_baseline(path)

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.run.checkpoints import load_checkpoint, load_method, restart_seed
+from bench.run.checkpoints import load_checkpoint, restart_seed
+from bench.run.trained_method import load_method
 from bench.spec.config import RunConfig
 from bench.store import results
 from bench.store.records import load_run

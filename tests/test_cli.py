@@ -11,7 +11,7 @@ from bench.cli import main
 from bench.cpu_kernels import has_avx2
 from bench.store import results
 from methods import METHODS
-from methods._straightforward import STRAIGHTFORWARD
+from methods.straightforward import STRAIGHTFORWARD
 from methods.ccvae import CycleConsistentVAE
 from tests.conftest import REPO
 

@@ -11,7 +11,7 @@ from bench import progress
 from bench.cli import main
 from bench.cli.arguments import apply_gpu_options
 from bench.cli.arguments import UsageError
-from bench.evaluations import _tsne as tsne
+from bench.evaluations import tsne_fit as tsne
 
 SMOKE = ["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke"]
 

@@ -1,4 +1,4 @@
-"""Known-answer tests of the MIG and SAP scores (bench/metrics/disentanglement.py).
+"""Known-answer tests of the MIG and SAP scores (bench/metrics/mig_sap.py).
 
 Each expected value below is derived from the definitions (disentanglement_lib's MIG and discrete
 SAP), not read off the implementation; the derivation is in the test's docstring or comments.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
-from bench.metrics.disentanglement import (_sap_score_matrix, discretize, mutual_information_gap,
+from bench.metrics.mig_sap import (_sap_score_matrix, discretize, mutual_information_gap,
                                            mutual_information_matrix, sap_score)
 from bench.metrics.representation import (DisentanglementScores, PointLimits,
                                           score_representation)

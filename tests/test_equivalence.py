@@ -1,5 +1,5 @@
 """The fast training step of every method that has a straightforward twin
-(methods/_straightforward.py) computes the same update as the twin.
+(methods/straightforward.py) computes the same update as the twin.
 
 Compared: every loss term, and the gradients of every step. To compare gradients through the
 parameters, both run with plain SGD (lr 1e-3: small enough that three steps stay in the regime
@@ -17,7 +17,7 @@ import torch
 from bench.run.build import build
 from bench.spec.config import resolve
 from methods import METHODS
-from methods._straightforward import STRAIGHTFORWARD
+from methods.straightforward import STRAIGHTFORWARD
 
 
 # A twin is optional (a new method is one file): the comparisons run over the methods that have

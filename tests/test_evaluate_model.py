@@ -1,5 +1,5 @@
 """`bench evaluate-model`: a model of the user's own, evaluated beside the suite's methods through
-the public protocol (bench/external.py): a wrapped suite method gives its run's numbers bit for
+the public protocol (bench/external_model.py): a wrapped suite method gives its run's numbers bit for
 bit, a TorchScript export the numbers of its Python original, known codes their known leakage;
 bad models are one line, exit 2 and no run folder."""
 import hashlib
@@ -52,7 +52,7 @@ def numbers(path):
 
 WRAPPER = '''
 """A suite run's trained method as an external model, through the public protocol only."""
-from bench.run.checkpoints import load_method
+from bench.run.trained_method import load_method
 
 
 class Wrapped:

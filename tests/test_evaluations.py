@@ -16,7 +16,7 @@ from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
 from bench.evaluations.tsne import TSNE_FIGURE, TSNE_FILE
 from bench.report.document import to_markdown
 from bench.report.page import build
-from bench.run.checkpoints import load_method
+from bench.run.trained_method import load_method
 from bench.store import results
 from bench.store.records import NotARun, load_run
 

@@ -12,8 +12,8 @@ from bench.run.build import build, restore
 from bench.spec.config import resolve
 from bench.run.graphs import EAGER_STEPS, GraphedStep
 from methods import METHODS
-from methods._adversarial import gated_step
-from methods._straightforward import STRAIGHTFORWARD
+from methods.adversarial import gated_step
+from methods.straightforward import STRAIGHTFORWARD
 from tests.helpers import snapshot
 from tests.test_equivalence import same_parameters, twins, use_sgd
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.evaluations import _encoding as evaluate, _tsne as tsne
+from bench.evaluations import swap_grid_cells, tsne_fit as tsne
 from bench import drawing
 from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
 from bench.evaluations.tsne import TSNE_FIGURE, TSNE_FILE
@@ -20,7 +20,7 @@ from bench.spec.config import resolve
 from bench.store import results
 from methods import METHODS
 
-TILE = 28 + evaluate.SWAP_PADDING
+TILE = 28 + swap_grid_cells.SWAP_PADDING
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +32,12 @@ def trained(small_mnist):
 
 
 def tile(grid, row, column):
-    y, x = row * TILE + evaluate.SWAP_PADDING, column * TILE + evaluate.SWAP_PADDING
+    y, x = row * TILE + swap_grid_cells.SWAP_PADDING, column * TILE + swap_grid_cells.SWAP_PADDING
     return grid[0, y:y + 28, x:x + 28]
 
 
 def test_header_images_follow_the_fixed_rule(mnist):
-    s_index, z_index = evaluate.swap_header_indices(mnist.test_labels, 10)
+    s_index, z_index = swap_grid_cells.swap_header_indices(mnist.test_labels, 10)
     labels = mnist.test_labels
     assert labels[s_index].tolist() == list(range(10)) == labels[z_index].tolist()
     for c in range(10):
@@ -46,11 +46,11 @@ def test_header_images_follow_the_fixed_rule(mnist):
 
 
 def test_swap_grid_geometry_and_cells(trained, mnist):
-    s_index, z_index = evaluate.swap_header_indices(mnist.test_labels, 10)
+    s_index, z_index = swap_grid_cells.swap_header_indices(mnist.test_labels, 10)
     s_images, z_images = mnist.test_images[s_index], mnist.test_images[z_index]
-    cells = evaluate.swap_cells(trained, z_images, s_images)
-    grid = evaluate.swap_grid_image(cells, z_images, s_images)
-    assert grid.shape == (3, 11 * TILE + evaluate.SWAP_PADDING, 11 * TILE + evaluate.SWAP_PADDING)
+    cells = swap_grid_cells.swap_cells(trained, z_images, s_images)
+    grid = swap_grid_cells.swap_grid_image(cells, z_images, s_images)
+    assert grid.shape == (3, 11 * TILE + swap_grid_cells.SWAP_PADDING, 11 * TILE + swap_grid_cells.SWAP_PADDING)
     assert torch.all(tile(grid, 0, 0) == 0)  # the blank corner
     for j in range(10):
         assert torch.allclose(tile(grid, 0, j + 1), s_images[j, 0])
@@ -64,10 +64,10 @@ def test_swap_grid_geometry_and_cells(trained, mnist):
                                    trained.encode(s_images[i:i + 1]).s)[0, 0]
             if i != j:
                 assert not torch.allclose(tile(grid, i + 1, j + 1), other, atol=1e-5)
-    separator_row = grid[:, 28 + evaluate.SWAP_PADDING:28 + 2 * evaluate.SWAP_PADDING, :]
-    separator_column = grid[:, :, 28 + evaluate.SWAP_PADDING:28 + 2 * evaluate.SWAP_PADDING]
-    assert torch.all(separator_row == evaluate.SWAP_SEPARATOR)
-    assert torch.all(separator_column == evaluate.SWAP_SEPARATOR)
+    separator_row = grid[:, 28 + swap_grid_cells.SWAP_PADDING:28 + 2 * swap_grid_cells.SWAP_PADDING, :]
+    separator_column = grid[:, :, 28 + swap_grid_cells.SWAP_PADDING:28 + 2 * swap_grid_cells.SWAP_PADDING]
+    assert torch.all(separator_row == swap_grid_cells.SWAP_SEPARATOR)
+    assert torch.all(separator_column == swap_grid_cells.SWAP_SEPARATOR)
 
 
 def test_tsne_figure_has_one_colour_per_digit():

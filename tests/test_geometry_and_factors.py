@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from bench.cli import main
-from bench.evaluations import _encoding as evaluate
+from bench.evaluations import encoding, swap_grid_cells
 from bench.evaluations import EVALUATIONS
-from bench.metrics.probes import LatentCode
+from bench.metrics.probe_classifier import LatentCode
 from bench.spec.config import resolve
 from bench.spec.presets import LATENT_SIZES
 from bench.store import results
-from methods._nets import MNIST_SHAPE, Decoder, Encoder, PairDiscriminator
+from methods.networks import MNIST_SHAPE, Decoder, Encoder, PairDiscriminator
 from tests.conftest import REPO
 
 
@@ -55,31 +55,31 @@ def test_disjoint_identities_are_probed_on_held_out_halves():
     def codes(labels):
         return {"s": LatentCode(torch.nn.functional.one_hot(labels, 60).float()),
                 "z_mean": LatentCode(torch.randn(len(labels), 8, generator=generator))}
-    accuracies, protocol = evaluate.probe_target(
+    accuracies, protocol = encoding.probe_target(
         codes(train_labels), codes(test_labels),
-        evaluate.TargetLabels(train_labels, test_labels, 60),
+        encoding.TargetLabels(train_labels, test_labels, 60),
         epochs=30, batch_size=32, lr=1e-2, seed=0)
-    assert protocol == evaluate.HELD_OUT_HALVES
+    assert protocol == encoding.HELD_OUT_HALVES
     assert accuracies["s", "test"] > 95 and accuracies["z_mean", "test"] < 15
-    shared, protocol = evaluate.probe_target(
+    shared, protocol = encoding.probe_target(
         codes(train_labels), codes(train_labels % 20),
-        evaluate.TargetLabels(train_labels, train_labels % 20, 60),
+        encoding.TargetLabels(train_labels, train_labels % 20, 60),
         epochs=5, batch_size=32, lr=1e-2, seed=0)
-    assert protocol == evaluate.SHARED_SPLITS
+    assert protocol == encoding.SHARED_SPLITS
 
 
 def test_halves_split_every_index_once():
-    first, second = evaluate.halves(11, 3, torch.device("cpu"))
+    first, second = encoding.halves(11, 3, torch.device("cpu"))
     assert len(first) == 6 and sorted(first.tolist() + second.tolist()) == list(range(11))
-    assert torch.equal(first, evaluate.halves(11, 3, torch.device("cpu"))[0])
+    assert torch.equal(first, encoding.halves(11, 3, torch.device("cpu"))[0])
 
 
 def test_swap_grid_spreads_ten_columns_over_many_classes():
     labels = torch.arange(300) % 30
-    s_index, z_index = evaluate.swap_header_indices(labels)
+    s_index, z_index = swap_grid_cells.swap_header_indices(labels)
     assert labels[s_index].tolist() == [0, 3, 6, 10, 13, 16, 19, 23, 26, 29]
     assert all(labels[a] == labels[b] and a < b for a, b in zip(s_index, z_index))
-    s_index, _ = evaluate.swap_header_indices(torch.tensor([0, 0, 1, 2, 2]))
+    s_index, _ = swap_grid_cells.swap_header_indices(torch.tensor([0, 0, 1, 2, 2]))
     assert len(s_index) == 2  # class 1 has a single image: left out
 
 
@@ -122,7 +122,7 @@ def test_shapes_smoke_run_writes_factor_probes_and_scores(tmp_path):
     assert set(swap[swap.side == "unspecified"].target) == {"scale", "rotation", "x", "y"}
     assert set(swap.follows) == {"s", "z"} and swap.value.between(0, 100).all()
     evaluation = json.loads((run_dir / results.EVALUATION_FILE).read_text())
-    assert evaluation["probes"]["specified"] == evaluate.SHARED_SPLITS
+    assert evaluation["probes"]["specified"] == encoding.SHARED_SPLITS
     report = subprocess.run([sys.executable, "-m", "bench", "report", "--results", str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr

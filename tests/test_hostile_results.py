@@ -261,7 +261,7 @@ def test_a_tsne_table_that_is_not_one_is_named_in_one_line_by_the_report(world, 
 def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
     """A results folder from someone else: a lock's text and a run folder's name are printed by
     bench run and bench evaluate (issue 45, item 3)."""
-    from bench.run.checkpoints import RunLock
+    from bench.run.lock import RunLock
     from bench.run.reevaluate import reevaluate
     from bench.store.records import RunRecord
     escape = "\x1b]0;PWNED\x07\x1b[2J"

@@ -112,7 +112,7 @@ RANKS = {
     "bench.run": 7, "bench.report": 7,  # training and reading results: neither needs the other
     "bench.evaluations": 6,
     # a user's model's protocol | matplotlib figures | what the report's sections are made of
-    "bench.external": 5, "bench.drawing": 5, "bench.sections": 5,
+    "bench.external_model": 5, "bench.drawing": 5, "bench.sections": 5,
     "bench.metrics": 4,
     "bench.store": 3,
     "bench.spec": 2,

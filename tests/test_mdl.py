@@ -18,7 +18,7 @@ from bench.evaluations.probes import CODES
 from bench.metrics import mdl
 from bench.metrics.mdl import (OnlineCode, block_ends, label_bits, label_permutations,
                                online_code_lengths, permutation_control)
-from bench.metrics.probes import LatentCode
+from bench.metrics.probe_classifier import LatentCode
 from bench.report.document import to_markdown
 from bench.report.page import build
 from bench.store import results

@@ -6,7 +6,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench.cli import MINIMUM_TORCH
-from bench.report import check
+from bench.report import comparison
 from tests.conftest import REPO
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
@@ -109,10 +109,10 @@ def test_the_readme_and_ci_install_with_the_constraints():
 
 def test_the_committed_baseline_was_made_with_the_pinned_torch_and_numpy():
     # Updating the pins means training the ci grid again and writing its baseline anew.
-    baseline = check.read_baseline(check.baseline_path("mnist", "ci"))
+    baseline = comparison.read_baseline(comparison.baseline_path("mnist", "ci"))
     pinned = pins(read("constraints.txt"))
-    assert check.version_notes(baseline, {name: pinned[name] for name in check.VERSIONED}) == []
-    assert set(baseline[check.LIBRARIES]) == {check.libraries_text(pinned)}
+    assert comparison.version_notes(baseline, {name: pinned[name] for name in comparison.VERSIONED}) == []
+    assert set(baseline[comparison.LIBRARIES]) == {comparison.libraries_text(pinned)}
 
 
 def test_the_start_up_refusal_and_the_requirements_share_one_torch_floor():

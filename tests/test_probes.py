@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bench.metrics.probes import LatentCode, ProbeTask, accuracy, fit_probe, probe_classifier
+from bench.metrics.probe_classifier import LatentCode, ProbeTask, accuracy, fit_probe, probe_classifier
 
 
 def test_accuracy_known_answers():
@@ -65,7 +65,7 @@ def one_probe_alone(train, train_labels, test, test_labels, num_classes, *, epoc
                     seed):
     """The straightforward probe: one classifier, its own loop (what fit_probe_tasks stacks)."""
     import torch.nn.functional as F
-    from bench.metrics.probes import predict
+    from bench.metrics.probe_classifier import predict
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -100,7 +100,7 @@ def informative_codes(n, seed, widths=(6, 6, 11)):
 
 @pytest.mark.parametrize("widths", [(6, 6, 6), (6, 9, 11)])
 def test_stacked_probes_are_the_probes_trained_one_by_one(widths, float64):
-    from bench.metrics.probes import fit_probe_tasks
+    from bench.metrics.probe_classifier import fit_probe_tasks
     trains, train_labels = informative_codes(700, 5, widths)
     tests, test_labels = informative_codes(300, 6, widths)
     options = dict(epochs=3, batch_size=64, lr=1e-3, seed=2)
@@ -113,7 +113,7 @@ def test_stacked_probes_are_the_probes_trained_one_by_one(widths, float64):
 
 
 def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch):
-    from bench.metrics import probes
+    from bench.metrics import probe_classifier
     trains, labels = informative_codes(500, 7, (5, 8))
     options = dict(epochs=2, batch_size=50, lr=1e-3, seed=1)
     kept = []
@@ -136,7 +136,7 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
 def run_probe_jobs(seeds_and_widths):
     """The class probes of pretend runs: (seed, width) each, codes of 600 training images;
     a run of seed >= 10 holds test labels the training split never shows (the halves protocol)."""
-    from bench.evaluations._encoding import TargetLabels, probe_job
+    from bench.evaluations.encoding import TargetLabels, probe_job
     jobs = []
     for seed, width in seeds_and_widths:
         trains, train_labels = informative_codes(600, seed, (width, width, width))
@@ -151,15 +151,15 @@ def run_probe_jobs(seeds_and_widths):
 
 
 def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
-    """Runs trained together have their probes fitted side by side (bench.evaluations._encoding.fit_jobs):
+    """Runs trained together have their probes fitted side by side (bench.evaluations.encoding.fit_jobs):
     one stack per padded width, and on the CPU each run's numbers are exactly its own, in
     float32, whatever its seed, labels or protocol."""
-    from bench.evaluations import _encoding as evaluate
-    from bench.evaluations._encoding import HELD_OUT_HALVES, fit_jobs
+    from bench.evaluations import encoding
+    from bench.evaluations.encoding import HELD_OUT_HALVES, fit_jobs
     runs = [(1, 6), (2, 6), (3, 9), (11, 6), (12, 6), (4, 9), (5, 6)]
     alone = [fit_jobs([job])[0] for job in run_probe_jobs(runs)]
     stacks = []
-    original = evaluate.accuracy_curves
+    original = encoding.accuracy_curves
     monkeypatch.setattr(evaluate, "accuracy_curves",
                         lambda tasks, *args, **kw: (stacks.append(len(tasks)),
                                                     original(tasks, *args, **kw))[1])
@@ -177,7 +177,7 @@ def test_a_stop_during_stacked_probes_ends_them_at_an_epoch_boundary():
     """The stop check runs after every epoch of a stacked fit: a signal during the probes of many
     runs stops them there, not at the end of the fit."""
     from bench.errors import Interrupted
-    from bench.metrics.probes import ProbeTask, fit_probe_tasks
+    from bench.metrics.probe_classifier import ProbeTask, fit_probe_tasks
     codes, labels = informative_codes(256, 3)
     tasks = [ProbeTask(code, labels, code, labels, seed) for seed, code in enumerate(codes)]
     epochs_seen = []

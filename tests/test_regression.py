@@ -10,7 +10,7 @@ import pytest
 
 from bench.cli import main
 from bench.evaluations import in_order
-from bench.report import check
+from bench.report import comparison
 from bench.store import results
 from bench.store.records import load_runs
 from methods import METHODS
@@ -38,15 +38,15 @@ def this_machine(ci_results, tmp_path_factory):
     """A baseline of this machine's own ci numbers (seed 0), as a user makes for their machine:
     against it the per-seed rule applies on any machine, so detection is tested anywhere."""
     path = tmp_path_factory.mktemp("baseline") / "mnist-ci.csv"
-    check.update_baseline(check.current_numbers(ci_results), path, force=True)
+    comparison.update_baseline(comparison.current_numbers(ci_results), path, force=True)
     return path
 
 
 def test_the_baseline_covers_every_method_and_checked_number_with_its_seeds():
-    baseline = check.read_baseline(check.baseline_path("mnist", "ci"))
+    baseline = comparison.read_baseline(comparison.baseline_path("mnist", "ci"))
     assert set(baseline.method) == set(METHODS)
     assert (baseline.seeds >= 3).all()
-    assert set(baseline.probe) == set(check.HIGHER_IS_BETTER)
+    assert set(baseline.probe) == set(comparison.HIGHER_IS_BETTER)
     assert {"seed_0", "seed_1", "seed_2"} <= set(baseline.columns)
     assert baseline[["seed_0", "seed_1", "seed_2"]].notna().all().all()
 
@@ -85,7 +85,7 @@ def test_a_two_point_drop_in_any_number_of_the_table_fails_and_is_named(ci_resul
                 assert code == 1 and named == {row_name}, (row_name, out)
                 caught.append(row_name)
             path.write_bytes(original)
-    assert len(caught) == len(check.read_baseline(this_machine))
+    assert len(caught) == len(comparison.read_baseline(this_machine))
 
 
 def test_main_passes_the_committed_baseline(ci_results):
@@ -99,19 +99,19 @@ def test_main_passes_the_committed_baseline(ci_results):
     judged = {tuple(line.split()[:4]): line.split()[5] for line in out.stdout.splitlines()
               if line.split()[:1] and line.split()[0] in METHODS}
     rules = set(judged.values())
-    baseline = check.read_baseline(check.baseline_path("mnist", "ci"))
-    if machine <= check.seeds_computed_on(baseline):
+    baseline = comparison.read_baseline(comparison.baseline_path("mnist", "ci"))
+    if machine <= comparison.seeds_computed_on(baseline):
         # every number the machine's block holds is judged by its seed (a block may lack a row
         # its machine could not make again: that number alone falls back to the spread rule)
         (computed_on,) = machine
-        block = check.machine_rows(baseline, computed_on)
+        block = comparison.machine_rows(baseline, computed_on)
         held = {(r.method, f"{r.z_dim}/{r.s_dim}", r.probe, r.split) for r in block.itertuples()}
-        by_seed = {key for key, rule in judged.items() if rule == check.SEED_RULE}
+        by_seed = {key for key, rule in judged.items() if rule == comparison.SEED_RULE}
         assert by_seed == held & set(judged), out.stdout
-        if computed_on == check.machines(baseline)[0]:  # the reference block holds every number
-            assert rules == {check.SEED_RULE}, out.stdout
+        if computed_on == comparison.machines(baseline)[0]:  # the reference block holds every number
+            assert rules == {comparison.SEED_RULE}, out.stdout
     else:
-        assert rules == {check.SPREAD_RULE}
+        assert rules == {comparison.SPREAD_RULE}
         assert sum("the per-seed numbers do not apply" in line for line in out.stdout.splitlines()) == 1
 
 

@@ -5,7 +5,7 @@ import torch
 
 from bench.run.speed import measure_speed, no_twin_line
 from methods import METHODS, register
-from methods._straightforward import STRAIGHTFORWARD
+from methods.straightforward import STRAIGHTFORWARD
 from methods.ccvae import CycleConsistentVAE
 
 TWINLESS = "twinless-test-method"
@@ -27,7 +27,7 @@ def test_compare_says_in_one_line_that_a_method_has_no_twin(twinless_method, sma
     rows = measure_speed([TWINLESS, "ccvae"], small_mnist, torch.device("cpu"), iterations=1,
                          warmup=0, compare=True)
     lines = capsys.readouterr().out.splitlines()
-    note = f"{TWINLESS}: no straightforward twin to compare with (methods/_straightforward.py)"
+    note = f"{TWINLESS}: no straightforward twin to compare with (methods/straightforward.py)"
     assert no_twin_line(TWINLESS) == note
     assert lines.count(note) == 1
     assert not any("no straightforward twin" in line for line in lines if line != note)

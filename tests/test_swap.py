@@ -1,4 +1,4 @@
-"""Swap accuracy (bench/metrics/swap.py): the target classifier, its cache (in
+"""Swap accuracy (bench/metrics/swap_agreement.py): the target classifier, its cache (in
 bench/evaluations/_swap_classifier.py), the swap pairs and the
 agreement of swapped images with their sources, checked with test-double decoders."""
 from __future__ import annotations
@@ -11,8 +11,8 @@ import torch
 
 from bench.evaluations._swap_classifier import (CACHE_FOLDER, ClassifierTraining,
                                                 cached_target_classifier)
-from bench.metrics.probes import accuracy
-from bench.metrics.swap import (TargetClassifier, fit_target_classifier, predict_targets,
+from bench.metrics.probe_classifier import accuracy
+from bench.metrics.swap_agreement import (TargetClassifier, fit_target_classifier, predict_targets,
                                 swap_agreement, swap_pairs)
 from datasets.base import CACHE_ENV, load_arrays, save_arrays
 

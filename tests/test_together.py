@@ -15,7 +15,7 @@ import torch
 
 from bench.cli import main
 from bench.evaluations import EVALUATIONS
-from bench.run.checkpoints import RunLock
+from bench.run.lock import RunLock
 from bench.evaluations.tsne import TSNE_FILE
 from bench.store import results
 from methods import METHODS, register
@@ -183,7 +183,7 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     leave no temporary folder."""
     import threading
     import bench.run.runner as runner
-    from bench.evaluations import _tsne_pool as tsne_pool
+    from bench.evaluations import tsne_pool
     from tests.test_lifetime import alive
     monkeypatch.setattr(runner, "by_default", lambda: [EVALUATIONS[name] for name in
                                                        ("probes", "swap_grid", "tsne")])
@@ -199,7 +199,7 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
 
     def recorded_popen(command, *args, **kwargs):  # every process the pool starts
         process = popen(command, *args, **kwargs)
-        if "bench.evaluations._tsne" in command:
+        if "bench.evaluations.tsne_fit" in command:
             workers.append(process.pid)
             if len(workers) == 1:
                 threading.Thread(target=kill_once_embedding, args=(process, command[3])).start()
@@ -241,7 +241,7 @@ def tsne_workers_of(pid: int) -> set[int]:
             command = (entry / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue  # it ended meanwhile
-        if parent == pid and b"bench.evaluations._tsne" in command:
+        if parent == pid and b"bench.evaluations.tsne_fit" in command:
             found.add(int(entry.name))
     return found
 
@@ -279,7 +279,7 @@ def test_sigterm_during_the_tsne_workers_ends_them_and_leaves_no_folder(tmp_path
 def test_a_new_pool_removes_the_folders_of_pools_whose_process_died(tmp_path, monkeypatch):
     """A command killed with SIGKILL leaves its pool's temporary folder; the next pool deletes
     it, and keeps a live process's folder, a link, a file and a name it did not make."""
-    from bench.evaluations import _tsne_pool as tsne_pool
+    from bench.evaluations import tsne_pool
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tsne_pool.tempfile, "tempdir", None)  # read TMPDIR again
     ended = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -1,5 +1,5 @@
-"""`bench evaluate-model`: evaluate a model of the user's own (bench/external.py) into an ordinary
-run folder, beside the suite's methods (bench/run/external.py)."""
+"""`bench evaluate-model`: evaluate a model of the user's own (bench/external_model.py) into an ordinary
+run folder, beside the suite's methods (bench/run/external_run.py)."""
 from __future__ import annotations
 
 import re
@@ -29,8 +29,8 @@ def model_name(text: str) -> str:
 
 def command_evaluate_model(args) -> int:
     from bench.evaluations import EVALUATIONS, by_default, in_order
-    from bench.external import check_model, load, locate
-    from bench.run.external import (ExternalConfig, LatentSizes, evaluate_external,
+    from bench.external_model import check_model, load, locate
+    from bench.run.external_run import (ExternalConfig, LatentSizes, evaluate_external,
                                     external_settings, skipped_without_decoder)
     from bench.run.runner import test_summary
     from bench.run.train import Interrupted, StopOnSignal

@@ -18,72 +18,9 @@ from bench.store.results import DEFAULT_RESULTS
 
 
 def command_run(args) -> int:
-    from bench.spec.config import resolve
-    from bench.spec.presets import LATENT_SIZES
-    from methods import METHODS
-
-    methods = choose(args.methods, METHODS, "method")
-    known_dataset(args.dataset)
-    if not args.seeds or any(seed < 0 for seed in args.seeds):
-        raise UsageError(f"--seeds must be non-negative integers, got {args.seeds}")
-    if len(set(args.seeds)) != len(args.seeds):
-        raise UsageError(f"--seeds lists a seed twice: {args.seeds}")
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError(f"--epochs must be positive, got {args.epochs}")
-    overrides = settings_overrides(args.set)
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    if args.paper_sizes:
-        if args.z_dim or args.s_dim:
-            raise UsageError("--paper-sizes chooses the latent sizes: give it or --z-dim/--s-dim, not both")
-        if args.dataset not in LATENT_SIZES:
-            raise UsageError(f"--paper-sizes: no latent sizes are listed for {args.dataset!r} "
-                             "(bench/spec/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
-        sizes_list = [{"z_dim": z, "s_dim": s} for z, s in LATENT_SIZES[args.dataset]]
-    else:
-        sizes_list = latent_sizes(args.z_dim, args.s_dim)
-    configs = [resolve(method, args.dataset, args.preset, seed, overrides | sizes)
-               for method in methods for sizes in sizes_list for seed in args.seeds]
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be positive, got {args.jobs}")
-    if args.executor == "local" and args.jobs > most_processes():
-        raise UsageError(f"--jobs {args.jobs}: this machine has {cores()} CPU core(s); at most "
-                         f"{most_processes()} runs at once ({PROCESSES_PER_CORE} per core: more "
-                         "only slow each other and hold memory)")
-    if args.together and (args.jobs > 1 or args.executor == "slurm"):
-        raise UsageError("--together trains the runs in this process: not with --jobs or "
-                         "--executor slurm")
-    if args.tsne_workers is not None:
-        if args.tsne_workers < 0:
-            raise UsageError(f"--tsne-workers must be 0 or more, got {args.tsne_workers}")
-        if args.tsne_workers > most_processes():
-            raise UsageError(f"--tsne-workers {args.tsne_workers}: this machine has {cores()} CPU "
-                             f"core(s); at most {most_processes()} workers ({PROCESSES_PER_CORE} "
-                             "per core)")
-        if args.together is False or args.jobs > 1 or args.executor == "slurm":
-            raise UsageError("--tsne-workers is for runs trained together in this process: not "
-                             "with --no-together, --jobs or --executor slurm")
-    slurm_flags = {"partition": args.partition, "time_minutes": args.time_minutes,
-                   "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
-                   "mem_gb": args.mem_gb, "sbatch": settings_overrides(args.sbatch)}
-    if args.executor == "local" and (args.no_wait or args.slurm_config
-                                     or any(v not in (None, {}) for v in slurm_flags.values())):
-        raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
-    require_figure_libraries()
-    if args.tensorboard:
-        from bench.run import monitors
-        if not monitors.tensorboard_available():
-            raise UsageError(monitors.TENSORBOARD_MISSING)
-    paths.output_folder(args.results, "--results")
-    check_cache_dir()
-    if args.slurm_config is not None:
-        paths.input_file(args.slurm_config, "--slurm-config")
-    if args.executor == "slurm":
-        from bench.launch.slurm import SlurmOptions
-        slurm_options = SlurmOptions.from_sources(args.slurm_config, {
-            **slurm_flags, "array_parallelism": args.jobs if args.jobs > 1 else None})
-        if args.device.startswith("cuda") and not slurm_options.gpus_per_job:
-            raise UsageError(f"--device {args.device} with --executor slurm needs --gpus-per-job 1")
+    configs, overrides = planned_configs(args)
+    slurm_flags = check_execution_flags(args)
+    slurm_options = check_outputs_and_libraries(args, slurm_flags)
     device = resolve_device(args.device) if args.executor == "local" else None
     apply_gpu_options(args, device)
     from bench.run.options import RunOptions
@@ -110,6 +47,92 @@ def command_run(args) -> int:
     if options.trains_together(len(configs)):
         return run_together_in_process(configs, data, options)
     return run_in_process(configs, data, options)
+
+
+def planned_configs(args) -> tuple[list, dict]:
+    """The command's runs (methods x latent sizes x seeds), each resolved, and the overrides the
+    flags give (which --jobs children and SLURM jobs are given again)."""
+    from bench.spec.config import resolve
+    from bench.spec.presets import LATENT_SIZES
+    from methods import METHODS
+
+    methods = choose(args.methods, METHODS, "method")
+    known_dataset(args.dataset)
+    if not args.seeds or any(seed < 0 for seed in args.seeds):
+        raise UsageError(f"--seeds must be non-negative integers, got {args.seeds}")
+    if len(set(args.seeds)) != len(args.seeds):
+        raise UsageError(f"--seeds lists a seed twice: {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be positive, got {args.epochs}")
+    overrides = settings_overrides(args.set)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.paper_sizes:
+        if args.z_dim or args.s_dim:
+            raise UsageError("--paper-sizes chooses the latent sizes: give it or --z-dim/--s-dim, not both")
+        if args.dataset not in LATENT_SIZES:
+            raise UsageError(f"--paper-sizes: no latent sizes are listed for {args.dataset!r} "
+                             "(bench/spec/presets.py, LATENT_SIZES); give --z-dim/--s-dim")
+        sizes_list = [{"z_dim": z, "s_dim": s} for z, s in LATENT_SIZES[args.dataset]]
+    else:
+        sizes_list = latent_sizes(args.z_dim, args.s_dim)
+    configs = [resolve(method, args.dataset, args.preset, seed, overrides | sizes)
+               for method in methods for sizes in sizes_list for seed in args.seeds]
+    return configs, overrides
+
+
+def check_execution_flags(args) -> dict:
+    """How the runs are to be executed (--jobs, --together, --tsne-workers, the SLURM flags),
+    checked against each other and this machine; returns the SLURM resource flags."""
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be positive, got {args.jobs}")
+    if args.executor == "local" and args.jobs > most_processes():
+        raise UsageError(f"--jobs {args.jobs}: this machine has {cores()} CPU core(s); at most "
+                         f"{most_processes()} runs at once ({PROCESSES_PER_CORE} per core: more "
+                         "only slow each other and hold memory)")
+    if args.together and (args.jobs > 1 or args.executor == "slurm"):
+        raise UsageError("--together trains the runs in this process: not with --jobs or "
+                         "--executor slurm")
+    if args.tsne_workers is not None:
+        if args.tsne_workers < 0:
+            raise UsageError(f"--tsne-workers must be 0 or more, got {args.tsne_workers}")
+        if args.tsne_workers > most_processes():
+            raise UsageError(f"--tsne-workers {args.tsne_workers}: this machine has {cores()} CPU "
+                             f"core(s); at most {most_processes()} workers ({PROCESSES_PER_CORE} "
+                             "per core)")
+        if args.together is False or args.jobs > 1 or args.executor == "slurm":
+            raise UsageError("--tsne-workers is for runs trained together in this process: not "
+                             "with --no-together, --jobs or --executor slurm")
+    slurm_flags = {"partition": args.partition, "time_minutes": args.time_minutes,
+                   "cpus_per_job": args.cpus_per_job, "gpus_per_job": args.gpus_per_job,
+                   "mem_gb": args.mem_gb, "sbatch": settings_overrides(args.sbatch)}
+    if args.executor == "local" and (args.no_wait or args.slurm_config
+                                     or any(v not in (None, {}) for v in slurm_flags.values())):
+        raise UsageError("--no-wait, --slurm-config and the SLURM resource flags need --executor slurm")
+    return slurm_flags
+
+
+def check_outputs_and_libraries(args, slurm_flags: dict):
+    """What must hold before anything is written or submitted: the figure libraries (and
+    TensorBoard when asked), a usable results folder and cache, the SLURM config; returns the
+    SLURM options (None on this machine)."""
+    slurm_options = None
+    require_figure_libraries()
+    if args.tensorboard:
+        from bench.run import monitors
+        if not monitors.tensorboard_available():
+            raise UsageError(monitors.TENSORBOARD_MISSING)
+    paths.output_folder(args.results, "--results")
+    check_cache_dir()
+    if args.slurm_config is not None:
+        paths.input_file(args.slurm_config, "--slurm-config")
+    if args.executor == "slurm":
+        from bench.launch.slurm import SlurmOptions
+        slurm_options = SlurmOptions.from_sources(args.slurm_config, {
+            **slurm_flags, "array_parallelism": args.jobs if args.jobs > 1 else None})
+        if args.device.startswith("cuda") and not slurm_options.gpus_per_job:
+            raise UsageError(f"--device {args.device} with --executor slurm needs --gpus-per-job 1")
+    return slurm_options
 
 
 PROCESSES_PER_CORE = 4  # the most --jobs children or t-SNE workers per CPU core
@@ -145,14 +168,14 @@ def run_in_process(configs, data, options) -> int:
                 return 128 + interruption.signal_number
             if outcome == "busy":
                 busy.append(config.run_id)
-    return summarise(configs, failures, busy)
+    return closing_lines(configs, failures, busy)
 
 
 def run_together_in_process(configs, data, options) -> int:
     """The runs trained together, in turn, in this process (bench/run/together.py)."""
     from bench.run.together import run_together
     from bench.run.train import StopOnSignal
-    from bench.evaluations._tsne_pool import default_workers, threads_per_worker
+    from bench.evaluations.tsne_pool import default_workers, threads_per_worker
 
     device, workers = options.device, options.tsne_workers
     if workers is None:
@@ -171,7 +194,7 @@ def run_together_in_process(configs, data, options) -> int:
         print(f"bench: interrupted ({outcomes.interrupted}): every unfinished run checkpointed; "
               "rerun the same command to resume", file=sys.stderr)
         return 128 + outcomes.interrupted.signal_number
-    return summarise(configs, outcomes.failures, outcomes.busy)
+    return closing_lines(configs, outcomes.failures, outcomes.busy)
 
 
 def together_limit() -> int:
@@ -185,7 +208,7 @@ def device_fault_line(fault, what: str) -> str:
             "the same command is rerun")
 
 
-def summarise(configs, failures: list[str], busy: list[str]) -> int:
+def closing_lines(configs, failures: list[str], busy: list[str]) -> int:
     """The closing lines of a local command, and its exit code."""
     if busy:
         print(f"bench: {len(busy)} run(s) left to the other process(es) working on them: "

@@ -1,4 +1,4 @@
-"""The swap evaluation's target classifier (bench/metrics/swap.py), trained once per dataset and
+"""The swap evaluation's target classifier (bench/metrics/swap_agreement.py), trained once per dataset and
 kept in the dataset cache, keyed by everything it depends on."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from bench.metrics import Bar, no_bar
-from bench.metrics.swap import TargetClassifier, build_classifier, check_targets, fit_target_classifier
+from bench.metrics.swap_agreement import TargetClassifier, build_classifier, check_targets, fit_target_classifier
 from datasets.base import cache_dir, load_arrays, save_arrays
 
 # Bump when the architecture or the training changes: the cache key holds it.

@@ -135,7 +135,7 @@ class Evaluation:
     # protocol, too slow to add to every run
     by_default: bool = True
     # True: it decodes (Method.decode or transfer), so an external model without a decoder
-    # (bench/external.py) skips it
+    # (bench/external_model.py) skips it
     needs_decoder: bool = False
     # Optional: figures beside the table (the t-SNE's tsne.png, the swap grid), drawn from the
     # outcome into the run's folder, each PNG written atomically; returns what made them, which

@@ -16,7 +16,7 @@ PROBE = "z_code"
 
 def learns_training_codes(method: str) -> bool:
     """Whether the suite method ``method`` learns per-image codes; an external model's name
-    (bench/external.py) is no suite method, and has none."""
+    (bench/external_model.py) is no suite method, and has none."""
     from methods import METHODS, Method
     return method in METHODS and METHODS[method].training_codes is not Method.training_codes
 
@@ -26,9 +26,9 @@ PROTOCOL = "fitted on a seeded half of the training images' codes, scored on bot
 
 
 def code_leakage_rows_together(contexts: list[Context]) -> list[Outcome]:
-    """The code probes of several runs, fitted side by side (bench.evaluations._encoding.fit_jobs)."""
-    from bench.evaluations._encoding import ProbeJob, fit_jobs, halves
-    from bench.metrics.probes import LatentCode, ProbeTask
+    """The code probes of several runs, fitted side by side (bench.evaluations.encoding.fit_jobs)."""
+    from bench.evaluations.encoding import ProbeJob, fit_jobs, halves
+    from bench.metrics.probe_classifier import LatentCode, ProbeTask
     jobs = []
     for context in contexts:
         codes = context.method.training_codes()

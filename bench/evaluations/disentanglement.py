@@ -1,5 +1,5 @@
 """Datasets with unspecified factors: MIG, SAP and DCI of the posterior mean of z with respect to
-them (bench/metrics/disentanglement.py, bench/metrics/dci.py)."""
+them (bench/metrics/mig_sap.py, bench/metrics/dci.py)."""
 from __future__ import annotations
 
 from bench.evaluations.base import Context, Evaluation, Outcome, ReportTable, register
@@ -8,7 +8,7 @@ DCI_METRICS = ("DCI disentanglement", "DCI completeness", "DCI informativeness")
 
 
 def disentanglement_rows(context: Context) -> Outcome:
-    from bench.evaluations._encoding import disentanglement_scores
+    from bench.evaluations.encoding import disentanglement_scores
     scores = disentanglement_scores(context.train, context.test, context.data,
                                     seed=context.seed("disentanglement") % 2**31)
     rows = []

@@ -5,8 +5,8 @@ from bench.evaluations.base import Context, Evaluation, Outcome, ReportTable, re
 
 
 def factor_rows_together(contexts: list[Context]) -> list[Outcome]:
-    """The factor probes of several runs, fitted side by side (bench.evaluations._encoding.fit_jobs)."""
-    from bench.evaluations._encoding import factor_accuracies, factor_probe_jobs, fit_jobs
+    """The factor probes of several runs, fitted side by side (bench.evaluations.encoding.fit_jobs)."""
+    from bench.evaluations.encoding import factor_accuracies, factor_probe_jobs, fit_jobs
     jobs = [factor_probe_jobs(c.train, c.test, c.data, **c.probe_options) for c in contexts]
     found = iter(fit_jobs([job for run in jobs for job in run.values()],
                           between=stop_checks(contexts)))
@@ -19,7 +19,7 @@ def factor_rows(context: Context) -> Outcome:
 
 
 def _outcome(context: Context, accuracies: dict, protocols: dict[str, str]) -> Outcome:
-    from bench.evaluations._encoding import FACTOR_PROBE_CODES
+    from bench.evaluations.encoding import FACTOR_PROBE_CODES
     data = context.data
     rows = [dict(factor=factor, unspecified=factor in data.unspecified_factors, code=code,
                  split=split, accuracy=round(value, 4),

@@ -36,7 +36,7 @@ CONTROL = (f"the same online code of the test labels permuted, {CONTROL_PERMUTAT
 def shares_labels(data) -> bool:
     """Whether the test images' labels are labels the training images have (not so where the
     test split holds other identities: a uniform code over every class would overstate it)."""
-    from bench.evaluations._encoding import shares_values
+    from bench.evaluations.encoding import shares_values
     return shares_values(data.train_labels, data.test_labels)
 
 
@@ -52,7 +52,7 @@ def code_row(probe: str, found: OnlineCode, control: list[float]) -> dict:
 
 
 def mdl_rows(context: Context) -> Outcome:
-    from bench.evaluations._encoding import latent_codes
+    from bench.evaluations.encoding import latent_codes
     from bench.metrics.mdl import online_code_lengths, permutation_control
     codes = latent_codes(context.test)
     if codes["z_sample"].std is None:  # a deterministic z: its sample is its mean

@@ -48,7 +48,7 @@ def readings(task, seed: int) -> dict[str, object]:
 def sensitivity_rows(context: Context) -> Outcome:
     """The two probes of every code: train and test accuracy of each; a deterministic z has no
     sample, and its sample's rows read its mean's."""
-    from bench.evaluations._encoding import class_probe_job
+    from bench.evaluations.encoding import class_probe_job
     seed = context.seed(STREAM)
     job = class_probe_job(context.train, context.test, context.data,
                           **{**context.probe_options, "seed": seed})

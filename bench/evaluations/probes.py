@@ -14,8 +14,8 @@ CODES_IN_WORDS = {"z_sample": "the z sample's leakage", "z_mean": "the z mean's 
 
 
 def probe_rows_together(contexts: list[Context]) -> list[Outcome]:
-    """The probes of several runs, fitted side by side (bench.evaluations._encoding.fit_jobs)."""
-    from bench.evaluations._encoding import class_probe_job, fit_jobs
+    """The probes of several runs, fitted side by side (bench.evaluations.encoding.fit_jobs)."""
+    from bench.evaluations.encoding import class_probe_job, fit_jobs
     jobs = [class_probe_job(c.train, c.test, c.data, **c.probe_options) for c in contexts]
     return [Outcome([dict(probe=probe, split=split, accuracy=round(accuracies[probe, split], 4))
                      for probe in CODES for split in results.SPLITS],

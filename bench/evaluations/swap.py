@@ -1,5 +1,5 @@
 """Swap accuracy: the number behind the swap grid. A classifier trained once per dataset on its
-real training images (bench/metrics/swap.py; cached by
+real training images (bench/metrics/swap_agreement.py; cached by
 bench/evaluations/_swap_classifier.py) classifies Dec(z of test image i, s of test image j)
 over seeded random pairs: the swapped image should take the specified label of j (s carries the
 class) and not that of i (z should not). On datasets with known factors, a head per factor says
@@ -17,8 +17,8 @@ LABEL = "label"  # the specified label's target name
 def swap_rows(context: Context) -> Outcome:
     from bench import progress
     from bench.evaluations._swap_classifier import ClassifierTraining, cached_target_classifier
-    from bench.metrics.probes import accuracy
-    from bench.metrics.swap import predict_targets, swap_agreement
+    from bench.metrics.probe_classifier import accuracy
+    from bench.metrics.swap_agreement import predict_targets, swap_agreement
     data = context.data
     sizes = {LABEL: data.num_classes, **data.factor_sizes}
     train_targets = {LABEL: data.train_labels, **data.train_factors}

@@ -21,7 +21,7 @@ PAPER_SWAP = "every cell (i, j) shows digit j written in the style of row i"
 
 
 def rule() -> str:
-    from bench.evaluations._encoding import SWAP_CLASSES
+    from bench.evaluations.swap_grid_cells import SWAP_CLASSES
     return (f"columns (s): the first test image of each of up to {SWAP_CLASSES} classes spread "
             "over the sorted classes; rows (z): the second")
 
@@ -29,7 +29,7 @@ def rule() -> str:
 def header_rows(context: Context) -> Outcome:
     """The grid's header images: position k is column k (its image gives s) and row k (its image
     gives z), both of the same class."""
-    from bench.evaluations._encoding import swap_header_indices
+    from bench.evaluations.swap_grid_cells import swap_header_indices
     labels = context.data.test_labels
     s_index, z_index = swap_header_indices(labels)
     rows = [{"position": k, "label": int(labels[s]), "s_image": s, "z_image": z}
@@ -43,7 +43,7 @@ def draw_swap_grid(context: Context, outcome: Outcome, run_dir: Path) -> dict[st
     from torchvision.utils import save_image
 
     from bench import progress
-    from bench.evaluations._encoding import swap_cells, swap_grid_image
+    from bench.evaluations.swap_grid_cells import swap_cells, swap_grid_image
     s_index = [row["s_image"] for row in outcome.rows]
     z_index = [row["z_image"] for row in outcome.rows]
     data = context.data

@@ -1,7 +1,7 @@
 """The leakage t-SNE: a 2-D t-SNE of z on the first test images (tsne.csv, every point; tsne.png,
-a panel per code of z, points coloured by class). openTSNE (bench/evaluations/_tsne.py) runs in
+a panel per code of z, points coloured by class). openTSNE (bench/evaluations/tsne_fit.py) runs in
 the run's own process with torch's number of threads, or, for runs trained together, in worker
-processes started as soon as the run is encoded (bench/evaluations/_tsne_pool.py), whose
+processes started as soon as the run is encoded (bench/evaluations/tsne_pool.py), whose
 embeddings reach this evaluation through ``Context.started``. Its parameters, seed and threads go
 into evaluation.json and figures.json (the report reads the latter)."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.evaluations._tsne import parameters_for, tsne_embedding
+from bench.evaluations.tsne_fit import parameters_for, tsne_embedding
 from bench.evaluations.base import Context, Evaluation, Outcome, register
 from bench.sections.blocks import Block, Figure, Heading, Paragraph
 from bench.sections.hook import ReportSection, SectionInput
@@ -42,7 +42,7 @@ class TsneInputs:
 
 def tsne_inputs(context: Context) -> TsneInputs:
     import torch
-    from bench.evaluations._encoding import z_codes_to_embed
+    from bench.evaluations.encoding import z_codes_to_embed
     data = context.data
     points = min(context.config.settings.tsne_points or len(data.test_labels), len(data.test_labels))
     generator = torch.Generator(device=context.method.device).manual_seed(context.seed("z sample"))
@@ -53,7 +53,7 @@ def tsne_inputs(context: Context) -> TsneInputs:
 
 @dataclasses.dataclass(frozen=True)
 class TsneWork:
-    """A run's t-SNE embeddings computed elsewhere (CPU workers, bench/evaluations/_tsne_pool.py):
+    """A run's t-SNE embeddings computed elsewhere (CPU workers, bench/evaluations/tsne_pool.py):
     its inputs, one future per code, and the threads each used."""
     inputs: TsneInputs
     embeddings: dict[str, Future]

@@ -98,7 +98,7 @@ def epoch_losses(losses_csv: Path) -> str:
 
 def stage(run_dir: Path, staging: Path, training: dict, seed: int) -> None:
     """The published form of ``run_dir`` written into ``staging``."""
-    from bench.run.checkpoints import load_method
+    from bench.run.trained_method import load_method
     from bench.run.weights import WEIGHTS_FILE, save_weights
     staging.mkdir(parents=True)
     names = list(RECORDS) + sorted(p.name for p in run_dir.glob("*.csv")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.metrics import Bar, no_bar
-from bench.metrics.probes import LatentCode, probe_classifier
+from bench.metrics.probe_classifier import LatentCode, probe_classifier
 
 # Where the blocks end, as fractions of the items (Voita & Titov's timestamps).
 BLOCK_ENDS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)

@@ -9,7 +9,7 @@ import numpy as np
 from bench.metrics import Bar, no_bar
 from bench.metrics.dci import DCIScores
 from bench.metrics.dci import dci as dci_of
-from bench.metrics.disentanglement import mig_per_factor, sap_per_factor
+from bench.metrics.mig_sap import mig_per_factor, sap_per_factor
 from bench.metrics.inputs import codes_array, same_length, stack_factors
 
 

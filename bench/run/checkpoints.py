@@ -1,4 +1,4 @@
-"""A run's checkpoint and lock, and loading a trained method from its folder.
+"""A run's checkpoint: what it holds, saving it, and reading it back.
 
 A checkpoint holds tensors, numbers, strings and plain containers only (random generator states
 as tensors), and is read with ``torch.load(weights_only=True)``: loading one never runs code from
@@ -12,7 +12,7 @@ numbers from the same seed anyway. So each generator's state is saved with the k
 that wrote it, and a run resumed on another kind of device seeds each of its streams afresh from
 the run's seed, the stream's name and the iteration it resumes at (``restart_seed``), and says so
 in one line: deterministic, but from there on not the run it would have been on the first device.
-Evaluation and ``load_method`` never read the generators.
+Evaluation and ``load_method`` (bench/run/trained_method.py) never read the generators.
 
 A checkpoint also holds each of its run's monitors' states (bench/run/monitors.py), by name; one
 written before monitors had states holds none, and still resumes (``SavedRun.monitors`` None).
@@ -20,76 +20,22 @@ written before monitors had states holds none, and still resumes (``SavedRun.mon
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import os
 import pickle
 from pathlib import Path
 
 import torch
 
-from bench.errors import CorruptRun, Refused, UnusableFile, first_line
-from bench.run.build import build, restore, run_data
+from bench.errors import CorruptRun, UnusableFile, first_line
 from bench.spec.seeds import derive_seed
 from bench.spec.config import RunConfig
 from bench.run.train import Progress
-from bench.run.weights import WEIGHTS_FILE, load_weights
 from bench.store import results
-from bench.store.records import RunRecord, load_run
-from bench.terminal import printable
-from datasets import ImageSet
 from datasets.samplers import PairedTrainingData
 from methods import Method
 
 
 class UnsafeCheckpoint(UnusableFile):
     """A checkpoint holding objects other than tensors and plain containers: refused unread."""
-
-
-class RunLock:
-    """An exclusive lock on one run id (``locks/<run-id>.lock`` beside ``runs/``), held while a
-    process works on the run (trains or evaluates it).
-
-    flock locks die with their process, SIGKILL included: a lock left by a dead process is free
-    for the next one. (flock may not be honoured across machines on some network filesystems.)"""
-
-    def __init__(self, run_dir: Path):
-        self.path = Path(run_dir).parent.parent / "locks" / f"{Path(run_dir).name}.lock"
-        self.handle = None
-
-    def acquire(self) -> bool:
-        results.not_a_link(self.path.parent)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = results.open_unlinked(self.path, "r+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            self.handle = None
-            return False
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"{os.getpid()}\n")
-        self.handle.flush()
-        return True
-
-    def holder(self) -> str:
-        """What the lock file says of its holder (a pid), made safe to print: a lock file may come
-        from someone else's results folder (no link followed, 64 bytes at most, escapes shown)."""
-        try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            try:
-                text = os.read(descriptor, 64).decode("utf-8", errors="replace")
-            finally:
-                os.close(descriptor)
-        except OSError:
-            return "?"
-        return printable(text.strip()) or "?"
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
 
 
 def run_generators(method: Method, feed: PairedTrainingData) -> dict[str, torch.Generator]:
@@ -216,31 +162,3 @@ def read_progress(path: Path) -> int:
     except Exception:  # noqa: BLE001 - absent, half-written or foreign: nothing trained to count
         return 0
     return progress.logged_rows + progress.iteration
-
-
-def load_method(path: Path | str, device: torch.device | str = "cpu",
-                data: ImageSet | None = None) -> Method:
-    """The trained method of the complete run folder ``path``, on ``device`` (any device: the
-    checkpoint's random generators are not read), in the state its evaluations saw: from its
-    checkpoint, or from its weights alone where a published run has no checkpoint. ``data`` (the
-    run's dataset, loaded) gives the image shape and the training pairs; without it the dataset
-    is loaded from its default place."""
-    record = path if isinstance(path, RunRecord) else load_run(path)
-    if not record.complete:
-        raise Refused(f"{record.dir} is not a complete run (state: {record.state})")
-    config = RunConfig.from_dict(record.config, str(record.path(results.CONFIG_FILE)))
-    if data is None:
-        from datasets import DATASETS
-        data = DATASETS[config.dataset](None, torch.device("cpu"))
-    checkpoint = record.path(results.CHECKPOINT_FILE)
-    if not checkpoint.exists() and record.path(WEIGHTS_FILE).exists():  # a published run
-        method, _ = build(config, run_data(config, data), torch.device(device))
-        load_weights(method, record.path(WEIGHTS_FILE))
-        return method
-    try:
-        state = load_checkpoint(checkpoint, config)
-    except CorruptRun as error:
-        raise UnusableFile(str(error)) from None
-    method, _ = build(config, run_data(config, data), torch.device(device))
-    restore(method, state.method)
-    return method

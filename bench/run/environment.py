@@ -51,7 +51,7 @@ def numerics_fingerprint() -> str:
     the CPU from fixed weights and a fixed batch. Two machines with the same fingerprint, thread
     count and torch compute these networks alike; the CPU's name does not tell (bench/cpu_kernels.py).
     The global random state is left as it was."""
-    from methods._nets import Decoder, Encoder  # the run layer trains methods; imported late: heavy
+    from methods.networks import Decoder, Encoder  # the run layer trains methods; imported late: heavy
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -13,9 +13,10 @@ import torch
 
 from bench.errors import ConfigError, Refused
 from bench.evaluations import Context, Evaluation, is_current, run_evaluations
-from bench.evaluations._encoding import encode_all
+from bench.evaluations.encoding import encode_all
 from bench.run.build import run_data
-from bench.run.checkpoints import RunLock, load_method
+from bench.run.lock import RunLock
+from bench.run.trained_method import load_method
 from bench.spec.config import RunConfig
 from bench.store import results
 from bench.store.records import RunRecord, load_runs

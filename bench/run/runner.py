@@ -25,15 +25,16 @@ from tqdm.auto import tqdm
 
 from bench import progress as steps
 from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
-from bench.evaluations import _encoding as evaluate
+from bench.evaluations import encoding
 from bench.evaluations import (Context, Evaluation, Outcome, by_default, is_current,
                                run_evaluations)
 from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
 from bench.run import live
 from bench.run.build import build, iterations_per_epoch, restore, run_data
-from bench.run.checkpoints import (RunLock, SavedRun, load_checkpoint, restore_generators,
+from bench.run.checkpoints import (SavedRun, load_checkpoint, restore_generators,
                                    run_generators, save_checkpoint)
 from bench.run.environment import environment, peak_memory_mb
+from bench.run.lock import RunLock
 from bench.run.monitors import Checkpointing, Evaluated, LossLog, Monitors, RunStart
 from bench.run.options import RunOptions
 from bench.run.train import Interrupted, Progress, StopOnSignal, TrainingPlan, training_steps
@@ -256,8 +257,8 @@ class Run:
             yield Run.TRAINED
             self.stop.check()
             context = Context(self.config, self.method, self.data,
-                              evaluate.encode_all(self.method, self.data.train_images),
-                              evaluate.encode_all(self.method, self.data.test_images),
+                              encoding.encode_all(self.method, self.data.train_images),
+                              encoding.encode_all(self.method, self.data.test_images),
                               stop=self.stop.check)
             shared = (yield Encoded(context)) or Shared({})
             self._evaluate(context, shared)

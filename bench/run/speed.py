@@ -52,13 +52,13 @@ def time_phases(step, method, feed, iterations: int, warmup: int,
 
 def no_twin_line(name: str) -> str:
     """What ``--compare`` says of a method without a straightforward twin."""
-    return f"{name}: no straightforward twin to compare with (methods/_straightforward.py)"
+    return f"{name}: no straightforward twin to compare with (methods/straightforward.py)"
 
 
 def measure_speed(methods: list[str], data: ImageSet, device: torch.device, *, iterations: int,
                   warmup: int, compare: bool = False, cuda_graphs: bool = False) -> list[dict]:
     """Time each method's training step (with ``cuda_graphs``, as CUDA graph replays); with
-    ``compare``, also its straightforward twin (methods/_straightforward.py), where it has one, in
+    ``compare``, also its straightforward twin (methods/straightforward.py), where it has one, in
     the same process, from the same initial state; a method without one gets a line saying so."""
     memory = "peak MB" if device.type == "cuda" else "process peak RSS MB"
     if cuda_graphs:  # the timed iterations are replays, not the eager steps or the capture
@@ -85,7 +85,7 @@ def _time_method(name: str, data: ImageSet, device: torch.device, iterations: in
                  compare: bool, cuda_graphs: bool) -> tuple[dict, str, list[str]]:
     """One row of ``measure_speed``. Its own function so that the method, its graph and its twin
     are freed when it returns: the next method's peak memory starts from what is left."""
-    from methods._straightforward import STRAIGHTFORWARD
+    from methods.straightforward import STRAIGHTFORWARD
     config = resolve(name, data.name, "paper", seed=0)
     if device.type == "cuda":
         gc.collect()  # what an earlier method left in reference cycles
@@ -189,7 +189,7 @@ def measure_probes_together(data: ImageSet, device: torch.device, runs: int, ite
     """Time ``iterations`` probe iterations (and the predictions that follow them) of ``runs``
     runs' three probes each: fitted side by side as runs trained together fit them, and run by
     run (three side by side, as a run alone fits them)."""
-    from bench.metrics.probes import LatentCode, ProbeTask, fit_probe_tasks
+    from bench.metrics.probe_classifier import LatentCode, ProbeTask, fit_probe_tasks
     settings = resolve("ccvae", data.name, "paper", seed=0).settings
     n = min(iterations * settings.probe_batch_size, len(data.train_labels))
     labels = data.train_labels[:n]
@@ -222,7 +222,7 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
     """Time one epoch of a run's three latent probes (s, z_mean, z_sample: 16-d codes of the
     training set's size), trained side by side as they are in a run; with ``compare``, also one
     by one. Prints what the paper preset's probes cost per run."""
-    from bench.metrics.probes import LatentCode, ProbeTask, fit_probe, fit_probe_tasks
+    from bench.metrics.probe_classifier import LatentCode, ProbeTask, fit_probe, fit_probe_tasks
     settings = resolve("ccvae", data.name, "paper", seed=0).settings
     labels = data.train_labels
     mean = torch.randn(len(labels), 16, device=device)
@@ -256,8 +256,8 @@ def measure_probes(data: ImageSet, device: torch.device, compare: bool) -> None:
 def measure_tsne(data: ImageSet, device: torch.device, points: int) -> float:
     """Seconds for the t-SNE of the 16-d posterior means of ``points`` test images (an untrained
     cycle-consistent VAE's encoder: the same size and kind of input as a trained one's)."""
-    from bench.evaluations._encoding import encode_all
-    from bench.evaluations._tsne import tsne_embedding
+    from bench.evaluations.encoding import encode_all
+    from bench.evaluations.tsne_fit import tsne_embedding
     method, _ = build(resolve("ccvae", data.name, "paper", seed=0), data, device)
     codes = encode_all(method, data.test_images[:points]).z_mean.cpu().numpy()
     started = time.perf_counter()

@@ -52,7 +52,7 @@ from bench.run.train import Interrupted, StopOnSignal
 from datasets import ImageSet
 
 if TYPE_CHECKING:
-    from bench.evaluations._tsne_pool import TsnePool
+    from bench.evaluations.tsne_pool import TsnePool
 
 CUDA_GROUP_SIZE = 32  # torch's CUDA streams per device and priority, handed out round robin
 FILES_PER_RUN = 4  # a training run's lock, run.log, TensorBoard event file, and a file being written
@@ -173,7 +173,7 @@ def run_together(configs: list[RunConfig], data: ImageSet, options: RunOptions,
     checkpointed and ``Outcomes.interrupted`` is set; after a device-wide fault, likewise as far
     as the device allows, and ``Outcomes.device_fault`` says what it was. ``options.tsne_workers``:
     the t-SNE of each run in that many CPU worker processes, started once the run is trained
-    (bench/evaluations/_tsne_pool.py); 0 or None: in this process, in each run's turn."""
+    (bench/evaluations/tsne_pool.py); 0 or None: in this process, in each run's turn."""
     device, tsne_workers = options.device, options.tsne_workers
     file_limit = open_file_limit()
     groups = in_groups(configs, device, file_limit)
@@ -188,7 +188,7 @@ def run_together(configs: list[RunConfig], data: ImageSet, options: RunOptions,
     outcomes = Outcomes()
     pool = None
     if tsne_workers:
-        from bench.evaluations._tsne_pool import TsnePool, threads_per_worker
+        from bench.evaluations.tsne_pool import TsnePool, threads_per_worker
         pool = TsnePool(tsne_workers, threads_per_worker(tsne_workers))
     try:
         for group in groups:

@@ -28,7 +28,7 @@ class RunSettings:
 @dataclasses.dataclass(frozen=True)
 class RunIdentity:
     """What a run's config.json records first, for a suite method (RunConfig) and an external
-    model (bench/run/external.py) alike: what evaluations read of a run."""
+    model (bench/run/external_run.py) alike: what evaluations read of a run."""
     method: str
     dataset: str
     preset: str

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from methods.base import Method, MethodConfig
-from methods._nets import Decoder, Encoder, PairDiscriminator, check_image_shape, init_weights
+from methods.networks import Decoder, Encoder, PairDiscriminator, check_image_shape, init_weights
 
 REAL, FAKE = 1, 0
 

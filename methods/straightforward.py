@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from methods._adversarial import FAKE, REAL, verdict_loss
+from methods.adversarial import FAKE, REAL, verdict_loss
 from methods.base import Method, TrainingData, kl_to_standard_normal
 
 

@@ -2,7 +2,7 @@
 
 openTSNE runs on the CPU. A run's embeddings are submitted as soon as it has trained and been
 encoded, so they are computed while the GPU trains the runs still training and fits the probes.
-Each embedding is one process (``python -m bench.evaluations._tsne``, given its points as a .npy file, no
+Each embedding is one process (``python -m bench.evaluations.tsne_fit``, given its points as a .npy file, no
 pickle) using a fixed number of threads, recorded in evaluation.json and figures.json since
 openTSNE's result depends on it: with the same number, an embedding is the one the run's own
 process computes. The run's ``tsne`` evaluation (bench/evaluations/tsne.py) takes the embeddings
@@ -93,7 +93,7 @@ class TsnePool:
             if self.closed:
                 raise RuntimeError("the t-SNE workers were stopped")
             process = subprocess.Popen(
-                [sys.executable, "-m", "bench.evaluations._tsne", str(points_file), str(embedding_file),
+                [sys.executable, "-m", "bench.evaluations.tsne_fit", str(points_file), str(embedding_file),
                  str(seed), str(self.threads)], env=environment, stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             self.running.add(process)

@@ -21,7 +21,7 @@ from torch import nn
 
 from bench.metrics import Bar, no_bar
 from bench.metrics.batches import inference_batch
-from bench.metrics.probes import accuracy
+from bench.metrics.probe_classifier import accuracy
 
 MAX_MAP_SIDE = 8  # strided convs until the feature map is at most this wide and high
 

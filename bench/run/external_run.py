@@ -1,4 +1,4 @@
-"""A run of an external model (python -m bench evaluate-model, bench/external.py): its config,
+"""A run of an external model (python -m bench evaluate-model, bench/external_model.py): its config,
 its id, and its folder, written as a suite run's is (config.json, env.json, each evaluation's
 file, evaluation.json, the evaluations' figures, status.json last) but marked external: no
 training, no checkpoint, no losses, no training curves; config.json's ``external`` says where
@@ -19,9 +19,9 @@ from typing import Any, Callable
 
 from bench.errors import ConfigError
 from bench.evaluations import Context, Evaluation, run_evaluations
-from bench.evaluations._encoding import encode_all
-from bench.external import ExternalMethod, ModelSource
-from bench.run.checkpoints import RunLock
+from bench.evaluations.encoding import encode_all
+from bench.external_model import ExternalMethod, ModelSource
+from bench.run.lock import RunLock
 from bench.spec.config import RunIdentity, RunSettings, check_values, coerce_setting
 from bench.run.environment import environment, peak_memory_mb
 from bench.spec.presets import PRESETS

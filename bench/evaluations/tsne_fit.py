@@ -1,9 +1,9 @@
 """The t-SNE of a run's z codes (openTSNE), and a program computing one in its own process.
 
 This module imports neither torch nor the rest of the suite, so that a worker process started
-for one embedding (bench/evaluations/_tsne_pool.py) is ready in about a second:
+for one embedding (bench/evaluations/tsne_pool.py) is ready in about a second:
 
-    python -m bench.evaluations._tsne POINTS.npy EMBEDDING.npy SEED THREADS
+    python -m bench.evaluations.tsne_fit POINTS.npy EMBEDDING.npy SEED THREADS
 
 reads the points (n x d, float32), writes their 2-D embedding and exits 0.
 """

@@ -81,7 +81,7 @@ def baseline_path(dataset: str, preset: str, directory: Path = BASELINE_DIR) -> 
     return Path(directory) / f"{dataset}-{preset}.csv"
 
 
-def summarise(numbers: pd.DataFrame) -> pd.DataFrame:
+def baseline_statistics(numbers: pd.DataFrame) -> pd.DataFrame:
     """Mean, spread (sample std; 0 for one seed) and seed count of each number over seeds
     (``numbers``: KEY columns and ``value``)."""
     table = numbers.groupby(KEY)["value"].agg(mean="mean", std="std", seeds="count").reset_index()
@@ -341,7 +341,7 @@ def external_runs(results_dir: Path) -> list[str]:
 
 def current_results(numbers: pd.DataFrame) -> pd.DataFrame:
     """Mean, spread and seed count over the seeds of ``numbers`` (current_numbers)."""
-    return summarise(numbers) if not numbers.empty else pd.DataFrame(columns=BASELINE_COLUMNS)
+    return baseline_statistics(numbers) if not numbers.empty else pd.DataFrame(columns=BASELINE_COLUMNS)
 
 
 def _number(value: float, probe: str, signed: bool = False) -> str:
