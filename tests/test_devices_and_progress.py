@@ -96,10 +96,52 @@ def test_watching_the_tsne_does_not_change_it(monkeypatch, capsys):
 
 
 def test_a_run_in_a_log_gets_one_timed_line_per_long_step_and_no_bars(tmp_path, capsys):
+    """Where the output is not a terminal: no bars; each evaluation says when it starts and how
+    long it took, the probes how far their epochs are, and run.log holds the same lines."""
     assert main([*SMOKE, "--device", "cpu", "--results", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     for step in (r"t-SNE of z_mean \(200 points\)", r"t-SNE of z_sample \(200 points\)",
-                 "swap grid", "training curves", "probes", "swap"):
+                 "swap_grid figure", "training curves", "probes", "swap", "z_usage", "tsne"):
         assert re.search(rf"{step}: \d+\.\d s", captured.out), (step, captured.out)
-    for bar in ("probe epochs", "decoding swaps", "t-SNE of 200 points"):
+    assert "swap grid" not in captured.out  # one name for one evaluation: swap_grid
+    for bar in ("decoding swaps", "t-SNE of 200 points", "it/s", "%|"):
         assert bar not in captured.err and bar not in captured.out
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    log = (run_dir / "run.log").read_text()
+    evaluations = re.findall(r"(\S+): started \(evaluation (\d+) of (\d+)\)", log)
+    names = [name.split()[-1] for name, _, _ in evaluations]
+    assert names[:2] == ["probes", "z_usage"] and names[-1] == "tsne", log
+    assert [int(n) for _, n, _ in evaluations] == list(range(1, len(names) + 1))
+    for name in names:  # each evaluation: a line as it starts, then one with its time
+        timed = re.search(rf"{run_dir.name} {name}: \d+\.\d s", log)
+        assert timed and log.index(f"{run_dir.name} {name}: started") < timed.start(), name
+    assert re.search(r"^probe epochs 1/1: \d+\.\d s$", log, re.M), log  # the probes' epochs
+
+
+def test_a_logged_bar_says_how_far_it_is_at_each_tenth(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "interactive", lambda: False)
+    assert list(progress.logged_bar(range(100), "probe epochs")) == list(range(100))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.partition(":")[0] for line in lines] == \
+        [f"probe epochs {k}/100" for k in range(10, 101, 10)]
+    assert all(re.fullmatch(r"probe epochs \d+/100: \d+\.\d s", line) for line in lines)
+    assert list(progress.logged_bar(iter("abc"), "blocks", total=3)) == ["a", "b", "c"]
+    assert [line.partition(":")[0] for line in capsys.readouterr().out.splitlines()] == \
+        ["blocks 1/3", "blocks 2/3", "blocks 3/3"]
+
+
+def test_on_a_terminal_progress_lines_go_to_the_runs_log_only(monkeypatch, capsys, tmp_path):
+    """A terminal shows the bar; the run's log gets the lines instead (and no bar)."""
+    from bench.run import live
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    with live.ConsoleLog(tmp_path / live.RUN_LOG):
+        assert list(progress.logged_bar(range(2), "probe epochs")) == [0, 1]
+        progress.note("ccvae-mnist-x swap: started")
+    assert progress.log_to(None) is None  # the log's sink is gone with it
+    captured = capsys.readouterr()
+    assert "probe epochs 2/2:" not in captured.out + captured.err
+    assert "probe epochs" in captured.err  # the bar
+    lines = (tmp_path / live.RUN_LOG).read_text().splitlines()
+    assert lines[0].startswith("== ") and lines[0].endswith(")") and " bench run (pid " in lines[0]
+    assert [line.partition(":")[0] for line in lines[1:]] == \
+        ["probe epochs 1/2", "probe epochs 2/2", "ccvae-mnist-x swap"]

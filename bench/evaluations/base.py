@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from bench import progress
 from bench.errors import Interrupted, is_device_fault
 from bench.sections.hook import ReportSection
 from bench.store import results
@@ -230,9 +231,11 @@ def run_evaluations(context: Context, run_dir: Path, evaluations: list[Evaluatio
     columns = run_columns(context.config.to_dict(), context.config.run_id)
     computed = computed or {}
     done = {}
-    for evaluation in evaluations:
-        if not evaluation.applies_to(context):
-            continue
+    chosen = [evaluation for evaluation in evaluations if evaluation.applies_to(context)]
+    for number, evaluation in enumerate(chosen, 1):
+        if evaluation.name not in computed:  # what it is doing, before the minutes it may take
+            progress.note(f"{context.config.run_id} {evaluation.name}: started (evaluation "
+                          f"{number} of {len(chosen)})")
         started = time.perf_counter()
         outcome = computed.get(evaluation.name) or evaluation.compute(context)
         results.write_table(Path(run_dir) / evaluation.file, evaluation.all_columns,

@@ -138,7 +138,7 @@ def fit_job_curves(jobs: list[ProbeJob], *, capacity: str = "paper",
                                       first.num_classes, capacity=capacity,
                                       budgets=budgets or (first.epochs,),
                                       batch_size=first.batch_size, lr=first.lr,
-                                      between=between, bar=progress.bar))
+                                      between=between, bar=progress.logged_bar))
         for i in members:
             found[i] = {name: next(fitted) for name in jobs[i].tasks}
     return found

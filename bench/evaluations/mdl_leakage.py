@@ -52,6 +52,7 @@ def code_row(probe: str, found: OnlineCode, control: list[float]) -> dict:
 
 
 def mdl_rows(context: Context) -> Outcome:
+    from bench import progress
     from bench.evaluations.encoding import latent_codes
     from bench.metrics.mdl import online_code_lengths, permutation_control
     codes = latent_codes(context.test)
@@ -62,7 +63,7 @@ def mdl_rows(context: Context) -> Outcome:
     def send(labels):
         return online_code_lengths(codes, labels, data.num_classes, epochs=options["epochs"],
                                    batch_size=options["batch_size"], seed=context.seed("mdl"),
-                                   between=context.stop)
+                                   between=context.stop, bar=progress.logged_bar)
 
     found = send(data.test_labels)
     control = permutation_control(send, data.test_labels, CONTROL_PERMUTATIONS,

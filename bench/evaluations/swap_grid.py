@@ -47,7 +47,7 @@ def draw_swap_grid(context: Context, outcome: Outcome, run_dir: Path) -> dict[st
     s_index = [row["s_image"] for row in outcome.rows]
     z_index = [row["z_image"] for row in outcome.rows]
     data = context.data
-    with progress.step(f"{context.config.run_id} swap grid"):
+    with progress.step(f"{context.config.run_id} swap_grid figure"):
         s_images, z_images = data.test_images[s_index], data.test_images[z_index]
         grid = swap_grid_image(swap_cells(context.method, z_images, s_images), z_images, s_images)
         results.write_atomic(run_dir / SWAP_GRID_FIGURE,

@@ -21,6 +21,7 @@ from bench.errors import ConfigError
 from bench.evaluations import Context, Evaluation, run_evaluations
 from bench.evaluations.encoding import encode_all
 from bench.external_model import ExternalMethod, ModelSource
+from bench.run.live import RUN_LOG, ConsoleLog
 from bench.run.lock import RunLock
 from bench.spec.config import RunIdentity, RunSettings, check_values, coerce_setting
 from bench.run.environment import environment, peak_memory_mb
@@ -128,9 +129,10 @@ def _write(config: ExternalConfig, method: ExternalMethod, data: ImageSet, run_d
     skipped = skipped_without_decoder(evaluations, data, method.decodes)
     results.write_json_atomic(run_dir / results.CONFIG_FILE, config.record(skipped))
     results.write_json_atomic(run_dir / results.ENV_FILE, environment(method.device))
-    context = Context(config, method, data, encode_all(method, data.train_images),
-                      encode_all(method, data.test_images), stop=stop)
-    run_evaluations(context, run_dir, evaluations, between=stop, say=say)
+    with ConsoleLog(run_dir / RUN_LOG, "bench evaluate-model"):  # its lines, as a run's
+        context = Context(config, method, data, encode_all(method, data.train_images),
+                          encode_all(method, data.test_images), stop=stop)
+        run_evaluations(context, run_dir, evaluations, between=stop, say=say)
     results.write_json_atomic(run_dir / results.STATUS_FILE, {
         "state": results.COMPLETE, "total_seconds": round(time.perf_counter() - started, 2),
         "peak_memory_mb": round(peak_memory_mb(method.device), 1)})

@@ -1,5 +1,6 @@
 """A run's console lines in ``run.log`` in its folder: what the run prints while it executes,
-appended across resumes, one line per start. Written by every executor alike (a ``--jobs`` child or
+appended across resumes, one line per start, and the lines of progress a terminal shows as bars
+instead (bench/progress.py: ``note``, ``log_to``). Written by every executor alike (a ``--jobs`` child or
 a SLURM job runs the same ``bench run`` in its own process). The run's other watchers (losses.csv,
 TensorBoard, a user's own) are monitors: bench/run/monitors.py."""
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Generator
 from pathlib import Path
 
+from bench import progress
 from bench.store import results
 
 RUN_LOG = "run.log"
@@ -22,10 +24,12 @@ class ConsoleLog:
     complete lines only: a progress bar redrawn in place (carriage returns) leaves at most its last
     state, and a line still unfinished when the log closes is written as it stands. The lines reach
     the file as they are printed (``tail -f`` works). If the file cannot be opened or written (a
-    full disk), logging stops and the run goes on: the console still has every line."""
+    full disk), logging stops and the run goes on: the console still has every line. While
+    attached, it is where ``bench.progress`` sends the progress lines a terminal shows as bars.
+    ``command``: what the first line of each start names (bench run, bench evaluate-model)."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, command: str = "bench run"):
+        self.path, self.command = Path(path), command
         self._file = None
         self._lock = threading.Lock()
         self._partial: dict[str, str] = {}
@@ -37,14 +41,14 @@ class ConsoleLog:
         except OSError:
             self._file = None
         stamp = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-        self._append(f"== {stamp} bench run (pid {os.getpid()} on {socket.gethostname()})\n")
+        self._append(f"== {stamp} {self.command} (pid {os.getpid()} on {socket.gethostname()})\n")
         self.attach()
         return self
 
     def attach(self) -> None:
         """Start copying this process's output to the log (it is attached while active)."""
         if self._saved is None:
-            self._saved = sys.stdout, sys.stderr
+            self._saved = sys.stdout, sys.stderr, progress.log_to(self.note)
             sys.stdout, sys.stderr = _Tee(sys.stdout, self, "out"), _Tee(sys.stderr, self, "err")
 
     def detach(self) -> None:
@@ -53,7 +57,8 @@ class ConsoleLog:
             for stream in (sys.stdout, sys.stderr):
                 if isinstance(stream, _Tee):
                     stream.flush()
-            sys.stdout, sys.stderr = self._saved
+            sys.stdout, sys.stderr, previous = self._saved
+            progress.log_to(previous)
             self._saved = None
 
     def steps(self, steps: Generator):
