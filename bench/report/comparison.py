@@ -30,7 +30,7 @@ from bench.store import results
 from bench.store.records import RunRecord, load_runs
 from bench.terminal import printable
 
-BASELINE_DIR = results.DEFAULT_RESULTS / "baselines"
+BASELINE_DIR = results.COMMITTED_RESULTS / "baselines"
 KEY = ["method", "dataset", "preset", "z_dim", "s_dim", "probe", "split"]
 BASELINE_COLUMNS = (*KEY, "mean", "std", "seeds")
 # Then, optionally: seed_<n>, that seed's number, COMPUTED_ON, what they were computed on, and
@@ -228,6 +228,12 @@ def read_baseline(path: Path) -> pd.DataFrame:
         raise UnusableFile(f"no baseline {path} (write one with --update-baseline)") from None
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise UnusableFile(f"malformed baseline {path}: {first_line(error)}") from None
+    return checked_baseline(table, path)
+
+
+def checked_baseline(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``table``, read from the baseline ``path``, checked (an UnusableFile naming the file where
+    it is malformed), its numbers as numbers."""
     missing = [c for c in BASELINE_COLUMNS if c not in table.columns]
     if missing:
         raise UnusableFile(f"malformed baseline {path}: missing columns {', '.join(missing)}")

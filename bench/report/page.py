@@ -17,6 +17,8 @@ import pandas as pd
 from bench import progress
 from bench.evaluations import ReportTable, in_order, report_sections
 from bench.report.document import to_html, to_markdown
+from bench.report.references import References, references_for
+from bench.report.references import sentence as reference_sentence
 from bench.sections.blocks import Block, Details, Heading, Paragraph, Table
 from bench.sections.experiments import (CELL_SENTENCE, DETERMINISTIC_MARK, EXTERNAL_MARK, MISSING,
                                         Experiments, format_cell, keyed_rows, read_rows,
@@ -141,15 +143,17 @@ def evaluation_table(spec: ReportTable, table: pd.DataFrame, paper_order: list[s
 
 
 def evaluation_blocks(records: list[RunRecord], paper_order: list[str],
-                      experiments: Experiments) -> list[Block]:
-    """Every registered evaluation with report tables that some of ``records`` computed."""
+                      experiments: Experiments,
+                      references: tuple[RunRecord, ...] = ()) -> list[Block]:
+    """Every registered evaluation with report tables that some of ``records`` computed, with
+    the rows ``references`` have of it after theirs (``experiments`` names both)."""
     blocks: list[Block] = []
     for evaluation in in_order():
         if not evaluation.tables or evaluation.file == results.METRICS_FILE:
             continue
-        table = read_rows(records, evaluation.file)
-        if table.empty:
+        if read_rows(records, evaluation.file).empty:
             continue
+        table = read_rows([*records, *references], evaluation.file)
         blocks += [Heading(3, evaluation.title), Paragraph(evaluation.description)]
         for spec in evaluation.tables:
             rendered = evaluation_table(spec, table, paper_order, experiments)
@@ -192,24 +196,38 @@ def owned_columns(section: SectionInput) -> tuple[PaperColumns, ...]:
     return tuple(columns for columns in found if columns is not None)
 
 
+def tabled_columns(section: SectionInput, tabled: SectionInput) -> tuple[PaperColumns, ...]:
+    """The evaluations' own columns the folder's runs have, their cells from ``tabled`` (the
+    section with its reference rows)."""
+    own = {columns.header for columns in owned_columns(section)}
+    return tuple(columns for columns in owned_columns(tabled) if columns.header in own)
+
+
 def paper_table(section: SectionInput, paper: pd.DataFrame) -> list[Block]:
-    """The paper's table, ours beside the paper's numbers, and how sure its cells are."""
+    """The paper's table, ours beside the paper's numbers (and the reference rows after ours),
+    and how sure its cells are (the folder's own runs only)."""
     part, experiments, paper_order = section.metrics, section.experiments, section.paper_order
+    tabled = section.with_references()
     return [Heading(3, "Latent probes (the paper's table)"),
             Paragraph("z is probed on a **sample** of the posterior, as the paper did (the "
                       "paper-comparable figure)."),
-            accuracy_table(summarise(part), paper, TABLE_COLUMNS, paper_order, experiments,
-                           owned_columns(section)),
+            accuracy_table(summarise(tabled.metrics), paper, TABLE_COLUMNS, paper_order,
+                           tabled.experiments, tabled_columns(section, tabled)),
             Paragraph(CELL_SENTENCE), *significance(part, TABLE_COLUMNS, experiments, paper_order)]
 
 
-def table_notes(section: SectionInput) -> list[Block]:
-    """What the rows of the tables are: deterministic z, external models, differing settings."""
+def table_notes(section: SectionInput, references: References) -> list[Block]:
+    """What the rows of the tables are: deterministic z, external models, reference rows,
+    differing settings."""
     experiments, records = section.experiments, section.records
     blocks: list[Block] = []
-    if experiments.deterministic & set(section.metrics.method):
+    tabled = section.with_references()
+    if tabled.experiments.deterministic & set(tabled.metrics.method):
         blocks.append(Paragraph(DETERMINISTIC_NOTE))
     blocks += external_models(records)
+    said = reference_sentence(references)
+    if said:
+        blocks.append(Paragraph(said))
     if experiments.show_settings:
         blocks.append(Paragraph("Rows differ in the settings shown (the others are equal); each "
                                 "row averages runs that differ in their seed only."))
@@ -219,11 +237,12 @@ def table_notes(section: SectionInput) -> list[Block]:
 def z_mean_table(section: SectionInput, paper: pd.DataFrame) -> list[Block]:
     """The probes of the posterior mean of z, which the paper did not report."""
     part, experiments, paper_order = section.metrics, section.experiments, section.paper_order
+    tabled = section.with_references()
     z_mean_columns = {"z mean train": ("z_mean", "train"), "z mean test": ("z_mean", "test")}
     return [Paragraph("z probed on the posterior mean (not the paper's figure; the mean of "
                       "q(z|x) carries more class information than a sample of it):"),
-            accuracy_table(summarise(part), paper.iloc[0:0], z_mean_columns, paper_order,
-                           experiments),
+            accuracy_table(summarise(tabled.metrics), paper.iloc[0:0], z_mean_columns, paper_order,
+                           tabled.experiments),
             *significance(part, z_mean_columns, experiments, paper_order)]
 
 
@@ -240,24 +259,47 @@ def training_curves(section: SectionInput) -> list[Block]:
     return blocks
 
 
+def preset_banner(preset: str, records: list[RunRecord], references: References) -> str:
+    """What a preset short of the paper's means for the section's numbers: the suite's methods
+    (the folder's runs, the reference rows) are trained for a fraction of the protocol; an
+    external model is not trained by the suite, only evaluated with a fraction of its budget."""
+    trained = any(r.external is None for r in records) or bool(references.records)
+    parts = []
+    if trained:
+        parts.append(f"The `{preset}` preset trains for a fraction of the paper's protocol (the "
+                     "`paper` preset): its numbers show that the methods work, they are not "
+                     "comparable to the paper's.")
+    if any(r.external is not None for r in records):
+        parts.append(f"An external model is not trained by the suite: it is evaluated with the "
+                     f"`{preset}` preset's budget (its images, probe epochs and t-SNE points), a "
+                     "fraction of the paper's" + (", so its numbers are not comparable to the "
+                                                  "paper's either." if trained else
+                                                  " (the `paper` preset), so its numbers are "
+                                                  "not comparable to the paper's."))
+    if preset == "smoke":
+        parts.append("`smoke` numbers only check that everything runs, and mean nothing as "
+                     "numbers (a model scored s 18 % at `smoke` and 93 % at `ci`).")
+    return " ".join(parts)
+
+
 def dataset_section(dataset: str, preset: str, part: pd.DataFrame, records: list[RunRecord],
                     paper: pd.DataFrame, results_dir: Path) -> list[Block]:
     """The report's part for one dataset and preset: its own tables and notes, and, at their
     places, every evaluation's section (ReportSection) and tables."""
     paper_part = paper[paper.dataset == dataset]
+    references = references_for(dataset, preset, records)
     section = SectionInput(dataset, preset, records, part, list(dict.fromkeys(paper_part.method)),
-                           Experiments(records), results_dir)
+                           Experiments(records), results_dir, references.records)
     blocks: list[Block] = [Heading(2, f"{dataset}, preset `{preset}`")]
     if preset != "paper":
-        blocks.append(Paragraph(f"The `{preset}` preset trains for a fraction of the paper's protocol "
-                                "(the `paper` preset): its numbers show that the methods work, they "
-                                "are not comparable to the paper's.", quote=True))
+        blocks.append(Paragraph(preset_banner(preset, records, references), quote=True))
     blocks += paper_table(section, paper_part)
     blocks += owned_blocks(section, lambda owned: owned.paper_notes)
-    blocks += table_notes(section)
+    blocks += table_notes(section, references)
     blocks += z_mean_table(section, paper_part)
     blocks += owned_blocks(section, lambda owned: owned.analyses)
-    blocks += evaluation_blocks(records, section.paper_order, section.experiments)
+    tabled = section.with_references()
+    blocks += evaluation_blocks(records, section.paper_order, tabled.experiments, references.records)
     blocks += owned_blocks(section, lambda owned: owned.figures)
     return blocks + training_curves(section)
 

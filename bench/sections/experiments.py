@@ -9,12 +9,14 @@ import pandas as pd
 from bench.sections.blocks import Figure, embeddable
 from bench.sections.statistics import LEVEL, interval
 from bench.store import results
-from bench.store.records import RunRecord, differing_settings
+from bench.store.records import REFERENCE_VARIANT, RunRecord, differing_settings
 
 # One row of a table per experiment: runs that differ only in their seed (records.RunRecord.variant).
 GROUP = ["method", "z_dim", "s_dim", "variant"]
 DETERMINISTIC_MARK = "†"
 EXTERNAL_MARK = "(external)"  # a model of the user's own (python -m bench evaluate-model)
+# The suite's published numbers beside a folder's runs (bench/report/references.py), not its runs
+REFERENCE_MARK = "(reference)"
 MISSING = "–"
 # What a cell of every table holds, in the one sentence that report.md, report.html, README.md and
 # the published results' READMEs give (tests/test_report.py, tests/test_readme.py hold them to it)
@@ -50,22 +52,30 @@ def method_order(methods, paper_order: list[str]) -> list[str]:
                                                else len(paper_order), m))
 
 
+def is_reference(variant) -> bool:
+    """Whether an experiment's variant is a reference row's (RunRecord.reference)."""
+    return str(variant).startswith(REFERENCE_VARIANT)
+
+
 def keyed_rows(table: pd.DataFrame, paper_order: list[str]):
-    """(experiment key: method, z_dim, s_dim, variant; its rows) in the report's order."""
+    """(experiment key: method, z_dim, s_dim, variant; its rows) in the report's order: the
+    folder's own experiments, then the reference rows (each by method, then latent sizes)."""
     keys = table[GROUP].drop_duplicates()
     order = method_order(keys.method, paper_order)
-    keys = keys.assign(o=keys.method.map(order.index)).sort_values(["o", "z_dim", "s_dim", "variant"])
+    keys = keys.assign(r=keys.variant.map(is_reference), o=keys.method.map(order.index))
+    keys = keys.sort_values(["r", "o", "z_dim", "s_dim", "variant"])
     for _, key in keys.iterrows():
         yield key, table[(table[GROUP] == key[GROUP]).all(axis=1)]
 
 
 class Experiments:
-    """The leading cells of a row: method (marked when its z is deterministic, and when it is an
-    external model), latent sizes, the settings in which it differs from other experiments of the
-    method (when any do), seeds."""
+    """The leading cells of a row: method (marked when its z is deterministic, when it is an
+    external model, and when it is a reference row), latent sizes, the settings in which it
+    differs from other experiments of the method (when any do: among the folder's own runs; a
+    reference row holds a preset's defaults), seeds."""
 
     def __init__(self, records: list[RunRecord]):
-        self.settings = differing_settings(records)
+        self.settings = differing_settings([r for r in records if r.reference is None])
         self.deterministic = {r.method for r in records if not r.variational_z}
         self.external = {r.method for r in records if r.external is not None}
         self.show_settings = any(self.settings.values())
@@ -76,11 +86,13 @@ class Experiments:
     def name(self, key) -> str:
         """The experiment in words: method, latent sizes and its differing settings."""
         settings = self.settings.get(key.variant) if self.show_settings else ""
-        return f"{key.method} {key.z_dim}/{key.s_dim}" + (f" ({settings})" if settings else "")
+        return (f"{key.method} {key.z_dim}/{key.s_dim}" + (f" ({settings})" if settings else "")
+                + (f" {REFERENCE_MARK}" if is_reference(key.variant) else ""))
 
     def cells(self, key, seeds: int) -> list[str]:
         label = key.method + (f" {DETERMINISTIC_MARK}" if key.method in self.deterministic else "")
         label += f" {EXTERNAL_MARK}" if key.method in self.external else ""
+        label += f" {REFERENCE_MARK}" if is_reference(key.variant) else ""
         settings = [self.settings.get(key.variant) or "defaults"] if self.show_settings else []
         return [label, f"{key.z_dim} / {key.s_dim}", *settings, str(seeds)]
 

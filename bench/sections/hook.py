@@ -33,6 +33,24 @@ class SectionInput:
     paper_order: list[str]  # the methods of the paper's table for the dataset, in its order
     experiments: Experiments
     results_dir: Path
+    # The suite's published numbers for the dataset, preset and the runs' latent sizes
+    # (bench/report/references.py), each a record marked ``reference``: shown in the tables
+    # beside the runs (``with_references``), never in the statistics, figures or run lists
+    references: tuple[RunRecord, ...] = ()
+
+    def with_references(self) -> "SectionInput":
+        """The same part with the reference rows among its records and metrics: what the
+        report's tables (and an evaluation's columns in them) are laid out from."""
+        if not self.references:
+            return self
+        import pandas as pd
+
+        from bench.sections.experiments import Experiments
+        from bench.store.records import metrics_of
+        records = [*self.records, *self.references]
+        metrics = pd.concat([self.metrics, metrics_of(list(self.references))], ignore_index=True)
+        return dataclasses.replace(self, records=records, metrics=metrics,
+                                   experiments=Experiments(records), references=())
 
     @property
     def figures_dir(self) -> Path:

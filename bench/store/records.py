@@ -41,6 +41,11 @@ class ExternalSource:
                    if isinstance(skipped, list) else ())
 
 
+# The variants of reference rows begin with this (RunRecord.variant): the report lists them after
+# the folder's own experiments, and never averages them with one.
+REFERENCE_VARIANT = "reference-"
+
+
 @dataclasses.dataclass(frozen=True)
 class RunRecord:
     """One run folder: its resolved config, environment and status as written, and its tables."""
@@ -49,6 +54,9 @@ class RunRecord:
     config: dict[str, Any]  # config.json: RunConfig.to_dict(), run_id, variational_z
     env: dict[str, Any]  # env.json
     status: dict[str, Any]  # status.json ({"state": "unfinished"} when absent)
+    # A reference row's source (the report's bench/report/references.py: the suite's published
+    # numbers, shown beside a folder's runs, never one of them); None for a run of the folder
+    reference: str | None = None
 
     @property
     def state(self) -> str:
@@ -105,10 +113,14 @@ class RunRecord:
     @property
     def variant(self) -> str:
         """A short hash of the whole resolved config except the seed: runs with the same variant
-        are seeds of one experiment, and only those are averaged."""
+        are seeds of one experiment, and only those are averaged. A reference row's begins with
+        REFERENCE_VARIANT and hashes its source too: it is never averaged with a folder's run."""
         same = {k: v for k, v in self.config.items() if k not in ("seed", "run_id")}
+        if self.reference is not None:
+            same = {"config": same, "reference": self.reference}
         canonical = json.dumps(same, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+        return digest if self.reference is None else REFERENCE_VARIANT + digest
 
     @property
     def computed_on(self) -> str:

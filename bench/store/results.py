@@ -15,7 +15,12 @@ from bench.errors import UnusablePath
 from bench.lifetime import alive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RESULTS = REPO_ROOT / "results"
+# What the repository holds: the committed baselines (baselines/) and the published runs (paper/,
+# studies/)
+COMMITTED_RESULTS = REPO_ROOT / "results"
+# A command's results folder unless --results says otherwise: results/ in the working directory
+# (the repository's own when run from its root, a user's project's when run from there)
+DEFAULT_RESULTS = Path("results")
 
 # The columns that open every table a run writes (metrics.csv and each evaluation's file).
 RUN_COLUMNS = ("run_id", "method", "dataset", "preset", "seed", "z_dim", "s_dim")
