@@ -94,3 +94,19 @@ def test_every_link_to_a_section_finds_its_heading(document):
         assert linked.exists(), f"{document.name}: links to {target}, which does not exist"
         assert anchor in anchors(linked.read_text(encoding="utf-8")), \
             f"{document.name}: no heading for {target}#{anchor}"
+
+
+def test_the_encoding_batch_the_docs_give_is_the_codes():
+    """README and docs/ give the batch the evaluations encode with as bench/metrics/batches.py
+    has it (they once said 1,000 where a CPU takes 100); usage.md and evaluation.md give it."""
+    from bench.metrics.batches import ACCELERATOR_BATCH, CPU_BATCH
+    said = re.compile(r"([\d,]+) images at a time(?: on a\s+CPU)? \(([\d,]+) on a\s+GPU")
+    found = {}
+    for document in DOCUMENTS:
+        text = without_code_blocks(document.read_text(encoding="utf-8"))
+        assert not re.search(r"chunks of [\d,]+ images", text), document.name
+        for cpu, gpu in said.findall(text):
+            assert (int(cpu.replace(",", "")), int(gpu.replace(",", ""))) == \
+                (CPU_BATCH, ACCELERATOR_BATCH), document.name
+            found[document.name] = found.get(document.name, 0) + 1
+    assert {"usage.md", "evaluation.md"} <= set(found)

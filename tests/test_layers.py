@@ -106,7 +106,7 @@ def in_layer(name: str, *layers: str) -> bool:
 # its own layer and the layers of lower rank; two layers of one rank never import each other. The
 # utilities (rank 0) are below every layer; methods and datasets below bench altogether.
 RANKS = {
-    "bench.__main__": 10,
+    "bench.__main__": 10, "bench.launcher": 10,  # python -m bench; scripts/bench's way to it
     "bench.cli": 9,
     "bench.launch": 8,
     "bench.run": 7, "bench.report": 7,  # training and reading results: neither needs the other
