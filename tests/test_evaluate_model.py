@@ -287,6 +287,37 @@ BAD_MODELS = {
                                     "        return torch.zeros(len(z), 1, 14, 14)\n",
                                     "decode must return images of shape (8, 1, 28, 28), got "
                                     "(8, 1, 14, 14)"),
+    # issue 44: every batch checked as the evaluations use it
+    "a decoder in [-1, 1]": ("{file}:model", GOOD + "    def decode(self, z, s):\n"
+                             "        return torch.linspace(-1, 1, 784).repeat(len(z), 1)"
+                             ".view(-1, 1, 28, 28)\n",
+                             "decode gave values in [-1.00, 1.00], 38 % of them more than 0.25 "
+                             "outside [0, 1]; images are in [0, 1]"),
+    "a decoder in [0, 255] after the first batch": (
+        "{file}:model", GOOD + "    def decode(self, z, s):\n"
+        "        return torch.full((len(z), 1, 28, 28), 255.0 if len(z) > 8 else 1.0)\n",
+        "decode gave values in [255.00, 255.00], 100 % of them more than 0.25 outside [0, 1]"),
+    "a log-variance that overflows after the first batch": (
+        "{file}:model", GOOD + "    def encode(self, images):\n"
+        "        n = len(images)\n"
+        "        return torch.ones(n, 3), images.flatten(1)[:, :2], torch.full((n, 2), 200.0 if n > 8 "
+        "else 1.0)\n",
+        "encode's z_logvar (up to 200) makes a sample of z, z_mean + exp(0.5 * z_logvar) * eps, "
+        "reach inf"),
+    "codes too large to square": ("{file}:model", GOOD + "    def encode(self, images):\n"
+                                  "        return torch.ones(len(images), 3) * 1e20, "
+                                  "torch.ones(len(images), 2)\n",
+                                  "encode's s reaches 1e+20 in magnitude; the evaluations square "
+                                  "codes"),
+    "codes under other names": ("{file}:model", GOOD + "    def encode(self, images):\n"
+                                "        import collections\n"
+                                "        Codes = collections.namedtuple('Codes', 'mu logvar style')\n"
+                                "        n = len(images)\n"
+                                "        return Codes(torch.ones(n, 2), torch.ones(n, 2), "
+                                "torch.ones(n, 3))\n",
+                                "encode returned a namedtuple Codes with fields (mu, logvar, "
+                                "style); its codes are read by name"),
+    "a Python file without its factory": ("{file}", "x = 1", "a Python file needs its factory"),
 }
 
 
@@ -308,7 +339,8 @@ def test_a_bad_model_is_one_line_exit_2_and_no_run_folder(case, tmp_path, capsys
 @pytest.mark.parametrize("name, message", [
     ("has space", "--name 'has space': expected 1 to 32 letters"),
     (".hidden", "--name '.hidden': expected"), ("x" * 33, "expected 1 to 32 letters"),
-    ("ccvae", "--name ccvae: a suite method's name")])
+    ("ccvae", "--name ccvae: a suite method's name"),
+    ("CCVAE", "--name CCVAE: a suite method's name (ccvae; names are compared without case)")])
 def test_a_bad_name_is_one_line_exit_2(name, message, tmp_path, capsys):
     assert evaluate_model("nowhere.py:model", name, tmp_path / "res") == 2
     assert message in capsys.readouterr().err
@@ -336,13 +368,21 @@ def test_a_model_named_by_its_module(tmp_path, monkeypatch):
     assert external["external"]["sha256"] == hashlib.sha256(ENCODER.encode()).hexdigest()
 
 
-def test_a_changed_model_file_is_a_new_run(tmp_path):
+def test_a_changed_model_file_is_another_model_refused_under_its_name_unless_replaced(
+        tmp_path, capsys):
+    """One name is one model: an edited factory file is another model, refused in one line (the
+    report showed two identical-looking rows); --replace evaluates it in the old run's place."""
     factory = tmp_path / "encoder.py"
     factory.write_text(ENCODER)
     assert evaluate_model(f"{factory}:model", "enc", tmp_path / "res", "--evaluations", "probes") == 0
+    old = only_run(tmp_path / "res", "enc")
     factory.write_text(ENCODER + "\n# retrained\n")
-    assert evaluate_model(f"{factory}:model", "enc", tmp_path / "res", "--evaluations", "probes") == 0
-    assert len(list(results.runs_dir(tmp_path / "res").iterdir())) == 2
+    assert evaluate_model(f"{factory}:model", "enc", tmp_path / "res", "--evaluations", "probes") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--name enc: {old} holds enc on mnist from another model" in err
+    assert evaluate_model(f"{factory}:model", "enc", tmp_path / "res", "--evaluations", "probes",
+                          "--replace") == 0
+    assert only_run(tmp_path / "res", "enc") != old and not old.exists()
 
 
 def test_an_external_record_from_someone_else_is_read_as_data_only(tmp_path):

@@ -56,9 +56,10 @@ class Context:
 
     @property
     def label(self) -> str:
-        """The run as a figure's title names it: "ccvae, z/s 16/16, seed 0, smoke preset"."""
+        """The run as a figure's title names it: "ccvae, z/s 16/16, seed 0, smoke preset" (an
+        external model's name followed by "(external)")."""
         c = self.config
-        return (f"{c.method}, z/s {c.method_config.z_dim}/{c.method_config.s_dim}, "
+        return (f"{c.shown_name}, z/s {c.method_config.z_dim}/{c.method_config.s_dim}, "
                 f"seed {c.seed}, {c.preset} preset")
 
 

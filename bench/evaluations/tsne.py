@@ -132,7 +132,7 @@ def comparison(records: list[RunRecord], path: Path, title: str, dataset: str) -
         for record, tables in zip(records, columns):
             part = tables.get(code, tables.get("z"))  # a deterministic z stands in both rows
             shown = code if code in tables else "z"
-            row.append(drawing.Panel(f"{record.method}: {drawing.CODE_TITLES[shown]}",
+            row.append(drawing.Panel(f"{shown_name(record)}: {drawing.CODE_TITLES[shown]}",
                                      part[["x", "y"]].to_numpy(), part["label"].to_numpy()))
         rows.append(row)
     drawing.plot_embeddings(rows, path, title, classes, label_name)
@@ -161,8 +161,15 @@ def sized_figures(section: SectionInput, sizes: tuple, group: list[RunRecord]) -
         path = section.figures_dir / f"tsne-{dataset}-{preset}-z{z}-s{s}.png"
         blocks.append(comparison(with_tsne, path, f"t-SNE of z, {dataset}, z/s {z}/{s}, "
                                  f"{preset} preset (first run of each method)", dataset))
-    return blocks + [run_figure(r, TSNE_FIGURE, "tsne", f"t-SNE of z: {r.label()}", width=760)
+    return blocks + [run_figure(r, TSNE_FIGURE, "tsne", f"t-SNE of z: {shown_name(r)} (z/s "
+                                f"{r.z_dim}/{r.s_dim}, seed {r.seed})", width=760)
                      for r in group if r not in with_tsne]
+
+
+def shown_name(record: RunRecord) -> str:
+    """A run's model as the t-SNE's titles name it: an external model's marked "(external)"."""
+    from bench.sections.experiments import EXTERNAL_MARK
+    return record.method + (f" {EXTERNAL_MARK}" if record.external is not None else "")
 
 
 def tsne_figures(section: SectionInput) -> list[Block]:

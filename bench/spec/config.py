@@ -36,6 +36,11 @@ class RunIdentity:
     method_config: Any  # a dataclass: the method's config, with its latent sizes z_dim and s_dim
     settings: RunSettings
 
+    @property
+    def shown_name(self) -> str:
+        """The run's model as figures' titles name it (an external model's is marked so)."""
+        return self.method
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "dataset": self.dataset, "preset": self.preset,
                 "seed": self.seed, "method_config": dataclasses.asdict(self.method_config),
