@@ -1,8 +1,14 @@
-"""Index samplers for weakly supervised training: same-class pairs and i.i.d. batches.
+"""Index samplers for weakly supervised training: same-class pairs and single-image batches.
 
-Both draw from a seeded ``torch.Generator`` on the device that holds the labels, with whole-tensor
-operations only (no per-sample Python). Their positions round-trip through ``state_dict``; their
-generators' states, whose format depends on the device, are saved beside (``generators()``).
+Each draws from a seeded ``torch.Generator`` on the device that holds the labels, with
+whole-tensor operations only (no per-sample Python). Their positions round-trip through
+``state_dict``; their generators' states, whose format depends on the device, are saved beside
+(``generators()``).
+
+Two ways of drawing (a method's ``draws``, methods/base.py): by default the single-image batches
+are i.i.d. (``BatchSampler``) and a partner is never its anchor; as the cycle-consistent VAE's
+authors' loader draws (``one_loader``), every batch is the next window of the pairs' pass
+(``LoaderBatches``) and a partner may be its anchor (``PairSampler(partner_may_be_anchor=True)``).
 """
 from __future__ import annotations
 
@@ -15,10 +21,13 @@ class PairSampler:
     Each epoch is a fresh permutation of the training set cut into batches (the last, incomplete
     batch is dropped), so every image is an anchor at most once per epoch and all but fewer than
     ``batch_size`` images exactly once. Every anchor gets a uniformly drawn partner of its own class,
-    never itself, drawn anew each epoch.
+    never itself, drawn anew each epoch; with ``partner_may_be_anchor``, any image of its class,
+    itself included (the cycle-consistent VAE's authors' loader: on MNIST about one pair in 6,000
+    is an image with itself).
     """
 
-    def __init__(self, labels: torch.Tensor, batch_size: int, generator: torch.Generator):
+    def __init__(self, labels: torch.Tensor, batch_size: int, generator: torch.Generator,
+                 partner_may_be_anchor: bool = False):
         counts = torch.bincount(labels)
         present = counts[counts > 0]
         if present.numel() == 0 or int(present.min()) < 2:
@@ -28,6 +37,7 @@ class PairSampler:
         self.labels = labels
         self.batch_size = batch_size
         self.generator = generator
+        self.partner_may_be_anchor = partner_may_be_anchor
         self.batches_per_epoch = labels.numel() // batch_size
         # Indices grouped by class; class c occupies by_class[start[c] : start[c] + count[c]].
         self.by_class = torch.argsort(labels, stable=True)
@@ -46,22 +56,32 @@ class PairSampler:
         anchors = torch.randperm(self.labels.numel(), generator=self.generator, device=device)[:n]
         label = self.labels[anchors]
         uniform = torch.rand(n, generator=self.generator, device=device, dtype=torch.float64)
-        # An offset among the class's other members: draw in [0, count - 2], skip the anchor itself.
-        offset = (uniform * (self.count[label] - 1)).long()
-        offset += (offset >= self.rank_in_class[anchors]).long()
-        self.anchors, self.partners = anchors, self.by_class[self.start[label] + offset]
+        self.anchors = anchors
+        self.partners = self._members(label, self.rank_in_class[anchors], uniform)
         self.epoch += 1
         self.position = 0
 
+    def _members(self, label: torch.Tensor, anchor_rank: torch.Tensor,
+                 uniform: torch.Tensor) -> torch.Tensor:
+        """For each ``uniform`` in [0, 1), an image of class ``label``: any member of the class
+        with ``partner_may_be_anchor``, else one of the others (the anchor, the member of rank
+        ``anchor_rank`` in its class, skipped)."""
+        if self.partner_may_be_anchor:
+            offset = (uniform * self.count[label]).long()
+        else:  # an offset among the class's other members: in [0, count - 2], the anchor skipped
+            offset = (uniform * (self.count[label] - 1)).long()
+            offset += (offset >= anchor_rank).long()
+        return self.by_class[self.start[label] + offset]
+
     def other_members(self, anchors: torch.Tensor, count: int) -> torch.Tensor:
-        """(count, len(anchors)) more images of each anchor's class, never the anchor, drawn
-        uniformly and independently (they may repeat one another) with the sampler's generator."""
+        """(count, len(anchors)) more images of each anchor's class, drawn uniformly and
+        independently (they may repeat one another) with the sampler's generator: never the
+        anchor, unless ``partner_may_be_anchor``."""
         label = self.labels[anchors].repeat(count)
         uniform = torch.rand(label.numel(), generator=self.generator, device=self.labels.device,
                              dtype=torch.float64)
-        offset = (uniform * (self.count[label] - 1)).long()
-        offset += (offset >= self.rank_in_class[anchors].repeat(count)).long()
-        return self.by_class[self.start[label] + offset].view(count, -1)
+        return self._members(label, self.rank_in_class[anchors].repeat(count),
+                             uniform).view(count, -1)
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.position == self.batches_per_epoch:
@@ -97,11 +117,25 @@ class BatchSampler:
         return torch.randint(self.size, (self.batch_size,), generator=self.generator, device=self.device)
 
 
+class LoaderBatches:
+    """Single-image batches as one shuffled loader gives them: each the anchors of the pair
+    sampler's next batch (its partners unused), so that the pairs and these batches share one
+    permutation of the training set per pass, without replacement (the cycle-consistent VAE's
+    authors' ``next(loader)``). Its position is the pair sampler's. It draws nothing from
+    ``generator``, the batch stream's, which a run's checkpoint keeps as it keeps every stream."""
+
+    def __init__(self, pairs: PairSampler, generator: torch.Generator):
+        self.pairs, self.generator = pairs, generator
+
+    def next(self) -> torch.Tensor:
+        return self.pairs.next()[0]
+
 
 class PairedTrainingData:
     """The ``TrainingData`` a method draws from: images indexed by the two samplers."""
 
-    def __init__(self, images: torch.Tensor, pairs: PairSampler, batches: BatchSampler):
+    def __init__(self, images: torch.Tensor, pairs: PairSampler,
+                 batches: BatchSampler | LoaderBatches):
         self.images, self.pairs, self.batches = images, pairs, batches
 
     def pair(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from methods.base import Method, MethodConfig
+from methods.base import Method, MethodConfig, added_field, check_draws
 from methods.networks import Decoder, Encoder, PairDiscriminator, check_image_shape, init_weights
 
 REAL, FAKE = 1, 0
@@ -23,6 +23,12 @@ class AdversarialConfig(MethodConfig):
     generator_steps: int = 2
     # The discriminator is stepped only while its accuracy on the batch is below this.
     discriminator_gate: float = 0.8
+    # How pairs and single-image batches are drawn (methods/base.py, DRAWS): "one_loader" is the
+    # re-implementation's loader. Added after runs were named: the default leaves their ids.
+    draws: str = added_field("independent")
+
+    def __post_init__(self):
+        check_draws(self.draws)
 
 
 def verdict_loss(logits: torch.Tensor, label: int) -> torch.Tensor:

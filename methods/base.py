@@ -31,7 +31,8 @@ class TrainingData(Protocol):
         ``torch.stack(pair())``); members 2 onward, further images of the anchor's class."""
 
     def batch(self) -> torch.Tensor:
-        """A batch drawn i.i.d. from the training set."""
+        """A batch of training images: drawn i.i.d. (the default), or the next images of the
+        pairs' pass (``draws="one_loader"``, see ``DRAWS``)."""
 
     def indexed_pair(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(i1, i2, x1, x2): the next batch of same-class pairs, drawn as ``pair()`` draws it,
@@ -60,6 +61,37 @@ class PairGraph:
         _, first_seen, inverse = np.unique(component, return_index=True, return_inverse=True)
         order = np.argsort(np.argsort(first_seen))
         return torch.from_numpy(order[inverse]).long()
+
+
+# The metadata key of a config field added after runs were named (``added_field``).
+RUNS_NAMED_BEFORE = "value of the runs named before the field"
+
+
+def added_field(default, *, before=dataclasses.MISSING):
+    """A config field added after runs were named by their configs (bench/spec/config.py,
+    ``RunIdentity.to_dict``). ``before`` (the default unless given) is what every run named before
+    the field existed did. A config holding that value leaves the field out of its record, so of
+    its run id, its config.json and its checkpoints: those runs keep their names and resume. A
+    record without the field reads as ``before``. ``before`` never changes; the default may (a
+    new default is then recorded, and names its runs anew)."""
+    return dataclasses.field(default=default, metadata={
+        RUNS_NAMED_BEFORE: default if before is dataclasses.MISSING else before})
+
+
+# How a method's batches are drawn (``draws``, a field of the cycle-consistent VAE's and the two
+# adversarial baselines' configs; bench/run/build.py builds the samplers from it):
+# "independent": the pairs' anchors a permutation of the training set per pass, each partner
+#   another image of the anchor's class (never the anchor), and the single-image batches
+#   (``batch()``) drawn i.i.d., with replacement, from a stream of their own.
+# "one_loader": as the authors' loader: every batch, the single-image ones too, is the next window
+#   of one permutation per pass (without replacement), and a partner is any image of the anchor's
+#   class, the anchor included (docs/methods.md, "Common to the cycle-consistent VAE, ...").
+DRAWS = ("independent", "one_loader")
+
+
+def check_draws(draws: str) -> None:
+    if draws not in DRAWS:
+        raise ValueError(f"draws must be 'independent' or 'one_loader', got {draws!r}")
 
 
 @dataclasses.dataclass(frozen=True)

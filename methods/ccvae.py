@@ -6,7 +6,8 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from methods.base import Method, MethodConfig, TrainingData, kl_to_standard_normal, register
+from methods.base import (Method, MethodConfig, TrainingData, added_field, check_draws,
+                          kl_to_standard_normal, register)
 from methods.networks import Decoder, Encoder, check_image_shape, init_weights
 
 
@@ -22,6 +23,12 @@ class CCVAEConfig(MethodConfig):
     reverse_cycle_weight: float = 10.0
     lr_step_epochs: int = 80
     lr_gamma: float = 0.1
+    # How pairs and single-image batches are drawn (methods/base.py, DRAWS): "one_loader" is the
+    # authors' loader. Added after runs were named: the default leaves their ids as they were.
+    draws: str = added_field("independent")
+
+    def __post_init__(self):
+        check_draws(self.draws)
 
 
 @register

@@ -1,12 +1,15 @@
 """Config resolution: method defaults < preset < flags; the run id is a hash of the result."""
 import dataclasses
+import json
 
 import pytest
 
 from bench.errors import ConfigError
-from bench.spec.config import RunSettings, resolve
+from bench.spec.config import RunConfig, RunSettings, recorded_fields, resolve, unrecorded_fields
 from bench.spec.presets import PRESETS
 from methods import METHODS
+from methods.base import added_field
+from tests.conftest import REPO
 
 
 def test_paper_preset_is_the_methods_own_defaults():
@@ -44,9 +47,58 @@ def test_run_id_is_stable_and_changes_with_every_setting():
 
 
 def test_config_serialises_every_field():
-    config = resolve("ccvae", "mnist", "paper", 0).to_dict()
+    """Every field, but one added after runs were named that holds those runs' value."""
+    config = resolve("ccvae", "mnist", "paper", 0, {"draws": "one_loader"}).to_dict()
     assert set(config["method_config"]) == {f.name for f in dataclasses.fields(METHODS["ccvae"].config_class)}
     assert set(config["settings"]) == {f.name for f in dataclasses.fields(RunSettings)}
+    assert "draws" not in resolve("ccvae", "mnist", "paper", 0).to_dict()["method_config"]
+
+
+# Ids of runs named before ``draws`` was added (the campaign's grid, bench/launch/campaign.py):
+# the first one is published (results/paper/runs/).
+NAMED_BEFORE = {"ccvae": "ccvae-mnist-444445ef4b", "mathieu": "mathieu-mnist-f73bffd6c5",
+                "szabo": "szabo-mnist-c42b732628"}
+
+
+@pytest.mark.parametrize("method", sorted(NAMED_BEFORE))
+def test_a_field_added_later_renames_no_run_at_its_old_value(method):
+    """``draws`` (methods/base.py, added_field): the default, given or not, keeps the id the run
+    had before the field existed; the authors' loader is another run."""
+    default = resolve(method, "mnist", "paper", 0)
+    assert default.run_id == NAMED_BEFORE[method]
+    assert resolve(method, "mnist", "paper", 0, {"draws": "independent"}).run_id == NAMED_BEFORE[method]
+    other = resolve(method, "mnist", "paper", 0, {"draws": "one_loader"})
+    assert other.run_id != NAMED_BEFORE[method]
+    assert other.to_dict()["method_config"]["draws"] == "one_loader"
+    assert RunConfig.from_dict(other.to_dict()) == other
+
+
+def test_a_record_without_a_field_added_later_reads_as_its_old_value():
+    """The published run's config.json, written before ``draws`` existed, reads as the default and
+    names the same run; one that records the old value explicitly reads alike."""
+    record = json.loads((REPO / "results" / "paper" / "runs" / NAMED_BEFORE["ccvae"] /
+                         "config.json").read_text())
+    config = RunConfig.from_dict(record)
+    assert config.method_config.draws == "independent"
+    assert config.run_id == record["run_id"] == NAMED_BEFORE["ccvae"]
+    written = {k: v for k, v in record.items() if k not in ("run_id", "variational_z")}
+    assert json.loads(json.dumps(config.to_dict())) == written  # its checkpoints' config too
+    explicit = {**record, "method_config": {**record["method_config"], "draws": "independent"}}
+    assert RunConfig.from_dict(explicit).run_id == NAMED_BEFORE["ccvae"]
+    with pytest.raises(ConfigError, match="draws"):
+        RunConfig.from_dict({**record, "method_config": {**record["method_config"], "draws": "x"}})
+
+
+def test_a_field_added_later_reads_its_old_value_even_after_its_default_changed():
+    """Its absence means the value of the runs named before it, not whatever the default is now."""
+    @dataclasses.dataclass(frozen=True)
+    class Later:
+        kept: int = 1
+        added: str = added_field("new default", before="old")
+
+    assert recorded_fields(Later(added="old")) == {"kept": 1}
+    assert recorded_fields(Later()) == {"kept": 1, "added": "new default"}
+    assert unrecorded_fields(Later) == {"added": "old"}
 
 
 @pytest.mark.parametrize("overrides", [{"epochs": 0}, {"lr": "-1"}, {"betas": "0.5,1.5"},

@@ -6,7 +6,7 @@ import torch
 from bench.spec.config import RunConfig
 from bench.spec.seeds import derive_seed
 from datasets import ImageSet
-from datasets.samplers import BatchSampler, PairedTrainingData, PairSampler
+from datasets.samplers import BatchSampler, LoaderBatches, PairedTrainingData, PairSampler
 from methods import METHODS, Method, PairGraph
 
 
@@ -18,10 +18,14 @@ def build(config: RunConfig, data: ImageSet, device: torch.device) -> tuple[Meth
         return g
 
     batch_size = config.method_config.batch_size
-    pairs = PairSampler(data.train_labels, batch_size, generator("pairs"))
-    feed = PairedTrainingData(data.train_images, pairs,
-                              BatchSampler(len(data.train_images), batch_size, generator("batches"),
-                                           device))
+    # How the method's batches are drawn (methods/base.py, DRAWS); a method without the setting
+    # draws independently.
+    one_loader = getattr(config.method_config, "draws", "independent") == "one_loader"
+    pairs = PairSampler(data.train_labels, batch_size, generator("pairs"),
+                        partner_may_be_anchor=one_loader)
+    batches = (LoaderBatches(pairs, generator("batches")) if one_loader else
+               BatchSampler(len(data.train_images), batch_size, generator("batches"), device))
+    feed = PairedTrainingData(data.train_images, pairs, batches)
     method = METHODS[config.method](config.method_config, data.image_shape, device,
                                     derive_seed(config.seed, "method"),
                                     pair_graph=PairGraph(len(data.train_images), *pairs.graph()))

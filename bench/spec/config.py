@@ -11,6 +11,7 @@ from bench.errors import ConfigError, first_line
 from bench.spec.presets import LATENT_SIZES, PRESETS
 from datasets import DATASETS
 from methods import METHODS, MethodConfig
+from methods.base import RUNS_NAMED_BEFORE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +43,33 @@ class RunIdentity:
         return self.method
 
     def to_dict(self) -> dict[str, Any]:
+        """The run's record: its config.json, its checkpoints' config and, hashed, its id.
+
+        A field added after runs were named (``methods.base.added_field``, in a method's config
+        or in RunSettings) is left out while it holds the value those runs had, so adding one
+        renames no run and leaves every checkpoint resumable; ``from_dict`` reads its absence as
+        that value. Any other value is recorded, and names its runs apart."""
         return {"method": self.method, "dataset": self.dataset, "preset": self.preset,
-                "seed": self.seed, "method_config": dataclasses.asdict(self.method_config),
-                "settings": dataclasses.asdict(self.settings)}
+                "seed": self.seed, "method_config": recorded_fields(self.method_config),
+                "settings": recorded_fields(self.settings)}
+
+
+def recorded_fields(record: Any) -> dict[str, Any]:
+    """``dataclasses.asdict(record)`` less the fields added after runs were named that hold the
+    value of the runs named before them (``RunIdentity.to_dict``)."""
+    values = dataclasses.asdict(record)
+    for field in dataclasses.fields(record):
+        if (RUNS_NAMED_BEFORE in field.metadata
+                and values[field.name] == field.metadata[RUNS_NAMED_BEFORE]):
+            del values[field.name]
+    return values
+
+
+def unrecorded_fields(record: type) -> dict[str, Any]:
+    """The fields of the dataclass ``record`` that a record may lack (``recorded_fields``), with
+    the value their absence means."""
+    return {f.name: f.metadata[RUNS_NAMED_BEFORE] for f in dataclasses.fields(record)
+            if RUNS_NAMED_BEFORE in f.metadata}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +110,8 @@ class RunConfig(RunIdentity):
             if unknown:
                 raise ConfigError(f"{source}: a {method} config this version cannot read "
                                   f"(unknown {section} field {unknown[0]!r})")
-            values[section] = {k: _typed(k, v, fields[k], source) for k, v in given.items()}
+            values[section] = {**unrecorded_fields(record),
+                               **{k: _typed(k, v, fields[k], source) for k, v in given.items()}}
             check_values(values[section], source)
         try:
             return cls(method=method, dataset=data["dataset"], preset=data["preset"], seed=seed,

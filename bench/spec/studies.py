@@ -107,7 +107,12 @@ STUDIES: tuple[Study, ...] = (
                     Variant("one s draw per group", {"s_sample": "group"}),
                     Variant("the port's s draw", {"s_sample": "group", "s_noise": 0.1}),
                     Variant("groups of 25", {"group_size": 25, "batch_size": 10,
-                                             "iterations_per_epoch": 240}))),
+                                             "iterations_per_epoch": 240}),
+                    # Appended (a variant's run id is its config's: the others keep theirs). The
+                    # 60.8 recheck: docs/methods.md gives swap 60.8 at lr 1e-4 for ML-VAE (these
+                    # forms, before 2026-12-06) and for GVAE (gvae-groups) alike.
+                    Variant("the forms before 2026-12-06 at lr 1e-4 (the 60.8 recheck)",
+                            {"likelihood": "squared_error", "s_sample": "group", "lr": 1e-4}))),
     Study("lord-forms", preset="quick",
           question="LORD follows its authors' PyTorch code: 128 shuffled images a step, the "
                    "penalty on the noisy code, one encoder per code. What does each other form "
@@ -123,7 +128,23 @@ STUDIES: tuple[Study, ...] = (
           method="gvae", epochs=2, seeds=(0, 1, 2),
           variants=(Variant("pairs (default)"),
                     Variant("100 groups of five", {"group_size": 5, "batch_size": 100,
-                                                   "iterations_per_epoch": 120}))),
+                                                   "iterations_per_epoch": 120}),
+                    # Appended: the 60.8 recheck (mlvae-forms, its last variant).
+                    Variant("lr 1e-4 (the 60.8 recheck)", {"lr": 1e-4}))),
+    # The seed's three methods draw their single-image batches i.i.d. and never pair an image with
+    # itself; their authors' loader draws every batch from one permutation per pass and may
+    # (docs/methods.md, "Common to the cycle-consistent VAE, ...", row "drawing images and
+    # partners"). Issue 41 item 6: their default changes only if this says it matters.
+    *(Study(f"{method}-draws", preset="quick",
+            question=f"{title} draws its single-image batches i.i.d. and never pairs an image with "
+                     "itself; its authors' loader takes every batch, single-image ones too, from "
+                     "one permutation of the training set per pass, and a partner can be its "
+                     "anchor. Does the authors' drawing change anything at the quick preset?",
+            method=method, epochs=2, seeds=(0, 1, 2),
+            variants=(Variant("independent draws (default)"),
+                      Variant("the authors' loader", {"draws": "one_loader"})))
+      for method, title in (("ccvae", "The cycle-consistent VAE"), ("mathieu", "Mathieu et al."),
+                            ("szabo", "Szabó et al."))),
     # Measurements that decide a default, where the answer can change (at least 20 epochs).
     Study("gvae-likelihood-scale",
           question="GVAE weighs its squared error by 1, as ML-VAE's port does; Hosoya's Gaussian "
