@@ -168,7 +168,7 @@ def test_a_config_asking_for_all_the_memory_is_refused_naming_its_file(world, ca
     directory, run_dir, outside = world
     craft(run_dir, z_dim=10**9)
     line = refused(["evaluate", "--results", str(directory), "--force"], capsys, "config.json")
-    assert "invalid z_dim" in line
+    assert "z_dim" in line and "4096" in line  # the bound, in the error
 
 
 def test_a_checkpoint_with_crafted_progress_fails_that_run_in_one_line(world, capsys):
@@ -263,7 +263,7 @@ def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
     bench run and bench evaluate (issue 45, item 3)."""
     from bench.run.lock import RunLock
     from bench.run.reevaluate import reevaluate
-    from bench.store.records import RunRecord
+    from bench.store.records import RunRecord, RunStatus
     escape = "\x1b]0;PWNED\x07\x1b[2J"
     run_dir = tmp_path / "runs" / f"x{escape}"
     run_dir.mkdir(parents=True)
@@ -271,7 +271,8 @@ def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
     lock.path.parent.mkdir(parents=True)
     lock.path.write_text(escape + "\n")
     assert "\x1b" not in lock.holder() and "\x07" not in lock.holder()
-    record = RunRecord(run_dir.name, run_dir, {"external": {"model": "m.py:f"}}, {}, {"state": "complete"})
+    record = RunRecord(run_dir.name, run_dir, {"external": {"model": "m.py:f"}}, {},
+                       RunStatus("complete"))
     said: list[str] = []
     reevaluate([record], [], None, lambda name: None, False, lambda: None, say=said.append)
     assert said and not any("\x1b" in line or "\x07" in line for line in said), said
@@ -335,12 +336,15 @@ def test_a_huge_png_is_not_embedded(world, capsys):
     assert not embeddable(curves, run_dir)
 
 
-def test_a_slurm_record_that_is_not_an_object_is_no_record(tmp_path):
+def test_a_slurm_record_that_is_not_an_object_is_named(tmp_path):
+    from bench.errors import UnusableFile
     from bench.launch import slurm
     folder = slurm.record_dir(tmp_path)
     folder.mkdir(parents=True)
     (folder / "run-x.json").write_text("[1, 2, 3]")
-    assert slurm.read_record(tmp_path, "run-x") is None
+    with pytest.raises(UnusableFile, match="run-x.json: .* is not a JSON object"):
+        slurm.read_record(tmp_path, "run-x")
+    assert slurm.read_record(tmp_path, "run-y") is None
 
 
 def test_a_method_name_with_a_formula_draws_as_text(tmp_path):
