@@ -29,6 +29,7 @@ from bench.errors import ClusterError, ConfigError, first_line
 from bench.launch.executors import JOBS_DIR, RunRequest, link_job
 from bench.lifetime import child_environment
 from bench.store import records, results
+from bench.terminal import printable
 
 SLURM_DIR = "slurm"
 CLIENT_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
@@ -349,8 +350,9 @@ def wait(requests: list[RunRequest], results_dir: Path) -> int:
                 if state.state in (*FINISHED_STATES, "lost"):
                     ended[run_id] = state
                     bar.update()
-                    bar.write(f"{state.state} {run_id}" + (f": {state.reason}" if state.reason else "")
-                              + (f" (log: {state.log})" if state.state != results.COMPLETE else ""))
+                    bar.write(printable(  # a status.json's reason: from the run's folder
+                        f"{state.state} {run_id}" + (f": {state.reason}" if state.reason else "")
+                        + (f" (log: {state.log})" if state.state != results.COMPLETE else "")))
                 else:
                     counts[state.state] = counts.get(state.state, 0) + 1
             bar.set_postfix_str(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

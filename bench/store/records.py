@@ -58,7 +58,7 @@ CONFIG_SCHEMA = record({
     "method_config": record({"z_dim": _LATENT, "s_dim": _LATENT}, required=("z_dim", "s_dim")),
     "settings": mapping(anything, most=100), "external": optional(EXTERNAL_SCHEMA),
     "variational_z": optional(boolean)},
-    required=("method", "dataset", "preset", "seed", "method_config", "settings"))
+    required=("method", "dataset", "preset", "seed", "method_config"))
 # t-SNE's record, in figures.json and (with its version) evaluation.json
 TSNE_FIELDS = {"classes": integer(1, MAX_CLASSES), "codes": list_of(text, most=8),
                "label_name": words(100), "points": integer(1, LARGEST["tsne_points"]),
