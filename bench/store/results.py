@@ -84,6 +84,10 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp (and some writers) create 0600; results are shared
         os.replace(tmp, path)
+    except IsADirectoryError:  # a folder where bench writes a file (a results folder from someone)
+        Path(tmp).unlink(missing_ok=True)
+        raise UnusablePath(f"{path} is a folder, not a file bench wrote: bench replaces no "
+                           "folder with a file") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -159,7 +163,7 @@ def open_unlinked(path: Path, mode: str) -> IO[str]:
     except OSError as error:
         if os.path.islink(path):
             raise _link_refused(path) from None
-        if error.errno == errno.ENXIO:  # a FIFO without a reader
+        if error.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO without a reader, a folder
             raise UnusablePath(f"{path} is not a regular file: bench writes only files it made") from None
         raise
     info = os.fstat(descriptor)
