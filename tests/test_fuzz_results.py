@@ -36,6 +36,7 @@ import random
 import resource
 import shutil
 import signal
+import stat
 import time
 import traceback
 
@@ -47,7 +48,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E
 from bench.cli import main  # noqa: E402
 from bench.store import results  # noqa: E402
 
-FUZZ_EXAMPLES = 12  # in CI; BENCH_FUZZ_EXAMPLES for more
+FUZZ_EXAMPLES = 60  # in CI; BENCH_FUZZ_EXAMPLES for more
 EXAMPLES = int(os.environ.get("BENCH_FUZZ_EXAMPLES", FUZZ_EXAMPLES))
 SEED = os.environ.get("BENCH_FUZZ_SEED")
 COMMAND_SECONDS = 60  # a command that takes longer is hung (a FIFO read, an unbounded file)
@@ -118,6 +119,24 @@ def _remove(path):
         path.unlink(missing_ok=True)
 
 
+def _read(path):
+    """The text of ``path`` if an earlier change left it a plain file of its own (never through a
+    link, a FIFO or a victim's hard link), else None."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1 or info.st_size > 2**24:
+        return None
+    return path.read_text(errors="replace")
+
+
+def _write(path, text):
+    """``path`` made anew with ``text`` (whatever an earlier change left there removed first)."""
+    _remove(path)
+    path.write_text(text)
+
+
 @st.composite
 def a_record_changed(draw):
     name = draw(st.sampled_from(RECORDS))
@@ -127,11 +146,11 @@ def a_record_changed(draw):
     def apply(run_dir, canary):
         path = _path(run_dir, name)
         try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
+            data = json.loads(_read(path))
+        except (TypeError, ValueError):
             data = {"run_id": run_dir.name, "job_id": "1", "stdout": "x"}
         places = list(_places(data))
-        path.write_text(json.dumps(_put(data, places[where % len(places)], new)))
+        _write(path, json.dumps(_put(data, places[where % len(places)], new)))
     return f"{name}: a value at place {where} set to {new!r}", apply
 
 
@@ -143,7 +162,10 @@ def hostile_text_in_a_record(draw):
 
     def apply(run_dir, canary):
         path = _path(run_dir, name)
-        data = json.loads(path.read_text()) if path.is_file() else {}
+        try:
+            data = json.loads(_read(path))
+        except (TypeError, ValueError):
+            data = {}
         strings = [p for p in _places(data) if p and isinstance(_get(data, p), str)]
         keys = [p for p in _places(data) if p and isinstance(p[-1], str)]
         if strings and where % 2:
@@ -152,7 +174,7 @@ def hostile_text_in_a_record(draw):
             place = keys[where % len(keys)]
             parent = _get(data, place[:-1])
             parent[text] = parent.pop(place[-1])
-        path.write_text(json.dumps(data))
+        _write(path, json.dumps(data))
     return f"{name}: text {text!r} at place {where}", apply
 
 
@@ -171,12 +193,13 @@ def hostile_cell(draw):
     def apply(run_dir, canary):
         import csv
         path = run_dir / name
-        rows = list(csv.reader(io.StringIO(path.read_text())))
+        rows = list(csv.reader(io.StringIO(_read(path) or ""))) or [[""]]
         row = 1 + where % max(len(rows) - 1, 1) if len(rows) > 1 else 0
+        rows[row] = rows[row] or [""]
         rows[row][where % len(rows[row])] = value
         out = io.StringIO()
         csv.writer(out).writerows(rows)
-        path.write_text(out.getvalue())
+        _write(path, out.getvalue())
     return f"{name}: cell {where} set to {value!r}", apply
 
 
@@ -220,7 +243,7 @@ def a_hostile_name(draw):
 
     def apply(run_dir, canary):
         if where == "lock text":
-            _path(run_dir, "LOCK").write_text(text)
+            _write(_path(run_dir, "LOCK"), text)
             return
         name = text.replace("/", "_").replace("\x00", "_") or "_"
         run_dir.rename(run_dir.parent / f"x{name}"[:200])

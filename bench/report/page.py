@@ -55,7 +55,13 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
                           & (paper.s_dim == key.s_dim)]
         cells = experiments.cells(key, int(part.seeds.max()))
         for name, (probe, split) in columns.items():
-            row = part[(part.probe == probe) & (part.split == split)].iloc[0]
+            found = part[(part.probe == probe) & (part.split == split)]
+            if found.empty:  # a run's metrics.csv without this probe
+                cells.append(MISSING)
+                if name == AFTER_COLUMN:
+                    cells += [owned for columns_of in extra for owned in columns_of.cells(key)]
+                continue
+            row = found.iloc[0]
             cell = format_cell(row["mean"], row["std"], int(row.seeds), bounds=ACCURACY)
             if name in PAPER_COLUMNS and not paper_row.empty:
                 reference = float(paper_row.iloc[0][PAPER_COLUMNS[name]])
@@ -122,7 +128,8 @@ def evaluation_table(spec: ReportTable, table: pd.DataFrame, paper_order: list[s
     header = []
     for pivot in pivots:
         match = part[(part[list(spec.pivot)] == pd.Series(pivot, index=list(spec.pivot))).all(axis=1)]
-        notes = [f"{column.replace('_', ' ')} {float(match[column].iloc[0]):.1f}"
+        notes = [f"{column.replace('_', ' ')} "
+                 f"{pd.to_numeric(match[column], errors='coerce').iloc[0]:.1f}"
                  for column in spec.header_notes if column in match]
         header.append(" · ".join(map(str, pivot)) + (f" ({', '.join(notes)})" if notes else ""))
     rows = []

@@ -276,6 +276,7 @@ class RunRecord:
         if missing:
             raise UnusableFile(f"{path}: not a table of this benchmark (no column "
                                f"{', '.join(missing)})")
+        self._same_run(table, path)
         for column in (*numbers, *(integers or {})):
             values = pd.to_numeric(table[column], errors="coerce") if column in table else None
             low, high = (integers or {}).get(column, (-math.inf, math.inf))
@@ -288,6 +289,20 @@ class RunRecord:
                 raise UnusableFile(f"{path}: column {column} holds a value that is not an integer")
             table[column] = values.astype(int) if column in (integers or {}) else values
         return table
+
+    def _same_run(self, table: pd.DataFrame, path: Path) -> None:
+        """The run columns of one of the run's tables hold the run's own values (config.json's):
+        the report groups every table's rows by them. An UnusableFile naming the column else."""
+        if not self.config:
+            return
+        own = {"run_id": self.config.get("run_id", self.run_id), "method": self.method,
+               "dataset": self.dataset, "preset": self.preset, "seed": self.seed,
+               "z_dim": self.z_dim, "s_dim": self.s_dim}
+        for column, value in own.items():
+            if column in table and not (table[column].astype(str) == str(value)).all():
+                wrong = table[column][table[column].astype(str) != str(value)].iloc[0]
+                raise UnusableFile(f"{path}: column {column} holds {str(wrong)[:40]!r}, not the "
+                                   f"run's {str(value)[:40]!r} ({results.CONFIG_FILE})")
 
     @functools.cached_property
     def metrics(self) -> pd.DataFrame:
