@@ -204,7 +204,7 @@ TABLE_BYTES_LIMIT = 256 * 2**20
 FIGURE_BYTES_LIMIT = 32 * 2**20  # a PNG bench drew is a few hundred kilobytes
 
 
-CHECKPOINT_BYTES_LIMIT = 4 * 2**30  # a checkpoint or weights file: the largest runs' are ~100 MB
+CHECKPOINT_BYTES_LIMIT = 4 * 2**30  # a checkpoint or weights file (a smoke run checkpoint: 2.5 MB)
 
 
 def open_run_file(path: Path, limit: int) -> BinaryIO | None:
