@@ -11,7 +11,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 # Titles and labels hold text read from run files (method names, run labels): never formulas. A
-# "$" would reach matplotlib's mathtext parser, and an unbalanced one fail the whole report.
+# "$" would reach matplotlib's mathtext parser, and an unbalanced one fail the whole report. Such
+# text is drawn as ``printable`` shows it (a control character as its escape: no glyph is missing,
+# and no warning quotes it to the terminal).
 matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -19,6 +21,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from bench.store import results  # noqa: E402
+from bench.terminal import printable  # noqa: E402
 
 CODE_TITLES = {"z_sample": "z, a sample of q(z|x)", "z_mean": "z, posterior mean",
                "z": "z (deterministic)"}
@@ -74,12 +77,13 @@ def embedding_figure(rows: list[list[Panel]], title: str, num_classes: int = 10,
             sns.scatterplot(x=panel.xy[:, 0], y=panel.xy[:, 1], hue=panel.labels.astype(int),
                             hue_order=range(num_classes), palette=palette, s=4, linewidth=0,
                             alpha=0.8, legend=False, ax=ax, rasterized=True)
-            ax.set_title(panel.title, fontsize=9)
+            ax.set_title(printable(panel.title), fontsize=9)
     if num_classes <= LEGEND_MAX_CLASSES:
         handles = [plt.Line2D([], [], marker="o", linestyle="", color=palette[k], label=str(k))
                    for k in range(num_classes)]
-        figure.legend(handles=handles, title=legend_title, loc="center right", frameon=False)
-    figure.suptitle(title, fontsize=11)
+        figure.legend(handles=handles, title=printable(legend_title), loc="center right",
+                      frameon=False)
+    figure.suptitle(printable(title), fontsize=11)
     figure.tight_layout(rect=(0, 0, 0.93, 0.95))
     return figure
 
@@ -107,8 +111,8 @@ def plot_curves(losses: pd.DataFrame, path: Path, title: str) -> None:
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
-    figure.suptitle(f"{title}\nline: per iteration, smoothed over {window}; dots: epoch means",
-                    fontsize=10)
+    figure.suptitle(f"{printable(title)}\nline: per iteration, smoothed over {window}; dots: "
+                    "epoch means", fontsize=10)
     figure.tight_layout()
     save_figure(figure, path)
 
@@ -138,8 +142,8 @@ def plot_probe_sensitivity(means: pd.DataFrame, path: Path, title: str) -> None:
         ax.set_ylabel("test accuracy (%)", fontsize=8)
         ax.set_title(CODE_TITLES.get(code, code), fontsize=9)
         ax.tick_params(labelsize=7)
-    handles = [plt.Line2D([], [], color=palette[m], label=m) for m in methods]
+    handles = [plt.Line2D([], [], color=palette[m], label=printable(m)) for m in methods]
     figure.legend(handles=handles, loc="center right", frameon=False, fontsize=8)
-    figure.suptitle(title, fontsize=10)
+    figure.suptitle(printable(title), fontsize=10)
     figure.tight_layout(rect=(0, 0, 0.84, 0.93))
     save_figure(figure, path)

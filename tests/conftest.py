@@ -48,6 +48,18 @@ def small_shapes(shapes):
     return shapes.head(640, 320)
 
 
+@pytest.fixture(scope="session")
+def smoke_results(tmp_path_factory):
+    """A results folder with one complete smoke run of ccvae on MNIST (trained once per test
+    session): the genuine run the hostile-folder tests and the fuzzer build their traps from.
+    Tests copy it; none may change it."""
+    from bench.cli import main
+    directory = tmp_path_factory.mktemp("smoke-results") / "results"
+    assert main(["run", "--methods", "ccvae", "--dataset", "mnist", "--preset", "smoke",
+                 "--device", "cpu", "--results", str(directory)]) == 0
+    return directory
+
+
 @pytest.fixture
 def float64():
     """Default dtype float64 for the test: where two implementations of a step are compared. The

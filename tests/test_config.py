@@ -5,8 +5,9 @@ import json
 import pytest
 
 from bench.errors import ConfigError
+from bench.spec.bounds import LARGEST
 from bench.spec.config import RunConfig, RunSettings, recorded_fields, resolve, unrecorded_fields
-from bench.spec.presets import PRESETS
+from bench.spec.presets import LATENT_SIZES, PRESETS
 from methods import METHODS
 from methods.base import added_field
 from tests.conftest import REPO
@@ -110,3 +111,53 @@ def test_invalid_values_are_usage_errors(overrides):
 
 def test_zero_weight_is_allowed():
     assert resolve("ccvae", "mnist", "paper", 0, {"reverse_cycle_weight": "0"}).method_config.reverse_cycle_weight == 0
+
+
+def _integer_fields(record) -> set[str]:
+    """The fields of a config dataclass that hold an integer (or None for "all")."""
+    return {f.name for f in dataclasses.fields(record)
+            if f.type in ("int", "int | None") or (type(f.default) is int)}
+
+
+def test_every_integer_setting_has_a_bound():
+    """Issue 45, item 8: epochs, probe epochs, iterations, sizes and t-SNE points had no upper
+    bound (a received config asked for 10^12 epochs). Every integer field of every method's
+    config and of RunSettings is in LARGEST."""
+    fields = _integer_fields(RunSettings)
+    for method in METHODS.values():
+        fields |= _integer_fields(method.config_class)
+    assert {"epochs", "probe_epochs", "iterations_per_epoch", "train_size", "test_size",
+            "tsne_points", "z_dim", "s_dim", "batch_size", "probe_batch_size"} <= fields
+    assert fields - set(LARGEST) == set()
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_bound_admits_every_preset_method_and_dataset(preset):
+    """The bounds refuse no configuration the presets make, at every latent size
+    --paper-sizes runs (the paper protocol's among them)."""
+    for method in METHODS:
+        for dataset, sizes in LATENT_SIZES.items():
+            for z_dim, s_dim in sizes:
+                config = resolve(method, dataset, preset, 0, {"z_dim": z_dim, "s_dim": s_dim})
+                assert RunConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("name", ["epochs", "probe_epochs", "iterations_per_epoch", "tsne_points",
+                                  "train_size", "z_dim"])
+def test_a_setting_over_its_bound_is_refused_naming_the_bound(name):
+    with pytest.raises(ConfigError, match=rf"invalid {name} {10**12} \(from 1 to {LARGEST[name]}\)"):
+        resolve("ccvae", "mnist", "paper", 0, {name: 10**12})
+    config = resolve("ccvae", "mnist", "smoke", 0).to_dict()
+    section = "settings" if name in config["settings"] else "method_config"
+    config[section][name] = 10**12
+    with pytest.raises(ConfigError, match=f"received.json: invalid {name} .*{LARGEST[name]}"):
+        RunConfig.from_dict(config, "received.json")
+
+
+def test_a_seed_beyond_64_bits_or_a_name_of_another_type_is_refused():
+    config = resolve("ccvae", "mnist", "smoke", 0).to_dict()
+    with pytest.raises(ConfigError, match="seed"):
+        RunConfig.from_dict({**config, "seed": 2**64}, "c.json")
+    for name in ("method", "dataset", "preset"):
+        with pytest.raises(ConfigError, match=f"unknown {name}"):
+            RunConfig.from_dict({**config, name: ["ccvae"]}, "c.json")

@@ -9,7 +9,7 @@ import torch
 
 from bench.cpu_kernels import AVX2_KERNELS, has_avx2, use_avx2_kernels
 from bench.run.environment import numerics_fingerprint
-from bench.store.records import RunRecord
+from bench.store.records import RunRecord, RunStatus
 from tests.conftest import REPO
 
 
@@ -61,7 +61,7 @@ def test_the_fingerprint_tells_kernels_that_compute_differently_apart():
 
 
 def record(tmp_path, env):
-    return RunRecord(run_id="run", dir=tmp_path, config={}, env=env, status={})
+    return RunRecord(run_id="run", dir=tmp_path, config={}, env=env, status=RunStatus())
 
 
 def test_the_machine_string_is_the_kernels_and_fingerprint_on_the_cpu_not_the_cpu_name(tmp_path):

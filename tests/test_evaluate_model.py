@@ -386,15 +386,24 @@ def test_a_changed_model_file_is_another_model_refused_under_its_name_unless_rep
 
 
 def test_an_external_record_from_someone_else_is_read_as_data_only(tmp_path):
-    """config.json's external record is shown, never used: odd values parse to safe ones."""
+    """config.json's external record is shown, never used; one whose fields are of other types
+    is named in one line, its field with it (issue 45)."""
+    from bench.errors import UnusableFile
     run_dir = results.runs_dir(tmp_path) / "odd"
     run_dir.mkdir(parents=True)
-    (run_dir / results.CONFIG_FILE).write_text(json.dumps({
-        "method": "odd", "external": {"source": "../../x.py:f", "decoder": "yes",
-                                      "skipped_without_decoder": "swap"}}))
+    external = {"source": "../../x.py:f", "kind": "python", "sha256": "0" * 64, "decoder": False,
+                "skipped_without_decoder": ["swap"]}
+    config = {"method": "odd", "dataset": "mnist", "preset": "smoke", "seed": 0,
+              "method_config": {"z_dim": 3, "s_dim": 2}, "external": external}
+    (run_dir / results.CONFIG_FILE).write_text(json.dumps(config))
     (source,) = [r.external for r in load_runs(tmp_path)]
-    assert source.decoder is False and source.skipped_without_decoder == ()
+    assert source.decoder is False and source.skipped_without_decoder == ("swap",)
     assert source.source == "../../x.py:f"
+    for field, value in (("decoder", "yes"), ("skipped_without_decoder", "swap")):
+        (run_dir / results.CONFIG_FILE).write_text(json.dumps(
+            {**config, "external": {**external, field: value}}))
+        with pytest.raises(UnusableFile, match=f"config.json: external.{field} is"):
+            load_runs(tmp_path)
 
 
 FLAKY = GOOD + '''

@@ -26,11 +26,9 @@ SECRET = b"-----BEGIN OPENSSH PRIVATE KEY----- not really\n"
 
 
 @pytest.fixture(scope="module")
-def genuine(tmp_path_factory):
-    """One complete smoke run of ccvae (trained once for the module)."""
-    directory = tmp_path_factory.mktemp("genuine") / "results"
-    assert main([*SMOKE, "--results", str(directory)]) == 0
-    return directory
+def genuine(smoke_results):
+    """One complete smoke run of ccvae (trained once for the session: tests/conftest.py)."""
+    return smoke_results
 
 
 @pytest.fixture
@@ -168,7 +166,7 @@ def test_a_config_asking_for_all_the_memory_is_refused_naming_its_file(world, ca
     directory, run_dir, outside = world
     craft(run_dir, z_dim=10**9)
     line = refused(["evaluate", "--results", str(directory), "--force"], capsys, "config.json")
-    assert "invalid z_dim" in line
+    assert "z_dim" in line and "4096" in line  # the bound, in the error
 
 
 def test_a_checkpoint_with_crafted_progress_fails_that_run_in_one_line(world, capsys):
@@ -263,7 +261,7 @@ def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
     bench run and bench evaluate (issue 45, item 3)."""
     from bench.run.lock import RunLock
     from bench.run.reevaluate import reevaluate
-    from bench.store.records import RunRecord
+    from bench.store.records import RunRecord, RunStatus
     escape = "\x1b]0;PWNED\x07\x1b[2J"
     run_dir = tmp_path / "runs" / f"x{escape}"
     run_dir.mkdir(parents=True)
@@ -271,7 +269,8 @@ def test_lock_files_and_run_folder_names_reach_the_terminal_escaped(tmp_path):
     lock.path.parent.mkdir(parents=True)
     lock.path.write_text(escape + "\n")
     assert "\x1b" not in lock.holder() and "\x07" not in lock.holder()
-    record = RunRecord(run_dir.name, run_dir, {"external": {"model": "m.py:f"}}, {}, {"state": "complete"})
+    record = RunRecord(run_dir.name, run_dir, {"external": {"model": "m.py:f"}}, {},
+                       RunStatus("complete"))
     said: list[str] = []
     reevaluate([record], [], None, lambda name: None, False, lambda: None, say=said.append)
     assert said and not any("\x1b" in line or "\x07" in line for line in said), said
@@ -335,12 +334,15 @@ def test_a_huge_png_is_not_embedded(world, capsys):
     assert not embeddable(curves, run_dir)
 
 
-def test_a_slurm_record_that_is_not_an_object_is_no_record(tmp_path):
+def test_a_slurm_record_that_is_not_an_object_is_named(tmp_path):
+    from bench.errors import UnusableFile
     from bench.launch import slurm
     folder = slurm.record_dir(tmp_path)
     folder.mkdir(parents=True)
     (folder / "run-x.json").write_text("[1, 2, 3]")
-    assert slurm.read_record(tmp_path, "run-x") is None
+    with pytest.raises(UnusableFile, match="run-x.json: .* is not a JSON object"):
+        slurm.read_record(tmp_path, "run-x")
+    assert slurm.read_record(tmp_path, "run-y") is None
 
 
 def test_a_method_name_with_a_formula_draws_as_text(tmp_path):
@@ -370,3 +372,209 @@ def test_markdown_text_from_run_files_makes_no_link_and_no_image(tmp_path):
     assert not re.search(r"\]\(https?:", text)
     assert "<img" not in text
     assert "![curves](x%29%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%28/curves.png)" in text
+
+
+def _set(record, keys, value):
+    """A trap: ``record``'s field at ``keys`` (none: the whole record) set to ``value``."""
+    def trap(run_dir):
+        path = run_dir / record
+        if not keys:
+            path.write_text(json.dumps(value))
+            return
+        data = json.loads(path.read_text())
+        inner = data
+        for key in keys[:-1]:
+            inner = inner[key]
+        inner[keys[-1]] = value
+        path.write_text(json.dumps(data))
+    return trap
+
+
+def _tsne_label_of_text(run_dir):
+    table = pd.read_csv(run_dir / TSNE_FILE)
+    table["label"] = table["label"].astype(object)
+    table.loc[0, "label"] = "seven"
+    table.to_csv(run_dir / TSNE_FILE, index=False)
+
+
+def _slurm_record_a_list(run_dir):
+    from bench.launch import slurm
+    folder = slurm.record_dir(run_dir.parent.parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{run_dir.name}.json").write_text("[1, 2]")
+
+
+# Issue 45, item 5: the 17 records of a wrong type that ended in a traceback, each with the
+# commands it broke, the file and the field the one line must name. (Item 4's tsne.classes of
+# 10^8, which ran 99 s into a MemoryError, among them.)
+WRONG_TYPES = {
+    "status.json a string": (_set("status.json", [], "complete"), "status report check", "status.json", ""),
+    "reason a number": (_set("status.json", [], {"state": "failed", "reason": 42}), "status report",
+                        "status.json", "reason"),
+    "train_seconds text": (_set("status.json", ["train_seconds"], "long"), "report", "status.json",
+                           "train_seconds"),
+    "peak_memory_mb text": (_set("status.json", ["peak_memory_mb"], "lots"), "report",
+                            "status.json", "peak_memory_mb"),
+    "method_config a list": (_set("config.json", ["method_config"], [1, 2]), "report check",
+                             "config.json", "method_config"),
+    "settings a list": (_set("config.json", ["settings"], [1, 2]), "report", "config.json",
+                        "settings"),
+    "method a list": (_set("config.json", ["method"], ["ccvae"]), "evaluate", "config.json",
+                      "method"),
+    "seed text": (_set("config.json", ["seed"], "zero"), "check-update", "config.json", "seed"),
+    "libraries text": (_set("env.json", ["libraries"], "x"), "report check", "env.json",
+                       "libraries"),
+    "git text": (_set("env.json", ["git"], "x"), "report", "env.json", "git"),
+    "probes text": (_set("evaluation.json", ["probes"], "x"), "report evaluate",
+                    "evaluation.json", "probes"),
+    "probes.specified a list": (_set("evaluation.json", ["probes", "specified"], [1]), "report",
+                                "evaluation.json", "probes.specified"),
+    "figures tsne text": (_set("figures.json", ["tsne"], "x"), "report", "figures.json", "tsne"),
+    "tsne.classes text": (_set("figures.json", ["tsne", "classes"], "x"), "report",
+                          "figures.json", "tsne.classes"),
+    "tsne.classes 10^8": (_set("figures.json", ["tsne", "classes"], 10**8), "report",
+                          "figures.json", "tsne.classes"),
+    "tsne.csv label text": (_tsne_label_of_text, "report", "tsne.csv", "label"),
+    "slurm record a list": (_slurm_record_a_list, "status", ".json", ""),
+}
+COMMANDS = {"status": ["status"], "report": ["report"], "check": ["check"],
+            "check-update": ["check", "--update-baseline"], "evaluate": ["evaluate"]}
+
+
+@pytest.fixture(scope="module")
+def baseline(genuine, tmp_path_factory):
+    """A baseline of the genuine run: `bench check` then checks it (no baseline: exit 2 at once)."""
+    path = tmp_path_factory.mktemp("baseline") / "mnist-smoke.csv"
+    assert main(["check", "--results", str(genuine), "--update-baseline", "--baseline",
+                 str(path)]) == 0
+    return path
+
+
+@pytest.mark.parametrize("case", WRONG_TYPES)
+def test_a_record_of_a_wrong_type_is_one_line_naming_its_file_and_field(world, baseline, capsys,
+                                                                        tmp_path, case):
+    """Every command over the record: exit 0, or one line and exit 2, never a traceback; those
+    the type broke name the file and the field."""
+    directory, run_dir, _ = world
+    trap, broke, name, field = WRONG_TYPES[case]
+    trap(run_dir)
+    capsys.readouterr()
+    for command, argv in COMMANDS.items():
+        extra = ["--baseline", str(tmp_path / "new.csv" if command == "check-update" else baseline)] \
+            if command.startswith("check") else []
+        code = main([*argv, "--results", str(directory), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code in (0, 2), (command, code, err)
+        if code == 2:
+            assert len(err) == 1 and err[0].startswith("bench: error: "), (command, err)
+        if command in broke.split():
+            assert code == 2 and name in err[0] and f"{field} " in err[0].split(name, 1)[1] + " ", \
+                (command, err)
+
+
+@pytest.mark.parametrize("writer", ["lock", "run.log"])
+def test_a_hard_linked_lock_or_run_log_is_refused_and_its_victim_kept(tmp_path, writer):
+    """Issue 45, item 7: RunLock.acquire refused a symbolic link but truncated a file with other
+    links (the victim then read the pid); the run log would have been appended to it. Checked on
+    the opened descriptor, before anything is truncated or written."""
+    from bench.run.live import ConsoleLog
+    from bench.run.lock import RunLock
+    victim = tmp_path / "victim"
+    victim.write_text("a user's file\n")
+    run_dir = tmp_path / "results" / "runs" / "ccvae-mnist-0"
+    run_dir.mkdir(parents=True)
+    if writer == "lock":
+        lock = RunLock(run_dir)
+        lock.path.parent.mkdir()
+        os.link(victim, lock.path)
+        with pytest.raises(UnusablePath, match="hard links"):
+            lock.acquire()
+    else:
+        os.link(victim, run_dir / "run.log")
+        with pytest.raises(UnusablePath, match="hard links"):
+            with ConsoleLog(run_dir / "run.log"):
+                print("a line")
+    assert victim.read_text() == "a user's file\n"
+
+
+def test_a_hard_linked_lock_is_refused_by_evaluate_in_one_line(world, capsys):
+    directory, run_dir, outside = world
+    victim = outside / "site.pth"
+    lock = directory / "locks" / f"{run_dir.name}.lock"
+    lock.unlink(missing_ok=True)
+    os.link(victim, lock)
+    refused(["evaluate", "--results", str(directory)], capsys, "hard links")
+    assert victim.read_text() == "# a user's file\n"
+
+
+def test_a_received_config_of_10_to_the_12_epochs_is_refused_with_its_bound(world, capsys):
+    """Issue 45, item 8: probe_epochs and epochs of 10^12 were accepted."""
+    directory, run_dir, _ = world
+    for section, name in (("settings", "probe_epochs"), ("method_config", "epochs")):
+        _set("config.json", [section, name], 10**12)(run_dir)
+        line = refused(["evaluate", "--results", str(directory), "--force"], capsys, "config.json")
+        assert f"invalid {name} 1000000000000 (from 1 to 10000)" in line, line
+        _set("config.json", [section, name], 1)(run_dir)
+
+
+def test_method_names_and_labels_with_formulas_draw_in_every_figure(tmp_path):
+    """Issue 45, item 6: a method named `ccvae$\\foo{$` failed `bench report` in matplotlib's
+    mathtext parser (t-SNE titles). Every figure that shows run text: t-SNE panels, their legend
+    and title, the probe-sensitivity lines, the training curves."""
+    import numpy as np
+    from bench import drawing
+    name = "ccvae$\\foo{$ \x1b]0;PWNED\x07"
+    panel = drawing.Panel(f"{name}: z", np.zeros((3, 2)), np.arange(3))
+    drawing.plot_embeddings([[panel]], tmp_path / "tsne.png", f"t-SNE: {name}", 3, "$\\x{")
+    means = pd.DataFrame({"method": [name] * 3, "probe": ["s"] * 3,
+                          "capacity": list(drawing.PROBE_TICKS), "mean": [50.0, 60.0, 70.0]})
+    drawing.plot_probe_sensitivity(means, tmp_path / "sensitivity.png", f"probes: {name}")
+    losses = pd.DataFrame({"epoch": [1, 1], "iteration": [1, 2], "$\\loss{": [1.0, 0.5]})
+    drawing.plot_curves(losses, tmp_path / "curves.png", name)
+    assert all((tmp_path / f).stat().st_size > 0
+               for f in ("tsne.png", "sensitivity.png", "curves.png"))
+
+
+def test_a_report_over_a_method_named_with_a_formula_is_written(world, capsys):
+    directory, run_dir, _ = world
+    craft(run_dir, method="ccvae$\\foo{$")
+    assert main(["report", "--results", str(directory)]) == 0
+    assert "ccvae$\\foo{$" in (directory / "report.md").read_text()
+
+
+ESCAPE = "\x1b]0;PWNED\x07"
+
+
+def test_status_prints_a_folder_name_and_reason_escaped(world, capsys):
+    """Issue 45, item 3: a run folder's name and its failure's reason reach the terminal."""
+    directory, run_dir, _ = world
+    hostile = run_dir.parent / f"x{ESCAPE}"
+    run_dir.rename(hostile)
+    (hostile / results.STATUS_FILE).write_text(json.dumps({"state": "failed", "reason": ESCAPE}))
+    assert main(["status", "--results", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\\x1b]0;PWNED\\x07" in out
+
+
+def test_evaluate_prints_a_folder_name_escaped(world, capsys):
+    directory, run_dir, _ = world
+    run_dir.rename(run_dir.parent / f"x{ESCAPE}")
+    assert main(["evaluate", "--results", str(directory), "--evaluations", "probes"]) == 0
+    captured = capsys.readouterr()
+    assert "\x1b" not in captured.out + captured.err and "\\x1b]0;PWNED" in captured.out
+
+
+def test_the_runner_prints_a_lock_holder_escaped(world, capsys):
+    """A lock held (here by this process, through another open file) whose file says anything:
+    `bench run` says the run is busy, with the lock's text escaped."""
+    import fcntl
+    directory, run_dir, _ = world
+    (run_dir / results.STATUS_FILE).unlink()  # not complete: the run would resume it
+    lock = directory / "locks" / f"{run_dir.name}.lock"
+    lock.write_text(ESCAPE)
+    with open(lock) as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        main([*SMOKE, "--results", str(directory)])
+    captured = capsys.readouterr()
+    assert "busy" in captured.out + captured.err and "\\x1b]0;PWNED" in captured.out + captured.err
+    assert "\x1b" not in captured.out + captured.err

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if error.errno not in DISK_ERRORS:
             raise
-        print(f"bench: error: {error} (files already written are unchanged)", file=sys.stderr)
+        print(printable(f"bench: error: {error} (files already written are unchanged)"),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)

@@ -46,8 +46,9 @@ def command_check(args) -> int:
                                                          say=lambda line: print(printable(line)))
     failing = 0
     for name, table in tables:
-        print(f"against {name}:")
-        print(comparison.format_table(table, "reference"))
+        print(printable(f"against {name}:"))
+        for line in comparison.format_table(table, "reference").splitlines():
+            print(printable(line))  # method names: from the runs' files
         failing += int(table.verdict.isin(comparison.FAILING).sum())
     for line in disorder:
         print(printable(f"WORSE: {line}"))

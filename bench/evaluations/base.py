@@ -186,8 +186,9 @@ def by_default() -> list[Evaluation]:
 
 def is_current(evaluation: Evaluation, run_dir: Path) -> bool:
     """Whether the run's folder holds this version of the evaluation's results."""
-    recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE).get(evaluation.name, {})
-    return (Path(run_dir) / evaluation.file).is_file() and recorded.get("version") == evaluation.version
+    recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE).get(evaluation.name)
+    return ((Path(run_dir) / evaluation.file).is_file() and isinstance(recorded, dict)
+            and recorded.get("version") == evaluation.version)
 
 
 def compute_together(evaluations: list[Evaluation], contexts: list[Context],

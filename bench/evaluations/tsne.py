@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from bench.errors import UnusableFile
 from bench.evaluations.tsne_fit import parameters_for, tsne_embedding
 from bench.evaluations.base import Context, Evaluation, Outcome, register
 from bench.sections.blocks import Block, Figure, Heading, Paragraph
 from bench.sections.hook import ReportSection, SectionInput
-from bench.store import results
+from bench.spec.bounds import LARGEST, MAX_CLASSES
 from bench.store.records import RunRecord
 
 NAME = "tsne"
@@ -118,13 +119,21 @@ def comparison(records: list[RunRecord], path: Path, title: str, dataset: str) -
     """One t-SNE panel per method side by side (first seed of each), a row per code of z."""
     from bench import drawing  # matplotlib: only where a figure is drawn
     columns, classes = [], 0
-    parameters = results.read_json(records[0].path(results.FIGURES_FILE)).get(NAME, {})
+    parameters = records[0].figures.get(NAME, {})  # its record's types and bounds checked
     label_name = parameters.get("label_name", "digit")
     for record in records:
-        table = record.table(TSNE_FILE, ("code", "label", "x", "y"))
+        table = record.table(TSNE_FILE, ("code", "label", "x", "y"), numbers=("x", "y"),
+                             integers={"label": (0, MAX_CLASSES - 1)})
+        if len(table) > len(drawing.CODE_TITLES) * LARGEST["tsne_points"]:
+            raise UnusableFile(f"{record.path(TSNE_FILE)}: {len(table)} points, more than a "
+                               f"t-SNE of at most {LARGEST['tsne_points']} points per code holds")
+        parts = {code: part for code, part in table.groupby("code", sort=False)}
+        if not {"z_sample", "z_mean"} <= set(parts) and "z" not in parts:
+            raise UnusableFile(f"{record.path(TSNE_FILE)}: no points of z (code z_sample and "
+                               "z_mean, or z)")
         classes = max(classes, int(table["label"].max()) + 1)
-        columns.append({code: part for code, part in table.groupby("code", sort=False)})
-    classes = max(classes, int(parameters.get("classes", 0)))
+        columns.append(parts)
+    classes = max(classes, parameters.get("classes", 0))
     codes = ["z_sample", "z_mean"]
     rows = []
     for code in codes:

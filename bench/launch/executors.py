@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.lifetime import child_environment
 from bench.spec.config import RunConfig
 from bench.store import results
+from bench.terminal import printable
 
 JOBS_DIR = "jobs"  # results/jobs/: job logs and records, per executor
 JOB_FILE = "job.json"  # in a run's folder: where the job that trained it logged
@@ -42,10 +43,8 @@ def link_job(results_dir: Path, run_id: str, record: dict) -> None:
 
 
 def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
+    text = results.read_run_file(path, results.TABLE_BYTES_LIMIT)
+    lines = [line for line in (text or "").splitlines() if line.strip()]
     return lines[-1].split("\r")[-1].strip() if lines else ""
 
 
@@ -104,7 +103,8 @@ def run_concurrently(requests: list[RunRequest], jobs: int, results_dir: Path) -
                     failed.append(request.run_id)
                     if child.returncode == 2:
                         refused.append(request.run_id)
-                    bar.write(f"bench: run {request.run_id} failed: {_last_line(log)} (log: {log})")
+                    bar.write(printable(f"bench: run {request.run_id} failed: {_last_line(log)} "
+                                        f"(log: {log})"))
                 bar.update()
             time.sleep(0.2)
     finally:

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bench.errors import InputError
+from bench.errors import InputError, UnusableFile
 from bench.store import results
 
 TRAINING_FILE, EPOCH_LOSSES_FILE = results.TRAINING_FILE, results.EPOCH_LOSSES_FILE
@@ -88,8 +88,14 @@ def trained_from_a_clean_tree(run_dir: Path) -> str | None:
 def epoch_losses(losses_csv: Path) -> str:
     """losses.csv's per-iteration rows as one row per epoch: the epoch, its iteration count and
     each term's mean."""
+    import io
+
     import pandas as pd
-    losses = pd.read_csv(losses_csv)
+    text = results.read_run_file(losses_csv, results.TABLE_BYTES_LIMIT)
+    if text is None:
+        raise UnusableFile(f"{losses_csv}: not a table bench wrote (a link, not a regular file, "
+                           f"or over {results.TABLE_BYTES_LIMIT // 2**20} MB)")
+    losses = pd.read_csv(io.StringIO(text))
     grouped = losses.drop(columns=["iteration"]).groupby("epoch", sort=True)
     table = grouped.mean()
     table.insert(0, "iterations", grouped.size())

@@ -28,7 +28,8 @@ from typing import Any
 from bench.errors import ClusterError, ConfigError, first_line
 from bench.launch.executors import JOBS_DIR, RunRequest, link_job
 from bench.lifetime import child_environment
-from bench.store import results
+from bench.store import records, results
+from bench.terminal import printable
 
 SLURM_DIR = "slurm"
 CLIENT_COMMANDS = ("sbatch", "squeue", "scontrol", "scancel")
@@ -134,8 +135,10 @@ def record_dir(results_dir: Path) -> Path:
 
 
 def read_record(results_dir: Path, run_id: str) -> dict | None:
-    """A job's record, or None (absent, unreadable, a link, or not a JSON object)."""
-    return results.read_json(record_dir(results_dir) / f"{run_id}.json") or None
+    """A job's record (records.JOB_SCHEMA: its job id and log paths, each text), or None when
+    absent; one that is not a record bench wrote (a link, not JSON, another shape) is an
+    UnusableFile naming it and its field."""
+    return records.read_record(record_dir(results_dir) / f"{run_id}.json", records.JOB_SCHEMA)
 
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the run checkpoints and stops on these
@@ -261,7 +264,7 @@ def submit(requests: list[RunRequest], options: SlurmOptions, results_dir: Path)
         record = read_record(results_dir, request.run_id)
         if results.is_complete(run_dir):
             print(f"skip {request.run_id}: already complete in {run_dir}")
-        elif record is not None and record["job_id"] in queued:
+        elif record is not None and record.get("job_id") in queued:
             print(f"skip {request.run_id}: already queued as job {record['job_id']} "
                   f"({queued[record['job_id']][0]})")
         else:
@@ -314,15 +317,15 @@ class RunState:
 def run_state(results_dir: Path, run_id: str, queued: dict[str, tuple[str, str]]) -> RunState:
     """A run's state: SLURM's while its job is queued (a resubmitted run may still hold the
     status of its last attempt), then its folder's (complete, failed), else lost."""
-    status = results.read_status(results.runs_dir(results_dir) / run_id) or {}
+    status = records.RunStatus.read(results.runs_dir(results_dir) / run_id)
     record = read_record(results_dir, run_id) or {}
-    log = record.get("stdout", "")
+    log = record.get("stdout") or ""
     job_id = record.get("job_id")
     if job_id in queued:
         state, reason = queued[job_id]
         return RunState(run_id, state, "" if reason in ("None", "") else reason, log)
-    if status.get("state") in FINISHED_STATES:
-        return RunState(run_id, status["state"], status.get("reason", ""), log)
+    if status.state in FINISHED_STATES:
+        return RunState(run_id, status.state, status.reason or "", log)
     if job_id is None:
         return RunState(run_id, "not submitted", "", log)
     return RunState(run_id, "lost", f"job {job_id} ended without a result (cancelled, killed or "
@@ -347,8 +350,9 @@ def wait(requests: list[RunRequest], results_dir: Path) -> int:
                 if state.state in (*FINISHED_STATES, "lost"):
                     ended[run_id] = state
                     bar.update()
-                    bar.write(f"{state.state} {run_id}" + (f": {state.reason}" if state.reason else "")
-                              + (f" (log: {state.log})" if state.state != results.COMPLETE else ""))
+                    bar.write(printable(  # a status.json's reason: from the run's folder
+                        f"{state.state} {run_id}" + (f": {state.reason}" if state.reason else "")
+                        + (f" (log: {state.log})" if state.state != results.COMPLETE else "")))
                 else:
                     counts[state.state] = counts.get(state.state, 0) + 1
             bar.set_postfix_str(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
@@ -366,7 +370,8 @@ def wait(requests: list[RunRequest], results_dir: Path) -> int:
 
 def status_table(results_dir: Path) -> list[RunState]:
     """Every run folder's or SLURM record's state; SLURM is asked only when it is reachable."""
-    ids = {p.name for p in results.runs_dir(results_dir).glob("*/")}
+    ids = {p.name for p in results.run_folders(results_dir)}
+    results.not_a_link(Path(results_dir) / JOBS_DIR, record_dir(results_dir))
     ids |= {p.stem for p in record_dir(results_dir).glob("*.json")}
     queued: dict[str, tuple[str, str]] = {}
     if shutil.which("squeue") and any(read_record(results_dir, i) for i in ids):

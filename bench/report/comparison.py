@@ -333,7 +333,7 @@ def current_numbers(results_dir: Path) -> pd.DataFrame:
                              f"{key[3]}/{key[4]} ({', '.join(found.values())}): keep one "
                              "config per method and size in the results checked")
     frames = [checked_numbers(r).assign(seed=r.seed, computed_on=r.computed_on,
-                                        **{LIBRARIES: libraries_text(r.env.get("libraries", {}))})
+                                        **{LIBRARIES: libraries_text(r.env.get("libraries") or {})})
               for r in complete]
     return (pd.concat(frames, ignore_index=True) if frames
             else pd.DataFrame(columns=[*KEY, "seed", "computed_on", LIBRARIES, "value"]))

@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from bench.sections.blocks import Block, Details, Figure, Gallery, Heading, Paragraph, Table
+from bench.store import results
 
 
 def _md(text: str) -> str:
@@ -70,7 +71,11 @@ def _inline_html(text: str) -> str:
 
 
 def _image_data(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    """The PNG at ``path`` as a data URI, read as a run's file is (no link, a regular file under
+    the figures' cap: results.read_run_bytes); empty if it changed into anything else since the
+    report chose to embed it."""
+    data = results.read_run_bytes(Path(path), results.FIGURE_BYTES_LIMIT) or b""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 STYLE = """

@@ -26,7 +26,7 @@ from bench.sections.experiments import (CELL_SENTENCE, DETERMINISTIC_MARK, EXTER
 from bench.sections.hook import FIGURES_DIR, Blocks, PaperColumns, ReportSection, SectionInput
 from bench.sections.statistics import ACCURACY, ALPHA, not_significant
 from bench.store import results
-from bench.store.records import RunRecord, load_runs, metrics_of
+from bench.store.records import RunRecord, RunStatus, load_runs, metrics_of
 
 PAPER_TABLE = Path(__file__).resolve().parent / "paper_table.csv"
 REPORT_FILE, REPORT_HTML = "report.md", "report.html"
@@ -57,7 +57,13 @@ def accuracy_table(summary: pd.DataFrame, paper: pd.DataFrame, columns: dict[str
                           & (paper.s_dim == key.s_dim)]
         cells = experiments.cells(key, int(part.seeds.max()))
         for name, (probe, split) in columns.items():
-            row = part[(part.probe == probe) & (part.split == split)].iloc[0]
+            found = part[(part.probe == probe) & (part.split == split)]
+            if found.empty:  # a run's metrics.csv without this probe
+                cells.append(MISSING)
+                if name == AFTER_COLUMN:
+                    cells += [owned for columns_of in extra for owned in columns_of.cells(key)]
+                continue
+            row = found.iloc[0]
             cell = format_cell(row["mean"], row["std"], int(row.seeds), bounds=ACCURACY)
             if name in PAPER_COLUMNS and not paper_row.empty:
                 reference = float(paper_row.iloc[0][PAPER_COLUMNS[name]])
@@ -124,7 +130,8 @@ def evaluation_table(spec: ReportTable, table: pd.DataFrame, paper_order: list[s
     header = []
     for pivot in pivots:
         match = part[(part[list(spec.pivot)] == pd.Series(pivot, index=list(spec.pivot))).all(axis=1)]
-        notes = [f"{column.replace('_', ' ')} {float(match[column].iloc[0]):.1f}"
+        notes = [f"{column.replace('_', ' ')} "
+                 f"{pd.to_numeric(match[column], errors='coerce').iloc[0]:.1f}"
                  for column in spec.header_notes if column in match]
         header.append(" · ".join(map(str, pivot)) + (f" ({', '.join(notes)})" if notes else ""))
     rows = []
@@ -310,10 +317,10 @@ def _device_cell(env: dict) -> str:
     return f"{env.get('device')} ({', '.join([str(env.get('device_name')), *how])})"
 
 
-def _memory_cell(status: dict) -> str:
+def _memory_cell(status: RunStatus) -> str:
     """A run's peak memory; trained together on CUDA, its own and the group's."""
-    own = str(status.get("peak_memory_mb", "?"))
-    group = status.get("group_peak_memory_mb")
+    own = "?" if status.peak_memory_mb is None else str(status.peak_memory_mb)
+    group = status.group_peak_memory_mb
     return own if group is None else f"{own} (group {group})"
 
 
@@ -325,8 +332,8 @@ def runs_section(complete: list[RunRecord], others: list[RunRecord]) -> list[Blo
         "their parameters (`figures.json`).")]
     rows = []
     for r in complete:
-        git = r.env.get("git", {})
-        seconds = r.status.get("train_seconds")
+        git = r.env.get("git") or {}
+        seconds = r.status.train_seconds
         training = ("none (external)" if r.external is not None
                     else "?" if seconds is None else f"{seconds / 60:.1f} min")
         if r.training_segments:  # a published run: its CPU time over every stretch of training
@@ -336,22 +343,23 @@ def runs_section(complete: list[RunRecord], others: list[RunRecord]) -> list[Blo
         rows.append([r.run_id, r.method, r.preset, str(r.seed), f"{r.z_dim} / {r.s_dim}",
                      _device_cell(r.env), training,
                      _memory_cell(r.status),
-                     str(git.get("revision", "?"))[:10] + (" (modified)" if git.get("dirty") else ""),
-                     str(r.env.get("libraries", {}).get("torch"))])
+                     str(git.get("revision") or "?")[:10] + (" (modified)" if git.get("dirty") else ""),
+                     str((r.env.get("libraries") or {}).get("torch"))])
     blocks.append(Table(["run id", "method", "preset", "seed", "z / s", "device", "training",
                          "peak memory (MB)", "git revision", "torch"], rows))
     for r in complete:
         blocks.append(Details(f"{r.run_id}: config and environment",
                               json.dumps({"config": r.config, "environment": r.env,
                                           "evaluations": r.evaluations,
-                                          "figures": results.read_json(r.path(results.FIGURES_FILE))},
+                                          "figures": r.figures},
                                          indent=2)))
     if others:
         blocks += [Heading(2, "Failed or unfinished runs"),
                    Paragraph("These runs have no metrics and no figures in this report."),
                    Table(["run id", "state", "reason"],
                          [[r.run_id, r.state,
-                           str(r.status.get("reason", "no status: interrupted, or still running"))]
+                           r.status.reason if r.status.reason is not None
+                           else "no status: interrupted, or still running"]
                           for r in others])]
     return blocks
 

@@ -32,7 +32,7 @@ from bench.errors import UnusableFile, first_line
 from bench.evaluations import in_order
 from bench.report import comparison
 from bench.store import results
-from bench.store.records import RunRecord, load_runs
+from bench.store.records import RunRecord, RunStatus, load_runs
 
 PUBLISHED = results.COMMITTED_RESULTS / "paper"
 # What the sentence calls each source; the paths relative to the repository
@@ -136,7 +136,7 @@ def _baseline_records(baseline: pd.DataFrame, path: Path, dataset: str, preset: 
         config = {"method": method, "dataset": dataset, "preset": preset, "seed": int(seed),
                   "run_id": run_id, "method_config": {"z_dim": int(z), "s_dim": int(s)},
                   "variational_z": _variational(probes)}
-        records.append(BaselineRun(run_id, path.parent, config, {}, {"state": results.COMPLETE},
+        records.append(BaselineRun(run_id, path.parent, config, {}, RunStatus(results.COMPLETE),
                                    reference=source, tables=tables))
     return records
 

@@ -125,9 +125,16 @@ def _check_monitor_states(monitors) -> None:
 
 
 def load_checkpoint(path: Path, config: RunConfig) -> SavedRun:
-    """The checkpoint at ``path``, written for ``config``."""
+    """The checkpoint at ``path``, written for ``config``: opened as a run's file is
+    (results.open_run_file: no link, a regular file, under results.CHECKPOINT_BYTES_LIMIT), read
+    with weights_only."""
+    file = results.open_run_file(path, results.CHECKPOINT_BYTES_LIMIT)
+    if file is None:
+        raise CorruptRun(f"corrupt checkpoint {path} (absent, a link, not a regular file, or over "
+                         f"{results.CHECKPOINT_BYTES_LIMIT // 2**30} GB)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with file:
+            state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "weights only" not in str(error).lower():
             raise CorruptRun(f"corrupt checkpoint {path} ({first_line(error)})") from None
@@ -155,8 +162,12 @@ def load_checkpoint(path: Path, config: RunConfig) -> SavedRun:
 def read_progress(path: Path) -> int:
     """How many training iterations the checkpoint at ``path`` holds (0 when there is none or it
     cannot be read): for a supervisor that reports on a run it does not train."""
+    file = results.open_run_file(path, results.CHECKPOINT_BYTES_LIMIT)
+    if file is None:
+        return 0
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with file:
+            state = torch.load(file, map_location="cpu", weights_only=True)
         progress = Progress(**state["progress"])
         _check_progress(progress)
     except Exception:  # noqa: BLE001 - absent, half-written or foreign: nothing trained to count

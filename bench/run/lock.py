@@ -39,15 +39,8 @@ class RunLock:
     def holder(self) -> str:
         """What the lock file says of its holder (a pid), made safe to print: a lock file may come
         from someone else's results folder (no link followed, 64 bytes at most, escapes shown)."""
-        try:
-            descriptor = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            try:
-                text = os.read(descriptor, 64).decode("utf-8", errors="replace")
-            finally:
-                os.close(descriptor)
-        except OSError:
-            return "?"
-        return printable(text.strip()) or "?"
+        text = results.read_run_file(self.path, 64)
+        return printable(text.strip()) if text and text.strip() else "?"
 
     def release(self) -> None:
         if self.handle is not None:

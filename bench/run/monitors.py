@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -223,7 +224,11 @@ class LossLog(Monitor):
     def on_train_start(self) -> None:
         if not self.rows:
             return
-        lines = self.path.read_text().splitlines(keepends=True) if self.path.is_file() else []
+        text = results.read_run_file(self.path, results.TABLE_BYTES_LIMIT)
+        if text is None and os.path.lexists(self.path):
+            raise CorruptRun(f"{self.path}: not a table bench wrote (a link, not a regular file, "
+                             f"or over {results.TABLE_BYTES_LIMIT // 2**20} MB)")
+        lines = text.splitlines(keepends=True) if text is not None else []
         if len(lines) < self.rows + 1:
             raise CorruptRun(f"{self.path} holds {max(len(lines) - 1, 0)} rows, its checkpoint "
                              f"{self.rows}")
@@ -311,7 +316,10 @@ class TensorBoard(Monitor):
     def on_image(self, name: str, path: Path, step: int) -> None:
         import numpy as np
         from PIL import Image
-        with Image.open(path) as picture:
+        data = results.read_run_bytes(path, results.FIGURE_BYTES_LIMIT)
+        if data is None:  # the run's own figure, drawn just now: only a link or a FIFO is not
+            return
+        with Image.open(io.BytesIO(data)) as picture:
             pixels = np.asarray(picture.convert("RGB"))
         self.writer.add_image(name, pixels, step, dataformats="HWC")
         self.writer.flush()

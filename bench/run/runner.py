@@ -12,6 +12,7 @@ comes as one RunOptions.
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
 import time
 import traceback
@@ -373,7 +374,12 @@ def execute(config: RunConfig, data: ImageSet, options: RunOptions, stop: StopOn
 def outcome_from_table(evaluation: Evaluation, run_dir: Path) -> Outcome:
     """What an earlier attempt of the run computed of ``evaluation``, read from its table (its
     rows with the run's columns beside its own; its details stay in evaluation.json)."""
-    return Outcome(pd.read_csv(Path(run_dir) / evaluation.file).to_dict("records"))
+    path = Path(run_dir) / evaluation.file
+    text = results.read_run_file(path, results.TABLE_BYTES_LIMIT)
+    if text is None:
+        raise CorruptRun(f"{path}: not a table bench wrote (a link, not a regular file, or over "
+                         f"{results.TABLE_BYTES_LIMIT // 2**20} MB)")
+    return Outcome(pd.read_csv(io.StringIO(text)).to_dict("records"))
 
 
 def draw_curves(context: Context, losses: pd.DataFrame, run_dir: Path) -> None:

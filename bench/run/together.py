@@ -49,6 +49,7 @@ from bench.spec.config import RunConfig
 from bench.run.options import RunOptions
 from bench.run.runner import Run, Shared
 from bench.run.train import Interrupted, StopOnSignal
+from bench.terminal import printable
 from datasets import ImageSet
 
 if TYPE_CHECKING:
@@ -152,7 +153,7 @@ def _advance(member: Member, outcomes: Outcomes, shared: Shared | None = None) -
     try:
         state = member.advance(shared)
     except RunFailed as failure:  # recorded in its folder; the others go on
-        print(f"bench: run {member.config.run_id} failed: {failure}", file=sys.stderr)
+        print(printable(f"bench: run {member.config.run_id} failed: {failure}"), file=sys.stderr)
         outcomes.failures.append(member.config.run_id)
         return Run.ENDED
     except Interrupted as interruption:  # checkpointed

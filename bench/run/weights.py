@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from bench.errors import UnusableFile, first_line
 from bench.run.build import restore
@@ -52,13 +52,19 @@ def save_weights(method: Method, path: Path) -> None:
 
 
 def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """(tensors, extra state) of a weights file; UnusableFile when it is not one."""
-    from safetensors import safe_open
+    """(tensors, extra state) of a weights file, read as a run's file is (results.read_run_bytes:
+    no link, a regular file, under results.CHECKPOINT_BYTES_LIMIT); UnusableFile when it is not
+    one."""
+    data = results.read_run_bytes(Path(path), results.CHECKPOINT_BYTES_LIMIT)
+    if data is None:
+        raise UnusableFile(f"unreadable weights file {path} (absent, a link, not a regular file, "
+                           f"or over {results.CHECKPOINT_BYTES_LIMIT // 2**30} GB)")
     try:
-        tensors = load_file(str(path), device="cpu")
-        with safe_open(str(path), framework="pt") as handle:
-            extra = json.loads((handle.metadata() or {}).get(EXTRA_STATE_KEY, "{}"))
-    except (SafetensorError, OSError, ValueError) as error:
+        tensors = load(data)
+        # The format: the header's length (8 bytes, little-endian), then the header, JSON
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        extra = json.loads((header.get("__metadata__") or {}).get(EXTRA_STATE_KEY, "{}"))
+    except (SafetensorError, OSError, ValueError, AttributeError, TypeError) as error:
         raise UnusableFile(f"unreadable weights file {path} ({first_line(error)})") from None
     if not isinstance(extra, dict):
         raise UnusableFile(f"weights file {path}: its extra state is not a JSON object")

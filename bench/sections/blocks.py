@@ -63,8 +63,8 @@ def embeddable(path: Path, inside: Path) -> bool:
         return False
     if Path(os.path.realpath(path)).parent != Path(os.path.realpath(inside)):
         return False
-    try:
-        with open(path, "rb") as image:
-            return image.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
-    except OSError:
+    image = results.open_run_file(path, results.FIGURE_BYTES_LIMIT)
+    if image is None:
         return False
+    with image:
+        return image.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE

@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from bench.errors import ConfigError, first_line
+from bench.spec.bounds import LARGEST, MAX_SEED
 from bench.spec.presets import LATENT_SIZES, PRESETS
 from datasets import DATASETS
 from methods import METHODS, MethodConfig
@@ -89,15 +90,14 @@ class RunConfig(RunIdentity):
                               "evaluate-model), not of a suite method: it has no training config "
                               "and no checkpoint")
         method = data.get("method")
-        if method not in METHODS:
-            raise ConfigError(f"{source}: unknown method {method!r} (valid: {', '.join(METHODS)})")
-        if data.get("dataset") not in DATASETS:
-            raise ConfigError(f"{source}: unknown dataset {data.get('dataset')!r}")
-        if data.get("preset") not in PRESETS:
-            raise ConfigError(f"{source}: unknown preset {data.get('preset')!r}")
+        for name, known in (("method", METHODS), ("dataset", DATASETS), ("preset", PRESETS)):
+            if not isinstance(data.get(name), str) or data.get(name) not in known:
+                raise ConfigError(f"{source}: unknown {name} {_shown(data.get(name))} "
+                                  f"(valid: {', '.join(known)})")
         seed = data.get("seed")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"{source}: seed {seed!r} is not a non-negative integer")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"{source}: seed {_shown(seed)} is not an integer from 0 to "
+                              f"{MAX_SEED}")
         config_class = METHODS[method].config_class
         sections = {"method_config": config_class, "settings": RunSettings}
         values = {}
@@ -165,30 +165,35 @@ def _typed(name: str, value: Any, default: Any, source: str) -> Any:
     else:
         ok = isinstance(value, type(default))
     if not ok:
-        raise ConfigError(f"{source}: {name} {value!r} is not like {default!r}")
+        raise ConfigError(f"{source}: {name} {_shown(value)} is not like {default!r}")
     return value
 
 
-# Upper bounds of sizes a config may ask for: a latent code or batch this large is not an
-# experiment but a request for all the memory there is (a config may come from a stranger).
-LARGEST = {"z_dim": 4096, "s_dim": 4096, "batch_size": 65536, "probe_batch_size": 65536}
+def _shown(value: Any, most: int = 40) -> str:
+    """``value``'s repr, cut to ``most`` characters (a config may come from a stranger)."""
+    text = repr(value)
+    return text if len(text) <= most else text[:most - 3] + "..."
 
 
 def check_values(values: dict[str, Any], where: str) -> None:
-    """Counts and sizes are positive integers (the sizes of LARGEST at most that); weights and
-    rates finite and non-negative (a zero weight switches a loss term off); Adam's betas lie in
-    [0, 1)."""
+    """Counts and sizes are integers from 1 to their bound in LARGEST (bench/spec/bounds.py:
+    every integer setting has one, and the error names it; a config may come from a stranger,
+    and 10^12 epochs are not an experiment); weights and rates finite and non-negative (a zero
+    weight switches a loss term off); Adam's betas lie in [0, 1)."""
     for name, value in values.items():
         if isinstance(value, (bool, str)) or value is None:
             continue
         if isinstance(value, int):
-            ok = 1 <= value <= LARGEST.get(name, value)
+            largest = LARGEST.get(name)
+            if largest is None:
+                raise ConfigError(f"{where}: {name} has no bound (bench/spec/bounds.py LARGEST)")
+            ok, bound = 1 <= value <= largest, f" (from 1 to {largest})"
         elif isinstance(value, float):
-            ok = math.isfinite(value) and value >= 0
+            ok, bound = math.isfinite(value) and value >= 0, " (a finite number, 0 or more)"
         else:
-            ok = all(0 <= v < 1 for v in value)
+            ok, bound = all(0 <= v < 1 for v in value), " (each from 0 to below 1)"
         if not ok:
-            raise ConfigError(f"{where}: invalid {name} {value!r}")
+            raise ConfigError(f"{where}: invalid {name} {_shown(value)}{bound}")
 
 
 def resolve(method: str, dataset: str, preset: str, seed: int,
@@ -198,6 +203,8 @@ def resolve(method: str, dataset: str, preset: str, seed: int,
     ConfigError."""
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r} (valid: {', '.join(PRESETS)})")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed {seed} is not an integer from 0 to {MAX_SEED}")
     method_class = METHODS[method]
     method_fields = {f.name: f.default for f in dataclasses.fields(method_class.config_class)}
     settings_fields = {f.name: f.default for f in dataclasses.fields(RunSettings)}

@@ -1,5 +1,10 @@
 """A run folder as a typed record: what the report, the check and `bench evaluate` read.
 
+Each JSON record of a run folder is read through ``read_record``: no link followed, a regular
+file of at most results.JSON_BYTES_LIMIT bytes, and every field of its type and within its bounds
+(the schemas below, bench/store/schema.py), or an UnusableFile naming the file and the field in
+one line. A results folder may come from someone else.
+
 No torch here (the report and the check are rebuilt anywhere, fast); ``bench.run.checkpoints``
 loads a run's trained method.
 """
@@ -10,15 +15,117 @@ import functools
 import hashlib
 import io
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench.errors import UnusableFile, first_line
+from bench.spec.bounds import LARGEST, MAX_CLASSES, MAX_SEED, MAX_THREADS
 from bench.store import results
+from bench.store.schema import (anything, boolean, checked, integer, list_of, mapping, number,
+                                optional, record, text, words)
 
-UNFINISHED = "unfinished"  # the state of a folder with no readable status.json
+UNFINISHED = "unfinished"  # the state of a folder with no status.json
+
+# The schemas of a run's records. A field the code reads is typed and bounded; any other field
+# (a newer version's) is read as it is and only shown, escaped, in the report.
+# A method's, dataset's or preset's name: it reaches figures' titles and legends (and is checked
+# where it names a file: results.is_plain_name)
+NAME = words(100)
+_SECONDS = optional(number(0, 10**9))
+_MEGABYTES = optional(number(0, 10**9))
+STATUS_SCHEMA = record({"state": text, "reason": optional(text), "train_seconds": _SECONDS,
+                        "total_seconds": _SECONDS, "peak_memory_mb": _MEGABYTES,
+                        "group_peak_memory_mb": _MEGABYTES}, required=("state",))
+ENV_SCHEMA = record({
+    "python": optional(text), "platform": optional(text), "command": optional(text),
+    "libraries": mapping(optional(text), most=100),
+    "git": optional(record({"revision": optional(text), "dirty": optional(boolean)})),
+    "device": optional(text), "device_name": optional(text),
+    "torch_threads": optional(integer(1, MAX_THREADS)), "cpu_kernels": optional(text),
+    "numerics": optional(text), "tf32": optional(boolean), "cuda_graphs": optional(boolean),
+    "together": optional(boolean)})
+_LATENT = integer(1, LARGEST["z_dim"])
+EXTERNAL_SCHEMA = record({"source": text, "kind": text, "sha256": text, "decoder": boolean,
+                          "skipped_without_decoder": list_of(text, most=100),
+                          "model_args": optional(mapping(text, most=100)),
+                          "decoder_source": optional(text), "decoder_sha256": optional(text),
+                          "weights_sha256": optional(text), "model_sha256": optional(text)})
+CONFIG_SCHEMA = record({
+    "run_id": optional(text), "method": NAME, "dataset": NAME, "preset": NAME,
+    "seed": integer(0, MAX_SEED),
+    "method_config": record({"z_dim": _LATENT, "s_dim": _LATENT}, required=("z_dim", "s_dim")),
+    "settings": mapping(anything, most=100), "external": optional(EXTERNAL_SCHEMA),
+    "variational_z": optional(boolean)},
+    required=("method", "dataset", "preset", "seed", "method_config"))
+# t-SNE's record, in figures.json and (with its version) evaluation.json
+TSNE_FIELDS = {"classes": integer(1, MAX_CLASSES), "codes": list_of(text, most=8),
+               "label_name": words(100), "points": integer(1, LARGEST["tsne_points"]),
+               "seed": integer(0, MAX_SEED), "threads": integer(1, MAX_THREADS),
+               "library": text, "which": text, "parameters": mapping(anything, most=100)}
+_VERSION = {"version": integer(0, 10**6)}
+EVALUATION_SCHEMA = record(
+    {"probes": record({**_VERSION, "specified": optional(text)}),
+     "tsne": record({**_VERSION, **TSNE_FIELDS})},
+    others=record(_VERSION))
+_IMAGE_INDICES = list_of(integer(0, LARGEST["test_size"]), most=MAX_CLASSES)
+FIGURES_SCHEMA = record(
+    {"tsne": record(TSNE_FIELDS),
+     "swap_grid": record({"s_images": _IMAGE_INDICES, "z_images": _IMAGE_INDICES})},
+    others=mapping(anything))
+TRAINING_SCHEMA = record({"run_id": optional(text), "segments": list_of(record({
+    "cpu_seconds": optional(number(0, 10**10)), "revision": optional(text),
+    "cpu": optional(text), "numerics": optional(text),
+    "threads": optional(integer(1, MAX_THREADS))}), most=100_000)})
+# A job's record in jobs/slurm/<run id>.json (bench/launch/slurm.py)
+JOB_SCHEMA = record({"run_id": optional(text), "job_id": optional(text), "submitted": anything,
+                     "stdout": optional(text), "stderr": optional(text),
+                     "argv": optional(list_of(text, most=1000))})
+
+
+def read_record(path: Path, schema) -> dict[str, Any] | None:
+    """The JSON object of a run's record at ``path``, checked against ``schema``; None when it
+    is absent. A link, a file that is not a regular one, over results.JSON_BYTES_LIMIT bytes,
+    not JSON, or of another shape than ``schema`` is an UnusableFile naming it (and the field)."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    text_read = results.read_run_file(path, results.JSON_BYTES_LIMIT)
+    if text_read is None:
+        raise UnusableFile(f"{path}: not a record bench wrote (a link, not a regular file, or "
+                           f"over {results.JSON_BYTES_LIMIT // 2**20} MB)")
+    try:
+        data = json.loads(text_read)
+    except RecursionError:
+        raise UnusableFile(f"{path}: nested too deeply") from None
+    except ValueError as error:
+        raise UnusableFile(f"{path}: not JSON ({first_line(error)})") from None
+    return checked(data, schema, path)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStatus:
+    """A run's status.json: complete (with its times and peak memory) or failed (with its
+    reason); ``UNFINISHED`` for a folder without one."""
+    state: str = UNFINISHED
+    reason: str | None = None
+    train_seconds: float | None = None
+    total_seconds: float | None = None
+    peak_memory_mb: float | None = None
+    group_peak_memory_mb: float | None = None  # trained together on CUDA: the group's
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "RunStatus":
+        """The status of the run folder ``run_dir`` (read_record: checked)."""
+        found = read_record(Path(run_dir) / results.STATUS_FILE, STATUS_SCHEMA)
+        if found is None:
+            return cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in found.items() if k in known})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,16 +158,16 @@ class RunRecord:
     """One run folder: its resolved config, environment and status as written, and its tables."""
     run_id: str
     dir: Path
-    config: dict[str, Any]  # config.json: RunConfig.to_dict(), run_id, variational_z
-    env: dict[str, Any]  # env.json
-    status: dict[str, Any]  # status.json ({"state": "unfinished"} when absent)
+    config: dict[str, Any]  # config.json (CONFIG_SCHEMA): RunConfig.to_dict(), run_id, variational_z
+    env: dict[str, Any]  # env.json (ENV_SCHEMA)
+    status: RunStatus  # status.json
     # A reference row's source (the report's bench/report/references.py: the suite's published
     # numbers, shown beside a folder's runs, never one of them); None for a run of the folder
     reference: str | None = None
 
     @property
     def state(self) -> str:
-        return str(self.status.get("state", UNFINISHED))
+        return self.status.state
 
     @property
     def complete(self) -> bool:
@@ -135,23 +242,21 @@ class RunRecord:
         else:
             device = f"{env.get('device')} ({env.get('device_name')})"
         return (f"{device}, {env.get('torch_threads')} threads, "
-                f"torch {env.get('libraries', {}).get('torch')}")
+                f"torch {(env.get('libraries') or {}).get('torch')}")
 
     @property
     def training_segments(self) -> list[dict[str, Any]]:
         """The stretches of training that made a published run (training.json, written by the
         campaign's publish), each a dict; [] for other runs."""
-        segments = results.read_json(self.path(results.TRAINING_FILE)).get("segments")
-        return [s for s in segments if isinstance(s, dict)] if isinstance(segments, list) else []
+        found = read_record(self.path(results.TRAINING_FILE), TRAINING_SCHEMA) or {}
+        return found.get("segments", [])
 
     def training_summary(self) -> tuple[float, set[str], set[str]]:
         """(CPU seconds, revisions, machines) of the run's training segments."""
         cpu, revisions, machines = 0.0, set(), set()
         for segment in self.training_segments:
-            seconds = segment.get("cpu_seconds")
-            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-                cpu += float(seconds)
-            if isinstance(segment.get("revision"), str):
+            cpu += float(segment.get("cpu_seconds") or 0)
+            if segment.get("revision") is not None:
                 revisions.add(segment["revision"][:10])
             machines.add(f"{segment.get('cpu')} (numerics {segment.get('numerics')}, "
                          f"{segment.get('threads')} thread(s))")
@@ -163,10 +268,14 @@ class RunRecord:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def table(self, name: str, columns: tuple[str, ...] = results.RUN_COLUMNS) -> pd.DataFrame | None:
+    def table(self, name: str, columns: tuple[str, ...] = results.RUN_COLUMNS,
+              numbers: tuple[str, ...] = (),
+              integers: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame | None:
         """The run's CSV ``name`` (metrics.csv, an evaluation's file), or None when absent. A
         file that is not a table with ``columns`` (by default the run columns every table opens
-        with) is an UnusableFile naming it: a results folder may come from someone else."""
+        with), whose ``numbers`` columns are not all finite numbers, or whose ``integers``
+        columns are not all integers within their (low, high), is an UnusableFile naming it and
+        the column: a results folder may come from someone else."""
         path = self.path(name)
         if not path.is_file():
             return None
@@ -182,7 +291,33 @@ class RunRecord:
         if missing:
             raise UnusableFile(f"{path}: not a table of this benchmark (no column "
                                f"{', '.join(missing)})")
+        self._same_run(table, path)
+        for column in (*numbers, *(integers or {})):
+            values = pd.to_numeric(table[column], errors="coerce") if column in table else None
+            low, high = (integers or {}).get(column, (-math.inf, math.inf))
+            if values is None or not (values.notna().all() and np.isfinite(values).all()
+                                      and values.between(low, high).all()):
+                raise UnusableFile(f"{path}: column {column} holds a value that is not a "
+                                   f"finite number" + (f" from {low} to {high}"
+                                                       if column in (integers or {}) else ""))
+            if column in (integers or {}) and not (values == values.round()).all():
+                raise UnusableFile(f"{path}: column {column} holds a value that is not an integer")
+            table[column] = values.astype(int) if column in (integers or {}) else values
         return table
+
+    def _same_run(self, table: pd.DataFrame, path: Path) -> None:
+        """The run columns of one of the run's tables hold the run's own values (config.json's):
+        the report groups every table's rows by them. An UnusableFile naming the column else."""
+        if not self.config:
+            return
+        own = {"run_id": self.config.get("run_id", self.run_id), "method": self.method,
+               "dataset": self.dataset, "preset": self.preset, "seed": self.seed,
+               "z_dim": self.z_dim, "s_dim": self.s_dim}
+        for column, value in own.items():
+            if column in table and not (table[column].astype(str) == str(value)).all():
+                wrong = table[column][table[column].astype(str) != str(value)].iloc[0]
+                raise UnusableFile(f"{path}: column {column} holds {str(wrong)[:40]!r}, not the "
+                                   f"run's {str(value)[:40]!r} ({results.CONFIG_FILE})")
 
     @functools.cached_property
     def metrics(self) -> pd.DataFrame:
@@ -192,8 +327,14 @@ class RunRecord:
 
     @property
     def evaluations(self) -> dict[str, Any]:
-        """evaluation.json: per evaluation, its version and how it was computed."""
-        return results.read_json(self.path(results.EVALUATION_FILE))
+        """evaluation.json (EVALUATION_SCHEMA): per evaluation, its version and how it was
+        computed ({} when absent). Read anew each time: bench evaluate rewrites it."""
+        return read_record(self.path(results.EVALUATION_FILE), EVALUATION_SCHEMA) or {}
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """figures.json (FIGURES_SCHEMA): what drew each evaluation's figures ({} when absent)."""
+        return read_record(self.path(results.FIGURES_FILE), FIGURES_SCHEMA) or {}
 
 
 def run_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
@@ -205,30 +346,33 @@ def run_columns(config: dict[str, Any], run_id: str) -> dict[str, Any]:
 
 
 class NotARun(Exception):
-    """A folder that is not a run folder (no readable config.json)."""
+    """A folder that is not a run folder (no config.json)."""
 
 
 def load_run(path: Path | str) -> RunRecord:
-    """The record of the run folder ``path`` (``results/runs/<run id>``)."""
+    """The record of the run folder ``path`` (``results/runs/<run id>``), every record in it
+    checked (read_record): a record that is not what bench writes is an UnusableFile naming it,
+    and its field."""
     run_dir = Path(path)
-    config = results.read_json(run_dir / results.CONFIG_FILE)
-    if not config:
-        raise NotARun(f"{run_dir} is not a run folder (no readable {results.CONFIG_FILE})")
-    return RunRecord(run_id=run_dir.name, dir=run_dir, config=config,
-                     env=results.read_json(run_dir / results.ENV_FILE),
-                     status=results.read_status(run_dir) or {"state": UNFINISHED})
+    config = read_record(run_dir / results.CONFIG_FILE, CONFIG_SCHEMA)
+    if config is None:
+        raise NotARun(f"{run_dir} is not a run folder (no {results.CONFIG_FILE})")
+    loaded = RunRecord(run_id=run_dir.name, dir=run_dir, config=config,
+                       env=read_record(run_dir / results.ENV_FILE, ENV_SCHEMA) or {},
+                       status=RunStatus.read(run_dir))
+    loaded.evaluations, loaded.figures, loaded.training_segments  # noqa: B018 - checked now
+    return loaded
 
 
 def load_runs(results_dir: Path | str) -> list[RunRecord]:
     """Every run folder under ``results_dir/runs``, sorted by run id (a folder without a config,
     from an attempt killed before it wrote one, is an unfinished run with an empty config)."""
     records = []
-    for run_dir in sorted(results.runs_dir(results_dir).glob("*/")):
+    for run_dir in results.run_folders(results_dir):
         try:
             records.append(load_run(run_dir))
         except NotARun:
-            records.append(RunRecord(run_dir.name, run_dir, {}, {}, results.read_status(run_dir)
-                                     or {"state": UNFINISHED}))
+            records.append(RunRecord(run_dir.name, run_dir, {}, {}, RunStatus.read(run_dir)))
     return records
 
 

@@ -9,7 +9,7 @@ import socket
 import stat
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, BinaryIO, Callable
 
 from bench.errors import UnusablePath
 from bench.lifetime import alive
@@ -65,6 +65,17 @@ def runs_dir(results: Path) -> Path:
     return Path(results) / "runs"
 
 
+def run_folders(results: Path) -> list[Path]:
+    """The run folders of the results folder ``results`` (runs/*/), sorted; a runs folder or a
+    run folder that is a symbolic link is an UnusablePath naming it: its records would be read
+    from wherever it points."""
+    folder = runs_dir(results)
+    not_a_link(folder)
+    found = sorted(path for path in folder.glob("*") if path.is_dir() or path.is_symlink())
+    not_a_link(*found)
+    return found
+
+
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``:
     a reader sees the old file or the new one, never half of one. A link at ``path`` is replaced,
@@ -78,6 +89,10 @@ def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp (and some writers) create 0600; results are shared
         os.replace(tmp, path)
+    except IsADirectoryError:  # a folder where bench writes a file (a results folder from someone)
+        Path(tmp).unlink(missing_ok=True)
+        raise UnusablePath(f"{path} is a folder, not a file bench wrote: bench replaces no "
+                           "folder with a file") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -105,8 +120,8 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
 
 
 def _link_refused(path) -> UnusablePath:
-    return UnusablePath(f"{path} is a symbolic link: bench writes nothing through one in a "
-                        "results folder (a results folder may come from someone else)")
+    return UnusablePath(f"{path} is a symbolic link: bench reads and writes nothing through one "
+                        "in a results folder (a results folder may come from someone else)")
 
 
 def not_a_link(*paths: Path) -> None:
@@ -143,20 +158,30 @@ _OPEN_FLAGS = {"a": os.O_WRONLY | os.O_CREAT | os.O_APPEND, "w": os.O_WRONLY | o
 
 def open_unlinked(path: Path, mode: str) -> IO[str]:
     """Open ``path`` as text for appending ("a"), writing anew ("w") or reading and writing ("r+";
-    created when absent), never through a link and only as a regular file (a FIFO would block
-    the writer): either is an UnusablePath naming the file."""
+    created when absent), never through a link, only as a regular file (a FIFO would block the
+    writer) and only as the file's one name: a hard link to it elsewhere (st_nlink above 1) would
+    have bench write into that other file, someone's victim. Each is an UnusablePath naming the
+    file, checked on the opened descriptor before anything is truncated or written."""
+    flags = _OPEN_FLAGS[mode] & ~os.O_TRUNC  # truncated below, once the file is known to be ours
     try:
-        descriptor = os.open(path, _OPEN_FLAGS[mode] | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                             0o666)
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
     except OSError as error:
         if os.path.islink(path):
             raise _link_refused(path) from None
-        if error.errno == errno.ENXIO:  # a FIFO without a reader
+        if error.errno in (errno.ENXIO, errno.EISDIR):  # a FIFO without a reader, a folder
             raise UnusablePath(f"{path} is not a regular file: bench writes only files it made") from None
         raise
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode):
         os.close(descriptor)
         raise UnusablePath(f"{path} is not a regular file: bench writes only files it made")
+    if info.st_nlink > 1:
+        os.close(descriptor)
+        raise UnusablePath(f"{path} has {info.st_nlink} hard links: bench writes nothing into a "
+                           "file that is also another file (a results folder may come from "
+                           "someone else)")
+    if mode == "w":
+        os.ftruncate(descriptor, 0)
     os.set_blocking(descriptor, True)
     return os.fdopen(descriptor, mode, encoding="utf-8", errors="replace")
 
@@ -184,21 +209,43 @@ TABLE_BYTES_LIMIT = 256 * 2**20
 FIGURE_BYTES_LIMIT = 32 * 2**20  # a PNG bench drew is a few hundred kilobytes
 
 
-def read_run_file(path: Path, limit: int) -> str | None:
-    """The text of ``path``, read as a file from someone else's results folder is read: never
-    through a symbolic link (O_NOFOLLOW), a regular file only (a FIFO would block, a device never
-    end), at most ``limit`` bytes; None when it is absent, or any of those. Undecodable bytes
-    are replaced."""
+CHECKPOINT_BYTES_LIMIT = 4 * 2**30  # a checkpoint or weights file (a smoke run checkpoint: 2.5 MB)
+
+
+def open_run_file(path: Path, limit: int) -> BinaryIO | None:
+    """``path`` opened for reading in binary, as a file from someone else's results folder is
+    opened: never through a symbolic link (O_NOFOLLOW), a regular file only (a FIFO would block,
+    a device never end), of at most ``limit`` bytes; None when it is absent, or any of those. The
+    one place bench opens a run's files (tests/test_run_file_reads.py holds every reader to it)."""
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
-    with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
+    info = os.fstat(descriptor)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+        os.close(descriptor)
+        return None
+    os.set_blocking(descriptor, True)
+    return os.fdopen(descriptor, "rb")
+
+
+def read_run_bytes(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` (opened by ``open_run_file``: no link, a regular file, at most
+    ``limit`` bytes, even where it grows while read), or None."""
+    file = open_run_file(path, limit)
+    if file is None:
+        return None
+    with file:
         data = file.read(limit + 1)
-    return None if len(data) > limit else data.decode("utf-8", errors="replace")
+    return None if len(data) > limit else data
+
+
+def read_run_file(path: Path, limit: int) -> str | None:
+    """The text of ``path``, read as a file from someone else's results folder is read
+    (``read_run_bytes``); None when it is absent, a link, not a regular file or over ``limit``
+    bytes. Undecodable bytes are replaced."""
+    data = read_run_bytes(path, limit)
+    return None if data is None else data.decode("utf-8", errors="replace")
 
 
 def read_json(path: Path) -> dict:
