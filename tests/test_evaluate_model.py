@@ -5,6 +5,7 @@ bad models are one line, exit 2 and no run folder."""
 import hashlib
 import importlib.util
 import json
+import shutil
 import warnings
 
 import pandas as pd
@@ -73,13 +74,14 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def both(tmp_path_factory):
-    """A results folder with a smoke run of ccvae, recomputed by `bench evaluate --force`, and
-    that run's method wrapped as an external model and evaluated by `bench evaluate-model`."""
-    folder = tmp_path_factory.mktemp("both")
+def both(tmp_path_factory, smoke_results):
+    """A results folder with a smoke run of ccvae (the session's, copied), recomputed by `bench
+    evaluate --force`, and that run's method wrapped as an external model and evaluated by
+    `bench evaluate-model`."""
+    folder = tmp_path_factory.mktemp("both") / "results"
+    shutil.copytree(smoke_results, folder, symlinks=True)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("bench.evaluations.tsne.tsne_embedding", fake_tsne)
-        assert main(["run", "--methods", "ccvae", *SMOKE, "--results", str(folder)]) == 0
         suite = only_run(folder, "ccvae")
         factory = folder.parent / "wrapper.py"
         factory.write_text(WRAPPER.format(run_dir=str(suite)))

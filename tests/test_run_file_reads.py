@@ -50,6 +50,10 @@ READERS: dict[tuple[str, str, str], str] = {
         "the user's own model file, named on the command line (evaluate-model)",
     ("bench/external_model.py", "load", "torch.jit.load"):
         "the user's own model file, named on the command line (evaluate-model)",
+    ("bench/external_model.py", "_not_a_model", "torch.load"):
+        "the user's own file, named on the command line, read weights_only to say what it holds",
+    ("bench/external_model.py", "_exported_module", "torch.export.load"):
+        "the user's own torch.export program, named on the command line (evaluate-model)",
     ("bench/cli/evaluate_model.py", "command_evaluate_model", "load"):
         "bench.external_model.load: the user's own model, named on the command line",
     ("bench/launch/slurm.py", "SlurmOptions.from_sources", "json.loads"):
