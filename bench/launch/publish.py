@@ -93,8 +93,7 @@ def epoch_losses(losses_csv: Path) -> str:
     import pandas as pd
     text = results.read_run_file(losses_csv, results.TABLE_BYTES_LIMIT)
     if text is None:
-        raise UnusableFile(f"{losses_csv}: not a table bench wrote (a link, not a regular file, "
-                           f"or over {results.TABLE_BYTES_LIMIT // 2**20} MB)")
+        raise UnusableFile(results.not_readable(losses_csv, "table", results.TABLE_BYTES_LIMIT))
     losses = pd.read_csv(io.StringIO(text))
     grouped = losses.drop(columns=["iteration"]).groupby("epoch", sort=True)
     table = grouped.mean()

@@ -226,8 +226,7 @@ class LossLog(Monitor):
             return
         text = results.read_run_file(self.path, results.TABLE_BYTES_LIMIT)
         if text is None and os.path.lexists(self.path):
-            raise CorruptRun(f"{self.path}: not a table bench wrote (a link, not a regular file, "
-                             f"or over {results.TABLE_BYTES_LIMIT // 2**20} MB)")
+            raise CorruptRun(results.not_readable(self.path, "table", results.TABLE_BYTES_LIMIT))
         lines = text.splitlines(keepends=True) if text is not None else []
         if len(lines) < self.rows + 1:
             raise CorruptRun(f"{self.path} holds {max(len(lines) - 1, 0)} rows, its checkpoint "

@@ -377,8 +377,7 @@ def outcome_from_table(evaluation: Evaluation, run_dir: Path) -> Outcome:
     path = Path(run_dir) / evaluation.file
     text = results.read_run_file(path, results.TABLE_BYTES_LIMIT)
     if text is None:
-        raise CorruptRun(f"{path}: not a table bench wrote (a link, not a regular file, or over "
-                         f"{results.TABLE_BYTES_LIMIT // 2**20} MB)")
+        raise CorruptRun(results.not_readable(path, "table", results.TABLE_BYTES_LIMIT))
     return Outcome(pd.read_csv(io.StringIO(text)).to_dict("records"))
 
 

@@ -96,8 +96,7 @@ def read_record(path: Path, schema) -> dict[str, Any] | None:
         return None
     text_read = results.read_run_file(path, results.JSON_BYTES_LIMIT)
     if text_read is None:
-        raise UnusableFile(f"{path}: not a record bench wrote (a link, not a regular file, or "
-                           f"over {results.JSON_BYTES_LIMIT // 2**20} MB)")
+        raise UnusableFile(results.not_readable(path, "record", results.JSON_BYTES_LIMIT))
     try:
         data = json.loads(text_read)
     except RecursionError:
@@ -281,8 +280,7 @@ class RunRecord:
             return None
         text = results.read_run_file(path, results.TABLE_BYTES_LIMIT)
         if text is None:
-            raise UnusableFile(f"{path}: not a table bench wrote (a link, not a regular file, or "
-                               f"over {results.TABLE_BYTES_LIMIT // 2**20} MB)")
+            raise UnusableFile(results.not_readable(path, "table", results.TABLE_BYTES_LIMIT))
         try:
             table = pd.read_csv(io.StringIO(text))
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as error:

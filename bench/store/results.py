@@ -248,6 +248,13 @@ def read_run_file(path: Path, limit: int) -> str | None:
     return None if data is None else data.decode("utf-8", errors="replace")
 
 
+def not_readable(path: Path, kind: str, limit: int) -> str:
+    """Why ``read_run_file(path, limit)`` gave nothing, for the error a caller raises: ``kind``
+    says what the file should have been ("table", "record")."""
+    return (f"{path}: not a {kind} bench wrote (a link, not a regular file, or over "
+            f"{limit // 2**20} MB)")
+
+
 def read_json(path: Path) -> dict:
     """A JSON object from ``path`` (read by ``read_run_file``); {} when it is absent, unreadable,
     a link, not a regular file, too large, or not an object."""
