@@ -117,10 +117,10 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
     trains, labels = informative_codes(500, 7, (5, 8))
     options = dict(epochs=2, batch_size=50, lr=1e-3, seed=1)
     kept = []
-    original = probes.StackedProbes.unstack_into
-    monkeypatch.setattr(probes.StackedProbes, "unstack_into",
+    original = probe_classifier.StackedProbes.unstack_into
+    monkeypatch.setattr(probe_classifier.StackedProbes, "unstack_into",
                         lambda self, models: (original(self, models), kept.extend(models)))
-    probes.fit_probe_tasks([ProbeTask(code, labels, code, labels, seed=1) for code in trains], 10,
+    probe_classifier.fit_probe_tasks([ProbeTask(code, labels, code, labels, seed=1) for code in trains], 10,
                            epochs=2, batch_size=50, lr=1e-3)
     for code, stacked_model in zip(trains, kept):
         _, model = one_probe_alone(code, labels, code, labels, 10, **options)
@@ -160,7 +160,7 @@ def test_probes_of_several_runs_stacked_are_each_runs_own(monkeypatch):
     alone = [fit_jobs([job])[0] for job in run_probe_jobs(runs)]
     stacks = []
     original = encoding.accuracy_curves
-    monkeypatch.setattr(evaluate, "accuracy_curves",
+    monkeypatch.setattr(encoding, "accuracy_curves",
                         lambda tasks, *args, **kw: (stacks.append(len(tasks)),
                                                     original(tasks, *args, **kw))[1])
     jobs = run_probe_jobs(runs)
