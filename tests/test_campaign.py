@@ -458,3 +458,12 @@ def test_status_lists_each_study_under_its_heading(tmp_path, holding_gvae_and_lo
     assert [row.rsplit("  ", 1)[1] for row in rows] == ["to do"] * 5 + [
         "finished: python -m bench campaign publish"]
     assert lines[-1] == f"1 held, {5 + other_gvae_runs} to do, 1 finished"
+
+
+@pytest.mark.parametrize("threads", ["0", "-1", str((os.cpu_count() or 1) + 1)])
+def test_start_refuses_threads_beyond_this_machines_cores_in_one_line(tmp_path, capsys, threads):
+    from bench.cli import main
+    assert main(["campaign", "start", "--threads", threads, "--dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--threads must be 1 to {os.cpu_count() or 1}" in err, err
+    assert not (tmp_path / "c").exists()

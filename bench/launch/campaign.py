@@ -40,6 +40,7 @@ from typing import Iterator, Union
 
 from bench.errors import InputError
 from bench.lifetime import child_environment
+from bench.spec.bounds import MAX_THREADS
 from bench.spec.studies import (DATASET as STUDY_DATASET, S_DIM as STUDY_S_DIM, STUDIES, Study,
                                  Variant, Z_DIM as STUDY_Z_DIM)
 from bench.store import results
@@ -221,7 +222,7 @@ class Campaign:
 
     def threads(self) -> int:
         threads = self.state().get("threads")
-        return threads if isinstance(threads, int) and threads > 0 else DEFAULT_THREADS
+        return threads if isinstance(threads, int) and 0 < threads <= MAX_THREADS else DEFAULT_THREADS
 
     # --- the single-instance lock ------------------------------------------------------------
     def acquire(self) -> bool:
