@@ -16,7 +16,6 @@ def command_campaign(args) -> int:
     from bench.launch import campaign as launch
     folder = launch.Campaign(args.dir or launch.default_folder())
     if args.action == "start":
-        check_threads(args.threads)
         print(launch.start(folder, Path(args.source or REPO_ROOT), args.threads, grid_options(args)))
     elif args.action == "stop":
         print(launch.stop(folder))
@@ -28,14 +27,6 @@ def command_campaign(args) -> int:
     elif args.action == "publish":
         return publish(folder, Path(args.paper or PAPER_DIR), Path(args.readme or README))
     return 0
-
-
-def check_threads(threads: int | None) -> None:
-    """--threads: one or more, and no more than this machine's cores (more only spin-wait)."""
-    from bench.cli.arguments import UsageError
-    from bench.cli.run import cores
-    if threads is not None and not 1 <= threads <= cores():
-        raise UsageError(f"--threads must be 1 to {cores()} (this machine's CPU cores), got {threads}")
 
 
 def grid_options(args) -> dict:

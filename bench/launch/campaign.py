@@ -40,7 +40,6 @@ from typing import Iterator, Union
 
 from bench.errors import InputError
 from bench.lifetime import child_environment
-from bench.spec.bounds import MAX_THREADS
 from bench.spec.studies import (DATASET as STUDY_DATASET, S_DIM as STUDY_S_DIM, STUDIES, Study,
                                  Variant, Z_DIM as STUDY_Z_DIM)
 from bench.store import results
@@ -222,7 +221,7 @@ class Campaign:
 
     def threads(self) -> int:
         threads = self.state().get("threads")
-        return threads if isinstance(threads, int) and 0 < threads <= MAX_THREADS else DEFAULT_THREADS
+        return threads if usable_threads(threads) else DEFAULT_THREADS
 
     # --- the single-instance lock ------------------------------------------------------------
     def acquire(self) -> bool:
@@ -297,9 +296,17 @@ def serve_command(campaign: Campaign) -> list[str]:
             "--dir", str(campaign.folder)]
 
 
+def usable_threads(threads) -> bool:
+    """One thread or more, and no more than this machine's cores (more only spin-wait)."""
+    return isinstance(threads, int) and 1 <= threads <= (os.cpu_count() or 1)
+
+
 def start(campaign: Campaign, source: Path, threads: int | None, grid: dict | None = None) -> str:
     """Start the campaign process in the background (at nice 19, in its own session) from a
     worktree of ``source``'s HEAD; returns at once. A second start while one runs says so."""
+    if threads is not None and not usable_threads(threads):
+        raise InputError(f"--threads must be 1 to {os.cpu_count() or 1} (this machine's CPU "
+                         f"cores), got {threads}")
     pid = campaign.holder()
     if pid is not None:
         return f"the campaign is already running (pid {pid}); python -m bench campaign status"
