@@ -120,8 +120,8 @@ def test_stacked_probes_end_with_each_probes_own_parameters(float64, monkeypatch
     original = probe_classifier.StackedProbes.unstack_into
     monkeypatch.setattr(probe_classifier.StackedProbes, "unstack_into",
                         lambda self, models: (original(self, models), kept.extend(models)))
-    probe_classifier.fit_probe_tasks([ProbeTask(code, labels, code, labels, seed=1) for code in trains], 10,
-                           epochs=2, batch_size=50, lr=1e-3)
+    tasks = [ProbeTask(code, labels, code, labels, seed=1) for code in trains]
+    probe_classifier.fit_probe_tasks(tasks, 10, epochs=2, batch_size=50, lr=1e-3)
     for code, stacked_model in zip(trains, kept):
         _, model = one_probe_alone(code, labels, code, labels, 10, **options)
         for (name, a), (_, b) in zip(model.state_dict().items(), stacked_model.state_dict().items()):
