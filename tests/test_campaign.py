@@ -467,3 +467,74 @@ def test_start_refuses_threads_beyond_this_machines_cores_in_one_line(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"--threads must be 1 to {os.cpu_count() or 1}" in err, err
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("workers", ["0", str((os.cpu_count() or 1) + 1)])
+def test_start_refuses_more_workers_than_cores_in_one_line(tmp_path, capsys, workers):
+    from bench.cli import main
+    assert main(["campaign", "start", "--workers", workers, "--dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"--workers must be 1 to {os.cpu_count() or 1}" in err, err
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_run_is_claimed_by_one_worker_at_a_time(tmp_path):
+    first, second = Campaign(tmp_path), Campaign(tmp_path)
+    claim = first.claim("ccvae-mnist-0123456789")
+    assert claim is not None and second.claim("ccvae-mnist-0123456789") is None
+    assert second.claim("ccvae-mnist-9876543210") is not None  # another run is free
+    claim.close()
+    assert second.claim("ccvae-mnist-0123456789") is not None
+
+
+def test_a_worker_moving_to_a_newer_revision_keeps_its_slot_throughout(tmp_path):
+    """What serve does before exec'ing into a newer revision: the lock's descriptor goes to the
+    new program, which holds the same slot; the slot is never free in between."""
+    results.write_json_atomic(tmp_path / "state.json", {"workers": 2})
+    old = Campaign(tmp_path)
+    assert old.acquire("a" * 40) and old.slot == 0
+    environment = old.hand_over_lock()
+    descriptor = int(environment[campaigning.LOCK_HANDOVER].split(":")[1])
+    program = ("import sys; from bench.launch.campaign import Campaign; c = Campaign(sys.argv[1]); "
+               "print(c.acquire('b' * 40), c.slot, flush=True); sys.stdin.read()")
+    new = subprocess.Popen([sys.executable, "-c", program, str(tmp_path)], env=environment,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                           pass_fds=(descriptor,), cwd=REPO)
+    try:
+        assert new.stdout.readline().split() == ["True", "0"]
+        old._lock.close()  # the old program is gone (exec): only the inherited descriptor holds it
+        assert Campaign(tmp_path).holders() == {0: (new.pid, "b" * 40)}
+        other = Campaign(tmp_path)
+        assert other.acquire("c" * 40) and other.slot == 1  # the next free slot, not slot 0
+        other.release()
+    finally:
+        new.stdin.close()
+        new.wait(timeout=60)
+    assert Campaign(tmp_path).holders() == {}
+
+
+def test_two_workers_train_two_runs_at_once_each_once(tmp_path):
+    repo = scratch_repository(tmp_path)
+    folder = tmp_path / "campaign"
+    grid = [*GRID[:GRID.index("--seeds")], "--seeds", "0,1", *GRID[GRID.index("--seeds") + 2:]]
+    out = bench("campaign", "start", "--dir", str(folder), "--workers", "2", *grid, *NO_STUDIES,
+                cwd=repo)
+    assert out.returncode == 0 and "2 worker(s)" in out.stdout, out.stdout + out.stderr
+    campaign = Campaign(folder)
+    deadline, both_shown = time.monotonic() + 600, False
+    while campaign.holders():
+        assert time.monotonic() < deadline, campaign.log_path.read_text()[-3000:]
+        lines = campaigning.status_lines(campaign)
+        both_shown |= all(any(line.startswith(f"worker {slot}: training: ccvae 16/16 seed ")
+                              for line in lines) for slot in (0, 1))
+        time.sleep(0.2)
+    log = campaign.log_path.read_text()
+    trained = sorted(line.split("training ", 1)[1].split(" (")[0] for line in log.splitlines()
+                     if "] training " in line)
+    assert trained == ["ccvae 16/16 seed 0", "ccvae 16/16 seed 1"], log[-3000:]
+    records = [campaign.training_record(p.name) for p in results.runs_dir(campaign.results).iterdir()]
+    assert all(results.is_complete(results.runs_dir(campaign.results) / r["run_id"]) for r in records)
+    (first,), (second,) = (r["segments"] for r in records)
+    assert {first["worker"], second["worker"]} == {0, 1}
+    assert first["started"] < second["ended"] and second["started"] < first["ended"]  # at once
+    assert both_shown, "status never showed both workers' runs"

@@ -60,8 +60,10 @@ READERS: dict[tuple[str, str, str], str] = {
         "the --slurm-config file the user names",
     ("bench/launch/slurm.py", "SlurmOptions.from_sources", "Path(config_file).read_text"):
         "the --slurm-config file the user names",
-    ("bench/launch/campaign.py", "Campaign.holder", "open"):
-        "the campaign's own lock in the user's cache folder, not a results folder",
+    ("bench/launch/campaign.py", "Campaign.holders", "open"):
+        "the campaign's own locks in the user's cache folder, not a results folder",
+    ("bench/launch/campaign.py", "Campaign.acquire", "os.fdopen"):
+        "the campaign's own lock, inherited from the process that exec'd into this one",
     ("bench/launch/campaign.py", "process_cpu_seconds", "Path(f'/proc/{pid}/stat').read_text"):
         "/proc",
     ("bench/lifetime.py", "alive", "open"): "/proc",

@@ -16,7 +16,8 @@ def command_campaign(args) -> int:
     from bench.launch import campaign as launch
     folder = launch.Campaign(args.dir or launch.default_folder())
     if args.action == "start":
-        print(launch.start(folder, Path(args.source or REPO_ROOT), args.threads, grid_options(args)))
+        print(launch.start(folder, Path(args.source or REPO_ROOT), args.threads, grid_options(args),
+                           args.workers))
     elif args.action == "stop":
         print(launch.stop(folder))
     elif args.action == "status":
@@ -128,6 +129,10 @@ def add(commands) -> None:
                                "~/.cache/weakly-disentangled-bench/campaign)")
     campaign.add_argument("--threads", type=int, default=None,
                           help="torch threads of every run of the grid (start; default 1)")
+    campaign.add_argument("--workers", type=int, default=None,
+                          help="start: runs trained at once, each by its own process (default 1; "
+                               "workers x threads at most this machine's cores); a start with more "
+                               "than run now adds the missing ones")
     campaign.add_argument("--methods", default=None, help="start: only these methods (default all)")
     campaign.add_argument("--seeds", default=None, help="start: only these seeds (default 0,1,2)")
     campaign.add_argument("--sizes", default=None, help="start: only these z/s sizes (default "

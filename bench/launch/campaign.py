@@ -1,22 +1,24 @@
 """The paper campaign: the paper's grid and the studies (bench/spec/studies.py) trained in the
-background, one run at a time, at the lowest CPU priority, continued from one stretch of work to
-the next (python -m bench campaign). The order: the grid's first row (16/16, seed 0), the studies,
-the rest of the grid (``schedule``).
+background at the lowest CPU priority by one or more workers (a process each, one run at a time
+each), continued from one stretch of work to the next (python -m bench campaign). The order: the
+grid's first row (16/16, seed 0), the studies, the rest of the grid (``schedule``); each worker
+takes the next run no other worker has claimed.
 
 The campaign's folder (``$BENCH_CACHE_DIR/campaign``, else ``~/.cache/weakly-disentangled-bench/
 campaign``) holds:
 
-  state.json        the repository it follows and the thread count of the whole grid
-  lock              held (flock) by the one campaign process; it names that process's pid
+  state.json        the repository it follows, the thread count of the whole grid, the workers
+  lock, lock.<n>    each held (flock) by one worker; it names that process's pid and revision
+  claims/<id>       held (flock) by the worker training that run
   campaign.log      what the campaign and its runs printed
   trees/<rev>/      git worktrees of committed revisions: runs train from these, never from the
-                    working tree being edited; the campaign moves to a newer commit between runs
+                    working tree being edited; a worker moves to a newer commit between its runs
   results/          an ordinary results folder (bench run --results) holding the runs
-  training/<id>.json  each run's training segments (revision, machine, threads, torch,
+  training/<id>.json  each run's training segments (revision, machine, threads, worker, torch,
                     iterations from and to, CPU and wall seconds), the fingerprint of the code
                     that started it (bench/run/fingerprint.py) and, for a study's run, the study
   fingerprints/<rev>.json  the fingerprint of each run at that revision (computed once)
-  current.json      the run being trained now
+  current.json, current.<n>.json  the run each worker trains now
 
 A run whose checkpoint was started by code with another fingerprint (stale) is restarted; a
 published run (results/paper/ of the repository, or a study's results/studies/<study>/) whose
@@ -25,6 +27,7 @@ bench/launch/publish.py copies finished runs into the repository.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import fcntl
@@ -55,6 +58,8 @@ HELD = {
             "(study lord-weights)",
 }
 DEFAULT_THREADS = 1  # measured beside a running test suite: docs/usage.md, "The paper campaign"
+DEFAULT_WORKERS = 1  # runs trained at once, each by its own process (start --workers)
+LOCK_HANDOVER = "BENCH_CAMPAIGN_LOCK"  # "slot:fd" of a lock a process exec'ing into a newer revision keeps
 POLL_SECONDS = 5
 SEGMENT_UPDATE_SECONDS = 60
 
@@ -199,15 +204,30 @@ class Campaign:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.lock_path = self.folder / "lock"
         self.state_path = self.folder / "state.json"
         self.log_path = self.folder / "campaign.log"
-        self.current_path = self.folder / "current.json"
         self.results = self.folder / "results"
         self.trees = self.folder / "trees"
         self.training = self.folder / "training"
         self.fingerprints = self.folder / "fingerprints"
+        self.claims = self.folder / "claims"
+        self.slot = 0  # the worker this process is, once it holds a slot's lock
         self._lock = None
+
+    def lock_path_of(self, slot: int) -> Path:
+        return self.folder / ("lock" if slot == 0 else f"lock.{slot}")
+
+    def current_path_of(self, slot: int) -> Path:
+        return self.folder / ("current.json" if slot == 0 else f"current.{slot}.json")
+
+    @property
+    def lock_path(self) -> Path:
+        return self.lock_path_of(self.slot)
+
+    @property
+    def current_path(self) -> Path:
+        """The run this process's worker trains now (worker 0's for any other process)."""
+        return self.current_path_of(self.slot)
 
     # --- state ------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -223,20 +243,48 @@ class Campaign:
         threads = self.state().get("threads")
         return threads if usable_threads(threads) else DEFAULT_THREADS
 
-    # --- the single-instance lock ------------------------------------------------------------
-    def acquire(self) -> bool:
+    def workers(self) -> int:
+        workers = self.state().get("workers")
+        return workers if usable_workers(workers, self.threads()) else DEFAULT_WORKERS
+
+    # --- the workers' locks: one per slot, each held (flock) by one campaign process -----------
+    def acquire(self, revision: str = "") -> bool:
+        """Hold the first free slot's lock (of ``workers()``), or the slot a process that exec'd
+        into this one handed over (LOCK_HANDOVER); False when every slot is held."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle = results.open_unlinked(self.lock_path, "a")
+        handed = os.environ.pop(LOCK_HANDOVER, "")
+        if handed:
+            slot, descriptor = (int(n) for n in handed.split(":"))
+            os.set_inheritable(descriptor, False)
+            return self._hold(slot, os.fdopen(descriptor, "a"), revision)
+        for slot in range(self.workers()):
+            handle = results.open_unlinked(self.lock_path_of(slot), "a")
+            if self._hold(slot, handle, revision):
+                return True
+        return False
+
+    def _hold(self, slot: int, handle, revision: str) -> bool:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
             return False
-        os.ftruncate(handle.fileno(), 0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._lock = handle
+        self.slot, self._lock = slot, handle
+        self.name_holder(revision)
         return True
+
+    def name_holder(self, revision: str) -> None:
+        """The lock names its holder's pid and the revision it trains from (so that another
+        worker removes no worktree in use)."""
+        os.ftruncate(self._lock.fileno(), 0)
+        self._lock.write(f"{os.getpid()} {revision}\n")
+        self._lock.flush()
+
+    def hand_over_lock(self) -> dict:
+        """The environment that lets the process this one execs into keep this slot's lock (so
+        that no other worker sees the slot free meanwhile)."""
+        os.set_inheritable(self._lock.fileno(), True)
+        return {**os.environ, LOCK_HANDOVER: f"{self.slot}:{self._lock.fileno()}"}
 
     def release(self) -> None:
         if self._lock is not None:
@@ -244,18 +292,54 @@ class Campaign:
             self._lock.close()
             self._lock = None
 
+    def holders(self) -> dict[int, tuple[int, str]]:
+        """Slot -> (pid, revision or "") of each running campaign process (pid -1 when its lock
+        does not say)."""
+        found = {}
+        for path in sorted(self.folder.glob("lock*")) if self.folder.is_dir() else []:
+            slot = 0 if path.name == "lock" else path.name[len("lock."):]
+            if not (slot == 0 or slot.isdigit()) or path.is_symlink() or not path.is_file():
+                continue
+            with open(path) as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pid, _, revision = handle.read().strip().partition(" ")
+                    found[int(slot)] = (int(pid) if pid.isdigit() else -1, revision)
+                    continue
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return dict(sorted(found.items()))
+
     def holder(self) -> int | None:
-        """The pid of the running campaign process, or None when none holds the lock."""
-        if not self.lock_path.is_file():
+        """The pid of a running campaign process (the first worker's), or None when none runs."""
+        holders = self.holders()
+        return next(iter(holders.values()))[0] if holders else None
+
+    @contextlib.contextmanager
+    def exclusive(self, name: str):
+        """One campaign process at a time in the block (git worktrees, the fingerprints' file)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with results.open_unlinked(self.folder / f"{name}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def claim(self, run_id: str):
+        """The run's claim (an open file holding its flock) for this process, or None when
+        another worker holds it: a run is trained by one worker at a time."""
+        self.claims.mkdir(parents=True, exist_ok=True)
+        handle = results.open_unlinked(self.claims / run_id, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
             return None
-        with open(self.lock_path) as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text = handle.read().strip()
-                return int(text) if text.isdigit() else -1
-            fcntl.flock(handle, fcntl.LOCK_UN)
-        return None
+        return handle
+
+    def runs_of_other_workers(self) -> set[str]:
+        """The runs the other running workers train now (by their current files)."""
+        return {str(current.get("run_id")) for slot in self.holders() if slot != self.slot
+                for current in [results.read_json(self.current_path_of(slot))]
+                if isinstance(current, dict) and current.get("run_id")}
 
     # --- training records ----------------------------------------------------------------------
     def training_record(self, run_id: str) -> dict | None:
@@ -282,12 +366,13 @@ def git(source: Path, *args: str) -> str:
 def tree_for(campaign: Campaign, source: Path, revision: str) -> Path:
     """A git worktree of ``revision`` of ``source`` in the campaign's folder (made once)."""
     tree = campaign.trees / revision[:12]
-    if not (tree / "bench" / "__main__.py").is_file():
-        if tree.exists():
-            shutil.rmtree(tree)
-            git(source, "worktree", "prune")
-        campaign.trees.mkdir(parents=True, exist_ok=True)
-        git(source, "worktree", "add", "--detach", str(tree), revision)
+    with campaign.exclusive("trees"):
+        if not (tree / "bench" / "__main__.py").is_file():
+            if tree.exists():
+                shutil.rmtree(tree)
+                git(source, "worktree", "prune")
+            campaign.trees.mkdir(parents=True, exist_ok=True)
+            git(source, "worktree", "add", "--detach", str(tree), revision)
     return tree
 
 
@@ -301,57 +386,85 @@ def usable_threads(threads) -> bool:
     return isinstance(threads, int) and 1 <= threads <= (os.cpu_count() or 1)
 
 
-def start(campaign: Campaign, source: Path, threads: int | None, grid: dict | None = None) -> str:
-    """Start the campaign process in the background (at nice 19, in its own session) from a
-    worktree of ``source``'s HEAD; returns at once. A second start while one runs says so."""
+def usable_workers(workers, threads: int) -> bool:
+    """One worker or more, whose threads together are no more than this machine's cores."""
+    return isinstance(workers, int) and workers >= 1 and usable_threads(workers * threads)
+
+
+def start(campaign: Campaign, source: Path, threads: int | None, grid: dict | None = None,
+          workers: int | None = None) -> str:
+    """Start the campaign's workers in the background (each a process at nice 19, in its own
+    session) from a worktree of ``source``'s HEAD; returns at once. A start while every worker
+    runs says so; one while fewer run than ``workers`` starts the missing ones."""
+    cores = os.cpu_count() or 1
     if threads is not None and not usable_threads(threads):
-        raise InputError(f"--threads must be 1 to {os.cpu_count() or 1} (this machine's CPU "
-                         f"cores), got {threads}")
-    pid = campaign.holder()
-    if pid is not None:
-        return f"the campaign is already running (pid {pid}); python -m bench campaign status"
-    campaign.folder.mkdir(parents=True, exist_ok=True)
+        raise InputError(f"--threads must be 1 to {cores} (this machine's CPU cores), got {threads}")
     state = campaign.state()
+    threads_now = threads if threads is not None else campaign.threads()
+    if workers is not None and not usable_workers(workers, threads_now):
+        raise InputError(f"--workers must be 1 to {cores // threads_now} (this machine's {cores} "
+                         f"CPU cores at {threads_now} thread(s) a run), got {workers}")
+    if campaign.holders() and threads is not None and threads != campaign.threads():
+        raise InputError("--threads cannot change while the campaign runs: stop it first")
+    campaign.folder.mkdir(parents=True, exist_ok=True)
     state.update({"source": str(Path(source).resolve()), **(grid or {})})
     if threads is not None:
         state["threads"] = threads
+    if workers is not None:
+        state["workers"] = workers
     state.setdefault("threads", DEFAULT_THREADS)
     results.write_json_atomic(campaign.state_path, state)
+    wanted, running = campaign.workers(), campaign.holders()
+    if len(running) >= wanted:
+        pids = ", ".join(str(pid) for pid, _ in running.values())
+        return f"the campaign is already running (pid {pids}); python -m bench campaign status"
     revision = git(source, "rev-parse", "HEAD")
     tree = tree_for(campaign, source, revision)
+    processes = []
     with results.open_unlinked(campaign.log_path, "a") as log:
-        process = subprocess.Popen(serve_command(campaign), cwd=tree, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 60  # until it holds the lock: two starts at once start one
-    while campaign.holder() != process.pid and process.poll() is None \
+        for _ in range(wanted - len(running)):
+            processes.append(subprocess.Popen(
+                serve_command(campaign), cwd=tree, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+    deadline = time.monotonic() + 60  # until each holds a lock: two starts at once start `wanted`
+    pids = {p.pid for p in processes}
+
+    def holding() -> set[int]:
+        return {pid for pid, _ in campaign.holders().values()} & pids
+    while holding() != pids and any(p.poll() is None for p in processes) \
             and time.monotonic() < deadline:
         time.sleep(0.2)
-    if campaign.holder() != process.pid:
-        holder = campaign.holder()
-        if holder is not None:
-            return f"the campaign is already running (pid {holder}); python -m bench campaign status"
+    started = holding()
+    if not started:
+        if campaign.holders():
+            return (f"the campaign is already running (pid {campaign.holder()}); "
+                    "python -m bench campaign status")
         return f"the campaign process ended at once: see {campaign.log_path}"
-    return (f"campaign started from {revision[:12]} ({state['threads']} thread(s), nice 19); "
-            f"log: {campaign.log_path}")
+    what = (f"{len(started)} worker(s) more, now {len(campaign.holders())}" if running
+            else f"{len(started)} worker(s)")
+    return (f"campaign started from {revision[:12]} ({what}, {state['threads']} thread(s) each, "
+            f"nice 19); log: {campaign.log_path}")
 
 
 def stop(campaign: Campaign, wait: float = 600) -> str:
-    """Ask the campaign process to stop (its run checkpoints first) and wait for it."""
-    pid = campaign.holder()
-    if pid is None:
+    """Ask every worker to stop (its run checkpoints first) and wait for them."""
+    running = campaign.holders()
+    if not running:
         return "the campaign is not running"
-    if pid > 0:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
+    for pid, _ in running.values():
+        if pid > 0:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     deadline = time.monotonic() + wait
-    while campaign.holder() is not None and time.monotonic() < deadline:
+    while campaign.holders() and time.monotonic() < deadline:
         time.sleep(0.5)
-    if campaign.holder() is not None:
-        raise InputError(f"the campaign (pid {pid}) did not stop within {wait:.0f} s")
-    return "the campaign stopped; its run keeps its checkpoint and resumes at the next start"
+    if campaign.holders():
+        pids = ", ".join(str(pid) for pid, _ in campaign.holders().values())
+        raise InputError(f"the campaign (pid {pids}) did not stop within {wait:.0f} s")
+    return "the campaign stopped; its runs keep their checkpoints and resume at the next start"
 
 
 # --- the campaign process ---------------------------------------------------------------------
@@ -396,7 +509,8 @@ def machine() -> dict:
 
 
 class Server:
-    """The campaign process: trains the schedule's next run until none is left or it is stopped."""
+    """A campaign process (one worker): trains the schedule's next run that no other worker has
+    claimed, until none is left or it is stopped."""
 
     def __init__(self, campaign: Campaign, runs: list[CampaignRun] | None = None):
         self.campaign = campaign
@@ -408,8 +522,8 @@ class Server:
 
     def serve(self) -> int:
         campaign = self.campaign
-        if not campaign.acquire():
-            campaign.log(f"another campaign process (pid {campaign.holder()}) is running")
+        if not campaign.acquire(self.revision):
+            campaign.log(f"every worker's slot is held ({campaign.workers()} worker(s) running)")
             return 0
         try:
             self.remove_other_trees()
@@ -422,15 +536,21 @@ class Server:
                     return 1
                 if head != self.revision:
                     tree = tree_for(campaign, campaign.source(), head)
-                    campaign.log(f"moving to revision {head[:12]} (between runs)")
-                    campaign.release()
+                    campaign.log(f"worker {campaign.slot}: moving to revision {head[:12]} "
+                                 "(between runs)")
+                    campaign.name_holder(head)
                     os.chdir(tree)
-                    os.execvp("nice", serve_command(campaign))
+                    os.execvpe("nice", serve_command(campaign), campaign.hand_over_lock())
                 chosen = self.next_run()
                 if chosen is None:
-                    campaign.log("nothing left to train at this revision: the campaign ends")
+                    campaign.log(f"worker {campaign.slot}: nothing left to train at this revision "
+                                 "(or the rest is another worker's): it ends")
                     return 0
-                self.train(*chosen)
+                *chosen, claim = chosen
+                try:
+                    self.train(*chosen)
+                finally:
+                    claim.close()
             campaign.log("stopped")
             return 0
         finally:
@@ -438,17 +558,19 @@ class Server:
             campaign.release()
 
     def remove_other_trees(self) -> None:
-        """Worktrees of earlier revisions: nothing runs from them once this process holds the lock."""
-        own = self.revision[:12]
-        if not self.campaign.trees.is_dir():
+        """Worktrees of revisions no worker trains from (each worker's lock names its revision;
+        while one does not, none is removed)."""
+        in_use = {revision[:12] for _, revision in self.campaign.holders().values()}
+        if not self.campaign.trees.is_dir() or "" in in_use:
             return
-        for tree in self.campaign.trees.iterdir():
-            if tree.name != own and not tree.is_symlink():
-                shutil.rmtree(tree, ignore_errors=True)
-        try:
-            git(self.campaign.source(), "worktree", "prune")
-        except InputError as error:
-            self.campaign.log(f"git worktree prune: {error}")
+        with self.campaign.exclusive("trees"):
+            for tree in self.campaign.trees.iterdir():
+                if tree.name not in in_use | {self.revision[:12]} and not tree.is_symlink():
+                    shutil.rmtree(tree, ignore_errors=True)
+            try:
+                git(self.campaign.source(), "worktree", "prune")
+            except InputError as error:
+                self.campaign.log(f"git worktree prune: {error}")
 
     # --- what to train ---------------------------------------------------------------------
     def load_data(self):
@@ -469,10 +591,11 @@ class Server:
             found = training_fingerprint(config, self.load_data(),
                                          self.campaign.state().get("fingerprint_iterations",
                                                                    ITERATIONS))
-            known = results.read_json(path)
-            known[config.run_id] = found.to_dict()
-            self.campaign.fingerprints.mkdir(parents=True, exist_ok=True)
-            results.write_json_atomic(path, known)
+            with self.campaign.exclusive("fingerprints"):  # another worker may add its own
+                known = results.read_json(path)
+                known[config.run_id] = found.to_dict()
+                self.campaign.fingerprints.mkdir(parents=True, exist_ok=True)
+                results.write_json_atomic(path, known)
         return found
 
     def published_fingerprint(self, run: CampaignRun, run_id: str):
@@ -499,22 +622,34 @@ class Server:
         return published is not None and published.matches(self.fingerprint(run, config)) is False
 
     def next_run(self):
+        """The next run to train, its config, its fingerprint and this worker's claim on it."""
         for run in self.candidates():
             if self.stop.requested:
                 return None
             config = run.config()
-            fingerprint = self.fingerprint(run, config)
-            published = self.published_fingerprint(run, config.run_id)
-            if published is not None and published.matches(fingerprint) is not False:
-                continue  # published and current (or not checkable on this machine)
-            run_dir = results.runs_dir(self.campaign.results) / config.run_id
-            record = self.campaign.training_record(config.run_id) or {}
-            if results.is_complete(run_dir) and self.started_by(record, fingerprint):
-                continue  # finished, waiting for publish
-            if record.get("failed") and self.started_by(record, fingerprint):
-                continue  # failed with this code: bench campaign status says why
-            return run, config, fingerprint
+            if config.run_id in self.campaign.runs_of_other_workers():
+                continue
+            claim = self.campaign.claim(config.run_id)
+            if claim is None:
+                continue  # another worker's
+            if chosen := self.worth_training(run, config):
+                return (*chosen, claim)
+            claim.close()
         return None
+
+    def worth_training(self, run: CampaignRun, config):
+        """(run, config, fingerprint) when the run is to be trained, else None."""
+        fingerprint = self.fingerprint(run, config)
+        published = self.published_fingerprint(run, config.run_id)
+        if published is not None and published.matches(fingerprint) is not False:
+            return None  # published and current (or not checkable on this machine)
+        run_dir = results.runs_dir(self.campaign.results) / config.run_id
+        record = self.campaign.training_record(config.run_id) or {}
+        if results.is_complete(run_dir) and self.started_by(record, fingerprint):
+            return None  # finished, waiting for publish
+        if record.get("failed") and self.started_by(record, fingerprint):
+            return None  # failed with this code: bench campaign status says why
+        return run, config, fingerprint
 
     @staticmethod
     def started_by(record: dict, fingerprint) -> bool:
@@ -524,10 +659,20 @@ class Server:
 
     # --- training one run --------------------------------------------------------------------
     def close_open_segments(self) -> None:
-        """Segments left open by a campaign process that was killed: closed at their last update."""
-        for path in sorted(self.campaign.training.glob("*.json")) if self.campaign.training.is_dir() else []:
+        """Segments left open by a campaign process that was killed (not by a running worker):
+        closed at their last update."""
+        training = self.campaign.training
+        others = self.campaign.runs_of_other_workers()
+        for path in sorted(training.glob("*.json")) if training.is_dir() else []:
             record = results.read_json(path)
-            if isinstance(record, dict) and record.get("segments") and record["segments"][-1].get("open"):
+            if not (isinstance(record, dict) and record.get("segments")
+                    and record["segments"][-1].get("open")) or path.stem in others \
+                    or not results.is_plain_name(path.stem):
+                continue
+            claim = self.campaign.claim(path.stem)
+            if claim is None:
+                continue  # a running worker's
+            with claim:
                 record["segments"][-1]["open"] = False
                 record["segments"][-1]["ended_by"] = "the campaign process was killed"
                 self.campaign.write_training_record(path.stem, record)
@@ -548,6 +693,7 @@ class Server:
         per_epoch = iterations_per_epoch(config, run_data(config, self.load_data()))
         total = per_epoch * config.method_config.training_epochs
         segment = {"revision": self.revision, **machine(), "threads": campaign.threads(),
+                   "worker": campaign.slot,
                    "from_iteration": trained_iterations(run_dir), "to_iteration": None,
                    "cpu_seconds": 0.0, "wall_seconds": 0.0,
                    "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -568,7 +714,7 @@ class Server:
         self.stop.child = child
         results.write_json_atomic(campaign.current_path, {
             "run_id": config.run_id, "label": run.label, "pid": child.pid,
-            "revision": self.revision, "iterations_per_epoch": per_epoch,
+            "revision": self.revision, "worker": campaign.slot, "iterations_per_epoch": per_epoch,
             "total_iterations": total, "fingerprint_seconds": fingerprint.seconds,
             "fingerprint_iterations": fingerprint.iterations, "started": segment["started"],
             "from_iteration": segment["from_iteration"]})
@@ -619,16 +765,23 @@ def status_lines(campaign: Campaign) -> list[str]:
     expected end), every grid run's state (published, finished, stale, held, to do), then each
     study's runs under a heading of their own."""
     lines = []
-    pid = campaign.holder()
+    running = campaign.holders()
     state = campaign.state()
     lines.append(f"campaign folder: {campaign.folder}")
-    lines.append(f"process: {'running, pid ' + str(pid) if pid else 'not running'}; "
-                 f"{state.get('threads', DEFAULT_THREADS)} thread(s), nice 19")
-    current = results.read_json(campaign.current_path) if pid else None
-    if isinstance(current, dict) and current.get("run_id"):
-        lines += current_run_lines(campaign, current)
-    elif pid:
-        lines.append("between runs (choosing the next one, or fingerprinting it): see the log")
+    pids = ", ".join(str(pid) for pid, _ in running.values())
+    lines.append(f"process: {f'running, pid {pids}' if running else 'not running'}; "
+                 f"{len(running) or campaign.workers()} worker(s) of {campaign.workers()}, "
+                 f"{campaign.threads()} thread(s) each, nice 19")
+    training = set()
+    for slot in running:
+        current = results.read_json(campaign.current_path_of(slot))
+        mark = f"worker {slot}: " if len(running) > 1 else ""
+        if isinstance(current, dict) and current.get("run_id"):
+            training.add(current["run_id"])
+            lines += [mark + line for line in current_run_lines(campaign, current)]
+        else:
+            lines.append(f"{mark}between runs (choosing the next one, or fingerprinting it): see "
+                         "the log")
     if "source" not in state:
         return lines + ["never started: python -m bench campaign start"]
     head_fingerprints = {}
@@ -637,8 +790,7 @@ def status_lines(campaign: Campaign) -> list[str]:
         head_fingerprints = results.read_json(campaign.fingerprints / f"{head}.json")
     except InputError:
         head = None
-    states = RunStates(campaign, campaign.source() / "results" / "paper",
-                       current.get("run_id") if isinstance(current, dict) else None,
+    states = RunStates(campaign, campaign.source() / "results" / "paper", training,
                        head_fingerprints)
     lines += [states.line(run, run.label) for run in paper_grid(state)]
     for study in campaign_studies(state):
@@ -657,11 +809,11 @@ def status_lines(campaign: Campaign) -> list[str]:
 class RunStates:
     """The state of each run for ``status_lines``, and how many runs are in each."""
 
-    def __init__(self, campaign: Campaign, paper: Path, current_run_id: str | None,
+    def __init__(self, campaign: Campaign, paper: Path, training: set[str],
                  head_fingerprints: dict):
         self.campaign = campaign
         self.paper = paper
-        self.current_run_id = current_run_id
+        self.training = training  # the runs the workers train now
         self.head_fingerprints = head_fingerprints
         self.counts: dict[str, int] = {}
         self._published: dict[Path, set[str]] = {}
@@ -692,7 +844,7 @@ class RunStates:
                     None: "published (not yet checked at HEAD)"}[verdict]
         if results.is_complete(results.runs_dir(self.campaign.results) / run_id):
             return "finished: python -m bench campaign publish"
-        if self.current_run_id == run_id:
+        if run_id in self.training:
             return "training"
         if record.get("failed"):
             return f"failed ({record['failed']})"
