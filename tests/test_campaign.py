@@ -220,7 +220,7 @@ def test_an_interrupted_publish_leaves_results_paper_as_it_was(tmp_path, monkeyp
     (old / "metrics.csv").write_text("old numbers\n")
     results.write_json_atomic(old / results.STATUS_FILE, {"state": "complete"})
 
-    def dies_halfway(run_dir, staging, training, seed):
+    def dies_halfway(run_dir, staging, training, with_figures):
         staging.mkdir(parents=True)
         (staging / "metrics.csv").write_text("new numbers\n")
         raise KeyboardInterrupt
@@ -235,6 +235,43 @@ def test_an_interrupted_publish_leaves_results_paper_as_it_was(tmp_path, monkeyp
     os.rename(old, results.runs_dir(paper) / f".replaced-{old.name}.12345")
     publishing.restore_set_aside(paper)
     assert (old / "metrics.csv").read_text() == "old numbers\n"
+
+
+def with_files_of_a_trained_run(run_dir: Path, seed: int) -> Path:
+    """``run_dir`` (fake_finished_run) of ``seed``, with a metric's table, the t-SNE's table and
+    figure, and two iterations of losses."""
+    config = results.read_json(run_dir / results.CONFIG_FILE)
+    results.write_json_atomic(run_dir / results.CONFIG_FILE, {**config, "seed": seed})
+    (run_dir / results.METRICS_FILE).write_text("probe,accuracy\ns,99.0\n")
+    (run_dir / "tsne.csv").write_text("code,index,label,x,y\nz_mean,0,7,0.1,0.2\n")
+    (run_dir / "tsne.png").write_bytes(b"\x89PNG")
+    (run_dir / results.LOSSES_FILE).write_text("iteration,epoch,loss\n1,1,2.0\n2,1,1.0\n")
+    return run_dir
+
+
+def test_the_figures_and_their_data_are_published_with_the_grids_seed_0_only(tmp_path, monkeypatch):
+    from bench.run import trained_method, weights
+    campaign = Campaign(tmp_path / "campaign")
+    for run_id, seed in (("ccvae-mnist-0000000005", 0), ("ccvae-mnist-0000000006", 1),
+                         ("ccvae-mnist-0000000007", 0)):
+        with_files_of_a_trained_run(fake_finished_run(campaign, run_id, dirty=False), seed)
+    campaign.write_training_record("ccvae-mnist-0000000007", {"segments": [], "study": "tiny"})
+    monkeypatch.setattr(trained_method, "load_method", lambda run_dir: None)
+    monkeypatch.setattr(weights, "save_weights", lambda method, path: path.write_bytes(b"weights"))
+    paper = tmp_path / "results" / "paper"
+    done = publishing.publish(campaign, paper)
+    assert [d.action for d in done] == ["published"] * 3
+
+    def published(folder: Path, run_id: str) -> set[str]:
+        return {p.name for p in (results.runs_dir(folder) / run_id).iterdir()}
+
+    assert {"metrics.csv", "tsne.csv", "tsne.png"} <= published(paper, "ccvae-mnist-0000000005")
+    for folder, run_id in ((paper, "ccvae-mnist-0000000006"),
+                           (tmp_path / "results" / "studies" / "tiny", "ccvae-mnist-0000000007")):
+        files = published(folder, run_id)
+        assert "metrics.csv" in files and "model.safetensors" in files, files
+        assert not {"tsne.csv", "tsne.png"} & files, (run_id, files)
+    assert publishing.figure_data_tables() == {"tsne.csv"}  # the registry's: Evaluation.figure_data
 
 
 def test_the_readme_shows_the_table_of_results_paper():
@@ -422,7 +459,7 @@ def test_a_study_run_is_published_into_the_folder_its_training_record_names(tmp_
     fake_finished_run(campaign, "ccvae-mnist-0000000004", dirty=False)
     campaign.write_training_record("ccvae-mnist-0000000004", {"segments": [], "study": "../up"})
 
-    def stage(run_dir, staging, training, seed):
+    def stage(run_dir, staging, training, with_figures):
         staging.mkdir(parents=True)
         results.write_json_atomic(staging / results.STATUS_FILE, {"state": "complete"})
 

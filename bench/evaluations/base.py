@@ -143,6 +143,8 @@ class Evaluation:
     # outcome into the run's folder, each PNG written atomically; returns what made them, which
     # figures.json records under the evaluation's name
     figures: Callable[[Context, Outcome, Path], dict[str, Any]] | None = None
+    # True: its table is its figures' data (the t-SNE's points), published only with the figures
+    figure_data: bool = False
     # Optional: the evaluation's own part of the report beyond its tables (a paragraph, a figure,
     # columns beside the paper's table), so that the report names no evaluation
     section: ReportSection | None = None

@@ -191,6 +191,7 @@ def tsne_figures(section: SectionInput) -> list[Block]:
 TSNE = register(Evaluation(
     name=NAME, version=1, file=TSNE_FILE, columns=("code", "index", "label", "x", "y"),
     compute=tsne_rows, figures=draw_tsne,
+    figure_data=True,  # megabytes of points: published with tsne.png only (bench/launch/publish.py)
     order=1000,  # the last: the slowest, and runs trained together embed meanwhile in workers
     title="Leakage t-SNE",
     description="A 2-D t-SNE of z on the first test images, points coloured by class (the report "

@@ -3,9 +3,13 @@ runs (bench/spec/studies.py) into results/studies/<study>/ beside it.
 
 A published run is a run folder as bench run wrote it, less what is heavy: its records and every
 evaluation's table, the losses as per-epoch means (losses_per_epoch.csv, not the per-iteration
-losses.csv), the figures of seed 0 only, its training record (training.json: the segments that
-trained it and its fingerprint) and its trained networks (model.safetensors, bench/run/weights.py)
-instead of the checkpoint. ``load_method`` and ``bench evaluate`` open it as they open any run.
+losses.csv), its training record (training.json: the segments that trained it and its fingerprint)
+and its trained networks (model.safetensors, bench/run/weights.py) instead of the checkpoint.
+Its figures, and the tables that are a figure's data (Evaluation.figure_data: the t-SNE's
+tsne.csv, megabytes of points), come only with the grid's runs of FIGURE_SEEDS, never with a
+study's: the budget is 3 MB a run. ``load_method`` and ``bench evaluate`` open a published run as
+they open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from its
+weights.
 
 Each run is staged in a temporary folder beside runs/ and renamed into place: an interrupted
 publish leaves results/paper/ as it was (a run being replaced is set aside first and put back by
@@ -25,9 +29,11 @@ TRAINING_FILE, EPOCH_LOSSES_FILE = results.TRAINING_FILE, results.EPOCH_LOSSES_F
 RECORDS = (results.CONFIG_FILE, results.ENV_FILE, results.STATUS_FILE, results.EVALUATION_FILE,
            results.FIGURES_FILE)
 HEAVY_TABLES = (results.LOSSES_FILE,)
-FIGURE_SEEDS = (0,)  # the figures of these seeds only are published
+FIGURE_SEEDS = (0,)  # the grid's figures (and their data) are published for these seeds only
 STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
 WEIGHTS_BUDGET_MB = 3.0  # per run, LORD's per-image codes excepted (they are part of its model)
+LORD_BUDGET_MB = 16.0  # per LORD run, its per-image codes included
+GRID_BUDGET_MB = 120.0  # results/paper/'s runs in all (the grid's 36), as each study folder's
 STUDIES_FOLDER = "studies"  # beside results/paper/: results/studies/<study>/
 
 
@@ -101,16 +107,35 @@ def epoch_losses(losses_csv: Path) -> str:
     return table.reset_index().to_csv(index=False, float_format="%.6g")
 
 
-def stage(run_dir: Path, staging: Path, training: dict, seed: int) -> None:
-    """The published form of ``run_dir`` written into ``staging``."""
+def figure_data_tables() -> set[str]:
+    """The tables that are a figure's data (Evaluation.figure_data), published with the figures."""
+    from bench.evaluations import EVALUATIONS
+    return {evaluation.file for evaluation in EVALUATIONS.values() if evaluation.figure_data}
+
+
+def copied_files(run_dir: Path, with_figures: bool) -> list[str]:
+    """The files of ``run_dir`` published as they are: its records and tables, less the heavy
+    ones, and its figures and their data only ``with_figures``."""
+    left_out = set(HEAVY_TABLES) | (set() if with_figures else figure_data_tables())
+    names = list(RECORDS) + sorted(p.name for p in run_dir.glob("*.csv") if p.name not in left_out)
+    if with_figures:
+        names += sorted(p.name for p in run_dir.glob("*.png"))
+    return list(dict.fromkeys(names))
+
+
+def publishes_figures(folder: Path, paper: Path, seed) -> bool:
+    """Whether a run of ``seed`` is published into ``folder`` with its figures: a grid run of
+    FIGURE_SEEDS (a study's never: its README shows the probes alone)."""
+    return folder == paper and seed in FIGURE_SEEDS
+
+
+def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool) -> None:
+    """The published form of ``run_dir`` written into ``staging`` (with its figures and their
+    data ``with_figures``)."""
     from bench.run.trained_method import load_method
     from bench.run.weights import WEIGHTS_FILE, save_weights
     staging.mkdir(parents=True)
-    names = list(RECORDS) + sorted(p.name for p in run_dir.glob("*.csv")
-                                   if p.name not in HEAVY_TABLES)
-    if seed in FIGURE_SEEDS:
-        names += sorted(p.name for p in run_dir.glob("*.png"))
-    for name in dict.fromkeys(names):
+    for name in copied_files(run_dir, with_figures):
         source = run_dir / name
         if source.is_file() and not source.is_symlink():
             shutil.copyfile(source, staging / name)
@@ -145,7 +170,7 @@ def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
         for folder in sorted(destinations(paper, training, (folders or {}).get(run_id, set()))):
             if folder != paper:
                 results.not_a_link(folder.parent)  # results/studies/
-            action = publish_into(folder, run_dir, training, seed if isinstance(seed, int) else -1)
+            action = publish_into(folder, run_dir, training, publishes_figures(folder, paper, seed))
             done.append(Published(run_id, label, action, folder))
     return done
 
@@ -181,9 +206,9 @@ def prepare(folder: Path) -> Path:
     return results.runs_dir(folder)
 
 
-def publish_into(folder: Path, run_dir: Path, training: dict, seed: int) -> str:
-    """Publish ``run_dir`` into ``folder``'s runs/; what was done ("published", "replaced",
-    "unchanged")."""
+def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool) -> str:
+    """Publish ``run_dir`` into ``folder``'s runs/ (with its figures and their data if
+    ``with_figures``); what was done ("published", "replaced", "unchanged")."""
     runs = prepare(folder)
     run_id = run_dir.name
     target = runs / run_id
@@ -194,7 +219,7 @@ def publish_into(folder: Path, run_dir: Path, training: dict, seed: int) -> str:
             return "unchanged"
     staging = runs / f"{STAGING_PREFIX}{run_id}.{os.getpid()}"
     try:
-        stage(run_dir, staging, training, seed)
+        stage(run_dir, staging, training, with_figures)
         if target.exists():
             aside = runs / f"{SET_ASIDE_PREFIX}{run_id}.{os.getpid()}"
             os.rename(target, aside)
@@ -210,17 +235,17 @@ def publish_into(folder: Path, run_dir: Path, training: dict, seed: int) -> str:
 
 
 def check_budget(paper: Path, name: str = "results/paper/") -> list[str]:
-    """Published runs over the size budget (3 MB a run besides LORD's codes; 120 MB in all, in
-    ``paper``, named ``name``)."""
+    """Published runs over the size budget (WEIGHTS_BUDGET_MB a run, LORD_BUDGET_MB a LORD run
+    with its per-image codes; GRID_BUDGET_MB in all, in ``paper``, named ``name``)."""
     over, total = [], 0
     for run_dir in sorted(results.runs_dir(paper).glob("*")) if results.runs_dir(paper).is_dir() else []:
         size = sum(p.stat().st_size for p in run_dir.iterdir() if p.is_file())
         total += size
-        limit = (16 if run_dir.name.startswith("lord-") else WEIGHTS_BUDGET_MB) * 2**20
-        if size > limit:
-            over.append(f"{run_dir.name}: {size / 2**20:.1f} MB (budget {limit / 2**20:.0f} MB)")
-    if total > 120 * 2**20:
-        over.append(f"{name} in all: {total / 2**20:.1f} MB (budget 120 MB)")
+        limit = LORD_BUDGET_MB if run_dir.name.startswith("lord-") else WEIGHTS_BUDGET_MB
+        if size > limit * 2**20:
+            over.append(f"{run_dir.name}: {size / 2**20:.1f} MB (budget {limit:.0f} MB)")
+    if total > GRID_BUDGET_MB * 2**20:
+        over.append(f"{name} in all: {total / 2**20:.1f} MB (budget {GRID_BUDGET_MB:.0f} MB)")
     return over
 
 
