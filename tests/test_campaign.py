@@ -558,6 +558,13 @@ def test_two_workers_train_two_runs_at_once_each_once(tmp_path):
                 cwd=repo)
     assert out.returncode == 0 and "2 worker(s)" in out.stdout, out.stdout + out.stderr
     campaign = Campaign(folder)
+    autogroups = [Path(f"/proc/{pid}/autogroup") for pid, _ in campaign.holders().values()]
+    if Path("/proc/sys/kernel/sched_autogroup_enabled").is_file() and \
+            Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
+        deadline = time.monotonic() + 60  # each worker lowers its session's group once it runs
+        while not all(a.read_text().strip().endswith("nice 19") for a in autogroups):
+            assert time.monotonic() < deadline, [a.read_text() for a in autogroups]
+            time.sleep(0.1)
     deadline, both_shown = time.monotonic() + 600, False
     while campaign.holders():
         assert time.monotonic() < deadline, campaign.log_path.read_text()[-3000:]

@@ -381,6 +381,17 @@ def serve_command(campaign: Campaign) -> list[str]:
             "--dir", str(campaign.folder)]
 
 
+def lowest_priority() -> None:
+    """Lower this process's session to the lowest CPU priority too. With the kernel's autogroups
+    (sched_autogroup_enabled), a session's processes share the CPU as one group against other
+    sessions whatever their nice, so a nice-19 worker in its own session would get as much CPU as
+    the user's whole shell; the autogroup's own nice puts it below them. Children inherit it."""
+    try:
+        Path("/proc/self/autogroup").write_text("19")
+    except OSError:  # not Linux, autogroups off, or not allowed: nice 19 alone
+        pass
+
+
 def usable_threads(threads) -> bool:
     """One thread or more, and no more than this machine's cores (more only spin-wait)."""
     return isinstance(threads, int) and 1 <= threads <= (os.cpu_count() or 1)
@@ -525,6 +536,7 @@ class Server:
         if not campaign.acquire(self.revision):
             campaign.log(f"every worker's slot is held ({campaign.workers()} worker(s) running)")
             return 0
+        lowest_priority()
         try:
             self.remove_other_trees()
             self.close_open_segments()
