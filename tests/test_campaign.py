@@ -582,3 +582,26 @@ def test_two_workers_train_two_runs_at_once_each_once(tmp_path):
     assert {first["worker"], second["worker"]} == {0, 1}
     assert first["started"] < second["ended"] and second["started"] < first["ended"]  # at once
     assert both_shown, "status never showed both workers' runs"
+
+
+def test_status_expects_the_end_at_the_last_epochs_rate_not_the_segments(tmp_path):
+    """The segment's rate mixes busy hours (the campaign yields) with idle ones: the expected end
+    follows the last epoch's rate, where the record has one."""
+    import datetime
+    campaign = Campaign(tmp_path)
+    now = datetime.datetime.now().astimezone()
+    segment = {"from_iteration": 0, "to_iteration": 1000, "open": True,
+               "started": (now - datetime.timedelta(seconds=1000)).isoformat(timespec="seconds"),
+               "checkpointed": now.isoformat(timespec="seconds"), "last_epoch_rate": 10.0}
+    campaign.write_training_record("ccvae-mnist-0123456789", {"segments": [segment]})
+    current = {"run_id": "ccvae-mnist-0123456789", "label": "ccvae 16/16 seed 0",
+               "revision": "a" * 40, "iterations_per_epoch": 100, "total_iterations": 37000,
+               "fingerprint_seconds": 10.0, "fingerprint_iterations": 50}
+    lines = campaigning.current_run_lines(campaign, current)
+    assert "10.00 iterations/s in its last epoch, 1.00 in this segment" in lines[1], lines
+    end = datetime.datetime.strptime(lines[1].split("training ends about ")[1][:16], "%Y-%m-%d %H:%M")
+    expected = now + datetime.timedelta(seconds=36000 / 10.0)  # one hour, not ten
+    assert abs(end.replace(tzinfo=now.tzinfo) - expected) < datetime.timedelta(minutes=2), lines
+    segment.pop("last_epoch_rate")
+    campaign.write_training_record("ccvae-mnist-0123456789", {"segments": [segment]})
+    assert "at the segment's rate" in campaigning.current_run_lines(campaign, current)[1]

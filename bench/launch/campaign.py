@@ -744,9 +744,16 @@ class Server:
             if mtime != seen or time.monotonic() - updated > SEGMENT_UPDATE_SECONDS:
                 if mtime != seen:
                     seen = mtime
-                    segment["to_iteration"] = trained_iterations(run_dir)
-                    segment["checkpointed"] = datetime.datetime.now().astimezone().isoformat(
-                        timespec="seconds")
+                    now = datetime.datetime.now().astimezone()
+                    done = trained_iterations(run_dir)
+                    if segment.get("checkpointed") and done > segment["to_iteration"]:
+                        # the rate of the last epoch alone: the whole segment's mixes the hours
+                        # the machine was busy (the campaign yields to all else) with idle ones
+                        seconds = (now - _time(segment["checkpointed"])).total_seconds()
+                        segment["last_epoch_rate"] = round(
+                            (done - segment["to_iteration"]) / max(seconds, 1), 3)
+                    segment["to_iteration"] = done
+                    segment["checkpointed"] = now.isoformat(timespec="seconds")
                 segment["cpu_seconds"] = round(process_cpu_seconds(child.pid) or
                                                segment["cpu_seconds"], 1)
                 segment["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -881,11 +888,15 @@ def current_run_lines(campaign: Campaign, current: dict) -> list[str]:
     fp_rate = (current.get("fingerprint_iterations") or 0) / (current.get("fingerprint_seconds") or 1)
     if started and checkpointed and done > segment.get("from_iteration", 0):
         rate = (done - segment["from_iteration"]) / max((checkpointed - started).total_seconds(), 1)
-        left = (total - done) / rate
+        last = segment.get("last_epoch_rate")
+        last = last if isinstance(last, (int, float)) and last > 0 else None
+        left = (total - done) / (last or rate)
         end = datetime.datetime.now().astimezone() + datetime.timedelta(seconds=left)
-        lines.append(f"rate: {rate:.2f} iterations/s in this segment (the same method alone, one "
+        last_text = f"{last:.2f} iterations/s in its last epoch, " if last else ""
+        lines.append(f"rate: {last_text}{rate:.2f} in this segment (the same method alone, one "
                      f"thread, in its fingerprint: {fp_rate:.2f}/s); training ends about "
-                     f"{end:%Y-%m-%d %H:%M} (evaluations then take minutes more)")
+                     f"{end:%Y-%m-%d %H:%M} at the {'last epoch' if last else 'segment'}'s rate "
+                     "(evaluations then take minutes more)")
     else:
         lines.append(f"rate: no epoch finished in this segment yet (the method alone, one thread, "
                      f"in its fingerprint: {fp_rate:.2f} iterations/s)")
