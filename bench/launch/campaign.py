@@ -892,8 +892,9 @@ def current_run_lines(campaign: Campaign, current: dict) -> list[str]:
         last = last if isinstance(last, (int, float)) and last > 0 else None
         left = (total - done) / (last or rate)
         end = datetime.datetime.now().astimezone() + datetime.timedelta(seconds=left)
-        last_text = f"{last:.2f} iterations/s in its last epoch, " if last else ""
-        lines.append(f"rate: {last_text}{rate:.2f} in this segment (the same method alone, one "
+        rates = (f"{last:.2f} iterations/s in its last epoch, {rate:.2f} in this segment" if last
+                 else f"{rate:.2f} iterations/s in this segment")
+        lines.append(f"rate: {rates} (the same method alone, one "
                      f"thread, in its fingerprint: {fp_rate:.2f}/s); training ends about "
                      f"{end:%Y-%m-%d %H:%M} at the {'last epoch' if last else 'segment'}'s rate "
                      "(evaluations then take minutes more)")
