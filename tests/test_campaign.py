@@ -220,7 +220,7 @@ def test_an_interrupted_publish_leaves_results_paper_as_it_was(tmp_path, monkeyp
     (old / "metrics.csv").write_text("old numbers\n")
     results.write_json_atomic(old / results.STATUS_FILE, {"state": "complete"})
 
-    def dies_halfway(run_dir, staging, training, with_figures):
+    def dies_halfway(run_dir, staging, training, with_figures, weights_within_budget=False):
         staging.mkdir(parents=True)
         (staging / "metrics.csv").write_text("new numbers\n")
         raise KeyboardInterrupt
@@ -459,7 +459,7 @@ def test_a_study_run_is_published_into_the_folder_its_training_record_names(tmp_
     fake_finished_run(campaign, "ccvae-mnist-0000000004", dirty=False)
     campaign.write_training_record("ccvae-mnist-0000000004", {"segments": [], "study": "../up"})
 
-    def stage(run_dir, staging, training, with_figures):
+    def stage(run_dir, staging, training, with_figures, weights_within_budget=False):
         staging.mkdir(parents=True)
         results.write_json_atomic(staging / results.STATUS_FILE, {"state": "complete"})
 
@@ -605,3 +605,27 @@ def test_status_expects_the_end_at_the_last_epochs_rate_not_the_segments(tmp_pat
     segment.pop("last_epoch_rate")
     campaign.write_training_record("ccvae-mnist-0123456789", {"segments": [segment]})
     assert "at the segment's rate" in campaigning.current_run_lines(campaign, current)[1]
+
+
+def test_a_study_run_keeps_its_weights_only_within_the_budget_a_grid_run_always(tmp_path, monkeypatch):
+    """LORD's per-image codes (megabytes) are excepted from the 3 MB a run in the grid alone, whose
+    runs are the published pretrained models; a study's run heavier than that goes without them."""
+    from bench.run import trained_method, weights
+    campaign = Campaign(tmp_path / "campaign")
+    heavy = {"ccvae-mnist-0000000011": None, "ccvae-mnist-0000000012": "tiny",
+             "ccvae-mnist-0000000013": "tiny"}  # id -> study; 13's weights are light
+    for run_id, study in heavy.items():
+        with_files_of_a_trained_run(fake_finished_run(campaign, run_id, dirty=False), 1)
+        if study:
+            campaign.write_training_record(run_id, {"segments": [], "study": study})
+    monkeypatch.setattr(trained_method, "load_method", lambda run_dir: run_dir.name)
+    monkeypatch.setattr(weights, "save_weights", lambda name, path: path.write_bytes(
+        b"w" * (2**10 if name.endswith("13") else 4 * 2**20)))
+    paper = tmp_path / "results" / "paper"
+    assert [d.action for d in publishing.publish(campaign, paper)] == ["published"] * 3
+    study = tmp_path / "results" / "studies" / "tiny"
+    assert (results.runs_dir(paper) / "ccvae-mnist-0000000011" / "model.safetensors").is_file()
+    assert not (results.runs_dir(study) / "ccvae-mnist-0000000012" / "model.safetensors").exists()
+    assert (results.runs_dir(study) / "ccvae-mnist-0000000012" / "metrics.csv").is_file()
+    assert (results.runs_dir(study) / "ccvae-mnist-0000000013" / "model.safetensors").is_file()
+    assert publishing.check_budget(study, "study") == []

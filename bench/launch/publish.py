@@ -7,7 +7,8 @@ losses.csv), its training record (training.json: the segments that trained it an
 and its trained networks (model.safetensors, bench/run/weights.py) instead of the checkpoint.
 Its figures, and the tables that are a figure's data (Evaluation.figure_data: the t-SNE's
 tsne.csv, megabytes of points), come only with the grid's runs of FIGURE_SEEDS, never with a
-study's: the budget is 3 MB a run. ``load_method`` and ``bench evaluate`` open a published run as
+study's: the budget is 3 MB a run. A study's run keeps its weights only within that budget
+(LORD's per-image codes are excepted in the grid alone). ``load_method`` and ``bench evaluate`` open a published run as
 they open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from its
 weights.
 
@@ -129,9 +130,11 @@ def publishes_figures(folder: Path, paper: Path, seed) -> bool:
     return folder == paper and seed in FIGURE_SEEDS
 
 
-def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool) -> None:
+def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool,
+          weights_within_budget: bool = False) -> None:
     """The published form of ``run_dir`` written into ``staging`` (with its figures and their
-    data ``with_figures``)."""
+    data ``with_figures``; with its weights always, or, ``weights_within_budget``, only if the
+    run stays within WEIGHTS_BUDGET_MB with them)."""
     from bench.run.trained_method import load_method
     from bench.run.weights import WEIGHTS_FILE, save_weights
     staging.mkdir(parents=True)
@@ -142,6 +145,12 @@ def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool) -> N
     results.write_text_atomic(staging / EPOCH_LOSSES_FILE, epoch_losses(run_dir / results.LOSSES_FILE))
     results.write_json_atomic(staging / TRAINING_FILE, training)
     save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
+    if weights_within_budget and folder_size(staging) > WEIGHTS_BUDGET_MB * 2**20:
+        (staging / WEIGHTS_FILE).unlink()
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file() and not p.is_symlink())
 
 
 def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
@@ -170,7 +179,8 @@ def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
         for folder in sorted(destinations(paper, training, (folders or {}).get(run_id, set()))):
             if folder != paper:
                 results.not_a_link(folder.parent)  # results/studies/
-            action = publish_into(folder, run_dir, training, publishes_figures(folder, paper, seed))
+            action = publish_into(folder, run_dir, training, publishes_figures(folder, paper, seed),
+                                  weights_within_budget=folder != paper)
             done.append(Published(run_id, label, action, folder))
     return done
 
@@ -206,9 +216,13 @@ def prepare(folder: Path) -> Path:
     return results.runs_dir(folder)
 
 
-def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool) -> str:
+def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool,
+                 weights_within_budget: bool = False) -> str:
     """Publish ``run_dir`` into ``folder``'s runs/ (with its figures and their data if
-    ``with_figures``); what was done ("published", "replaced", "unchanged")."""
+    ``with_figures``; a study's run (``weights_within_budget``) with its weights only where they
+    fit the per-run budget: LORD's per-image codes are excepted from it in the grid alone, whose
+    runs are the published pretrained models); what was done ("published", "replaced",
+    "unchanged")."""
     runs = prepare(folder)
     run_id = run_dir.name
     target = runs / run_id
@@ -219,7 +233,7 @@ def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool
             return "unchanged"
     staging = runs / f"{STAGING_PREFIX}{run_id}.{os.getpid()}"
     try:
-        stage(run_dir, staging, training, with_figures)
+        stage(run_dir, staging, training, with_figures, weights_within_budget)
         if target.exists():
             aside = runs / f"{SET_ASIDE_PREFIX}{run_id}.{os.getpid()}"
             os.rename(target, aside)
@@ -239,7 +253,7 @@ def check_budget(paper: Path, name: str = "results/paper/") -> list[str]:
     with its per-image codes; GRID_BUDGET_MB in all, in ``paper``, named ``name``)."""
     over, total = [], 0
     for run_dir in sorted(results.runs_dir(paper).glob("*")) if results.runs_dir(paper).is_dir() else []:
-        size = sum(p.stat().st_size for p in run_dir.iterdir() if p.is_file())
+        size = folder_size(run_dir)
         total += size
         limit = LORD_BUDGET_MB if run_dir.name.startswith("lord-") else WEIGHTS_BUDGET_MB
         if size > limit * 2**20:
