@@ -2,6 +2,7 @@
 smoke preset, each test with its own scratch repository and campaign folder (never the user's
 campaign). A scratch repository is the working tree's files (tracked and untracked, not ignored)
 committed anew: the campaign trains a committed revision."""
+import gzip
 import json
 import os
 import re
@@ -16,12 +17,15 @@ import pytest
 
 from bench.launch import campaign as campaigning
 from bench.launch import publish as publishing
+from bench.evaluations import EVALUATIONS
+from bench.evaluations.base import is_current
 from bench.launch.campaign import Campaign
 from bench.report.paper_results import BEGIN, END, paper_table_markdown, with_table
 from bench.report.study_results import study_readme_markdown
 from bench.run.fingerprint import TrainingFingerprint
 from bench.spec.studies import STUDIES, Study, Variant
 from bench.store import results
+from bench.store.records import load_run
 from tests.conftest import REPO
 
 GRID = ["--preset", "smoke", "--methods", "ccvae", "--seeds", "0", "--sizes", "16/16",
@@ -136,6 +140,9 @@ def test_a_campaign_killed_resumes_publishes_weights_that_reevaluate_alike_and_r
     assert (published / "model.safetensors").is_file() and not (published / "checkpoint.pt").exists()
     assert not (published / "losses.csv").exists() and (published / "losses_per_epoch.csv").is_file()
     assert sum(p.stat().st_size for p in published.iterdir()) < 3 * 2**20
+    assert not (published / "tsne.csv").exists()  # compressed: every reader takes tsne.csv.gz
+    assert load_run(published).table("tsne.csv").equals(load_run(run_dir).table("tsne.csv"))
+    assert is_current(EVALUATIONS["tsne"], published)
     readme = (repo / "README.md").read_text()
     assert with_table(readme, paper_table_markdown(repo / "results" / "paper", repo)) == readme
     assert "| ccvae | 16 / 16 | 1 |" in readme
@@ -265,12 +272,16 @@ def test_the_figures_and_their_data_are_published_with_the_grids_seed_0_only(tmp
     def published(folder: Path, run_id: str) -> set[str]:
         return {p.name for p in (results.runs_dir(folder) / run_id).iterdir()}
 
-    assert {"metrics.csv", "tsne.csv", "tsne.png"} <= published(paper, "ccvae-mnist-0000000005")
+    figures = published(paper, "ccvae-mnist-0000000005")
+    assert {"metrics.csv", "tsne.csv.gz", "tsne.png"} <= figures and "tsne.csv" not in figures
+    packed = results.runs_dir(paper) / "ccvae-mnist-0000000005" / "tsne.csv.gz"
+    assert gzip.decompress(packed.read_bytes()) == (
+        results.runs_dir(campaign.results) / "ccvae-mnist-0000000005" / "tsne.csv").read_bytes()
     for folder, run_id in ((paper, "ccvae-mnist-0000000006"),
                            (tmp_path / "results" / "studies" / "tiny", "ccvae-mnist-0000000007")):
         files = published(folder, run_id)
         assert "metrics.csv" in files and "model.safetensors" in files, files
-        assert not {"tsne.csv", "tsne.png"} & files, (run_id, files)
+        assert not {"tsne.csv", "tsne.csv.gz", "tsne.png"} & files, (run_id, files)
     assert publishing.figure_data_tables() == {"tsne.csv"}  # the registry's: Evaluation.figure_data
 
 
@@ -629,3 +640,23 @@ def test_a_study_run_keeps_its_weights_only_within_the_budget_a_grid_run_always(
     assert (results.runs_dir(study) / "ccvae-mnist-0000000012" / "metrics.csv").is_file()
     assert (results.runs_dir(study) / "ccvae-mnist-0000000013" / "model.safetensors").is_file()
     assert publishing.check_budget(study, "study") == []
+
+
+@pytest.mark.parametrize("packed", [b"not gzip at all", gzip.compress(b"x" * 4096)[:-12],
+                                    gzip.compress(b"code,index\n" + b"0" * (2 * 2**20))],
+                         ids=["not gzip", "cut short", "unpacks over the limit"])
+def test_a_compressed_table_that_is_not_one_is_named_not_unpacked(tmp_path, monkeypatch, packed):
+    """A results folder may come from someone else: a .gz table is unpacked up to the table limit
+    and no further (a few kilobytes can unpack to gigabytes), and anything else is an error line."""
+    from bench.errors import UnusableFile
+    monkeypatch.setattr(results, "TABLE_BYTES_LIMIT", 2**20)
+    (tmp_path / "tsne.csv.gz").write_bytes(packed)
+    assert results.read_table_text(tmp_path / "tsne.csv.gz", results.TABLE_BYTES_LIMIT) is None
+    published = results.runs_dir(REPO / "results" / "paper") / "ccvae-mnist-444445ef4b"
+    run_dir = tmp_path / published.name
+    run_dir.mkdir()
+    for name in (results.CONFIG_FILE, results.STATUS_FILE):
+        shutil.copyfile(published / name, run_dir / name)
+    (run_dir / "tsne.csv.gz").write_bytes(packed)
+    with pytest.raises(UnusableFile, match="tsne.csv.gz: not a table bench wrote"):
+        load_run(run_dir).table("tsne.csv")

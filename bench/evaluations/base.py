@@ -189,7 +189,7 @@ def by_default() -> list[Evaluation]:
 def is_current(evaluation: Evaluation, run_dir: Path) -> bool:
     """Whether the run's folder holds this version of the evaluation's results."""
     recorded = results.read_json(Path(run_dir) / results.EVALUATION_FILE).get(evaluation.name)
-    return ((Path(run_dir) / evaluation.file).is_file() and isinstance(recorded, dict)
+    return (results.table_file(Path(run_dir), evaluation.file) is not None and isinstance(recorded, dict)
             and recorded.get("version") == evaluation.version)
 
 

@@ -160,7 +160,7 @@ def sized_figures(section: SectionInput, sizes: tuple, group: list[RunRecord]) -
     first_seeds: dict[str, RunRecord] = {}
     for record in group:
         first_seeds.setdefault(record.method, record)
-    with_tsne = [r for r in first_seeds.values() if r.path(TSNE_FILE).is_file()]
+    with_tsne = [r for r in first_seeds.values() if r.has_table(TSNE_FILE)]
     blocks: list[Block] = []
     if with_tsne and not plain_figure_name(dataset, preset, z, s):
         # names from run files never choose where a file is written

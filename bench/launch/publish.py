@@ -6,8 +6,9 @@ evaluation's table, the losses as per-epoch means (losses_per_epoch.csv, not the
 losses.csv), its training record (training.json: the segments that trained it and its fingerprint)
 and its trained networks (model.safetensors, bench/run/weights.py) instead of the checkpoint.
 Its figures, and the tables that are a figure's data (Evaluation.figure_data: the t-SNE's
-tsne.csv, megabytes of points), come only with the grid's runs of FIGURE_SEEDS, never with a
-study's: the budget is 3 MB a run. A study's run keeps its weights only within that budget
+tsne.csv, megabytes of points, published gzip-compressed as tsne.csv.gz, which every reader takes
+in its place), come only with the grid's runs of FIGURE_SEEDS, never with a study's: the budget is
+3 MB a run. A study's run keeps its weights only within that budget
 (LORD's per-image codes are excepted in the grid alone). ``load_method`` and ``bench evaluate`` open a published run as
 they open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from its
 weights.
@@ -116,8 +117,8 @@ def figure_data_tables() -> set[str]:
 
 def copied_files(run_dir: Path, with_figures: bool) -> list[str]:
     """The files of ``run_dir`` published as they are: its records and tables, less the heavy
-    ones, and its figures and their data only ``with_figures``."""
-    left_out = set(HEAVY_TABLES) | (set() if with_figures else figure_data_tables())
+    ones and a figure's data (``stage`` compresses it), and its figures only ``with_figures``."""
+    left_out = set(HEAVY_TABLES) | figure_data_tables()
     names = list(RECORDS) + sorted(p.name for p in run_dir.glob("*.csv") if p.name not in left_out)
     if with_figures:
         names += sorted(p.name for p in run_dir.glob("*.png"))
@@ -142,11 +143,25 @@ def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool,
         source = run_dir / name
         if source.is_file() and not source.is_symlink():
             shutil.copyfile(source, staging / name)
+    if with_figures:
+        for name in sorted(figure_data_tables()):
+            compress_table(run_dir / name, staging / f"{name}{results.COMPRESSED_SUFFIX}")
     results.write_text_atomic(staging / EPOCH_LOSSES_FILE, epoch_losses(run_dir / results.LOSSES_FILE))
     results.write_json_atomic(staging / TRAINING_FILE, training)
     save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
     if weights_within_budget and folder_size(staging) > WEIGHTS_BUDGET_MB * 2**20:
         (staging / WEIGHTS_FILE).unlink()
+
+
+def compress_table(source: Path, target: Path) -> None:
+    """``source`` (a figure's data: tsne.csv, 1.6 MB of points at the paper preset) written
+    gzip-compressed into ``target`` (a seventh of it), reproducibly (no time in the header); the
+    readers take either (results.table_file). Nothing when ``source`` is absent."""
+    import gzip
+    data = results.read_run_bytes(source, results.TABLE_BYTES_LIMIT)
+    if data is not None:
+        results.write_atomic(target, lambda tmp: Path(tmp).write_bytes(
+            gzip.compress(data, compresslevel=9, mtime=0)))
 
 
 def folder_size(folder: Path) -> int:

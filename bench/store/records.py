@@ -267,6 +267,10 @@ class RunRecord:
     def path(self, name: str) -> Path:
         return self.dir / name
 
+    def has_table(self, name: str) -> bool:
+        """Whether the run holds the table ``name``, as it is or gzip-compressed."""
+        return results.table_file(self.dir, name) is not None
+
     def table(self, name: str, columns: tuple[str, ...] = results.RUN_COLUMNS,
               numbers: tuple[str, ...] = (),
               integers: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame | None:
@@ -275,10 +279,10 @@ class RunRecord:
         with), whose ``numbers`` columns are not all finite numbers, or whose ``integers``
         columns are not all integers within their (low, high), is an UnusableFile naming it and
         the column: a results folder may come from someone else."""
-        path = self.path(name)
-        if not path.is_file():
+        path = results.table_file(self.dir, name)
+        if path is None:
             return None
-        text = results.read_run_file(path, results.TABLE_BYTES_LIMIT)
+        text = results.read_table_text(path, results.TABLE_BYTES_LIMIT)
         if text is None:
             raise UnusableFile(results.not_readable(path, "table", results.TABLE_BYTES_LIMIT))
         try:

@@ -248,11 +248,45 @@ def read_run_file(path: Path, limit: int) -> str | None:
     return None if data is None else data.decode("utf-8", errors="replace")
 
 
+COMPRESSED_SUFFIX = ".gz"  # a published run's figure data: tsne.csv.gz (bench/launch/publish.py)
+
+
+def table_file(run_dir: Path, name: str) -> Path | None:
+    """Where the run's table ``name`` is: ``name`` itself, else its gzip-compressed copy
+    ``name``.gz (as a published run holds a figure's data), else None. A link is returned as
+    found: its reader refuses it by name (read_table_text gives None)."""
+    for path in (Path(run_dir) / name, Path(run_dir) / f"{name}{COMPRESSED_SUFFIX}"):
+        if path.is_file():
+            return path
+    return None
+
+
+def read_table_text(path: Path, limit: int) -> str | None:
+    """The text of a table file, gunzipped where ``path`` ends in .gz: at most ``limit`` bytes
+    read and at most ``limit`` bytes unpacked (a small file may unpack to gigabytes), or None
+    when it is unreadable, over the limit either way or not gzip."""
+    if not str(path).endswith(COMPRESSED_SUFFIX):
+        return read_run_file(path, limit)
+    import zlib
+    packed = read_run_bytes(path, limit)
+    if packed is None:
+        return None
+    unpacker = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)  # a gzip stream
+    try:
+        data = unpacker.decompress(packed, limit + 1)
+    except zlib.error:
+        return None
+    if len(data) > limit or unpacker.unconsumed_tail or not unpacker.eof:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
 def not_readable(path: Path, kind: str, limit: int) -> str:
     """Why ``read_run_file(path, limit)`` gave nothing, for the error a caller raises: ``kind``
     says what the file should have been ("table", "record")."""
-    return (f"{path}: not a {kind} bench wrote (a link, not a regular file, or over "
-            f"{limit // 2**20} MB)")
+    return (f"{path}: not a {kind} bench wrote (a link, not a regular file, over "
+            f"{limit // 2**20} MB" + (", or not gzip)" if str(path).endswith(COMPRESSED_SUFFIX)
+                                      else ")"))
 
 
 def read_json(path: Path) -> dict:
