@@ -294,6 +294,20 @@ def test_the_readme_shows_the_table_of_results_paper():
         "(or bench report --results results/paper) rewrites it")
 
 
+def test_the_paper_table_says_what_its_marks_mean(tmp_path):
+    """szabo's z is deterministic: its row is marked, and the mark explained under the table."""
+    from bench.report.page import DETERMINISTIC_NOTE
+    from bench.sections.experiments import DETERMINISTIC_MARK
+    paper = tmp_path / "paper"
+    for run in ("ccvae-mnist-444445ef4b", "szabo-mnist-c42b732628"):
+        shutil.copytree(results.runs_dir(REPO / "results" / "paper") / run, results.runs_dir(paper) / run)
+    table = paper_table_markdown(paper, REPO)
+    assert f"| szabo {DETERMINISTIC_MARK} |" in table and DETERMINISTIC_NOTE in table
+    shutil.rmtree(results.runs_dir(paper) / "szabo-mnist-c42b732628")
+    table = paper_table_markdown(paper, REPO)
+    assert DETERMINISTIC_MARK not in table and DETERMINISTIC_NOTE not in table
+
+
 def test_fingerprints_compare_only_when_computed_alike():
     base = TrainingFingerprint("a" * 64, 200, "2.14.1", "160c608b", "AVX2", 10.0)
     assert base.matches(TrainingFingerprint("a" * 64, 200, "2.14.1", "160c608b", "AVX2", 12.0))

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from bench.report.document import to_markdown
-from bench.report.page import TABLE_COLUMNS, accuracy_table, load_paper_table
+from bench.report.page import DETERMINISTIC_NOTE, TABLE_COLUMNS, accuracy_table, load_paper_table
 from bench.sections.blocks import Table
 from bench.sections.experiments import CELL_SENTENCE, Experiments, summarise
 from bench.store import results
@@ -59,6 +59,8 @@ def paper_table_markdown(paper: Path, link_base: Path) -> str:
     text += ("\n\nOur accuracy (%) at the paper's protocol over the published seeds, then the paper's "
              f"number and the difference. {CELL_SENTENCE} z is probed on a sample of the "
              "posterior, as the paper did; z: lower is better, s: higher is better.\n\n")
+    if experiments.deterministic:
+        text += f"{DETERMINISTIC_NOTE}\n\n"
     text += to_markdown([provenance], link_base).rstrip("\n")
     if several:
         text += "\n\nSome rows were trained on more than one machine: see their revisions and machines."
