@@ -99,7 +99,7 @@ def study_readme_markdown(study: Study, folder: Path, preset: str) -> str:
         Paragraph(f"Each run: {study.method} on {DATASET}, z/s {Z_DIM}/{S_DIM}, the {preset} "
                   f"preset with {study.epochs_text(preset)}, seeds "
                   f"{', '.join(map(str, study.seeds))}, with one variant's settings on top. "
-                  "Trained by the paper campaign (python -m bench campaign), one run at a time "
+                  "Trained by the paper campaign (python -m bench campaign), each run by one worker "
                   "at the lowest priority; each run's folder is in runs/, with the training "
                   "record that made it (training.json). The study is one record of "
                   "bench/spec/studies.py; python -m bench campaign publish writes this file.")]
