@@ -635,11 +635,12 @@ class Server:
 
     def next_run(self):
         """The next run to train, its config, its fingerprint and this worker's claim on it."""
+        others = self.campaign.runs_of_other_workers()  # a run started later: its claim says so
         for run in self.candidates():
             if self.stop.requested:
                 return None
             config = run.config()
-            if config.run_id in self.campaign.runs_of_other_workers():
+            if config.run_id in others:
                 continue
             claim = self.campaign.claim(config.run_id)
             if claim is None:

@@ -8,10 +8,9 @@ and its trained networks (model.safetensors, bench/run/weights.py) instead of th
 Its figures, and the tables that are a figure's data (Evaluation.figure_data: the t-SNE's
 tsne.csv, megabytes of points, published gzip-compressed as tsne.csv.gz, which every reader takes
 in its place), come only with the grid's runs of FIGURE_SEEDS, never with a study's: the budget is
-3 MB a run. A study's run keeps its weights only within that budget
-(LORD's per-image codes are excepted in the grid alone). ``load_method`` and ``bench evaluate`` open a published run as
-they open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from its
-weights.
+3 MB a run. A study's run keeps its weights only within that budget (LORD's per-image codes are
+excepted in the grid alone). ``load_method`` and ``bench evaluate`` open a published run as they
+open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from its weights.
 
 Each run is staged in a temporary folder beside runs/ and renamed into place: an interrupted
 publish leaves results/paper/ as it was (a run being replaced is set aside first and put back by
