@@ -159,10 +159,20 @@ def test_a_campaign_killed_resumes_publishes_weights_that_reevaluate_alike_and_r
     # changes them has it retrained and replaced.
     run_id = run_dir.name
 
+    def fingerprints_computed() -> int:
+        return campaign.log_path.read_text().count("fingerprinting ")
+
+    computed = fingerprints_computed()
+    (repo / "docs" / "a-note.md").write_text("A document: no source file a fingerprint ran.\n")
+    commit(repo, "a document")
+    run_campaign(repo, folder)
+    assert fingerprints_computed() == computed  # reused: every source file is unchanged
+
     method = repo / "methods" / "ccvae.py"
     method.write_text(method.read_text() + "# a comment: the same numbers\n")
     commit(repo, "a refactor")
     run_campaign(repo, folder)
+    assert fingerprints_computed() > computed  # computed again, and equal
     assert len(campaign.training_record(run_id)["segments"]) == 2  # not retrained
     status = bench("campaign", "status", "--dir", str(folder), cwd=repo).stdout
     assert f"{run_id}  published" in status and "STALE" not in status, status
@@ -306,6 +316,34 @@ def test_the_paper_table_says_what_its_marks_mean(tmp_path):
     shutil.rmtree(results.runs_dir(paper) / "szabo-mnist-c42b732628")
     table = paper_table_markdown(paper, REPO)
     assert DETERMINISTIC_MARK not in table and DETERMINISTIC_NOTE not in table
+
+
+def test_a_fingerprints_sources_are_the_suites_files_it_loaded(tmp_path, monkeypatch):
+    from bench.run.fingerprint import loaded_sources, unchanged_sources
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("")
+    (tree / "pkg" / "loss.py").write_text("WEIGHT = 1.0\n")
+    (tree / ".venv").mkdir()
+    (tree / ".venv" / "dependency.py").write_text("")
+    monkeypatch.syspath_prepend(str(tree))
+    for name in ("pkg.loss", "dependency"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    __import__("pkg.loss")
+    monkeypatch.syspath_prepend(str(tree / ".venv"))
+    __import__("dependency")
+    sources = loaded_sources(tree)
+    assert set(sources) == {"pkg/__init__.py", "pkg/loss.py"}  # not the environment's
+    assert unchanged_sources(sources, tree)
+    (tree / "pkg" / "loss.py").write_text("WEIGHT = 2.0\n")
+    assert not unchanged_sources(sources, tree)
+    (tree / "pkg" / "loss.py").write_text("WEIGHT = 1.0\n")
+    assert unchanged_sources(sources, tree)
+    (tree / "pkg" / "loss.py").unlink()
+    (tree / "pkg" / "loss.py").symlink_to(tree / "pkg" / "__init__.py")
+    assert not unchanged_sources(sources, tree)
+    for record in ({}, [], {"../x.py": "0"}, {"pkg/__init__.py": 1}):
+        assert not unchanged_sources(record, tree)  # read from a file: anything
 
 
 def test_fingerprints_compare_only_when_computed_alike():

@@ -1,13 +1,24 @@
-"""The report from fabricated result folders (known answers; no training)."""
+"""The report from fabricated result folders (known answers; no training). The published
+reference rows (results/paper/, the committed baselines) are left out here, so that what the
+campaign publishes cannot change these reports: tests/test_report_references.py tests them."""
+import dataclasses
 import json
 
 import pandas as pd
 import pytest
 
+from bench.report import page
 from bench.report.document import to_markdown
 from bench.report.page import build, load_paper_table, write_report
+from bench.report.references import References
 from bench.sections.experiments import CELL_SENTENCE
 from bench.store import results
+from bench.store.records import load_runs
+
+
+@pytest.fixture(autouse=True)
+def no_reference_rows(monkeypatch):
+    monkeypatch.setattr(page, "references_for", lambda dataset, preset, records: References())
 
 
 def render(directory):
@@ -79,6 +90,19 @@ def test_a_method_the_paper_did_not_run_is_marked_and_listed_after_the_papers(tm
 def test_no_deterministic_note_without_a_deterministic_method(tmp_path):
     fake_run(tmp_path, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
     assert "deterministic z" not in render(tmp_path)
+
+
+def test_a_deterministic_reference_row_brings_the_note(tmp_path, monkeypatch):
+    """szabo only among the reference rows (as results/paper/ gives a folder of ccvae runs):
+    its row is marked, and the mark explained."""
+    folder, published = tmp_path / "mine", tmp_path / "published"
+    fake_run(folder, "ccvae-a", 0, accuracies(z=20.0, s=97.0))
+    fake_run(published, "szabo-a", 0, accuracies(z=96.0, s=98.0), method="szabo", variational=False)
+    rows = tuple(dataclasses.replace(r, reference="published/") for r in load_runs(published))
+    monkeypatch.setattr(page, "references_for",
+                        lambda dataset, preset, records: References(rows, ("published/",)))
+    text = render(folder)
+    assert "| szabo † (reference) |" in text and "† deterministic z" in text
 
 
 def test_presets_are_reported_apart_and_short_ones_flagged(tmp_path):

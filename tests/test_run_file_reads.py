@@ -60,6 +60,10 @@ READERS: dict[tuple[str, str, str], str] = {
         "the --slurm-config file the user names",
     ("bench/launch/slurm.py", "SlurmOptions.from_sources", "Path(config_file).read_text"):
         "the --slurm-config file the user names",
+    ("bench/run/fingerprint.py", "loaded_sources", "path.read_bytes"):
+        "a source file of the suite this process imported (a module's own file)",
+    ("bench/run/fingerprint.py", "unchanged_sources", "path.read_bytes"):
+        "a source file of the suite's tree (no link: checked), named by the campaign's own record",
     ("bench/launch/campaign.py", "Campaign.holders", "open"):
         "the campaign's own locks in the user's cache folder, not a results folder",
     ("bench/launch/campaign.py", "Campaign.acquire", "os.fdopen"):

@@ -18,6 +18,9 @@ campaign``) holds:
                     iterations from and to, CPU and wall seconds), the fingerprint of the code
                     that started it (bench/run/fingerprint.py) and, for a study's run, the study
   fingerprints/<rev>.json  the fingerprint of each run at that revision (computed once)
+  fingerprints/sources.json  each run's last computed fingerprint, with the SHA-256 of every
+                    source file the process that computed it had loaded: reused at a revision
+                    where they are all unchanged
   current.json, current.<n>.json  the run each worker trains now
 
 A run whose checkpoint was started by code with another fingerprint (stale) is restarted; a
@@ -61,6 +64,7 @@ DEFAULT_THREADS = 1  # measured beside a running test suite: docs/usage.md, "The
 DEFAULT_WORKERS = 1  # runs trained at once, each by its own process (start --workers)
 LOCK_HANDOVER = "BENCH_CAMPAIGN_LOCK"  # "slot:fd" of a lock a process exec'ing into a newer revision keeps
 POLL_SECONDS = 5
+SOURCES_FILE = "sources.json"  # in fingerprints/: each run's last fingerprint and its sources
 SEGMENT_UPDATE_SECONDS = 60
 
 
@@ -593,22 +597,49 @@ class Server:
         return self.data
 
     def fingerprint(self, run: CampaignRun, config):
-        """The fingerprint of ``run`` at this revision, computed once per revision."""
-        from bench.run.fingerprint import ITERATIONS, TrainingFingerprint, training_fingerprint
+        """The fingerprint of ``run`` at this revision: computed once per revision, and reused
+        from another revision when every source file the computing process had loaded is
+        unchanged (a commit of results, documents or tests recomputes nothing)."""
+        from bench.run.fingerprint import (ITERATIONS, TrainingFingerprint, loaded_sources,
+                                           training_fingerprint)
         path = self.campaign.fingerprints / f"{self.revision}.json"
-        known = results.read_json(path)
-        found = TrainingFingerprint.from_dict(known.get(config.run_id))
+        found = TrainingFingerprint.from_dict(results.read_json(path).get(config.run_id))
+        if found is not None:
+            return found
+        iterations = self.campaign.state().get("fingerprint_iterations", ITERATIONS)
+        found = self.unchanged_fingerprint(config.run_id, iterations)
+        sources = None
         if found is None:
             self.campaign.log(f"fingerprinting {run.label} at {self.revision[:12]}")
-            found = training_fingerprint(config, self.load_data(),
-                                         self.campaign.state().get("fingerprint_iterations",
-                                                                   ITERATIONS))
-            with self.campaign.exclusive("fingerprints"):  # another worker may add its own
-                known = results.read_json(path)
-                known[config.run_id] = found.to_dict()
-                self.campaign.fingerprints.mkdir(parents=True, exist_ok=True)
-                results.write_json_atomic(path, known)
+            found = training_fingerprint(config, self.load_data(), iterations)
+            sources = loaded_sources()
+        with self.campaign.exclusive("fingerprints"):  # another worker may add its own
+            self.campaign.fingerprints.mkdir(parents=True, exist_ok=True)
+            known = results.read_json(path)
+            known[config.run_id] = found.to_dict()
+            results.write_json_atomic(path, known)
+            if sources is not None:
+                by_sources = results.read_json(self.campaign.fingerprints / SOURCES_FILE)
+                by_sources[config.run_id] = {"sources": sources, "revision": self.revision,
+                                             "fingerprint": found.to_dict()}
+                results.write_json_atomic(self.campaign.fingerprints / SOURCES_FILE, by_sources)
         return found
+
+    def unchanged_fingerprint(self, run_id: str, iterations: int):
+        """The run's last computed fingerprint when its source files are all unchanged and it
+        was computed alike (iterations, torch, numerics), else None."""
+        from bench.run.environment import numerics_fingerprint
+        from bench.run.fingerprint import TrainingFingerprint, unchanged_sources
+
+        import torch
+        entry = results.read_json(self.campaign.fingerprints / SOURCES_FILE).get(run_id)
+        if not isinstance(entry, dict):
+            return None
+        found = TrainingFingerprint.from_dict(entry.get("fingerprint"))
+        if found is None or (found.iterations, found.torch, found.numerics) != (
+                iterations, torch.__version__, numerics_fingerprint()):
+            return None
+        return found if unchanged_sources(entry.get("sources")) else None
 
     def published_fingerprint(self, run: CampaignRun, run_id: str):
         from bench.launch.publish import published_fingerprint

@@ -11,12 +11,18 @@ they were computed alike: the same iterations, torch version and CPU numerics
 
 What it cannot see: a change that acts only after these iterations (a schedule's later epochs, a
 stage change, the last epoch's hook). docs/usage.md, "The paper campaign", says so.
+
+Computing one takes tens of seconds, and the campaign checks every published run's at each
+revision it trains from; ``loaded_sources`` lets it reuse one: the same source files, the same
+torch and numerics, the same numbers.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -27,6 +33,7 @@ from bench.run.weights import network_tensors
 from datasets import ImageSet
 
 ITERATIONS = 200
+SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the tree this process imports the suite from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,3 +98,41 @@ def training_fingerprint(config: RunConfig, data: ImageSet,
     return TrainingFingerprint(weights_sha256=digest.hexdigest(), iterations=iterations,
                                torch=torch.__version__, numerics=numerics_fingerprint(),
                                cpu_kernels=cpu_kernels(), seconds=round(seconds, 2))
+
+
+def loaded_sources(root: Path = SOURCE_ROOT) -> dict[str, str]:
+    """The SHA-256 of each of the suite's files this process has imported (a superset of those a
+    fingerprint runs: the command line, the campaign's machinery), by path relative to ``root``.
+    A fingerprint computed with these files holds while every one of them is unchanged."""
+    found = {}
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if not isinstance(file, str) or not Path(file).is_absolute():
+            continue  # a namespace torch makes up (torch.ops' "_ops.py"), not a file
+        path = Path(file).resolve()
+        try:
+            relative = path.relative_to(root)
+        except ValueError:
+            continue
+        if relative.parts[0].startswith(".") or "site-packages" in relative.parts:
+            continue  # a virtual environment inside the tree: torch's version stands for it
+        if not path.is_file():
+            continue
+        found[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def unchanged_sources(sources: object, root: Path = SOURCE_ROOT) -> bool:
+    """Whether every file of ``sources`` (``loaded_sources``' record, read back from a file) is
+    byte-identical under ``root`` now."""
+    if not isinstance(sources, dict) or not sources:
+        return False
+    for relative, digest in sources.items():
+        if not isinstance(relative, str) or not isinstance(digest, str) or ".." in relative.split("/"):
+            return False
+        path = root / relative
+        if path.is_symlink() or not path.is_file():
+            return False
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            return False
+    return True
