@@ -694,6 +694,34 @@ def test_a_study_run_keeps_its_weights_only_within_the_budget_a_grid_run_always(
     assert publishing.check_budget(study, "study") == []
 
 
+def test_the_budget_counts_lords_per_image_codes_apart(tmp_path):
+    """A published run: 3 MB besides its per-image codes (LORD's z codes: 15.4 MB at z 64, its
+    networks about 1 MB more), the codes 16 MB at most. Weights files with the header alone."""
+    import struct
+
+    def published(run_id, method, tensors):
+        run_dir = results.runs_dir(tmp_path) / run_id
+        run_dir.mkdir(parents=True)
+        (run_dir / results.CONFIG_FILE).write_text(json.dumps({"method": method}))
+        header, offset = {}, 0
+        for name, size in tensors.items():
+            header[name] = {"dtype": "F32", "shape": [size // 4], "data_offsets": [offset, offset + size]}
+            offset += size
+        text = json.dumps(header).encode()
+        (run_dir / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * offset)
+
+    mb = 2**20
+    published("lord-mnist-64", "lord", {"z_codes.weight": 60000 * 64 * 4, "decoder.w": mb})
+    assert publishing.check_budget(tmp_path) == []
+    published("ccvae-mnist-1", "ccvae", {"z_codes.weight": 4 * mb})  # not ccvae's codes
+    published("lord-mnist-2", "lord", {"z_codes.weight": 17 * mb})
+    published("lord-mnist-3", "lord", {"z_codes.weight": mb, "decoder.w": 4 * mb})
+    assert [line.split(":")[0] for line in publishing.check_budget(tmp_path)] == [
+        "ccvae-mnist-1", "lord-mnist-2", "lord-mnist-3"]
+    assert "per-image codes of 17.0 MB (budget 16 MB)" in publishing.check_budget(tmp_path)[1]
+    assert "4.0 MB besides its per-image codes" in publishing.check_budget(tmp_path)[2]
+
+
 @pytest.mark.parametrize("packed", [b"not gzip at all", gzip.compress(b"x" * 4096)[:-12],
                                     gzip.compress(b"code,index\n" + b"0" * (2 * 2**20))],
                          ids=["not gzip", "cut short", "unpacks over the limit"])

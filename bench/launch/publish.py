@@ -33,7 +33,7 @@ HEAVY_TABLES = (results.LOSSES_FILE,)
 FIGURE_SEEDS = (0,)  # the grid's figures (and their data) are published for these seeds only
 STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
 WEIGHTS_BUDGET_MB = 3.0  # per run, LORD's per-image codes excepted (they are part of its model)
-LORD_BUDGET_MB = 16.0  # per LORD run, its per-image codes included
+CODES_BUDGET_MB = 16.0  # a grid run's per-image codes (Method.per_image_tensors: LORD's)
 GRID_BUDGET_MB = 120.0  # results/paper/'s runs in all (the grid's 36), as each study folder's
 STUDIES_FOLDER = "studies"  # beside results/paper/: results/studies/<study>/
 
@@ -263,18 +263,35 @@ def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool
 
 
 def check_budget(paper: Path, name: str = "results/paper/") -> list[str]:
-    """Published runs over the size budget (WEIGHTS_BUDGET_MB a run, LORD_BUDGET_MB a LORD run
-    with its per-image codes; GRID_BUDGET_MB in all, in ``paper``, named ``name``)."""
+    """Published runs over the size budget (WEIGHTS_BUDGET_MB a run, besides its per-image codes:
+    CODES_BUDGET_MB; GRID_BUDGET_MB in all, in ``paper``, named ``name``)."""
     over, total = [], 0
     for run_dir in sorted(results.runs_dir(paper).glob("*")) if results.runs_dir(paper).is_dir() else []:
         size = folder_size(run_dir)
         total += size
-        limit = LORD_BUDGET_MB if run_dir.name.startswith("lord-") else WEIGHTS_BUDGET_MB
-        if size > limit * 2**20:
-            over.append(f"{run_dir.name}: {size / 2**20:.1f} MB (budget {limit:.0f} MB)")
+        codes = per_image_code_bytes(run_dir)
+        if size - codes > WEIGHTS_BUDGET_MB * 2**20:
+            apart = " besides its per-image codes" if codes else ""
+            over.append(f"{run_dir.name}: {(size - codes) / 2**20:.1f} MB{apart} "
+                        f"(budget {WEIGHTS_BUDGET_MB:.0f} MB)")
+        if codes > CODES_BUDGET_MB * 2**20:
+            over.append(f"{run_dir.name}: per-image codes of {codes / 2**20:.1f} MB "
+                        f"(budget {CODES_BUDGET_MB:.0f} MB)")
     if total > GRID_BUDGET_MB * 2**20:
         over.append(f"{name} in all: {total / 2**20:.1f} MB (budget {GRID_BUDGET_MB:.0f} MB)")
     return over
+
+
+def per_image_code_bytes(run_dir: Path) -> int:
+    """The bytes of the published weights' per-image codes (its method's per_image_tensors)."""
+    from bench.run.weights import WEIGHTS_FILE, tensor_bytes
+    from methods import METHODS
+    name = results.read_json(run_dir / results.CONFIG_FILE).get("method")
+    method = METHODS.get(name) if isinstance(name, str) else None
+    if method is None or not method.per_image_tensors:
+        return 0
+    sizes = tensor_bytes(run_dir / WEIGHTS_FILE)
+    return sum(sizes.get(name, 0) for name in method.per_image_tensors)
 
 
 def refuse_unknown_campaign(campaign) -> None:
