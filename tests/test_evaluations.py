@@ -97,9 +97,14 @@ def test_bench_evaluate_reproduces_the_run_files_bit_for_bit(trained, tmp_path, 
         assert (run_dir / name).read_bytes() == content, name
     out = capsys.readouterr().out
     assert "evaluate: 1 evaluated of 1 complete run(s)" in out
+    log = (run_dir / "run.log").read_text()
+    assert log.count("bench evaluate (pid") == 1 and log.index("bench run (pid") < log.index(
+        "bench evaluate (pid")  # its lines after the training's
+    assert "probes:" in log.split("bench evaluate (pid")[1]
 
     assert main(["evaluate", "--results", str(tmp_path / "copy"), "--device", "cpu"]) == 0
     assert "up to date" in capsys.readouterr().out  # nothing to recompute at the same version
+    assert (run_dir / "run.log").read_text() == log  # nothing evaluated: nothing logged
 
 
 FIGURE_FILES = (TSNE_FILE, "swap_grid.csv", TSNE_FIGURE, SWAP_GRID_FIGURE, results.FIGURES_FILE)

@@ -75,16 +75,18 @@ def study_names(text: str) -> list[str]:
 
 def publish(folder, paper: Path, readme: Path) -> int:
     from bench.launch import publish as publishing
-    from bench.launch.campaign import git, publication_folders
+    from bench.launch.campaign import git, publication_folders, schedule
     from bench.report.paper_results import update_readme
     publishing.refuse_unknown_campaign(folder)
+    labels = {run.config().run_id: run.label for run in schedule(folder.state())}  # a study's variant
     head = git(folder.source(), "rev-parse", "HEAD")
     fingerprints = read_json(folder.fingerprints / f"{head}.json")
     outcomes = publishing.publish(folder, paper, fingerprints,
                                   publication_folders(folder.state(), paper))
     for outcome in outcomes:
         into = "" if outcome.folder in (None, paper) else f" (into {outcome.folder})"
-        print(printable(f"{outcome.label:<24} {outcome.run_id}  {outcome.action}{into}"))
+        label = labels.get(outcome.run_id, outcome.label)
+        print(printable(f"{label:<24} {outcome.run_id}  {outcome.action}{into}"))
     for line in publishing.check_budget(paper):
         print(printable(f"over budget: {line}"))
     if readme.is_file() and update_readme(paper, readme):

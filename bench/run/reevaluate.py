@@ -3,6 +3,7 @@
 A new metric, or a fixed one (its version raised), reaches finished runs without retraining. Each
 run is locked while it is evaluated, and each evaluation's file and its entry in evaluation.json
 are replaced atomically: an interrupted evaluate leaves every run with whole files, old or new.
+What it prints while it evaluates a run is appended to the run's run.log, after its training's.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bench.errors import ConfigError, Refused
 from bench.evaluations import Context, Evaluation, is_current, run_evaluations
 from bench.evaluations.encoding import encode_all
 from bench.run.build import run_data
+from bench.run.live import RUN_LOG, ConsoleLog
 from bench.run.lock import RunLock
 from bench.run.trained_method import load_method
 from bench.spec.config import RunConfig
@@ -75,10 +77,11 @@ def reevaluate(records: list[RunRecord], evaluations: list[Evaluation], device: 
                 say(f"up to date {printable(record.run_id)}")
                 counts["up to date"] += 1
                 continue
-            method = load_method(record, device, datasets[config.dataset])
-            context = Context(config, method, data, encode_all(method, data.train_images),
-                              encode_all(method, data.test_images))
-            run_evaluations(context, record.dir, todo, between=between, say=say)
+            with ConsoleLog(record.dir / RUN_LOG, "bench evaluate"):  # beside its training's lines
+                method = load_method(record, device, datasets[config.dataset])
+                context = Context(config, method, data, encode_all(method, data.train_images),
+                                  encode_all(method, data.test_images))
+                run_evaluations(context, record.dir, todo, between=between, say=say)
             counts["evaluated"] += 1
         finally:
             lock.release()
