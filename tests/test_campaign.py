@@ -318,6 +318,18 @@ def test_the_paper_table_says_what_its_marks_mean(tmp_path):
     assert DETERMINISTIC_MARK not in table and DETERMINISTIC_NOTE not in table
 
 
+def test_runs_published_without_figures_are_trained_without_the_tsne():
+    """A study's run and a grid run beyond FIGURE_SEEDS: every default evaluation but the one whose
+    table is a figure's data, which publishing leaves out of them; a grid run of seed 0: all."""
+    from bench.evaluations import by_default
+    study = STUDIES[0]
+    without = [e.name for e in by_default() if e.name != "tsne"]
+    assert campaigning.evaluation_arguments(campaigning.GridRun("ccvae", 16, 16, 0)) == []
+    for run in (campaigning.GridRun("ccvae", 16, 16, 1),
+                campaigning.StudyRun(study, study.variants[0], 0)):
+        assert campaigning.evaluation_arguments(run) == ["--evaluations", ",".join(without)]
+
+
 def test_a_fingerprints_sources_are_the_suites_files_it_loaded(tmp_path, monkeypatch):
     from bench.run.fingerprint import loaded_sources, unchanged_sources
     tree = tmp_path / "tree"

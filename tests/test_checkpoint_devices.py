@@ -61,10 +61,11 @@ def as_written_before_devices_were_recorded(state, generator_state):
 def probes_only():
     """What these runs compute after training is beside the point here and costs most of their
     time: they evaluate the latent probes only and draw no figures."""
+    import bench.evaluations
     import bench.run.runner
     from bench.evaluations import EVALUATIONS
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench.run.runner, "by_default", lambda: [EVALUATIONS["probes"]])
+        patch.setattr(bench.evaluations, "by_default", lambda: [EVALUATIONS["probes"]])
         patch.setattr(bench.run.runner, "draw_curves", lambda *args, **kwargs: None)
         yield
 

@@ -47,6 +47,7 @@ BAD_INPUT = {
     "ML-VAE's unknown s sampling": (["--methods", "mlvae", "--set", "s_sample=image"],
                                     "s_sample must be 'group' or 'member', got 'image'"),
     "unknown preset": (["--preset", "huge"], "invalid choice: 'huge'"),
+    "unknown evaluation": (["--evaluations", "probes,nope"], "unknown evaluation 'nope' (valid: code_leakage"),
     "method twice": (["--methods", "ccvae,ccvae"], "method listed twice"),
     "paper sizes and z-dim": (["--paper-sizes", "", "--z-dim", "8"], "give it or --z-dim/--s-dim, not both"),
     "CUDA graphs on the CPU": (["--device", "cpu", "--cuda-graphs", ""],
@@ -147,6 +148,22 @@ def test_smoke_run_writes_its_folder_skips_a_rerun_and_reports(tmp_path):
     assert report.returncode == 0, report.stderr
     text = (results_dir / "report.md").read_text()
     assert "| ccvae | 16 / 16 | 1 |" in text and "paper 98.35" in text
+
+
+def test_a_run_computes_the_evaluations_it_is_asked_for_and_is_complete_with_them(tmp_path, capsys):
+    """--evaluations (the campaign's runs published without figures leave the t-SNE out): those
+    alone are computed and recorded, and the run is complete; bench evaluate adds the others."""
+    directory = tmp_path / "results"
+    assert run_cli([*SMOKE, "--device", "cpu", "--evaluations", "swap,probes",
+                    "--results", str(directory)], capsys)[0] == 0
+    (run_dir,) = results.runs_dir(directory).iterdir()
+    assert results.is_complete(run_dir)
+    assert set(json.loads((run_dir / results.EVALUATION_FILE).read_text())) == {"probes", "swap"}
+    assert (run_dir / "metrics.csv").is_file() and not (run_dir / "tsne.csv").exists()
+    assert main(["evaluate", "--results", str(directory), "--device", "cpu"]) == 0
+    assert set(json.loads((run_dir / results.EVALUATION_FILE).read_text())) == {
+        "probes", "z_usage", "swap", "swap_grid", "tsne"}  # every default one MNIST takes
+    assert (run_dir / "tsne.csv").is_file()
 
 
 def test_same_seed_gives_the_same_table_on_cpu(tmp_path, capsys):

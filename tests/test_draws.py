@@ -80,9 +80,10 @@ ARGV = ["run", "--methods", "szabo", "--dataset", "mnist", "--preset", "smoke", 
 @pytest.fixture
 def probes_only(monkeypatch):
     """What the run computes after training is beside the point here."""
+    import bench.evaluations
     import bench.run.runner
     from bench.evaluations import EVALUATIONS
-    monkeypatch.setattr(bench.run.runner, "by_default", lambda: [EVALUATIONS["probes"]])
+    monkeypatch.setattr(bench.evaluations, "by_default", lambda: [EVALUATIONS["probes"]])
     monkeypatch.setattr(bench.run.runner, "draw_curves", lambda *args, **kwargs: None)
 
 

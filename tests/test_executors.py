@@ -285,6 +285,9 @@ def test_a_child_runs_argv_resolves_to_the_same_run(tmp_path):
     again = resolve(args.methods, args.dataset, args.preset, args.seeds[0],
                     {**settings_overrides(args.set), "z_dim": args.z_dim[0], "s_dim": args.s_dim[0]})
     assert again.run_id == config.run_id and args.results == tmp_path.resolve()
+    assert args.evaluations is None  # every default evaluation, as the parent's
+    chosen = RunOptions(tmp_path, device_request="cpu", evaluations=("probes", "swap"))
+    assert parser().parse_args(list(chosen.child_argv(config, overrides))).evaluations == "probes,swap"
 
 
 def test_slurm_options_file_then_flags(tmp_path):

@@ -237,10 +237,11 @@ class Remembering(Monitor):
 @pytest.fixture(scope="module", autouse=True)
 def probes_only():
     """Only the probes are evaluated and no figure is drawn: the monitors are the point here."""
+    import bench.evaluations
     import bench.run.runner
     from bench.evaluations import EVALUATIONS
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(bench.run.runner, "by_default", lambda: [EVALUATIONS["probes"]])
+        patch.setattr(bench.evaluations, "by_default", lambda: [EVALUATIONS["probes"]])
         patch.setattr(bench.run.runner, "draw_curves", lambda *args, **kwargs: None)
         yield
 

@@ -29,11 +29,11 @@ COMPARED = (results.LOSSES_FILE, results.METRICS_FILE)
 # run's time and do not depend on how the runs were trained.
 FAST = """
 import sys
+import bench.evaluations as evaluations
 import bench.run.runner as runner
-import bench.run.together as together
 from bench.evaluations import EVALUATIONS
 runner.draw_curves = lambda *args, **kwargs: None
-runner.by_default = together.by_default = lambda: [EVALUATIONS["probes"]]
+evaluations.by_default = lambda: [EVALUATIONS["probes"]]  # what RunOptions.chosen_evaluations reads
 from bench.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -42,12 +42,11 @@ sys.exit(main(sys.argv[1:]))
 @pytest.fixture
 def fast_runs(monkeypatch):
     """The probes of every run and lord's code probes only."""
+    import bench.evaluations
     import bench.run.runner as runner
-    import bench.run.together as together
     monkeypatch.setattr(runner, "draw_curves", lambda *args, **kwargs: None)
-    chosen = lambda: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]]  # noqa: E731
-    monkeypatch.setattr(runner, "by_default", chosen)
-    monkeypatch.setattr(together, "by_default", chosen)
+    monkeypatch.setattr(bench.evaluations, "by_default",
+                        lambda: [EVALUATIONS["probes"], EVALUATIONS["code_leakage"]])
 
 
 def run_dirs(results_dir):
@@ -183,11 +182,11 @@ def test_tsne_in_worker_processes_is_the_tsne_of_the_runs_own_process(tmp_path, 
     process instead, with one line, and equals the rest. The workers end with the command and
     leave no temporary folder."""
     import threading
-    import bench.run.runner as runner
+    import bench.evaluations
     from bench.evaluations import tsne_pool
     from tests.test_lifetime import alive
-    monkeypatch.setattr(runner, "by_default", lambda: [EVALUATIONS[name] for name in
-                                                       ("probes", "swap_grid", "tsne")])
+    monkeypatch.setattr(bench.evaluations, "by_default", lambda: [EVALUATIONS[name] for name in
+                                                                  ("probes", "swap_grid", "tsne")])
     monkeypatch.setattr(tsne_pool, "threads_per_worker", lambda workers: torch.get_num_threads())
     workers, folders, killed, popen, start = [], [], [], subprocess.Popen, tsne_pool.TsnePool.__init__
 

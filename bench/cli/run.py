@@ -18,6 +18,7 @@ from bench.store.results import DEFAULT_RESULTS
 
 
 def command_run(args) -> int:
+    evaluations = chosen_evaluations(args.evaluations)
     configs, overrides = planned_configs(args)
     slurm_flags = check_execution_flags(args)
     slurm_options = check_outputs_and_libraries(args, slurm_flags)
@@ -27,7 +28,8 @@ def command_run(args) -> int:
     options = RunOptions(results_dir=args.results, device=device, device_request=args.device,
                          restart=args.restart, cuda_graphs=args.cuda_graphs, tf32=args.tf32,
                          tensorboard=args.tensorboard, together=args.together,
-                         tsne_workers=args.tsne_workers, data_dir=data_dir(args.data_dir))
+                         tsne_workers=args.tsne_workers, data_dir=data_dir(args.data_dir),
+                         evaluations=evaluations)
     # Bad data fails before anything is written or submitted (and caches are built once, here).
     data = load_data(args.dataset, args.data_dir, device or "cpu")
     if args.executor == "slurm" or args.jobs > 1:
@@ -47,6 +49,14 @@ def command_run(args) -> int:
     if options.trains_together(len(configs)):
         return run_together_in_process(configs, data, options)
     return run_in_process(configs, data, options)
+
+
+def chosen_evaluations(names: str | None) -> tuple[str, ...] | None:
+    """--evaluations: names of EVALUATIONS (or all), in their order; None when not given."""
+    if names is None:
+        return None
+    from bench.evaluations import EVALUATIONS, in_order
+    return tuple(e.name for e in in_order(choose(names, EVALUATIONS, "evaluation")))
 
 
 def planned_configs(args) -> tuple[list, dict]:
@@ -259,6 +269,10 @@ def add(commands) -> None:
                           "started as soon as the run has trained, beside the GPU's work "
                           "(default: on CUDA one per run, up to (cores - 1) / 2; elsewhere 0, in "
                           "this process)")
+    run.add_argument("--evaluations", metavar="NAMES",
+                     help="comma-separated evaluations each run computes once trained, or all "
+                          "(default: those every run computes); python -m bench evaluate adds "
+                          "the others later")
     run.add_argument("--jobs", type=int, default=1,
                      help="runs at once: local, N child processes sharing the machine (each with "
                           "cores/N threads); slurm, at most N jobs of the array at once")

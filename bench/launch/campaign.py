@@ -178,6 +178,19 @@ def schedule(state: dict | None = None) -> list[CampaignRun]:
     return [*first_row, *study_runs(state), *(r for r in grid if r not in first_row)]
 
 
+def evaluation_arguments(run: CampaignRun) -> list[str]:
+    """``bench run --evaluations`` for a run published without its figures (a study's, and a grid
+    run's of a seed beyond FIGURE_SEEDS): every default evaluation but those whose table is a
+    figure's data (the t-SNE: two minutes of a quick study run's three and a half), which
+    publishing leaves out of such a run anyway; ``bench evaluate`` computes it where wanted.
+    Nothing for a run published with its figures."""
+    from bench.evaluations import by_default
+    from bench.launch.publish import FIGURE_SEEDS
+    if run.study is None and run.seed in FIGURE_SEEDS:
+        return []
+    return ["--evaluations", ",".join(e.name for e in by_default() if not e.figure_data)]
+
+
 def trainable(runs: list[CampaignRun]) -> list[CampaignRun]:
     return [r for r in runs if not r.held]
 
@@ -747,7 +760,8 @@ class Server:
         record.pop("failed", None)
         campaign.write_training_record(config.run_id, record)
         command = [sys.executable, "-m", "bench", "run", *run.run_arguments(), "--results",
-                   str(campaign.results), "--device", "cpu", "--no-together"]
+                   str(campaign.results), "--device", "cpu", "--no-together",
+                   *evaluation_arguments(run)]
         threads = str(campaign.threads())
         env = child_environment({**os.environ, "OMP_NUM_THREADS": threads,
                                  "MKL_NUM_THREADS": threads, "PYTHONUNBUFFERED": "1"})

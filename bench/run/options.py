@@ -1,6 +1,7 @@
 """How a command's runs are computed and watched, as one record from the command line down to each
 run. What a run computes is its RunConfig (its id is a hash of it); these options choose where and
-how: the device, CUDA graphs, TF32, training runs together, t-SNE workers, the monitors. Adding an
+how: the device, CUDA graphs, TF32, training runs together, t-SNE workers, the monitors, which
+evaluations a run computes once trained. Adding an
 option is adding a field here, its argument in bench/cli/run.py and the code that reads it."""
 from __future__ import annotations
 
@@ -41,6 +42,13 @@ class RunOptions:
     tsne_workers: int | None = None  # runs trained together: t-SNE in worker processes
     data_dir: Path | None = None
     monitors: tuple[MonitorFactory, ...] = ()  # a user's own, beside the loss log
+    # the evaluations a run computes once trained, by name; None: every default one. A run is
+    # complete with those it was asked for (bench evaluate adds the others later).
+    evaluations: tuple[str, ...] | None = None
+
+    def chosen_evaluations(self) -> list:
+        from bench.evaluations import by_default, in_order
+        return by_default() if self.evaluations is None else in_order(list(self.evaluations))
 
     def monitor_factories(self) -> tuple[MonitorFactory, ...]:
         """The monitors each run gets besides its loss log: ``--tensorboard``'s, then the user's."""
@@ -70,4 +78,6 @@ class RunOptions:
             argv.append("--restart")
         if self.tensorboard:
             argv.append("--tensorboard")
+        if self.evaluations is not None:
+            argv += ["--evaluations", ",".join(self.evaluations)]
         return tuple(argv) + self.gpu_flags()

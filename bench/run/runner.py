@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from bench import progress as steps
 from bench.errors import CorruptRun, DeviceFault, RunFailed, first_line, is_device_fault
 from bench.evaluations import encoding
-from bench.evaluations import (Context, Evaluation, Outcome, by_default, is_current,
+from bench.evaluations import (Context, Evaluation, Outcome, is_current,
                                run_evaluations)
 from bench.evaluations.swap_grid import SWAP_GRID_FIGURE
 from bench.run import live
@@ -323,7 +323,7 @@ class Run:
     def _evaluate(self, context: Context, shared: Shared) -> None:
         """The run's evaluations (but those an earlier attempt already computed from the same
         trained state) and its training curves; its monitors are told of both."""
-        evaluations = by_default()
+        evaluations = self.options.chosen_evaluations()
         kept = self._kept_evaluations(evaluations)
         todo = [e for e in evaluations if e.name not in {k.name for k in kept}]
         computed = run_evaluations(dataclasses.replace(context, started=shared.started),

@@ -43,7 +43,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.errors import DeviceFault, RunFailed, first_line, is_device_fault
-from bench.evaluations import by_default, compute_together
+from bench.evaluations import compute_together
 from bench.evaluations.tsne import TSNE, TsneWork, tsne_inputs
 from bench.spec.config import RunConfig
 from bench.run.options import RunOptions
@@ -215,6 +215,7 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
                outcomes: Outcomes, pool: TsnePool | None) -> None:
     device = options.device
     memory = GroupMemory(device) if device.type == "cuda" else None
+    evaluation_names = {e.name for e in options.chosen_evaluations()}
     members = []
     for config in configs:
         member = Member(config, stream=_stream(device), memory=memory)
@@ -235,13 +236,13 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
                 if state == Run.TRAINED:  # encoded now: its t-SNE can start while the others train
                     state = _advance(member, outcomes)
                 if state == Run.ENCODED:
-                    if pool is not None:
+                    if pool is not None and TSNE.name in evaluation_names:
                         member.tsne = _start_tsne(member, pool)
                     encoded.append(member)
                 if outcomes.device_fault is not None:
                     break
         if outcomes.device_fault is None and outcomes.interrupted is None:
-            _evaluate(encoded, outcomes, device, memory)
+            _evaluate(encoded, outcomes, device, memory, options.chosen_evaluations())
         if outcomes.device_fault is not None:
             _checkpoint_after_fault(training, outcomes, stop)
     finally:
@@ -274,13 +275,13 @@ def _start_tsne(member: Member, pool: TsnePool) -> TsneWork | None:
 
 
 def _evaluate(encoded: list[Member], outcomes: Outcomes, device: torch.device,
-              memory: GroupMemory | None) -> None:
+              memory: GroupMemory | None, evaluations: list) -> None:
     """Compute the evaluations that can take several runs at once for all of them (the probes,
     side by side), then finish each run in turn (its other evaluations and training curves)."""
     def shared() -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # the codes were made on the runs' streams, used here
-        found = compute_together(by_default(), [m.run.context for m in encoded], say=tqdm.write)
+        found = compute_together(evaluations, [m.run.context for m in encoded], say=tqdm.write)
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # and what was computed here is used on those streams
         return found
