@@ -3,6 +3,7 @@ smoke preset, each test with its own scratch repository and campaign folder (nev
 campaign). A scratch repository is the working tree's files (tracked and untracked, not ignored)
 committed anew: the campaign trains a committed revision."""
 import gzip
+import importlib.util
 import json
 import os
 import re
@@ -215,6 +216,18 @@ def test_publish_refuses_a_run_trained_from_a_modified_tree(tmp_path):
     assert list(results.runs_dir(tmp_path / "paper").iterdir()) == []
 
 
+def test_publish_waits_for_a_finished_runs_worker_to_close_its_training_record(tmp_path):
+    """The run's status says complete a moment before its worker writes the segment's end (its
+    CPU time): published then, the copy would say less than the run took."""
+    campaign = Campaign(tmp_path / "campaign")
+    fake_finished_run(campaign, "ccvae-mnist-0000000000", dirty=False)
+    campaign.write_training_record("ccvae-mnist-0000000000", {
+        "run_id": "ccvae-mnist-0000000000", "segments": [{"open": True, "cpu_seconds": 84.0}]})
+    (done,) = publishing.publish(campaign, tmp_path / "paper")
+    assert done.action.startswith("waiting: its worker has not yet closed its training record")
+    assert list(results.runs_dir(tmp_path / "paper").iterdir()) == []
+
+
 def test_the_dirty_flag_counts_untracked_files(tmp_path, monkeypatch):
     from bench.run import environment
     repo = tmp_path / "repo"
@@ -344,8 +357,17 @@ def test_a_fingerprints_sources_are_the_suites_files_it_loaded(tmp_path, monkeyp
     __import__("pkg.loss")
     monkeypatch.syspath_prepend(str(tree / ".venv"))
     __import__("dependency")
+    (tree / "bench" / "launch").mkdir(parents=True)
+    (tree / "bench" / "launch" / "schedule_of_runs.py").write_text("RUNS = 3\n")
+    monkeypatch.delitem(sys.modules, "bench.launch.schedule_of_runs", raising=False)
+    spec = importlib.util.spec_from_file_location("bench.launch.schedule_of_runs",
+                                                  tree / "bench" / "launch" / "schedule_of_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setitem(sys.modules, "bench.launch.schedule_of_runs", module)
     sources = loaded_sources(tree)
-    assert set(sources) == {"pkg/__init__.py", "pkg/loss.py"}  # not the environment's
+    # not the environment's, nor the campaign's (it picks the run, not what the run computes)
+    assert set(sources) == {"pkg/__init__.py", "pkg/loss.py"}
     assert unchanged_sources(sources, tree)
     (tree / "pkg" / "loss.py").write_text("WEIGHT = 2.0\n")
     assert not unchanged_sources(sources, tree)

@@ -186,6 +186,10 @@ def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
         label = f"{config.get('method')} {config.get('method_config', {}).get('z_dim')}/" \
                 f"{config.get('method_config', {}).get('s_dim')} seed {seed}"
         training = campaign.training_record(run_id)
+        if still_open(training):
+            done.append(Published(run_id, label, "waiting: its worker has not yet closed its "
+                                                 "training record (the next publish takes it)"))
+            continue
         refused = refusal(run_dir, training, (current_fingerprints or {}).get(run_id))
         if refused:
             done.append(Published(run_id, label, f"refused: {refused}"))
@@ -205,6 +209,15 @@ def destinations(paper: Path, training: dict, scheduled: set[Path]) -> set[Path]
     study = training.get("study")
     named = {paper.parent / STUDIES_FOLDER / study} if results.is_plain_name(study) else set()
     return (named | scheduled) or {paper}
+
+
+def still_open(training: dict | None) -> bool:
+    """Whether a segment of the training record is open: the run's status says complete, but its
+    worker has not yet written the segment's end (its CPU time, its exit code), or was killed
+    before it could (the next start of the campaign closes it)."""
+    segments = (training or {}).get("segments")
+    return isinstance(segments, list) and any(isinstance(s, dict) and s.get("open") is True
+                                              for s in segments)
 
 
 def refusal(run_dir: Path, training: dict | None, now: dict | None) -> str | None:

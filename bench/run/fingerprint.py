@@ -34,6 +34,9 @@ from datasets import ImageSet
 
 ITERATIONS = 200
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the tree this process imports the suite from
+# The command line and the campaign choose which run is fingerprinted (its config, which its run id
+# names) and never what it computes: a change there leaves every fingerprint as it was.
+ORCHESTRATION = ("bench/cli/", "bench/launch/")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +105,8 @@ def training_fingerprint(config: RunConfig, data: ImageSet,
 
 def loaded_sources(root: Path = SOURCE_ROOT) -> dict[str, str]:
     """The SHA-256 of each of the suite's files this process has imported (a superset of those a
-    fingerprint runs: the command line, the campaign's machinery), by path relative to ``root``.
-    A fingerprint computed with these files holds while every one of them is unchanged."""
+    fingerprint runs), by path relative to ``root``, but the ORCHESTRATION's. A fingerprint
+    computed with these files holds while every one of them is unchanged."""
     found = {}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
@@ -116,7 +119,7 @@ def loaded_sources(root: Path = SOURCE_ROOT) -> dict[str, str]:
             continue
         if relative.parts[0].startswith(".") or "site-packages" in relative.parts:
             continue  # a virtual environment inside the tree: torch's version stands for it
-        if not path.is_file():
+        if not path.is_file() or relative.as_posix().startswith(ORCHESTRATION):
             continue
         found[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
