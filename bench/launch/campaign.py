@@ -181,7 +181,7 @@ def schedule(state: dict | None = None) -> list[CampaignRun]:
 def evaluation_arguments(run: CampaignRun) -> list[str]:
     """``bench run --evaluations`` for a run published without its figures (a study's, and a grid
     run's of a seed beyond FIGURE_SEEDS): every default evaluation but those whose table is a
-    figure's data (the t-SNE: two minutes of a quick study run's three and a half), which
+    figure's data (the t-SNE: a third of a quick study run's CPU time, 216 -> 143 s), which
     publishing leaves out of such a run anyway; ``bench evaluate`` computes it where wanted.
     Nothing for a run published with its figures."""
     from bench.evaluations import by_default
