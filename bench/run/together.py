@@ -215,7 +215,7 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
                outcomes: Outcomes, pool: TsnePool | None) -> None:
     device = options.device
     memory = GroupMemory(device) if device.type == "cuda" else None
-    evaluation_names = {e.name for e in options.chosen_evaluations()}
+    evaluations = options.chosen_evaluations()
     members = []
     for config in configs:
         member = Member(config, stream=_stream(device), memory=memory)
@@ -236,13 +236,13 @@ def _run_group(configs: list[RunConfig], data: ImageSet, options: RunOptions, st
                 if state == Run.TRAINED:  # encoded now: its t-SNE can start while the others train
                     state = _advance(member, outcomes)
                 if state == Run.ENCODED:
-                    if pool is not None and TSNE.name in evaluation_names:
+                    if pool is not None and TSNE in evaluations:
                         member.tsne = _start_tsne(member, pool)
                     encoded.append(member)
                 if outcomes.device_fault is not None:
                     break
         if outcomes.device_fault is None and outcomes.interrupted is None:
-            _evaluate(encoded, outcomes, device, memory, options.chosen_evaluations())
+            _evaluate(encoded, outcomes, device, memory, evaluations)
         if outcomes.device_fault is not None:
             _checkpoint_after_fault(training, outcomes, stop)
     finally:
