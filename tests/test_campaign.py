@@ -774,3 +774,40 @@ def test_a_compressed_table_that_is_not_one_is_named_not_unpacked(tmp_path, monk
     (run_dir / "tsne.csv.gz").write_bytes(packed)
     with pytest.raises(UnusableFile, match="tsne.csv.gz: not a table bench wrote"):
         load_run(run_dir).table("tsne.csv")
+
+
+def test_workers_share_the_fingerprints_instead_of_each_computing_all(tmp_path, monkeypatch):
+    """One worker computes the fingerprints no other is computing, then takes the rest from the
+    others; it never computes the one another worker holds the claim of."""
+    import threading
+
+    from bench.run import fingerprint as fingerprinting
+    campaign = Campaign(tmp_path)
+    runs = [campaigning.GridRun("ccvae", 16, 16, seed) for seed in (0, 1, 2)]
+    ids = [run.config().run_id for run in runs]
+    computed, fake = [], TrainingFingerprint("f" * 64, 5, "torch", "numerics", "AVX2", 1.0)
+
+    def compute(config, data, iterations):
+        computed.append(config.run_id)
+        return fake
+    monkeypatch.setattr(fingerprinting, "training_fingerprint", compute)
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    server = campaigning.Server(campaign, runs)  # it takes over SIGTERM and SIGINT: given back
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+    server.load_data = lambda: None
+    others_claim = Campaign(tmp_path).claim(ids[0], campaigning.FINGERPRINT_CLAIM)
+    worker = threading.Thread(target=server.share_fingerprints, args=(runs,))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while len(computed) < 2:
+        assert time.monotonic() < deadline and worker.is_alive(), computed
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert computed == ids[1:] and worker.is_alive()  # waiting for the other worker's
+    rev_file = campaign.fingerprints / f"{server.revision}.json"
+    results.write_json_atomic(rev_file, {**results.read_json(rev_file), ids[0]: fake.to_dict()})
+    others_claim.close()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and computed == ids[1:]
+    assert set(results.read_json(rev_file)) == set(ids)
