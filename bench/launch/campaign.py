@@ -575,6 +575,8 @@ class Server:
                     os.chdir(tree)
                     os.execvpe("nice", serve_command(campaign), campaign.hand_over_lock())
                 chosen = self.next_run()
+                if chosen is None and self.stop.requested:
+                    break
                 if chosen is None:
                     campaign.log(f"worker {campaign.slot}: nothing left to train at this revision "
                                  "(or the rest is another worker's): it ends")
@@ -673,6 +675,8 @@ class Server:
         published = [r for r in runnable
                      if r.config().run_id in published_run_ids(self.published_folder(r))]
         self.share_fingerprints(published)
+        if self.stop.requested:
+            return
         stale = [r for r in published if self.is_stale_published(r)]
         yield from stale
         yield from (r for r in runnable if r not in stale)
