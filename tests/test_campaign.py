@@ -783,6 +783,7 @@ def test_workers_share_the_fingerprints_instead_of_each_computing_all(tmp_path, 
 
     from bench.run import fingerprint as fingerprinting
     campaign = Campaign(tmp_path)
+    results.write_json_atomic(campaign.state_path, {"source": str(tmp_path / "repository")})
     runs = [campaigning.GridRun("ccvae", 16, 16, seed) for seed in (0, 1, 2)]
     ids = [run.config().run_id for run in runs]
     computed, fake = [], TrainingFingerprint("f" * 64, 5, "torch", "numerics", "AVX2", 1.0)
@@ -811,3 +812,75 @@ def test_workers_share_the_fingerprints_instead_of_each_computing_all(tmp_path, 
     worker.join(timeout=60)
     assert not worker.is_alive() and computed == ids[1:]
     assert set(results.read_json(rev_file)) == set(ids)
+
+
+# Seed 1: a run published without figures, trained without the t-SNE (a third of its time)
+SEED_1 = [*GRID[:GRID.index("--seeds")], "--seeds", "1", *GRID[GRID.index("--seeds") + 2:]]
+
+
+def test_an_unfinished_run_carried_in_the_repository_resumes_on_a_fresh_machine(tmp_path):
+    """A campaign stopped mid-run, its folder lost (a fresh machine): the run it carried in
+    results/campaign/ comes back byte for byte (checkpoint, loss log, config, training record),
+    and the next campaign resumes it from there (that a resumed run ends as one never stopped is
+    tests/test_reliability.py's); the carried fingerprints are reused, not computed again; the
+    carried copy goes once the run has finished."""
+    from bench.launch import carry as carrying
+    repo = scratch_repository(tmp_path)
+    presets = repo / "bench" / "spec" / "presets.py"  # two epochs of 100 iterations: a stop lands
+    text = presets.read_text()                         # inside the run's training
+    presets.write_text(text.replace('"smoke": {"epochs": 1, "iterations_per_epoch": 3',
+                                    '"smoke": {"epochs": 2, "iterations_per_epoch": 100'))
+    assert presets.read_text() != text
+    commit(repo, "a longer smoke preset")
+    first = tmp_path / "first-machine"
+    out = bench("campaign", "start", "--dir", str(first), *SEED_1, *NO_STUDIES, cwd=repo)
+    assert out.returncode == 0, out.stderr
+    campaign = Campaign(first)
+    deadline = time.monotonic() + 300
+    while not any(len(p.read_text().splitlines()) > 100 for p in
+                  results.runs_dir(campaign.results).glob(f"*/{results.LOSSES_FILE}")):
+        assert time.monotonic() < deadline and campaign.holder(), campaign.log_path.read_text()[-3000:]
+        time.sleep(0.05)
+    assert bench("campaign", "stop", "--dir", str(first), cwd=repo).returncode == 0
+    run_id = the_run(campaign.results).name
+    assert not results.is_complete(the_run(campaign.results))
+
+    out = publish(repo, first)
+    carried = repo / "results" / carrying.CARRY_FOLDER
+    unfinished = carrying.unfinished_dir(carried, run_id)
+    assert f"{run_id}: unfinished, carried at iteration" in out.stdout, out.stdout + out.stderr
+    assert {p.name for p in unfinished.iterdir()} == {"checkpoint.pt", "losses.csv.gz", "config.json",
+                                                      "run.log", "training.json"}
+    assert run_id in carrying.carried_fingerprints(carried)
+    stopped = the_run(campaign.results)
+    restored = tmp_path / "restored" / run_id
+    record = carrying.restore_run(carried, run_id, restored)
+    assert record == campaign.training_record(run_id)
+    for name in (results.CHECKPOINT_FILE, results.LOSSES_FILE, results.CONFIG_FILE):
+        assert (restored / name).read_bytes() == (stopped / name).read_bytes(), name
+    commit(repo, "the campaign's unfinished run, carried")
+
+    second = tmp_path / "second-machine"  # nothing of the first machine's folder
+    second.mkdir()
+    shutil.copyfile(first / "state.json", second / "state.json")  # the grid, not its runs
+    status = bench("campaign", "status", "--dir", str(second), cwd=repo).stdout
+    assert f"{run_id}  checkpointed at iteration {record['segments'][-1]['to_iteration']} (carried" \
+        in status, status
+    out = bench("campaign", "start", "--dir", str(second), *SEED_1, *NO_STUDIES, cwd=repo)
+    assert out.returncode == 0, out.stderr
+    wait_idle(Campaign(second))
+    log = Campaign(second).log_path.read_text()
+    assert "resuming the checkpoint carried in the repository (iteration 1" in log, log[-3000:]
+    assert "fingerprinting" not in log, log[-3000:]
+    resumed = the_run(Campaign(second).results)
+    assert results.is_complete(resumed)
+    logged = (stopped / results.LOSSES_FILE).read_text().splitlines()
+    assert (resumed / results.LOSSES_FILE).read_text().splitlines()[:len(logged)] == logged
+    segments = Campaign(second).training_record(run_id)["segments"]
+    assert len(segments) == 2 and segments[1]["from_iteration"] == segments[0]["to_iteration"] > 100
+
+    out = publish(repo, second)
+    assert f"{run_id}: finished, its carried checkpoint removed" in out.stdout, out.stdout
+    assert not unfinished.exists()
+    published = results.runs_dir(repo / "results" / "paper") / run_id
+    assert len(json.loads((published / "training.json").read_text())["segments"]) == 2

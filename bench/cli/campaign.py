@@ -93,9 +93,22 @@ def publish(folder, paper: Path, readme: Path) -> int:
         print(f"wrote the table in {readme}")
     for line in publish_studies(folder, paper):
         print(printable(line))
+    for line in carry(folder, paper):
+        print(printable(line))
     if not outcomes:
         print("no finished run to publish")
     return 1 if any(o.action.startswith("refused") for o in outcomes) else 0
+
+
+def carry(folder, paper: Path) -> list[str]:
+    """The unfinished runs and the computed fingerprints written into results/campaign/ beside
+    ``paper``, for a campaign on another machine (bench/launch/carry.py)."""
+    from bench.launch import carry as carrying
+    from bench.launch.campaign import SOURCES_FILE
+    carried = carrying.carry_folder(paper)
+    lines = carrying.carry_unfinished(folder, carried)
+    count = carrying.carry_fingerprints(folder, carried, SOURCES_FILE)
+    return [*lines, f"carried {count} runs' fingerprints in {carried / carrying.FINGERPRINTS_FILE}"]
 
 
 def publish_studies(folder, paper: Path) -> list[str]:

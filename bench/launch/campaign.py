@@ -651,7 +651,10 @@ class Server:
         from bench.run.fingerprint import TrainingFingerprint, unchanged_sources
 
         import torch
+        from bench.launch.carry import carried_fingerprints
         entry = results.read_json(self.campaign.fingerprints / SOURCES_FILE).get(run_id)
+        if not isinstance(entry, dict):  # a fresh campaign folder: the repository's, if carried
+            entry = carried_fingerprints(self.carried()).get(run_id)
         if not isinstance(entry, dict):
             return None
         found = TrainingFingerprint.from_dict(entry.get("fingerprint"))
@@ -665,7 +668,15 @@ class Server:
         return published_fingerprint(self.published_folder(run), run_id)
 
     def published_folder(self, run: CampaignRun) -> Path:
-        return publication_folder(run, self.campaign.source() / "results" / "paper")
+        return publication_folder(run, self.paper())
+
+    def paper(self) -> Path:
+        return self.campaign.source() / "results" / "paper"
+
+    def carried(self) -> Path:
+        """What earlier machines carried over in the repository (bench/launch/carry.py)."""
+        from bench.launch.carry import carry_folder
+        return carry_folder(self.paper())
 
     def candidates(self) -> Iterator[CampaignRun]:
         """Stale published runs first (grid and studies), then the schedule in order; held runs
@@ -768,11 +779,25 @@ class Server:
                 record["segments"][-1]["ended_by"] = "the campaign process was killed"
                 self.campaign.write_training_record(path.stem, record)
 
+    def restore_carried(self, run: CampaignRun, run_id: str, run_dir: Path) -> dict | None:
+        """The run as another machine's campaign carried it in the repository (its folder and its
+        training record, now this campaign's), or None when none is carried."""
+        from bench.launch.carry import restore_run
+        from bench.run.checkpoints import read_progress
+        record = restore_run(self.carried(), run_id, run_dir)
+        if record is not None:
+            self.campaign.write_training_record(run_id, record)
+            self.campaign.log(f"{run.label}: resuming the checkpoint carried in the repository "
+                              f"(iteration {read_progress(run_dir / results.CHECKPOINT_FILE)})")
+        return record
+
     def train(self, run: CampaignRun, config, fingerprint) -> None:
         from bench.run.build import iterations_per_epoch, run_data
         campaign = self.campaign
         run_dir = results.runs_dir(campaign.results) / config.run_id
         record = campaign.training_record(config.run_id) or {}
+        if not (run_dir / results.CHECKPOINT_FILE).is_file():
+            record = self.restore_carried(run, config.run_id, run_dir) or record
         if run_dir.exists() and not self.started_by(record, fingerprint):
             campaign.log(f"{run.label}: started by code that trains differently: restarting it")
             shutil.rmtree(run_dir)
@@ -931,6 +956,7 @@ class RunStates:
         return f"  {label:<{width}} {run_id}  {what}"
 
     def state(self, run: CampaignRun, run_id: str) -> str:
+        from bench.launch.carry import carried_record, carry_folder
         from bench.launch.publish import published_fingerprint
         from bench.run.fingerprint import TrainingFingerprint
         folder = publication_folder(run, self.paper)
@@ -951,6 +977,10 @@ class RunStates:
             return f"held: {HELD[run.method]}"
         if record.get("segments"):
             return f"checkpointed at iteration {record['segments'][-1].get('to_iteration')}"
+        carried = carried_record(carry_folder(self.paper), run_id)
+        if carried and carried["segments"]:
+            return (f"checkpointed at iteration {carried['segments'][-1].get('to_iteration')} "
+                    "(carried in results/campaign/: resumed from there)")
         return "to do"
 
 

@@ -1,0 +1,199 @@
+"""What the campaign carries from one machine to the next through the repository: its unfinished
+runs and the fingerprints it computed, in results/campaign/ beside results/paper/.
+
+The campaign's folder is a cache (~/.cache): a working session on a fresh machine starts without
+it. A run of the paper preset takes 1.5 to 4 CPU-hours (one thread), more than a session has,
+and fingerprinting every published run anew takes two workers about ten minutes. So ``bench
+campaign publish`` also writes:
+
+  unfinished/<run id>/  each run the campaign has begun and not finished: its checkpoint
+                        (checkpoint.pt), its loss log (losses.csv.gz, gzip-compressed),
+                        config.json, run.log and its training record (training.json); removed
+                        once the run has finished
+  fingerprints.json     each run's last computed fingerprint with the SHA-256 of the source files
+                        the process that computed it had loaded (the campaign folder's
+                        fingerprints/sources.json, each distinct set of sources once)
+
+and a campaign on a machine whose folder lacks a run's checkpoint resumes it from there
+(``restore_run``), and reuses a carried fingerprint whose sources are all unchanged. Everything
+read back is untrusted, as any results folder: no link is followed, sizes are bounded, the
+checkpoint is read with weights_only and checked against the run's config when the run resumes,
+the loss log's rows against the checkpoint's, and the record's fingerprint is compared with the
+current code's (a run begun by code that trains differently is started again, not resumed).
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from bench.run.live import RUN_LOG
+from bench.store import results
+
+CARRY_FOLDER = "campaign"  # results/campaign/, beside results/paper/
+UNFINISHED, FINGERPRINTS_FILE = "unfinished", "fingerprints.json"
+CARRIED_FILES = (results.CONFIG_FILE, RUN_LOG)  # copied as they are, besides the two below
+LOG_BYTES_LIMIT = 4 * 2**20
+STAGING_PREFIX = ".staging-"
+
+
+def carry_folder(paper: Path) -> Path:
+    return Path(paper).parent / CARRY_FOLDER
+
+
+def unfinished_dir(carried: Path, run_id: str) -> Path:
+    return carried / UNFINISHED / run_id
+
+
+# --- writing (bench campaign publish) ---------------------------------------------------------
+def carry_unfinished(campaign, carried: Path) -> list[str]:
+    """Copy each of the campaign's unfinished runs that has a checkpoint into ``carried``'s
+    unfinished/ (replacing its earlier copy), and remove the copies of runs that have finished
+    since; what was done, a line a run."""
+    results.not_a_link(carried, carried / UNFINISHED)
+    lines = []
+    runs = results.runs_dir(campaign.results)
+    for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
+        run_id = run_dir.name
+        if not results.is_plain_name(run_id) or run_dir.is_symlink() or not run_dir.is_dir():
+            continue
+        if results.is_complete(run_dir):
+            if unfinished_dir(carried, run_id).is_dir():
+                shutil.rmtree(unfinished_dir(carried, run_id))
+                lines.append(f"{run_id}: finished, its carried checkpoint removed")
+            continue
+        record = campaign.training_record(run_id)
+        if record is None or not (run_dir / results.CHECKPOINT_FILE).is_file():
+            continue
+        iterations = carry_run(run_dir, record, unfinished_dir(carried, run_id))
+        if iterations is not None:
+            lines.append(f"{run_id}: unfinished, carried at iteration {iterations}")
+    return lines
+
+
+def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
+    """``run_dir`` as it stands (a worker may be training it) written into ``target``: the
+    checkpoint first, then the loss log, which therefore holds at least the checkpoint's rows
+    (the log is written before the checkpoint at an epoch's end; a resumed run drops the rows
+    past its checkpoint's). The iterations carried, or None when the checkpoint is unreadable."""
+    from bench.run.checkpoints import read_progress
+    checkpoint = results.read_run_bytes(run_dir / results.CHECKPOINT_FILE,
+                                        results.CHECKPOINT_BYTES_LIMIT)
+    if checkpoint is None:
+        return None
+    losses = results.read_run_bytes(run_dir / results.LOSSES_FILE, results.TABLE_BYTES_LIMIT)
+    staging = target.parent / f"{STAGING_PREFIX}{target.name}.{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        (staging / results.CHECKPOINT_FILE).write_bytes(checkpoint)
+        if losses is not None:
+            (staging / f"{results.LOSSES_FILE}{results.COMPRESSED_SUFFIX}").write_bytes(
+                gzip.compress(losses, compresslevel=9, mtime=0))
+        for name in CARRIED_FILES:
+            data = results.read_run_bytes(run_dir / name, LOG_BYTES_LIMIT)
+            if data is not None:
+                (staging / name).write_bytes(data)
+        results.write_json_atomic(staging / results.TRAINING_FILE, record)
+        iterations = read_progress(staging / results.CHECKPOINT_FILE)
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return iterations
+
+
+def carry_fingerprints(campaign, carried: Path, sources_file: str) -> int:
+    """The campaign's computed fingerprints (fingerprints/``sources_file``) merged into
+    ``carried``'s fingerprints.json (a run's newer entry replaces its carried one); the number of
+    runs it holds."""
+    computed = results.read_json(campaign.fingerprints / sources_file)
+    merged = {run_id: entry for run_id, entry in carried_fingerprints(carried).items()}
+    merged.update({run_id: entry for run_id, entry in computed.items()
+                   if results.is_plain_name(run_id) and isinstance(entry, dict)
+                   and isinstance(entry.get("sources"), dict)})
+    sets: dict[str, dict] = {}
+    runs = {}
+    for run_id, entry in sorted(merged.items()):
+        sources = dict(sorted(entry["sources"].items()))
+        key = hashlib.sha256(json.dumps(sources).encode()).hexdigest()[:16]
+        sets[key] = sources
+        runs[run_id] = {"sources": key, "revision": entry.get("revision"),
+                        "fingerprint": entry.get("fingerprint")}
+    results.not_a_link(carried)
+    results.write_json_atomic(carried / FINGERPRINTS_FILE, {"source_sets": sets, "runs": runs})
+    return len(runs)
+
+
+# --- reading (a campaign worker) ---------------------------------------------------------------
+def carried_fingerprints(carried: Path) -> dict[str, dict]:
+    """Run id -> {"sources": {path: SHA-256}, "revision", "fingerprint"} as carried (the form of
+    the campaign folder's sources.json); entries that are not of that form are left out."""
+    data = results.read_json(carried / FINGERPRINTS_FILE)
+    sets, runs = data.get("source_sets"), data.get("runs")
+    if not (isinstance(sets, dict) and isinstance(runs, dict)):
+        return {}
+    found = {}
+    for run_id, entry in runs.items():
+        if not (results.is_plain_name(run_id) and isinstance(entry, dict)):
+            continue
+        sources = sets.get(entry.get("sources")) if isinstance(entry.get("sources"), str) else None
+        if isinstance(sources, dict):
+            found[run_id] = {"sources": sources, "revision": entry.get("revision"),
+                             "fingerprint": entry.get("fingerprint")}
+    return found
+
+
+def carried_record(carried: Path, run_id: str) -> dict | None:
+    """The carried training record of ``run_id``, when it is one (its run id, a list of segments
+    that are objects, a fingerprint object), else None."""
+    folder = unfinished_dir(carried, run_id)
+    if not results.is_plain_name(run_id) or folder.is_symlink():
+        return None
+    record = results.read_json(folder / results.TRAINING_FILE)
+    segments = record.get("segments")
+    if record.get("run_id") != run_id or not isinstance(record.get("fingerprint"), dict) \
+            or not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
+        return None
+    return record
+
+
+def restore_run(carried: Path, run_id: str, run_dir: Path) -> dict | None:
+    """The carried run ``run_id`` written into ``run_dir`` (which holds no checkpoint: it is
+    replaced), its loss log unpacked; its training record (a segment left open by the machine it
+    was carried from closed, at the carried checkpoint's iterations), or None when nothing usable
+    is carried for it."""
+    from bench.run.checkpoints import read_progress
+    record = carried_record(carried, run_id)
+    if record is None:
+        return None
+    folder = unfinished_dir(carried, run_id)
+    checkpoint = results.read_run_bytes(folder / results.CHECKPOINT_FILE,
+                                        results.CHECKPOINT_BYTES_LIMIT)
+    if checkpoint is None:
+        return None
+    losses = results.read_table_text(folder / f"{results.LOSSES_FILE}{results.COMPRESSED_SUFFIX}",
+                                     results.TABLE_BYTES_LIMIT)
+    results.not_a_link(run_dir)
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    for name in CARRIED_FILES:
+        data = results.read_run_bytes(folder / name, LOG_BYTES_LIMIT)
+        if data is not None:
+            results.write_atomic(run_dir / name, lambda tmp, data=data: tmp.write_bytes(data))
+    if losses is not None:
+        results.write_text_atomic(run_dir / results.LOSSES_FILE, losses)
+    results.write_atomic(run_dir / results.CHECKPOINT_FILE, lambda tmp: tmp.write_bytes(checkpoint))
+    iterations = read_progress(run_dir / results.CHECKPOINT_FILE)
+    for segment in record["segments"]:
+        if segment.get("open") is True:
+            segment.update({"open": False, "to_iteration": iterations,
+                            "ended_by": "carried to another machine through results/campaign/"})
+    return record
