@@ -83,9 +83,10 @@ def run_campaign(repo: Path, folder: Path, studies: tuple[str, ...] = tuple(NO_S
     return campaign
 
 
-def publish(repo: Path, folder: Path):
+def publish(repo: Path, folder: Path, *more: str):
     return bench("campaign", "publish", "--dir", str(folder), "--paper",
-                 str(repo / "results" / "paper"), "--readme", str(repo / "README.md"), cwd=repo)
+                 str(repo / "results" / "paper"), "--readme", str(repo / "README.md"), *more,
+                 cwd=repo)
 
 
 def tables(run_dir: Path) -> dict[str, bytes]:
@@ -612,6 +613,17 @@ def test_start_refuses_more_workers_than_cores_in_one_line(tmp_path, capsys, wor
     assert not (tmp_path / "c").exists()
 
 
+@pytest.mark.parametrize("minutes", ["-1", "nan", "inf"])
+def test_publish_refuses_a_carry_threshold_that_is_no_number_of_minutes(tmp_path, capsys, minutes):
+    from bench.cli import main
+    paper = tmp_path / "results" / "paper"
+    assert main(["campaign", "publish", "--carry-from-minutes", minutes, "--dir",
+                 str(tmp_path / "c"), "--paper", str(paper)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--carry-from-minutes must be 0 or more" in err, err
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_run_is_claimed_by_one_worker_at_a_time(tmp_path):
     first, second = Campaign(tmp_path), Campaign(tmp_path)
     claim = first.claim("ccvae-mnist-0123456789")
@@ -845,7 +857,9 @@ def test_an_unfinished_run_carried_in_the_repository_resumes_on_a_fresh_machine(
     run_id = the_run(campaign.results).name
     assert not results.is_complete(the_run(campaign.results))
 
-    out = publish(repo, first)
+    out = publish(repo, first)  # seconds of training: not worth its megabytes by default
+    assert f"{run_id}: unfinished, not carried (0 CPU minutes trained, under 30)" in out.stdout
+    out = publish(repo, first, "--carry-from-minutes", "0")
     carried = repo / "results" / carrying.CARRY_FOLDER
     unfinished = carrying.unfinished_dir(carried, run_id)
     assert f"{run_id}: unfinished, carried at iteration" in out.stdout, out.stdout + out.stderr

@@ -26,7 +26,8 @@ def command_campaign(args) -> int:
     elif args.action == "serve":
         return launch.Server(folder).serve()
     elif args.action == "publish":
-        return publish(folder, Path(args.paper or PAPER_DIR), Path(args.readme or README))
+        return publish(folder, Path(args.paper or PAPER_DIR), Path(args.readme or README),
+                       args.carry_from_minutes)
     return 0
 
 
@@ -73,10 +74,13 @@ def study_names(text: str) -> list[str]:
     return names
 
 
-def publish(folder, paper: Path, readme: Path) -> int:
+def publish(folder, paper: Path, readme: Path, carry_from_minutes: float | None = None) -> int:
     from bench.launch import publish as publishing
     from bench.launch.campaign import git, publication_folders, schedule
     from bench.report.paper_results import update_readme
+    if carry_from_minutes is not None and not 0 <= carry_from_minutes < float("inf"):
+        from bench.errors import ConfigError
+        raise ConfigError(f"--carry-from-minutes must be 0 or more, got {carry_from_minutes}")
     publishing.refuse_unknown_campaign(folder)
     labels = {run.config().run_id: run.label for run in schedule(folder.state())}  # a study's variant
     head = git(folder.source(), "rev-parse", "HEAD")
@@ -93,20 +97,22 @@ def publish(folder, paper: Path, readme: Path) -> int:
         print(f"wrote the table in {readme}")
     for line in publish_studies(folder, paper):
         print(printable(line))
-    for line in carry(folder, paper):
+    for line in carry(folder, paper, carry_from_minutes):
         print(printable(line))
     if not outcomes:
         print("no finished run to publish")
     return 1 if any(o.action.startswith("refused") for o in outcomes) else 0
 
 
-def carry(folder, paper: Path) -> list[str]:
-    """The unfinished runs and the computed fingerprints written into results/campaign/ beside
-    ``paper``, for a campaign on another machine (bench/launch/carry.py)."""
+def carry(folder, paper: Path, from_minutes: float | None) -> list[str]:
+    """The unfinished runs (those with ``from_minutes`` of training or more) and the computed
+    fingerprints written into results/campaign/ beside ``paper``, for a campaign on another
+    machine (bench/launch/carry.py)."""
     from bench.launch import carry as carrying
     from bench.launch.campaign import SOURCES_FILE
     carried = carrying.carry_folder(paper)
-    lines = carrying.carry_unfinished(folder, carried)
+    minutes = carrying.CARRY_FROM_CPU_MINUTES if from_minutes is None else from_minutes
+    lines = carrying.carry_unfinished(folder, carried, minutes * 60)
     count = carrying.carry_fingerprints(folder, carried, SOURCES_FILE)
     return [*lines, f"carried {count} runs' fingerprints in {carried / carrying.FINGERPRINTS_FILE}"]
 
@@ -164,6 +170,10 @@ def add(commands) -> None:
     campaign.add_argument("--paper", type=Path, default=None,
                           help="where publish writes (default: results/paper of this repository; "
                                "a study's runs go to studies/<study>/ beside it)")
+    campaign.add_argument("--carry-from-minutes", type=float, default=None, metavar="M",
+                          help="publish: carry an unfinished run into results/campaign/ once its "
+                               "checkpoint holds M CPU minutes of training (default 30; 0: every "
+                               "one with a checkpoint)")
     campaign.add_argument("--readme", type=Path, default=None,
                           help="the README whose table publish rewrites (default: this one's)")
     campaign.set_defaults(handler=command_campaign)

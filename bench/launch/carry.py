@@ -6,7 +6,8 @@ it. A run of the paper preset takes 1.5 to 4 CPU-hours (one thread), more than a
 and fingerprinting every published run anew takes two workers about ten minutes. So ``bench
 campaign publish`` also writes:
 
-  unfinished/<run id>/  each run the campaign has begun and not finished: its checkpoint
+  unfinished/<run id>/  each run the campaign has begun and not finished, once its checkpoint
+                        holds half an hour of training (CARRY_FROM_CPU_MINUTES): its checkpoint
                         (checkpoint.pt), its loss log (losses.csv.gz, gzip-compressed),
                         config.json, run.log and its training record (training.json); removed
                         once the run has finished
@@ -38,6 +39,10 @@ UNFINISHED, FINGERPRINTS_FILE = "unfinished", "fingerprints.json"
 CARRIED_FILES = (results.CONFIG_FILE, RUN_LOG)  # copied as they are, besides the two below
 LOG_BYTES_LIMIT = 4 * 2**20
 STAGING_PREFIX = ".staging-"
+# A run is carried once its checkpoint holds this much training: a checkpoint is 2.5 to 7.3 MB
+# (mathieu: its three optimisers' states), each carry stays in the repository's history, and a
+# quick study run (5 to 17 minutes) costs less to train again than to carry.
+CARRY_FROM_CPU_MINUTES = 30
 
 
 def carry_folder(paper: Path) -> Path:
@@ -49,10 +54,12 @@ def unfinished_dir(carried: Path, run_id: str) -> Path:
 
 
 # --- writing (bench campaign publish) ---------------------------------------------------------
-def carry_unfinished(campaign, carried: Path) -> list[str]:
-    """Copy each of the campaign's unfinished runs that has a checkpoint into ``carried``'s
-    unfinished/ (replacing its earlier copy), and remove the copies of runs that have finished
-    since; what was done, a line a run."""
+def carry_unfinished(campaign, carried: Path,
+                     least_cpu_seconds: float = CARRY_FROM_CPU_MINUTES * 60) -> list[str]:
+    """Copy each of the campaign's unfinished runs whose checkpoint holds at least
+    ``least_cpu_seconds`` of training (its record's segments) into ``carried``'s unfinished/
+    (replacing its earlier copy), and remove the copies of runs that have finished since; what
+    was done, a line a run."""
     results.not_a_link(carried, carried / UNFINISHED)
     lines = []
     runs = results.runs_dir(campaign.results)
@@ -68,10 +75,20 @@ def carry_unfinished(campaign, carried: Path) -> list[str]:
         record = campaign.training_record(run_id)
         if record is None or not (run_dir / results.CHECKPOINT_FILE).is_file():
             continue
+        if trained_cpu_seconds(record) < least_cpu_seconds:
+            lines.append(f"{run_id}: unfinished, not carried ({trained_cpu_seconds(record) / 60:.0f} "
+                         f"CPU minutes trained, under {least_cpu_seconds / 60:.0f})")
+            continue
         iterations = carry_run(run_dir, record, unfinished_dir(carried, run_id))
         if iterations is not None:
             lines.append(f"{run_id}: unfinished, carried at iteration {iterations}")
     return lines
+
+
+def trained_cpu_seconds(record: dict) -> float:
+    segments = record.get("segments")
+    return sum(s["cpu_seconds"] for s in segments if isinstance(s, dict) and isinstance(
+        s.get("cpu_seconds"), (int, float))) if isinstance(segments, list) else 0.0
 
 
 def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
