@@ -898,3 +898,30 @@ def test_an_unfinished_run_carried_in_the_repository_resumes_on_a_fresh_machine(
     assert not unfinished.exists()
     published = results.runs_dir(repo / "results" / "paper") / run_id
     assert len(json.loads((published / "training.json").read_text())["segments"]) == 2
+
+
+def test_a_carried_run_or_fingerprint_that_is_not_one_is_left_alone(tmp_path):
+    """results/campaign/ is read as any results folder: a link, a record of other types or a
+    name that is not plain restores nothing and writes nothing."""
+    from bench.launch import carry as carrying
+    carried, run_id = tmp_path / "campaign", "ccvae-mnist-0123456789"
+    folder = carrying.unfinished_dir(carried, run_id)
+    folder.mkdir(parents=True)
+    record = {"run_id": run_id, "fingerprint": {}, "segments": [{"open": True}]}
+    (tmp_path / "elsewhere.pt").write_bytes(b"not a checkpoint of this run")
+    (folder / "checkpoint.pt").symlink_to(tmp_path / "elsewhere.pt")
+    results.write_json_atomic(folder / "training.json", record)
+    run_dir = tmp_path / "runs" / run_id
+    assert carrying.restore_run(carried, run_id, run_dir) is None  # the checkpoint is a link
+    (folder / "checkpoint.pt").unlink()
+    (folder / "checkpoint.pt").write_bytes(b"bytes")
+    for bad in ({**record, "segments": "many"}, {**record, "segments": [1]},
+                {**record, "run_id": "another"}, {**record, "fingerprint": "f"}):
+        results.write_json_atomic(folder / "training.json", bad)
+        assert carrying.restore_run(carried, run_id, run_dir) is None, bad
+    assert carrying.restore_run(carried, "../" + run_id, run_dir) is None
+    assert not run_dir.exists()
+    for bad in ({"source_sets": [], "runs": {}}, {"source_sets": {}, "runs": {"../x": {}}},
+                {"source_sets": {"k": {"a.py": "0"}}, "runs": {run_id: {"sources": ["k"]}}}):
+        results.write_json_atomic(carried / "fingerprints.json", bad)
+        assert carrying.carried_fingerprints(carried) == {}, bad
