@@ -27,7 +27,9 @@ campaign``) holds:
 A run whose checkpoint was started by code with another fingerprint (stale) is restarted; a
 published run (results/paper/ of the repository, or a study's results/studies/<study>/) whose
 fingerprint differs from the current code's is trained again, before anything new.
-bench/launch/publish.py copies finished runs into the repository.
+bench/launch/publish.py copies finished runs into the repository; bench/launch/carry.py carries
+the unfinished ones and the computed fingerprints to the next machine through it (results/campaign/),
+where a worker whose folder lacks a run's checkpoint resumes the carried one.
 """
 from __future__ import annotations
 
