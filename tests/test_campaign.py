@@ -43,15 +43,19 @@ def git(repo: Path, *args: str) -> str:
     return out.stdout
 
 
+# What the campaign published and carried (30 MB and more): a scratch repository starts without
+# them, as its own campaign's results go there.
+NOT_COPIED = ("results/paper/", "results/studies/", "results/campaign/")
+
+
 def scratch_repository(where: Path) -> Path:
     files = git(REPO, "ls-files", "-co", "--exclude-standard", "-z").split("\0")
     repo = where / "repo"
     for name in filter(None, files):
         source = REPO / name
-        if source.is_file() and not source.is_symlink():
+        if source.is_file() and not source.is_symlink() and not name.startswith(NOT_COPIED):
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, repo / name)
-    shutil.rmtree(repo / "results" / "paper", ignore_errors=True)
     git(repo, "init", "-q")
     commit(repo, "scratch")
     return repo
