@@ -929,3 +929,15 @@ def test_a_carried_run_or_fingerprint_that_is_not_one_is_left_alone(tmp_path):
                 {"source_sets": {"k": {"a.py": "0"}}, "runs": {run_id: {"sources": ["k"]}}}):
         results.write_json_atomic(carried / "fingerprints.json", bad)
         assert carrying.carried_fingerprints(carried) == {}, bad
+
+
+def test_a_carry_interrupted_by_a_kill_is_finished_by_the_next(tmp_path):
+    from bench.launch import carry as carrying
+    unfinished = tmp_path / "campaign" / carrying.UNFINISHED
+    (unfinished / ".staging-ccvae-mnist-0123456789.77").mkdir(parents=True)  # killed while staging
+    (unfinished / ".replaced-mathieu-mnist-0123456789.78").mkdir()  # killed between its renames
+    (unfinished / ".replaced-szabo-mnist-0123456789.79").mkdir()   # ... after the second
+    (unfinished / "szabo-mnist-0123456789").mkdir()
+    carrying.finish_interrupted_carries(unfinished)
+    assert sorted(p.name for p in unfinished.iterdir()) == ["mathieu-mnist-0123456789",
+                                                           "szabo-mnist-0123456789"]

@@ -38,7 +38,7 @@ CARRY_FOLDER = "campaign"  # results/campaign/, beside results/paper/
 UNFINISHED, FINGERPRINTS_FILE = "unfinished", "fingerprints.json"
 CARRIED_FILES = (results.CONFIG_FILE, RUN_LOG)  # copied as they are, besides the two below
 LOG_BYTES_LIMIT = 4 * 2**20
-STAGING_PREFIX = ".staging-"
+STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
 # A run is carried once its checkpoint holds this much training: a checkpoint is 2.5 to 7.3 MB
 # (mathieu: its three optimisers' states), each carry stays in the repository's history, and a
 # quick study run (5 to 17 minutes) costs less to train again than to carry.
@@ -61,6 +61,7 @@ def carry_unfinished(campaign, carried: Path,
     (replacing its earlier copy), and remove the copies of runs that have finished since; what
     was done, a line a run."""
     results.not_a_link(carried, carried / UNFINISHED)
+    finish_interrupted_carries(carried / UNFINISHED)
     lines = []
     runs = results.runs_dir(campaign.results)
     for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
@@ -117,13 +118,31 @@ def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
                 (staging / name).write_bytes(data)
         results.write_json_atomic(staging / results.TRAINING_FILE, record)
         iterations = read_progress(staging / results.CHECKPOINT_FILE)
+        aside = target.parent / f"{SET_ASIDE_PREFIX}{target.name}.{os.getpid()}"
         if target.exists():
-            shutil.rmtree(target)
+            os.rename(target, aside)
         os.rename(staging, target)
+        shutil.rmtree(aside, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return iterations
+
+
+def finish_interrupted_carries(unfinished: Path) -> None:
+    """What a carry interrupted by a kill left: its staging folder removed, a carried run it had
+    set aside and not replaced put back."""
+    for entry in sorted(unfinished.iterdir()) if unfinished.is_dir() else []:
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        if entry.name.startswith(STAGING_PREFIX):
+            shutil.rmtree(entry)
+        elif entry.name.startswith(SET_ASIDE_PREFIX):
+            target = unfinished / entry.name[len(SET_ASIDE_PREFIX):].rsplit(".", 1)[0]
+            if target.exists():
+                shutil.rmtree(entry)
+            else:
+                os.rename(entry, target)
 
 
 def carry_fingerprints(campaign, carried: Path, sources_file: str) -> int:
@@ -131,7 +150,7 @@ def carry_fingerprints(campaign, carried: Path, sources_file: str) -> int:
     ``carried``'s fingerprints.json (a run's newer entry replaces its carried one); the number of
     runs it holds."""
     computed = results.read_json(campaign.fingerprints / sources_file)
-    merged = {run_id: entry for run_id, entry in carried_fingerprints(carried).items()}
+    merged = carried_fingerprints(carried)
     merged.update({run_id: entry for run_id, entry in computed.items()
                    if results.is_plain_name(run_id) and isinstance(entry, dict)
                    and isinstance(entry.get("sources"), dict)})
