@@ -938,6 +938,6 @@ def test_a_carry_interrupted_by_a_kill_is_finished_by_the_next(tmp_path):
     (unfinished / ".replaced-mathieu-mnist-0123456789.78").mkdir()  # killed between its renames
     (unfinished / ".replaced-szabo-mnist-0123456789.79").mkdir()   # ... after the second
     (unfinished / "szabo-mnist-0123456789").mkdir()
-    carrying.finish_interrupted_carries(unfinished)
+    publishing.finish_interrupted_replacements(unfinished)
     assert sorted(p.name for p in unfinished.iterdir()) == ["mathieu-mnist-0123456789",
                                                            "szabo-mnist-0123456789"]

@@ -27,10 +27,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 
+from bench.launch.publish import (finish_interrupted_replacements, replace_with_staged,
+                                  staging_folder)
 from bench.run.live import RUN_LOG
 from bench.store import results
 
@@ -38,7 +39,6 @@ CARRY_FOLDER = "campaign"  # results/campaign/, beside results/paper/
 UNFINISHED, FINGERPRINTS_FILE = "unfinished", "fingerprints.json"
 CARRIED_FILES = (results.CONFIG_FILE, RUN_LOG)  # copied as they are, besides the two below
 LOG_BYTES_LIMIT = 4 * 2**20
-STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
 # A run is carried once its checkpoint holds this much training: a checkpoint is 2.5 to 7.3 MB
 # (mathieu: its three optimisers' states), each carry stays in the repository's history, and a
 # quick study run (5 to 17 minutes) costs less to train again than to carry.
@@ -61,7 +61,7 @@ def carry_unfinished(campaign, carried: Path,
     (replacing its earlier copy), and remove the copies of runs that have finished since; what
     was done, a line a run."""
     results.not_a_link(carried, carried / UNFINISHED)
-    finish_interrupted_carries(carried / UNFINISHED)
+    finish_interrupted_replacements(carried / UNFINISHED)
     lines = []
     runs = results.runs_dir(campaign.results)
     for run_dir in sorted(runs.iterdir()) if runs.is_dir() else []:
@@ -103,9 +103,7 @@ def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
     if checkpoint is None:
         return None
     losses = results.read_run_bytes(run_dir / results.LOSSES_FILE, results.TABLE_BYTES_LIMIT)
-    staging = target.parent / f"{STAGING_PREFIX}{target.name}.{os.getpid()}"
-    if staging.exists():
-        shutil.rmtree(staging)
+    staging = staging_folder(target)
     staging.mkdir(parents=True)
     try:
         (staging / results.CHECKPOINT_FILE).write_bytes(checkpoint)
@@ -118,31 +116,11 @@ def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
                 (staging / name).write_bytes(data)
         results.write_json_atomic(staging / results.TRAINING_FILE, record)
         iterations = read_progress(staging / results.CHECKPOINT_FILE)
-        aside = target.parent / f"{SET_ASIDE_PREFIX}{target.name}.{os.getpid()}"
-        if target.exists():
-            os.rename(target, aside)
-        os.rename(staging, target)
-        shutil.rmtree(aside, ignore_errors=True)
+        replace_with_staged(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return iterations
-
-
-def finish_interrupted_carries(unfinished: Path) -> None:
-    """What a carry interrupted by a kill left: its staging folder removed, a carried run it had
-    set aside and not replaced put back."""
-    for entry in sorted(unfinished.iterdir()) if unfinished.is_dir() else []:
-        if entry.is_symlink() or not entry.is_dir():
-            continue
-        if entry.name.startswith(STAGING_PREFIX):
-            shutil.rmtree(entry)
-        elif entry.name.startswith(SET_ASIDE_PREFIX):
-            target = unfinished / entry.name[len(SET_ASIDE_PREFIX):].rsplit(".", 1)[0]
-            if target.exists():
-                shutil.rmtree(entry)
-            else:
-                os.rename(entry, target)
 
 
 def carry_fingerprints(campaign, carried: Path, sources_file: str) -> int:

@@ -66,18 +66,42 @@ def published_fingerprint(paper: Path, run_id: str):
 def restore_set_aside(paper: Path) -> None:
     """Undo a publish interrupted between setting a run aside and renaming its replacement in;
     remove staging folders of interrupted publishes."""
-    runs = results.runs_dir(paper)
-    if not runs.is_dir():
-        return
-    for entry in runs.iterdir():
+    finish_interrupted_replacements(results.runs_dir(paper))
+
+
+def finish_interrupted_replacements(folder: Path) -> None:
+    """What ``replace_with_staged`` left in ``folder`` when it was killed: a staging folder
+    removed, a folder it had set aside and not replaced put back (links are left alone)."""
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if entry.is_symlink() or not entry.is_dir():
+            continue
         if entry.name.startswith(SET_ASIDE_PREFIX):
-            target = runs / entry.name[len(SET_ASIDE_PREFIX):].rsplit(".", 1)[0]
+            target = folder / entry.name[len(SET_ASIDE_PREFIX):].rsplit(".", 1)[0]
             if target.exists():
                 shutil.rmtree(entry)
             else:
                 os.rename(entry, target)
         elif entry.name.startswith(STAGING_PREFIX):
             shutil.rmtree(entry)
+
+
+def staging_folder(target: Path) -> Path:
+    """Where ``target``'s replacement is written before ``replace_with_staged``."""
+    return target.parent / f"{STAGING_PREFIX}{target.name}.{os.getpid()}"
+
+
+def replace_with_staged(staging: Path, target: Path) -> bool:
+    """``staging`` renamed into ``target``'s place, an existing ``target`` set aside first and
+    removed after (``finish_interrupted_replacements`` undoes a kill in between); whether a
+    folder was replaced."""
+    if not target.exists():
+        os.rename(staging, target)
+        return False
+    aside = target.parent / f"{SET_ASIDE_PREFIX}{target.name}.{os.getpid()}"
+    os.rename(target, aside)
+    os.rename(staging, target)
+    shutil.rmtree(aside)
+    return True
 
 
 def trained_from_a_clean_tree(run_dir: Path) -> str | None:
@@ -258,17 +282,10 @@ def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool
                          == training.get("segments"))
         if same_training and published_fingerprint(folder, run_id) is not None:
             return "unchanged"
-    staging = runs / f"{STAGING_PREFIX}{run_id}.{os.getpid()}"
+    staging = staging_folder(target)
     try:
         stage(run_dir, staging, training, with_figures, weights_within_budget)
-        if target.exists():
-            aside = runs / f"{SET_ASIDE_PREFIX}{run_id}.{os.getpid()}"
-            os.rename(target, aside)
-            os.rename(staging, target)
-            shutil.rmtree(aside)
-            return "replaced"
-        os.rename(staging, target)
-        return "published"
+        return "replaced" if replace_with_staged(staging, target) else "published"
     except BaseException:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
