@@ -362,6 +362,8 @@ else  # what the next lease can carry: 64 MiB for the whole tree, with 1 MiB to 
   tree_kib=$(du -sk --exclude=.git --exclude=.evidence --exclude=__pycache__ --exclude=.venv \
     --exclude=.tox --exclude=.pytest_cache --exclude=.ruff_cache "$repo" | cut -f1)
   limit_kib=$(( (63 * 1024) - tree_kib ))
+  [ "$limit_kib" -lt $(( 8 * 1024 )) ] && log "WARNING: the repository's files take" \
+    "$(( tree_kib / 1024 )) MiB of the 64 a lease carries: the pack has $(( limit_kib / 1024 )) MiB"
   [ "$limit_kib" -gt $(( 75 * 1024 )) ] && limit_kib=$(( 75 * 1024 ))
 fi
 cp "$out/summary.txt" "$logs/summary.txt"

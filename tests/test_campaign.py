@@ -284,7 +284,7 @@ def with_files_of_a_trained_run(run_dir: Path, seed: int) -> Path:
     return run_dir
 
 
-def test_the_figures_and_their_data_are_published_with_the_grids_seed_0_only(tmp_path, monkeypatch):
+def test_the_figures_their_data_and_the_weights_are_published_with_the_grids_seed_0_only(tmp_path, monkeypatch):
     from bench.run import trained_method, weights
     campaign = Campaign(tmp_path / "campaign")
     for run_id, seed in (("ccvae-mnist-0000000005", 0), ("ccvae-mnist-0000000006", 1),
@@ -305,11 +305,12 @@ def test_the_figures_and_their_data_are_published_with_the_grids_seed_0_only(tmp
     packed = results.runs_dir(paper) / "ccvae-mnist-0000000005" / "tsne.csv.gz"
     assert gzip.decompress(packed.read_bytes()) == (
         results.runs_dir(campaign.results) / "ccvae-mnist-0000000005" / "tsne.csv").read_bytes()
+    assert "model.safetensors" in figures
     for folder, run_id in ((paper, "ccvae-mnist-0000000006"),
                            (tmp_path / "results" / "studies" / "tiny", "ccvae-mnist-0000000007")):
         files = published(folder, run_id)
-        assert "metrics.csv" in files and "model.safetensors" in files, files
-        assert not {"tsne.csv", "tsne.csv.gz", "tsne.png"} & files, (run_id, files)
+        assert "metrics.csv" in files and "training.json" in files, files
+        assert not {"tsne.csv", "tsne.csv.gz", "tsne.png", "model.safetensors"} & files, (run_id, files)
     assert publishing.figure_data_tables() == {"tsne.csv"}  # the registry's: Evaluation.figure_data
 
 
@@ -439,7 +440,7 @@ def test_a_campaign_trains_a_study_after_the_first_row_and_publishes_it_with_its
     assert out.returncode == 0, out.stdout + out.stderr
     studies = repo / "results" / "studies" / "tiny"
     assert sorted(p.name for p in results.runs_dir(studies).iterdir()) == sorted(study_ids)
-    assert (results.runs_dir(studies) / study_ids[0] / "model.safetensors").is_file()
+    assert not (results.runs_dir(studies) / study_ids[0] / "model.safetensors").exists()
     grid_run = campaigning.GridRun("ccvae", 16, 16, 0, "smoke").config().run_id
     assert [p.name for p in results.runs_dir(repo / "results" / "paper").iterdir()] == [grid_run]
     readme = (studies / "README.md").read_text()
@@ -720,56 +721,56 @@ def test_status_expects_the_end_at_the_last_epochs_rate_not_the_segments(tmp_pat
     assert "at the segment's rate" in campaigning.current_run_lines(campaign, current)[1]
 
 
-def test_a_study_run_keeps_its_weights_only_within_the_budget_a_grid_run_always(tmp_path, monkeypatch):
-    """LORD's per-image codes (megabytes) are excepted from the 3 MB a run in the grid alone, whose
-    runs are the published pretrained models; a study's run heavier than that goes without them."""
+def test_a_grid_run_keeps_its_weights_only_within_the_budget(tmp_path, monkeypatch):
+    """3 MB a run: LORD's per-image codes (3.8 MB at z 16) count, so its runs go without."""
     from bench.run import trained_method, weights
     campaign = Campaign(tmp_path / "campaign")
-    heavy = {"ccvae-mnist-0000000011": None, "ccvae-mnist-0000000012": "tiny",
-             "ccvae-mnist-0000000013": "tiny"}  # id -> study; 13's weights are light
-    for run_id, study in heavy.items():
-        with_files_of_a_trained_run(fake_finished_run(campaign, run_id, dirty=False), 1)
-        if study:
-            campaign.write_training_record(run_id, {"segments": [], "study": study})
+    for run_id in ("ccvae-mnist-0000000011", "ccvae-mnist-0000000013"):  # 13's weights are light
+        with_files_of_a_trained_run(fake_finished_run(campaign, run_id, dirty=False), 0)
     monkeypatch.setattr(trained_method, "load_method", lambda run_dir: run_dir.name)
     monkeypatch.setattr(weights, "save_weights", lambda name, path: path.write_bytes(
         b"w" * (2**10 if name.endswith("13") else 4 * 2**20)))
     paper = tmp_path / "results" / "paper"
-    assert [d.action for d in publishing.publish(campaign, paper)] == ["published"] * 3
-    study = tmp_path / "results" / "studies" / "tiny"
-    assert (results.runs_dir(paper) / "ccvae-mnist-0000000011" / "model.safetensors").is_file()
-    assert not (results.runs_dir(study) / "ccvae-mnist-0000000012" / "model.safetensors").exists()
-    assert (results.runs_dir(study) / "ccvae-mnist-0000000012" / "metrics.csv").is_file()
-    assert (results.runs_dir(study) / "ccvae-mnist-0000000013" / "model.safetensors").is_file()
-    assert publishing.check_budget(study, "study") == []
+    assert [d.action for d in publishing.publish(campaign, paper)] == ["published"] * 2
+    assert not (results.runs_dir(paper) / "ccvae-mnist-0000000011" / "model.safetensors").exists()
+    assert (results.runs_dir(paper) / "ccvae-mnist-0000000011" / "metrics.csv").is_file()
+    assert (results.runs_dir(paper) / "ccvae-mnist-0000000013" / "model.safetensors").is_file()
+    assert publishing.check_budget(paper) == []
+    (results.runs_dir(paper) / "ccvae-mnist-0000000013" / "model.safetensors").write_bytes(b"w" * 3 * 2**20)
+    assert publishing.check_budget(paper) == ["ccvae-mnist-0000000013: 3.0 MB (budget 3 MB a run)"]
 
 
-def test_the_budget_counts_lords_per_image_codes_apart(tmp_path):
-    """A published run: 3 MB besides its per-image codes (LORD's z codes: 15.4 MB at z 64, its
-    networks about 1 MB more), the codes 16 MB at most. Weights files with the header alone."""
-    import struct
+def test_the_repository_budget_counts_what_a_lease_carries(tmp_path):
+    """Tracked files and untracked ones git does not ignore, as the device tool sends them; not
+    ignored ones, not a deleted tracked one; none outside a checkout."""
+    repo = tmp_path / "repo"
+    (repo / "results").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("ignored/\n")
+    (repo / "tracked").write_bytes(b"t" * 1000)
+    (repo / "gone").write_bytes(b"g" * 10)
+    subprocess.run(["git", "-C", str(repo), "add", "."], check=True)
+    (repo / "gone").unlink()
+    (repo / "results" / "untracked").write_bytes(b"u" * 100)
+    (repo / "ignored").mkdir()
+    with open(repo / "ignored" / "big", "wb") as big:
+        big.truncate(100 * 2**20)
+    assert publishing.repository_bytes(repo / "results") == 1000 + 100 + len("ignored/\n")
+    assert publishing.repository_over_budget(repo / "results") is None
+    with open(repo / "results" / "untracked", "wb") as big:
+        big.truncate(int(publishing.REPOSITORY_BUDGET_MB * 2**20))
+    assert publishing.repository_over_budget(repo).startswith("the repository's files: 44.0 MB")
+    assert publishing.repository_bytes(tmp_path) is None
 
-    def published(run_id, method, tensors):
-        run_dir = results.runs_dir(tmp_path) / run_id
-        run_dir.mkdir(parents=True)
-        (run_dir / results.CONFIG_FILE).write_text(json.dumps({"method": method}))
-        header, offset = {}, 0
-        for name, size in tensors.items():
-            header[name] = {"dtype": "F32", "shape": [size // 4], "data_offsets": [offset, offset + size]}
-            offset += size
-        text = json.dumps(header).encode()
-        (run_dir / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + b"\0" * offset)
 
-    mb = 2**20
-    published("lord-mnist-64", "lord", {"z_codes.weight": 60000 * 64 * 4, "decoder.w": mb})
-    assert publishing.check_budget(tmp_path) == []
-    published("ccvae-mnist-1", "ccvae", {"z_codes.weight": 4 * mb})  # not ccvae's codes
-    published("lord-mnist-2", "lord", {"z_codes.weight": 17 * mb})
-    published("lord-mnist-3", "lord", {"z_codes.weight": mb, "decoder.w": 4 * mb})
-    assert [line.split(":")[0] for line in publishing.check_budget(tmp_path)] == [
-        "ccvae-mnist-1", "lord-mnist-2", "lord-mnist-3"]
-    assert "per-image codes of 17.0 MB (budget 16 MB)" in publishing.check_budget(tmp_path)[1]
-    assert "4.0 MB besides its per-image codes" in publishing.check_budget(tmp_path)[2]
+def test_this_repository_fits_a_gpu_lease():
+    """A lease carries 64 MiB of the repository's files, with the last lease's pack and wheels:
+    the published runs and carried checkpoints must leave room for those."""
+    size = publishing.repository_bytes(REPO)
+    if size is None:
+        pytest.skip("not a git checkout")
+    assert size <= publishing.REPOSITORY_BUDGET_MB * 2**20, (
+        f"{size / 2**20:.1f} MB: the largest folders of results/ are the first to look at")
 
 
 @pytest.mark.parametrize("packed", [b"not gzip at all", gzip.compress(b"x" * 4096)[:-12],
@@ -864,6 +865,11 @@ def test_an_unfinished_run_carried_in_the_repository_resumes_on_a_fresh_machine(
     carried = repo / "results" / carrying.CARRY_FOLDER
     lines = carrying.carry_unfinished(campaign, carried)  # seconds of training: not worth carrying
     assert lines == [f"{run_id}: unfinished, not carried (0 CPU minutes trained, under 30)"]
+    lines = carrying.carry_unfinished(campaign, carried, 0, room=1000)  # no room in the repository
+    assert re.fullmatch(rf"{run_id}: unfinished, not carried \([0-9.]+ MB: the repository would be "
+                        r"over its budget of 44 MB\)", lines[0]), lines
+    assert not carrying.unfinished_dir(carried, run_id).exists()
+    assert 44 * 2**20 - carrying.room_to_carry(repo / "results" / "paper") == publishing.repository_bytes(repo)
     out = publish(repo, first, "--carry-from-minutes", "0")
     unfinished = carrying.unfinished_dir(carried, run_id)
     assert f"{run_id}: unfinished, carried at iteration" in out.stdout, out.stdout + out.stderr

@@ -39,6 +39,7 @@ def lease(tmp: Path, name: str, budget: int = 900, **extra) -> str:
     summary.txt and protocol log (to explain a failure)."""
     env = {**os.environ, **STEADY, **GRID, "PYTHON": sys.executable, "DEVICE": "cpu",
            "PRESET": "smoke", "TESTS": "0", "SPEED": "0", "WORK": str(tmp / name / "work"),
+           "PACK_MAX_MB": "20",  # not what the repository leaves (test_this_repository_fits_a_gpu_lease)
            "OUT": str(tmp / name / "out"), "PACK_IN": str(tmp / name / "nothing"), **extra}
     done = subprocess.run(["bash", str(SCRIPT), str(budget)], cwd=REPO, env=env, check=False,
                           capture_output=True, text=True, timeout=600)

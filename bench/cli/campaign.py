@@ -99,6 +99,9 @@ def publish(folder, paper: Path, readme: Path, carry_from_minutes: float | None 
         print(printable(line))
     for line in carry(folder, paper, carry_from_minutes):
         print(printable(line))
+    over = publishing.repository_over_budget(paper)
+    if over:
+        print(printable(f"over budget: {over}"))
     if not outcomes:
         print("no finished run to publish")
     return 1 if any(o.action.startswith("refused") for o in outcomes) else 0
@@ -112,7 +115,7 @@ def carry(folder, paper: Path, from_minutes: float | None) -> list[str]:
     from bench.launch.campaign import SOURCES_FILE
     carried = carrying.carry_folder(paper)
     minutes = carrying.CARRY_FROM_CPU_MINUTES if from_minutes is None else from_minutes
-    lines = carrying.carry_unfinished(folder, carried, minutes * 60)
+    lines = carrying.carry_unfinished(folder, carried, minutes * 60, carrying.room_to_carry(paper))
     count = carrying.carry_fingerprints(folder, carried, SOURCES_FILE)
     return [*lines, f"carried {count} runs' fingerprints in {carried / carrying.FINGERPRINTS_FILE}"]
 
@@ -131,8 +134,7 @@ def publish_studies(folder, paper: Path) -> list[str]:
             continue
         if update_study_readme(study, where, study.preset_in(state.get("preset", PRESET))):
             lines.append(f"wrote {where / 'README.md'}")
-        lines += [f"over budget: {line}" for line in
-                  publishing.check_budget(where, f"results/studies/{study.name}/")]
+        lines += [f"over budget: {line}" for line in publishing.check_budget(where)]
     return lines
 
 

@@ -30,7 +30,8 @@ import json
 import shutil
 from pathlib import Path
 
-from bench.launch.publish import (finish_interrupted_replacements, replace_with_staged,
+from bench.launch.publish import (REPOSITORY_BUDGET_MB, finish_interrupted_replacements,
+                                  folder_size, replace_with_staged, repository_bytes,
                                   staging_folder)
 from bench.run.live import RUN_LOG
 from bench.store import results
@@ -54,12 +55,26 @@ def unfinished_dir(carried: Path, run_id: str) -> Path:
 
 
 # --- writing (bench campaign publish) ---------------------------------------------------------
+def room_to_carry(paper: Path) -> float:
+    """The bytes the carried runs may take: what the repository holding ``paper`` has left of
+    REPOSITORY_BUDGET_MB besides its carried runs (unbounded outside a git checkout)."""
+    size = repository_bytes(paper)
+    if size is None:
+        return float("inf")
+    unfinished = carry_folder(paper) / UNFINISHED
+    carried = sum(folder_size(run) for run in unfinished.iterdir()
+                  if run.is_dir() and not run.is_symlink()) if unfinished.is_dir() else 0
+    return REPOSITORY_BUDGET_MB * 2**20 - (size - carried)
+
+
 def carry_unfinished(campaign, carried: Path,
-                     least_cpu_seconds: float = CARRY_FROM_CPU_MINUTES * 60) -> list[str]:
+                     least_cpu_seconds: float = CARRY_FROM_CPU_MINUTES * 60,
+                     room: float = float("inf")) -> list[str]:
     """Copy each of the campaign's unfinished runs whose checkpoint holds at least
     ``least_cpu_seconds`` of training (its record's segments) into ``carried``'s unfinished/
-    (replacing its earlier copy), and remove the copies of runs that have finished since; what
-    was done, a line a run."""
+    (replacing its earlier copy) while they take at most ``room`` bytes in all (a run that does
+    not fit is not carried), and remove the copies of runs that have finished since; what was
+    done, a line a run."""
     results.not_a_link(carried, carried / UNFINISHED)
     finish_interrupted_replacements(carried / UNFINISHED)
     lines = []
@@ -80,9 +95,18 @@ def carry_unfinished(campaign, carried: Path,
             lines.append(f"{run_id}: unfinished, not carried ({trained_cpu_seconds(record) / 60:.0f} "
                          f"CPU minutes trained, under {least_cpu_seconds / 60:.0f})")
             continue
-        iterations = carry_run(run_dir, record, unfinished_dir(carried, run_id))
-        if iterations is not None:
-            lines.append(f"{run_id}: unfinished, carried at iteration {iterations}")
+        carry = carry_run(run_dir, record, unfinished_dir(carried, run_id), room)
+        if carry is None:
+            continue
+        iterations, size = carry
+        if iterations is None:
+            if unfinished_dir(carried, run_id).is_dir():
+                shutil.rmtree(unfinished_dir(carried, run_id))
+            lines.append(f"{run_id}: unfinished, not carried ({size / 2**20:.1f} MB: the repository "
+                         f"would be over its budget of {REPOSITORY_BUDGET_MB:.0f} MB)")
+            continue
+        room -= size
+        lines.append(f"{run_id}: unfinished, carried at iteration {iterations}")
     return lines
 
 
@@ -92,11 +116,13 @@ def trained_cpu_seconds(record: dict) -> float:
         s.get("cpu_seconds"), (int, float))) if isinstance(segments, list) else 0.0
 
 
-def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
+def carry_run(run_dir: Path, record: dict, target: Path,
+              room: float = float("inf")) -> tuple[int | None, int] | None:
     """``run_dir`` as it stands (a worker may be training it) written into ``target``: the
     checkpoint first, then the loss log, which therefore holds at least the checkpoint's rows
     (the log is written before the checkpoint at an epoch's end; a resumed run drops the rows
-    past its checkpoint's). The iterations carried, or None when the checkpoint is unreadable."""
+    past its checkpoint's). (The iterations carried, its bytes); (None, its bytes) when it takes
+    more than ``room`` bytes, and is not written; None when the checkpoint is unreadable."""
     from bench.run.checkpoints import read_progress
     checkpoint = results.read_run_bytes(run_dir / results.CHECKPOINT_FILE,
                                         results.CHECKPOINT_BYTES_LIMIT)
@@ -116,11 +142,15 @@ def carry_run(run_dir: Path, record: dict, target: Path) -> int | None:
                 (staging / name).write_bytes(data)
         results.write_json_atomic(staging / results.TRAINING_FILE, record)
         iterations = read_progress(staging / results.CHECKPOINT_FILE)
+        size = folder_size(staging)
+        if size > room:
+            shutil.rmtree(staging)
+            return None, size
         replace_with_staged(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return iterations
+    return iterations, size
 
 
 def carry_fingerprints(campaign, carried: Path, sources_file: str) -> int:

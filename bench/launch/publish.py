@@ -3,14 +3,16 @@ runs (bench/spec/studies.py) into results/studies/<study>/ beside it.
 
 A published run is a run folder as bench run wrote it, less what is heavy: its records and every
 evaluation's table, the losses as per-epoch means (losses_per_epoch.csv, not the per-iteration
-losses.csv), its training record (training.json: the segments that trained it and its fingerprint)
-and its trained networks (model.safetensors, bench/run/weights.py) instead of the checkpoint.
-Its figures, and the tables that are a figure's data (Evaluation.figure_data: the t-SNE's
-tsne.csv, megabytes of points, published gzip-compressed as tsne.csv.gz, which every reader takes
-in its place), come only with the grid's runs of FIGURE_SEEDS, never with a study's: the budget is
-3 MB a run. A study's run keeps its weights only within that budget (LORD's per-image codes are
-excepted in the grid alone). ``load_method`` and ``bench evaluate`` open a published run as they
-open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from its weights.
+losses.csv) and its training record (training.json: the segments that trained it and its
+fingerprint); never its checkpoint. Its figures, the tables that are a figure's data
+(Evaluation.figure_data: the t-SNE's tsne.csv, megabytes of points, published gzip-compressed as
+tsne.csv.gz, which every reader takes in its place) and its trained networks (model.safetensors,
+bench/run/weights.py) come only with the grid's runs of FIGURE_SEEDS, never with a study's, and
+the networks only where the run stays within WEIGHTS_BUDGET_MB with them (LORD's per-image codes
+count: its runs go without). The binding limit is the repository's: a GPU lease carries at most
+64 MiB of its files, so they stay within REPOSITORY_BUDGET_MB, and ``bench campaign publish``
+says when they are over. ``load_method`` and ``bench evaluate`` open a published run with weights
+as they open any run; ``bench evaluate --evaluations tsne`` recomputes a missing t-SNE from them.
 
 Each run is staged in a temporary folder beside runs/ and renamed into place: an interrupted
 publish leaves results/paper/ as it was (a run being replaced is set aside first and put back by
@@ -32,9 +34,12 @@ RECORDS = (results.CONFIG_FILE, results.ENV_FILE, results.STATUS_FILE, results.E
 HEAVY_TABLES = (results.LOSSES_FILE,)
 FIGURE_SEEDS = (0,)  # the grid's figures (and their data) are published for these seeds only
 STAGING_PREFIX, SET_ASIDE_PREFIX = ".staging-", ".replaced-"
-WEIGHTS_BUDGET_MB = 3.0  # per run, LORD's per-image codes excepted (they are part of its model)
-CODES_BUDGET_MB = 16.0  # a grid run's per-image codes (Method.per_image_tensors: LORD's)
-GRID_BUDGET_MB = 120.0  # results/paper/'s runs in all (the grid's 36), as each study folder's
+WEIGHTS_BUDGET_MB = 3.0  # a published run with its weights (mathieu's networks: 1.6 MB)
+# The repository's files (tracked, and untracked ones git does not ignore): a GPU lease carries
+# 64 MiB of them in all, with the previous lease's pack (scripts/gpu_evidence.sh packs into what
+# is left) and wheels. The code and MNIST take 13.5 MB, the grid's seed-0 runs with weights and
+# figures about 22 MB.
+REPOSITORY_BUDGET_MB = 44.0
 STUDIES_FOLDER = "studies"  # beside results/paper/: results/studies/<study>/
 
 
@@ -149,16 +154,15 @@ def copied_files(run_dir: Path, with_figures: bool) -> list[str]:
 
 
 def publishes_figures(folder: Path, paper: Path, seed) -> bool:
-    """Whether a run of ``seed`` is published into ``folder`` with its figures: a grid run of
-    FIGURE_SEEDS (a study's never: its README shows the probes alone)."""
+    """Whether a run of ``seed`` is published into ``folder`` with its figures and weights: a
+    grid run of FIGURE_SEEDS (a study's never: its README shows the probes alone, and its config
+    retrains it)."""
     return folder == paper and seed in FIGURE_SEEDS
 
 
-def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool,
-          weights_within_budget: bool = False) -> None:
-    """The published form of ``run_dir`` written into ``staging`` (with its figures and their
-    data ``with_figures``; with its weights always, or, ``weights_within_budget``, only if the
-    run stays within WEIGHTS_BUDGET_MB with them)."""
+def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool) -> None:
+    """The published form of ``run_dir`` written into ``staging``; ``with_figures``: with its
+    figures, their data, and its weights if the run stays within WEIGHTS_BUDGET_MB with them."""
     from bench.run.trained_method import load_method
     from bench.run.weights import WEIGHTS_FILE, save_weights
     staging.mkdir(parents=True)
@@ -171,9 +175,10 @@ def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool,
             compress_table(run_dir / name, staging / f"{name}{results.COMPRESSED_SUFFIX}")
     results.write_text_atomic(staging / EPOCH_LOSSES_FILE, epoch_losses(run_dir / results.LOSSES_FILE))
     results.write_json_atomic(staging / TRAINING_FILE, training)
-    save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
-    if weights_within_budget and folder_size(staging) > WEIGHTS_BUDGET_MB * 2**20:
-        (staging / WEIGHTS_FILE).unlink()
+    if with_figures:
+        save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
+        if folder_size(staging) > WEIGHTS_BUDGET_MB * 2**20:
+            (staging / WEIGHTS_FILE).unlink()
 
 
 def compress_table(source: Path, target: Path) -> None:
@@ -221,8 +226,7 @@ def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
         for folder in sorted(destinations(paper, training, (folders or {}).get(run_id, set()))):
             if folder != paper:
                 results.not_a_link(folder.parent)  # results/studies/
-            action = publish_into(folder, run_dir, training, publishes_figures(folder, paper, seed),
-                                  weights_within_budget=folder != paper)
+            action = publish_into(folder, run_dir, training, publishes_figures(folder, paper, seed))
             done.append(Published(run_id, label, action, folder))
     return done
 
@@ -267,13 +271,9 @@ def prepare(folder: Path) -> Path:
     return results.runs_dir(folder)
 
 
-def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool,
-                 weights_within_budget: bool = False) -> str:
-    """Publish ``run_dir`` into ``folder``'s runs/ (with its figures and their data if
-    ``with_figures``; a study's run (``weights_within_budget``) with its weights only where they
-    fit the per-run budget: LORD's per-image codes are excepted from it in the grid alone, whose
-    runs are the published pretrained models); what was done ("published", "replaced",
-    "unchanged")."""
+def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool) -> str:
+    """Publish ``run_dir`` into ``folder``'s runs/ (with its figures, their data and its weights
+    if ``with_figures``, ``stage``); what was done ("published", "replaced", "unchanged")."""
     runs = prepare(folder)
     run_id = run_dir.name
     target = runs / run_id
@@ -284,7 +284,7 @@ def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool
             return "unchanged"
     staging = staging_folder(target)
     try:
-        stage(run_dir, staging, training, with_figures, weights_within_budget)
+        stage(run_dir, staging, training, with_figures)
         return "replaced" if replace_with_staged(staging, target) else "published"
     except BaseException:
         if staging.exists():
@@ -292,36 +292,50 @@ def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool
         raise
 
 
-def check_budget(paper: Path, name: str = "results/paper/") -> list[str]:
-    """Published runs over the size budget (WEIGHTS_BUDGET_MB a run, besides its per-image codes:
-    CODES_BUDGET_MB; GRID_BUDGET_MB in all, in ``paper``, named ``name``)."""
-    over, total = [], 0
+def check_budget(paper: Path) -> list[str]:
+    """Published runs of ``paper`` over WEIGHTS_BUDGET_MB."""
+    over = []
     for run_dir in sorted(results.runs_dir(paper).glob("*")) if results.runs_dir(paper).is_dir() else []:
         size = folder_size(run_dir)
-        total += size
-        codes = per_image_code_bytes(run_dir)
-        if size - codes > WEIGHTS_BUDGET_MB * 2**20:
-            apart = " besides its per-image codes" if codes else ""
-            over.append(f"{run_dir.name}: {(size - codes) / 2**20:.1f} MB{apart} "
-                        f"(budget {WEIGHTS_BUDGET_MB:.0f} MB)")
-        if codes > CODES_BUDGET_MB * 2**20:
-            over.append(f"{run_dir.name}: per-image codes of {codes / 2**20:.1f} MB "
-                        f"(budget {CODES_BUDGET_MB:.0f} MB)")
-    if total > GRID_BUDGET_MB * 2**20:
-        over.append(f"{name} in all: {total / 2**20:.1f} MB (budget {GRID_BUDGET_MB:.0f} MB)")
+        if size > WEIGHTS_BUDGET_MB * 2**20:
+            over.append(f"{run_dir.name}: {size / 2**20:.1f} MB (budget {WEIGHTS_BUDGET_MB:.0f} MB a run)")
     return over
 
 
-def per_image_code_bytes(run_dir: Path) -> int:
-    """The bytes of the published weights' per-image codes (its method's per_image_tensors)."""
-    from bench.run.weights import WEIGHTS_FILE, tensor_bytes
-    from methods import METHODS
-    name = results.read_json(run_dir / results.CONFIG_FILE).get("method")
-    method = METHODS.get(name) if isinstance(name, str) else None
-    if method is None or not method.per_image_tensors:
-        return 0
-    sizes = tensor_bytes(run_dir / WEIGHTS_FILE)
-    return sum(sizes.get(name, 0) for name in method.per_image_tensors)
+def repository_bytes(inside: Path) -> int | None:
+    """The bytes of the files a GPU lease carries from the git checkout holding ``inside``: its
+    tracked files and the untracked ones git does not ignore (links as links); None outside a
+    checkout."""
+    import subprocess
+    inside = next(p for p in (Path(inside).absolute(), *Path(inside).absolute().parents) if p.is_dir())
+    try:
+        top = subprocess.run(["git", "-C", str(inside), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, timeout=60)
+        if top.returncode != 0:
+            return None
+        root = Path(top.stdout.strip())
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
+                                 "--exclude-standard"], capture_output=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if listed.returncode != 0:
+        return None
+    total = 0
+    for name in set(listed.stdout.decode("utf-8", "surrogateescape").split("\0")) - {""}:
+        try:
+            total += (root / name).lstat().st_size
+        except OSError:  # tracked and deleted
+            continue
+    return total
+
+
+def repository_over_budget(inside: Path) -> str | None:
+    """A line when the repository holding ``inside`` is over REPOSITORY_BUDGET_MB, else None."""
+    size = repository_bytes(inside)
+    if size is None or size <= REPOSITORY_BUDGET_MB * 2**20:
+        return None
+    return (f"the repository's files: {size / 2**20:.1f} MB (budget {REPOSITORY_BUDGET_MB:.0f} MB: "
+            f"a GPU lease carries 64 MiB with its pack)")
 
 
 def refuse_unknown_campaign(campaign) -> None:
