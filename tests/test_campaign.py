@@ -947,3 +947,21 @@ def test_a_carry_interrupted_by_a_kill_is_finished_by_the_next(tmp_path):
     publishing.finish_interrupted_replacements(unfinished)
     assert sorted(p.name for p in unfinished.iterdir()) == ["mathieu-mnist-0123456789",
                                                            "szabo-mnist-0123456789"]
+
+
+def test_a_narrowed_campaign_still_rewrites_every_published_studys_readme(tmp_path, monkeypatch):
+    """A start with --methods lord leaves GVAE's studies out of its schedule: their runs finished
+    before it are published under their study's label, and its README is rewritten."""
+    from bench.cli import campaign as campaign_cli
+    from bench.report import study_results
+    folder = Campaign(tmp_path / "campaign")
+    folder.folder.mkdir(parents=True)
+    results.write_json_atomic(folder.state_path, {"methods": ["lord"]})
+    study = next(s for s in STUDIES if s.method == "gvae")
+    written = []
+    monkeypatch.setattr(publishing, "published_run_ids", lambda where: {"x"} if study.name in str(where) else set())
+    monkeypatch.setattr(study_results, "update_study_readme",
+                        lambda s, where, preset: written.append((s.name, preset)) or True)
+    lines = campaign_cli.publish_studies(folder, tmp_path / "results" / "paper")
+    assert written == [(study.name, study.preset_in("paper"))], lines
+    assert study.name not in {s.name for s in campaigning.campaign_studies(folder.state())}

@@ -76,13 +76,15 @@ def study_names(text: str) -> list[str]:
 
 def publish(folder, paper: Path, readme: Path, carry_from_minutes: float | None = None) -> int:
     from bench.launch import publish as publishing
-    from bench.launch.campaign import git, publication_folders, schedule
+    from bench.launch.campaign import PRESET, git, publication_folders, schedule, study_runs
     from bench.report.paper_results import update_readme
     if carry_from_minutes is not None and not 0 <= carry_from_minutes < float("inf"):
         from bench.errors import ConfigError
         raise ConfigError(f"--carry-from-minutes must be 0 or more, got {carry_from_minutes}")
     publishing.refuse_unknown_campaign(folder)
-    labels = {run.config().run_id: run.label for run in schedule(folder.state())}  # a study's variant
+    every_study = {"preset": folder.state().get("preset", PRESET)}  # a narrowed start's too
+    labels = {run.config().run_id: run.label  # a study's variant
+              for run in [*study_runs(every_study), *schedule(folder.state())]}
     head = git(folder.source(), "rev-parse", "HEAD")
     fingerprints = read_json(folder.fingerprints / f"{head}.json")
     outcomes = publishing.publish(folder, paper, fingerprints,
@@ -121,14 +123,15 @@ def carry(folder, paper: Path, from_minutes: float | None) -> list[str]:
 
 
 def publish_studies(folder, paper: Path) -> list[str]:
-    """The README of each study of the campaign with a published run, and the size budget of its
-    folder; what was written or is over."""
+    """The README of each study with a published run (also one a narrowed start leaves out), and
+    the size budget of its folder; what was written or is over."""
     from bench.launch import publish as publishing
-    from bench.launch.campaign import PRESET, campaign_studies
+    from bench.launch.campaign import PRESET
     from bench.report.study_results import update_study_readme
+    from bench.spec.studies import STUDIES
     lines = []
     state = folder.state()
-    for study in campaign_studies(state):
+    for study in STUDIES:
         where = paper.parent / publishing.STUDIES_FOLDER / study.name
         if not publishing.published_run_ids(where):
             continue
