@@ -153,29 +153,30 @@ def copied_files(run_dir: Path, with_figures: bool) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def publishes_figures(folder: Path, paper: Path, seed) -> bool:
+def publishes_figures_and_weights(folder: Path, paper: Path, seed) -> bool:
     """Whether a run of ``seed`` is published into ``folder`` with its figures and weights: a
     grid run of FIGURE_SEEDS (a study's never: its README shows the probes alone, and its config
     retrains it)."""
     return folder == paper and seed in FIGURE_SEEDS
 
 
-def stage(run_dir: Path, staging: Path, training: dict, with_figures: bool) -> None:
-    """The published form of ``run_dir`` written into ``staging``; ``with_figures``: with its
-    figures, their data, and its weights if the run stays within WEIGHTS_BUDGET_MB with them."""
+def stage(run_dir: Path, staging: Path, training: dict, with_figures_and_weights: bool) -> None:
+    """The published form of ``run_dir`` written into ``staging``; ``with_figures_and_weights``:
+    with its figures, their data, and its weights if the run stays within WEIGHTS_BUDGET_MB with
+    them."""
     from bench.run.trained_method import load_method
     from bench.run.weights import WEIGHTS_FILE, save_weights
     staging.mkdir(parents=True)
-    for name in copied_files(run_dir, with_figures):
+    for name in copied_files(run_dir, with_figures_and_weights):
         source = run_dir / name
         if source.is_file() and not source.is_symlink():
             shutil.copyfile(source, staging / name)
-    if with_figures:
+    if with_figures_and_weights:
         for name in sorted(figure_data_tables()):
             compress_table(run_dir / name, staging / f"{name}{results.COMPRESSED_SUFFIX}")
     results.write_text_atomic(staging / EPOCH_LOSSES_FILE, epoch_losses(run_dir / results.LOSSES_FILE))
     results.write_json_atomic(staging / TRAINING_FILE, training)
-    if with_figures:
+    if with_figures_and_weights:
         save_weights(load_method(run_dir), staging / WEIGHTS_FILE)
         if folder_size(staging) > WEIGHTS_BUDGET_MB * 2**20:
             (staging / WEIGHTS_FILE).unlink()
@@ -226,7 +227,8 @@ def publish(campaign, paper: Path, current_fingerprints: dict | None = None,
         for folder in sorted(destinations(paper, training, (folders or {}).get(run_id, set()))):
             if folder != paper:
                 results.not_a_link(folder.parent)  # results/studies/
-            action = publish_into(folder, run_dir, training, publishes_figures(folder, paper, seed))
+            action = publish_into(folder, run_dir, training,
+                                  publishes_figures_and_weights(folder, paper, seed))
             done.append(Published(run_id, label, action, folder))
     return done
 
@@ -271,9 +273,11 @@ def prepare(folder: Path) -> Path:
     return results.runs_dir(folder)
 
 
-def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool) -> str:
+def publish_into(folder: Path, run_dir: Path, training: dict,
+                 with_figures_and_weights: bool) -> str:
     """Publish ``run_dir`` into ``folder``'s runs/ (with its figures, their data and its weights
-    if ``with_figures``, ``stage``); what was done ("published", "replaced", "unchanged")."""
+    if ``with_figures_and_weights``: ``stage``); what was done ("published", "replaced",
+    "unchanged")."""
     runs = prepare(folder)
     run_id = run_dir.name
     target = runs / run_id
@@ -284,7 +288,7 @@ def publish_into(folder: Path, run_dir: Path, training: dict, with_figures: bool
             return "unchanged"
     staging = staging_folder(target)
     try:
-        stage(run_dir, staging, training, with_figures)
+        stage(run_dir, staging, training, with_figures_and_weights)
         return "replaced" if replace_with_staged(staging, target) else "published"
     except BaseException:
         if staging.exists():
