@@ -965,3 +965,15 @@ def test_a_narrowed_campaign_still_rewrites_every_published_studys_readme(tmp_pa
     lines = campaign_cli.publish_studies(folder, tmp_path / "results" / "paper")
     assert written == [(study.name, study.preset_in("paper"))], lines
     assert study.name not in {s.name for s in campaigning.campaign_studies(folder.state())}
+
+
+def test_a_narrowed_campaign_is_widened_again_by_methods_all():
+    import argparse
+    from bench.cli import campaign as campaign_cli
+    options = dict(methods=None, seeds=None, sizes=None, studies=None, fingerprint_iterations=None,
+                   preset=None)
+    assert campaign_cli.grid_options(argparse.Namespace(**{**options, "methods": "lord"})) == {
+        "methods": ["lord"]}
+    widened = campaign_cli.grid_options(argparse.Namespace(**{**options, "methods": "all"}))
+    assert widened == {"methods": list(campaigning.METHOD_ORDER)}
+    assert campaigning.paper_grid(widened) == campaigning.paper_grid({})

@@ -38,8 +38,9 @@ def grid_options(args) -> dict:
     from bench.spec.presets import PRESETS
     grid: dict = {}
     try:
-        if args.methods:
-            grid["methods"] = [m.strip() for m in args.methods.split(",")]
+        if args.methods:  # "all" widens a campaign an earlier start narrowed
+            grid["methods"] = (list(METHOD_ORDER) if args.methods.strip() == "all"
+                               else [m.strip() for m in args.methods.split(",")])
             unknown = [m for m in grid["methods"] if m not in METHOD_ORDER]
             if unknown:
                 raise ConfigError(f"--methods: unknown method {unknown[0]!r}")
@@ -159,7 +160,8 @@ def add(commands) -> None:
                           help="start: runs trained at once, each by its own process (default 1; "
                                "workers x threads at most this machine's cores); a start with more "
                                "than run now adds the missing ones")
-    campaign.add_argument("--methods", default=None, help="start: only these methods (default all)")
+    campaign.add_argument("--methods", default=None, help="start: only these methods, kept by "
+                                                          "later starts; all: every method again")
     campaign.add_argument("--seeds", default=None, help="start: only these seeds (default 0,1,2)")
     campaign.add_argument("--sizes", default=None, help="start: only these z/s sizes (default "
                                                         "16/16,64/64)")
