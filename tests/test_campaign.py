@@ -977,3 +977,20 @@ def test_a_narrowed_campaign_is_widened_again_by_methods_all():
     widened = campaign_cli.grid_options(argparse.Namespace(**{**options, "methods": "all"}))
     assert widened == {"methods": list(campaigning.METHOD_ORDER)}
     assert campaigning.paper_grid(widened) == campaigning.paper_grid({})
+
+
+def test_a_carried_copy_no_run_of_this_machine_replaces_keeps_its_room(tmp_path):
+    """On a fresh machine a carried run may not be restored yet: its copy stays, so it counts
+    against the room left to carry others (a copy frees its room only when replaced or removed)."""
+    from bench.launch import carry as carrying
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    paper = repo / "results" / "paper"
+    paper.mkdir(parents=True)
+    copy = carrying.unfinished_dir(carrying.carry_folder(paper), "ccvae-mnist-0000000001")
+    copy.mkdir(parents=True)
+    (copy / "checkpoint.pt").write_bytes(b"c" * 5000)
+    assert carrying.room_to_carry(paper) == publishing.REPOSITORY_BUDGET_MB * 2**20 - 5000
+    campaign = Campaign(tmp_path / "campaign")
+    assert carrying.carry_unfinished(campaign, carrying.carry_folder(paper), 0, room=0) == []
+    assert (copy / "checkpoint.pt").is_file()  # not this machine's run: left as it was

@@ -77,7 +77,7 @@ def study_names(text: str) -> list[str]:
 
 def publish(folder, paper: Path, readme: Path, carry_from_minutes: float | None = None) -> int:
     from bench.launch import publish as publishing
-    from bench.launch.campaign import PRESET, git, publication_folders, schedule, study_runs
+    from bench.launch.campaign import PRESET, git, paper_grid, publication_folders, study_runs
     from bench.report.paper_results import update_readme
     if carry_from_minutes is not None and not 0 <= carry_from_minutes < float("inf"):
         from bench.errors import ConfigError
@@ -85,7 +85,7 @@ def publish(folder, paper: Path, readme: Path, carry_from_minutes: float | None 
     publishing.refuse_unknown_campaign(folder)
     every_study = {"preset": folder.state().get("preset", PRESET)}  # a narrowed start's too
     labels = {run.config().run_id: run.label  # a study's variant
-              for run in [*study_runs(every_study), *schedule(folder.state())]}
+              for run in [*paper_grid(folder.state()), *study_runs(every_study)]}
     head = git(folder.source(), "rev-parse", "HEAD")
     fingerprints = read_json(folder.fingerprints / f"{head}.json")
     outcomes = publishing.publish(folder, paper, fingerprints,

@@ -56,15 +56,10 @@ def unfinished_dir(carried: Path, run_id: str) -> Path:
 
 # --- writing (bench campaign publish) ---------------------------------------------------------
 def room_to_carry(paper: Path) -> float:
-    """The bytes the carried runs may take: what the repository holding ``paper`` has left of
-    REPOSITORY_BUDGET_MB besides its carried runs (unbounded outside a git checkout)."""
+    """The bytes the repository holding ``paper`` has left of REPOSITORY_BUDGET_MB (unbounded
+    outside a git checkout)."""
     size = repository_bytes(paper)
-    if size is None:
-        return float("inf")
-    unfinished = carry_folder(paper) / UNFINISHED
-    carried = sum(folder_size(run) for run in unfinished.iterdir()
-                  if run.is_dir() and not run.is_symlink()) if unfinished.is_dir() else 0
-    return REPOSITORY_BUDGET_MB * 2**20 - (size - carried)
+    return float("inf") if size is None else REPOSITORY_BUDGET_MB * 2**20 - size
 
 
 def carry_unfinished(campaign, carried: Path,
@@ -72,9 +67,9 @@ def carry_unfinished(campaign, carried: Path,
                      room: float = float("inf")) -> list[str]:
     """Copy each of the campaign's unfinished runs whose checkpoint holds at least
     ``least_cpu_seconds`` of training (its record's segments) into ``carried``'s unfinished/
-    (replacing its earlier copy) while they take at most ``room`` bytes in all (a run that does
-    not fit is not carried), and remove the copies of runs that have finished since; what was
-    done, a line a run."""
+    (replacing its earlier copy) within ``room`` more bytes than ``carried`` holds now (a copy
+    replaced or removed frees its own; a run that does not fit is not carried), and remove the
+    copies of runs that have finished since; what was done, a line a run."""
     results.not_a_link(carried, carried / UNFINISHED)
     finish_interrupted_replacements(carried / UNFINISHED)
     lines = []
@@ -83,9 +78,12 @@ def carry_unfinished(campaign, carried: Path,
         run_id = run_dir.name
         if not results.is_plain_name(run_id) or run_dir.is_symlink() or not run_dir.is_dir():
             continue
+        copy = unfinished_dir(carried, run_id)
+        held = folder_size(copy) if copy.is_dir() and not copy.is_symlink() else 0
         if results.is_complete(run_dir):
-            if unfinished_dir(carried, run_id).is_dir():
-                shutil.rmtree(unfinished_dir(carried, run_id))
+            if copy.is_dir():
+                shutil.rmtree(copy)
+                room += held
                 lines.append(f"{run_id}: finished, its carried checkpoint removed")
             continue
         record = campaign.training_record(run_id)
@@ -95,17 +93,18 @@ def carry_unfinished(campaign, carried: Path,
             lines.append(f"{run_id}: unfinished, not carried ({trained_cpu_seconds(record) / 60:.0f} "
                          f"CPU minutes trained, under {least_cpu_seconds / 60:.0f})")
             continue
-        carry = carry_run(run_dir, record, unfinished_dir(carried, run_id), room)
+        carry = carry_run(run_dir, record, copy, room + held)
         if carry is None:
             continue
         iterations, size = carry
         if iterations is None:
-            if unfinished_dir(carried, run_id).is_dir():
-                shutil.rmtree(unfinished_dir(carried, run_id))
+            if copy.is_dir():
+                shutil.rmtree(copy)
+                room += held
             lines.append(f"{run_id}: unfinished, not carried ({size / 2**20:.1f} MB: the repository "
                          f"would be over its budget of {REPOSITORY_BUDGET_MB:.0f} MB)")
             continue
-        room -= size
+        room += held - size
         lines.append(f"{run_id}: unfinished, carried at iteration {iterations}")
     return lines
 
