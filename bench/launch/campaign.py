@@ -58,10 +58,7 @@ SIZES = ((16, 16), (64, 64))
 SEEDS = (0, 1, 2)
 METHOD_ORDER = ("ccvae", "mathieu", "szabo", "mlvae", "gvae", "lord")
 # Methods whose training an open issue is changing: not trained until it lands (then removed here)
-HELD = {
-    "lord": "issue 41: its code penalty and regression weight are measured at 20 epochs first "
-            "(study lord-weights)",
-}
+HELD: dict[str, str] = {}
 DEFAULT_THREADS = 1  # measured beside a running test suite: docs/usage.md, "The paper campaign"
 DEFAULT_WORKERS = 1  # runs trained at once, each by its own process (start --workers)
 LOCK_HANDOVER = "BENCH_CAMPAIGN_LOCK"  # "slot:fd" of a lock a process exec'ing into a newer revision keeps
