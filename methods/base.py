@@ -113,9 +113,6 @@ class Method(abc.ABC):
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
     variational: ClassVar[bool] = True
     decodes: ClassVar[bool] = True  # every method decodes; an external model may not (bench/external_model.py)
-    # network tensors with a row per training image (LORD's stage-1 codes): part of the model,
-    # and the one part of its published weights that grows with the training set
-    per_image_tensors: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MethodConfig, image_shape: tuple[int, ...], device: torch.device,
                  seed: int, pair_graph: PairGraph | None = None):

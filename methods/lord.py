@@ -74,7 +74,6 @@ class LORD(Method):
     name = "lord"
     config_class = LORDConfig
     variational = False
-    per_image_tensors = ("z_codes.weight",)
 
     def build_networks(self, image_shape):
         check_image_shape(image_shape)

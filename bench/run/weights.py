@@ -25,7 +25,6 @@ WEIGHTS_FILE = "model.safetensors"
 # safetensors' metadata holds strings only: the method's state besides its tensors, as JSON
 EXTRA_STATE_KEY = "extra_state"
 TRAINING_STATE = ("networks", "optimisers", "schedulers")
-HEADER_BYTES_LIMIT = 2**20  # a header names tensors and their shapes: kilobytes
 
 
 def network_tensors(method: Method) -> dict[str, torch.Tensor]:
@@ -70,29 +69,6 @@ def read_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     if not isinstance(extra, dict):
         raise UnusableFile(f"weights file {path}: its extra state is not a JSON object")
     return tensors, extra
-
-
-def tensor_bytes(path: Path) -> dict[str, int]:
-    """The bytes of each tensor of a weights file, by name, from its header alone; {} when the
-    file is absent, a link, not a regular file, or its header is not a safetensors one."""
-    file = results.open_run_file(Path(path), results.CHECKPOINT_BYTES_LIMIT)
-    if file is None:
-        return {}
-    with file:
-        length = int.from_bytes(file.read(8), "little")
-        if not 0 < length <= HEADER_BYTES_LIMIT:
-            return {}
-        try:
-            header = json.loads(file.read(length))
-        except (ValueError, RecursionError):
-            return {}
-    sizes = {}
-    for name, entry in header.items() if isinstance(header, dict) else ():
-        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if (name != "__metadata__" and isinstance(offsets, list) and len(offsets) == 2
-                and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
-            sizes[name] = max(offsets[1] - offsets[0], 0)
-    return sizes
 
 
 def load_weights(method: Method, path: Path) -> None:
