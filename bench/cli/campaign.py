@@ -33,17 +33,14 @@ def command_campaign(args) -> int:
 
 def grid_options(args) -> dict:
     """The grid a start names (stored in the campaign's state): the paper's unless narrowed."""
+    from bench.cli.arguments import choose
     from bench.errors import ConfigError
     from bench.launch.campaign import METHOD_ORDER
     from bench.spec.presets import PRESETS
     grid: dict = {}
     try:
         if args.methods:  # "all" widens a campaign an earlier start narrowed
-            grid["methods"] = (list(METHOD_ORDER) if args.methods.strip() == "all"
-                               else [m.strip() for m in args.methods.split(",")])
-            unknown = [m for m in grid["methods"] if m not in METHOD_ORDER]
-            if unknown:
-                raise ConfigError(f"--methods: unknown method {unknown[0]!r}")
+            grid["methods"] = choose(args.methods, dict.fromkeys(METHOD_ORDER), "method")
         if args.seeds:
             grid["seeds"] = [int(s) for s in args.seeds.split(",")]
         if args.sizes:
