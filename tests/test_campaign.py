@@ -994,3 +994,25 @@ def test_a_carried_copy_no_run_of_this_machine_replaces_keeps_its_room(tmp_path)
     campaign = Campaign(tmp_path / "campaign")
     assert carrying.carry_unfinished(campaign, carrying.carry_folder(paper), 0, room=0) == []
     assert (copy / "checkpoint.pt").is_file()  # not this machine's run: left as it was
+
+
+def test_a_carried_copy_that_is_a_link_is_refused_in_one_line_and_its_target_kept(tmp_path):
+    """results/campaign/unfinished/ comes with the repository, maybe from someone else: a run's
+    carried copy that is a link is named (UnusablePath), and what it points to is left as it was,
+    whether the run has finished (its copy would be removed) or not (replaced)."""
+    from bench.errors import UnusablePath
+    from bench.launch import carry as carrying
+    campaign = Campaign(tmp_path / "campaign")
+    run_dir = results.runs_dir(campaign.results) / "ccvae-mnist-0000000001"
+    run_dir.mkdir(parents=True)
+    results.write_json_atomic(run_dir / results.STATUS_FILE, {"state": results.COMPLETE})
+    carried = tmp_path / "repo" / "results" / carrying.CARRY_FOLDER
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not bench's")
+    carrying.unfinished_dir(carried, run_dir.name).parent.mkdir(parents=True)
+    carrying.unfinished_dir(carried, run_dir.name).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UnusablePath, match="is a symbolic link"):
+        carrying.carry_unfinished(campaign, carried, 0)
+    assert (elsewhere / "keep.txt").read_text() == "not bench's"
+    assert carrying.unfinished_dir(carried, run_dir.name).is_symlink()

@@ -79,7 +79,8 @@ def carry_unfinished(campaign, carried: Path,
         if not results.is_plain_name(run_id) or run_dir.is_symlink() or not run_dir.is_dir():
             continue
         copy = unfinished_dir(carried, run_id)
-        held = folder_size(copy) if copy.is_dir() and not copy.is_symlink() else 0
+        results.not_a_link(copy)  # removed or replaced below: never what a link points to
+        held = folder_size(copy) if copy.is_dir() else 0
         if results.is_complete(run_dir):
             if copy.is_dir():
                 shutil.rmtree(copy)
